@@ -1,0 +1,1 @@
+"""Building blocks of the OTLP Error Summary agent; `main.py` is the entry point."""

@@ -1,0 +1,1 @@
+"""HTTP surfaces: the management API and the data plane."""

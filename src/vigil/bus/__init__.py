@@ -1,0 +1,1 @@
+"""The bus: NATS JetStream streams, consumers and publishing, and the managed nats-server."""

@@ -1,0 +1,163 @@
+"""Every stream, subject and consumer of Vigil, and their settings, in one place.
+
+All streams use interest retention: a message stays until every consumer bound to it has acked
+it, so nothing is dropped while it is unprocessed, and the stream's byte limit with
+`discard: new` turns a backlog into backpressure (429 at the edge) instead of loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from vigil.settings import BusSettings
+
+RECORDS_STREAM = "VIGIL_RECORDS"
+BATCHES_STREAM = "VIGIL_BATCHES"
+OUTPUTS_STREAM = "VIGIL_OUTPUTS"
+DELIVERIES_STREAM = "VIGIL_DELIVERIES"
+
+ROUTER_CONSUMER = "router"
+SINK_ROUTER_CONSUMER = "sink-router"
+CONFIG_SUBJECT = "vigil.control.config"
+
+
+def records_subject(project_id: str) -> str:
+    return f"vigil.records.{project_id}"
+
+
+def batches_subject(project_id: str, pipeline: str) -> str:
+    return f"vigil.batches.{project_id}.{pipeline}"
+
+
+def outputs_subject(project_id: str) -> str:
+    return f"vigil.outputs.{project_id}"
+
+
+def deliveries_subject(project_id: str, sink_id: str) -> str:
+    return f"vigil.deliveries.{project_id}.{sink_id}"
+
+
+def agent_consumer_name(project_id: str, pipeline: str) -> str:
+    return f"agent-{project_id}-{pipeline}"
+
+
+def sink_consumer_name(sink_id: str) -> str:
+    return f"sink-{sink_id}"
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    stream: str
+    config: ConsumerConfig
+
+    @property
+    def name(self) -> str:
+        assert self.config.durable_name is not None
+        return self.config.durable_name
+
+
+@dataclass(frozen=True)
+class Topology:
+    settings: BusSettings
+
+    def streams(self) -> list[StreamConfig]:
+        s = self.settings
+        return [
+            self._stream(RECORDS_STREAM, "vigil.records.>", s.records_max_bytes, s.records_max_age_s),
+            self._stream(BATCHES_STREAM, "vigil.batches.>", s.batches_max_bytes, s.max_age_s),
+            self._stream(OUTPUTS_STREAM, "vigil.outputs.>", s.outputs_max_bytes, s.max_age_s),
+            self._stream(DELIVERIES_STREAM, "vigil.deliveries.>", s.outputs_max_bytes, s.max_age_s),
+        ]
+
+    def _stream(self, name: str, subject: str, max_bytes: int, max_age_s: float) -> StreamConfig:
+        return StreamConfig(
+            name=name,
+            subjects=[subject],
+            retention=RetentionPolicy.INTEREST,
+            discard=DiscardPolicy.NEW,
+            max_bytes=max_bytes,
+            max_age=max_age_s,
+            max_msg_size=self.settings.max_message_bytes,
+            storage=StorageType.FILE,
+            num_replicas=self.settings.replicas,
+            duplicate_window=self.settings.duplicate_window_s,
+        )
+
+    def router_consumer(self) -> ConsumerSpec:
+        return self._consumer(
+            RECORDS_STREAM,
+            ROUTER_CONSUMER,
+            "vigil.records.>",
+            max_pending=self.settings.router_max_pending,
+            max_deliver=self.settings.max_deliver,
+        )
+
+    def sink_router_consumer(self) -> ConsumerSpec:
+        return self._consumer(
+            OUTPUTS_STREAM,
+            SINK_ROUTER_CONSUMER,
+            "vigil.outputs.>",
+            max_pending=1024,
+            max_deliver=self.settings.max_deliver,
+        )
+
+    def agent_consumer(
+        self, project_id: str, pipeline: str, *, ack_wait_s: float, max_pending: int, max_attempts: int
+    ) -> ConsumerSpec:
+        return self._consumer(
+            BATCHES_STREAM,
+            agent_consumer_name(project_id, pipeline),
+            batches_subject(project_id, pipeline),
+            max_pending=max_pending,
+            ack_wait_s=ack_wait_s,
+            max_deliver=max_attempts + 3,
+        )
+
+    def sink_consumer(
+        self, project_id: str, sink_id: str, *, ack_wait_s: float, max_attempts: int
+    ) -> ConsumerSpec:
+        return self._consumer(
+            DELIVERIES_STREAM,
+            sink_consumer_name(sink_id),
+            deliveries_subject(project_id, sink_id),
+            max_pending=64,
+            ack_wait_s=ack_wait_s,
+            max_deliver=max_attempts + 3,
+        )
+
+    def _consumer(
+        self,
+        stream: str,
+        name: str,
+        subject: str,
+        *,
+        max_pending: int,
+        max_deliver: int,
+        ack_wait_s: float | None = None,
+    ) -> ConsumerSpec:
+        # Retries are paced by the deliverers (nak with a delay) and end in Vigil's dead-letter
+        # store at the configured attempt count; the bus-level bound sits a little above it, a
+        # guard against a message that crashes its worker.
+        return ConsumerSpec(
+            stream,
+            ConsumerConfig(
+                durable_name=name,
+                name=name,
+                filter_subject=subject,
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=ack_wait_s or self.settings.ack_wait_s,
+                max_deliver=max_deliver,
+                max_ack_pending=max_pending,
+            ),
+        )

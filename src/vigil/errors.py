@@ -1,0 +1,93 @@
+"""Errors split the way callers must react to them.
+
+`UserError` subclasses are the caller's mistake: they map to a 4xx and retrying the same request
+will not help. `TransientError` subclasses are run-time failures that a retry may fix; they carry
+`retry_after` where the system knows how long to wait.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class VigilError(Exception):
+    code = "internal_error"
+    status = 500
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class UserError(VigilError):
+    code = "bad_request"
+    status = 400
+
+
+class InvalidPayload(UserError):
+    code = "invalid_payload"
+    status = 400
+
+
+class Unauthorized(UserError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(UserError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(UserError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(UserError):
+    code = "conflict"
+    status = 409
+
+
+class PayloadTooLarge(UserError):
+    code = "payload_too_large"
+    status = 413
+
+
+class ValidationFailed(UserError):
+    code = "validation_error"
+    status = 422
+
+
+class TransientError(VigilError):
+    """A failure that may succeed on retry."""
+
+    code = "unavailable"
+    status = 503
+
+    def __init__(
+        self, message: str, *, retry_after: float = 1.0, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
+class Backpressure(TransientError):
+    """The bus or an in-process buffer is over its limit: shed load, tell the client when to retry."""
+
+    code = "overloaded"
+    status = 429
+
+
+class DeliveryError(Exception):
+    """An attempt to hand work to an agent or a sink failed.
+
+    `retryable` says whether another attempt may succeed (5xx, timeouts, connection errors) or
+    whether the work must go to the dead-letter store at once (4xx, invalid configuration).
+    """
+
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status

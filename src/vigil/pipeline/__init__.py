@@ -1,0 +1,1 @@
+"""Per project and pipeline: filter, batch, deliver to the agent."""

@@ -1,0 +1,1 @@
+"""Edges where telemetry enters: OTLP over HTTP and gRPC, and agents' outputs."""

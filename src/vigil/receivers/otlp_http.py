@@ -1,0 +1,104 @@
+"""OTLP/HTTP receiver (`/v1/logs`, protobuf or JSON, gzip) and the agents' data plane."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+import orjson
+from fastapi import FastAPI, Header, Request, Response
+from fastapi.responses import ORJSONResponse
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from pydantic import ValidationError
+
+from vigil import __version__
+from vigil.api.errors import install_error_handlers
+from vigil.errors import InvalidPayload, PayloadTooLarge, ValidationFailed
+from vigil.outputs import AgentOutputIn
+from vigil.receivers.agent_output import OutputIntake
+from vigil.receivers.ingest import Ingestor
+from vigil.receivers.keys import KeyResolver, key_from_headers
+
+_EMPTY_PROTOBUF_RESPONSE = ExportLogsServiceResponse().SerializeToString()
+
+ApiKeyHeader = Annotated[str | None, Header(alias="X-API-Key")]
+AuthorizationHeader = Annotated[str | None, Header(alias="Authorization")]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read at most `limit` bytes: a too-large body is refused before it is held in memory."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_receiver_app(
+    ingestor: Ingestor,
+    outputs: OutputIntake,
+    keys: KeyResolver,
+    *,
+    max_body_bytes: int,
+    ready: Callable[[], Awaitable[bool]],
+) -> FastAPI:
+    app = FastAPI(title="Vigil receiver", version=__version__, docs_url="/docs", redoc_url=None)
+    install_error_handlers(app)
+
+    @app.post("/v1/logs", summary="OTLP/HTTP logs export (protobuf or JSON)")
+    async def export_logs(
+        request: Request, x_api_key: ApiKeyHeader = None, authorization: AuthorizationHeader = None
+    ) -> Response:
+        project_id = await keys.project_for(key_from_headers(x_api_key, authorization))
+        body = await read_body(request, max_body_bytes)
+        content_type = request.headers.get("content-type")
+        await ingestor.export_logs(
+            project_id,
+            body,
+            content_type=content_type,
+            content_encoding=request.headers.get("content-encoding"),
+        )
+        if content_type and content_type.split(";")[0].strip().lower() == "application/json":
+            return Response(b"{}", media_type="application/json")
+        return Response(_EMPTY_PROTOBUF_RESPONSE, media_type="application/x-protobuf")
+
+    @app.post("/internal/agent-output", summary="An agent's output for a batch (seed 000 contract)")
+    async def agent_output(
+        request: Request,
+        x_api_key: ApiKeyHeader = None,
+        authorization: AuthorizationHeader = None,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    ) -> ORJSONResponse:
+        project_id = await keys.project_for(key_from_headers(x_api_key, authorization))
+        raw = await read_body(request, max_body_bytes)
+        try:
+            body = AgentOutputIn.model_validate(orjson.loads(raw))
+        except orjson.JSONDecodeError as exc:
+            raise InvalidPayload(f"body is not valid JSON: {exc}") from exc
+        except ValidationError as exc:
+            problems = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+            first = problems[0]
+            raise ValidationFailed(
+                f"{'.'.join(map(str, first['loc']))}: {first['msg']}", details={"errors": problems}
+            ) from exc
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= 200:
+            raise InvalidPayload("Idempotency-Key must be 1-200 characters")
+        envelope = await outputs.accept(project_id, body, idempotency_key)
+        return ORJSONResponse({"id": envelope.id, "request_id": envelope.request_id, "status": "accepted"})
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> ORJSONResponse:
+        ok = await ready()
+        return ORJSONResponse({"status": "ready" if ok else "not_ready"}, status_code=200 if ok else 503)
+
+    return app

@@ -1,0 +1,91 @@
+"""The flat log record of seed 000 and its conversion from OTLP.
+
+{"resourceAttributes": {...}, "severityNumber": 17, "severityText": "ERROR", "body": "...",
+ "attributes": {...}, "traceId": "hex", "spanId": "hex", "timestamp": "RFC 3339"}
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from vigil.severity import SEVERITY_BY_NAME, severity_text
+
+FlatRecord = dict[str, Any]
+
+
+def any_value(value: AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "kvlist_value":
+        return attributes(value.kvlist_value.values)
+    if kind == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return None
+
+
+def attributes(pairs: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    kv: KeyValue
+    for kv in pairs:
+        out[kv.key] = any_value(kv.value)
+    return out
+
+
+def body_text(value: AnyValue) -> str:
+    """Bodies are strings in the flat format; structured bodies become compact JSON."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind is None:
+        return ""
+    converted = any_value(value)
+    if isinstance(converted, dict | list):
+        return orjson.dumps(converted).decode()
+    return str(converted)
+
+
+def rfc3339(unix_nano: int) -> str:
+    seconds, nanos = divmod(unix_nano, 1_000_000_000)
+    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if nanos:
+        text += "." + f"{nanos:09d}".rstrip("0")
+    return text + "Z"
+
+
+def effective_severity(record: LogRecord) -> int:
+    """Severity number, derived from the text when a client sent only the text."""
+    number: int = record.severity_number
+    if number or not record.severity_text:
+        return number
+    base = record.severity_text.strip().upper()
+    return SEVERITY_BY_NAME.get(base, 0)
+
+
+def flatten(record: LogRecord, resource_attributes: dict[str, Any], received_unix_nano: int) -> FlatRecord:
+    severity = effective_severity(record)
+    timestamp = record.time_unix_nano or record.observed_time_unix_nano or received_unix_nano
+    return {
+        "resourceAttributes": resource_attributes,
+        "severityNumber": severity,
+        "severityText": record.severity_text or severity_text(severity),
+        "body": body_text(record.body),
+        "attributes": attributes(record.attributes),
+        "traceId": record.trace_id.hex(),
+        "spanId": record.span_id.hex(),
+        "timestamp": rfc3339(timestamp),
+    }

@@ -1,0 +1,77 @@
+"""The one settings object. Every value can come from a `VIGIL_`-prefixed environment variable
+(nested values with `__`, for example `VIGIL_BUS__SYNC_INTERVAL=always`) or a `.env` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+class BusSettings(BaseModel):
+    """JetStream streams, consumers and the managed server. See docs/configuration.md."""
+
+    records_max_bytes: int = Field(default=2 * GiB, ge=MiB, description="Records stream size limit.")
+    records_max_age_s: float = Field(default=7 * 86_400, gt=0)
+    batches_max_bytes: int = Field(default=1 * GiB, ge=MiB)
+    outputs_max_bytes: int = Field(default=512 * MiB, ge=MiB)
+    max_age_s: float = Field(default=7 * 86_400, gt=0, description="Retention of batches and outputs.")
+    duplicate_window_s: float = Field(default=120.0, gt=0, description="Idempotent-publish window.")
+    max_message_bytes: int = Field(default=MiB, ge=64 * 1024, le=8 * MiB)
+    sync_interval: str = Field(
+        default="2m",
+        description="How often the managed server fsyncs its store: a duration such as 2m, or 'always'.",
+    )
+    replicas: int = Field(default=1, ge=1, le=5, description="Stream replicas (3 on a cluster).")
+    ack_wait_s: float = Field(default=30.0, gt=0)
+    max_deliver: int = Field(default=20, ge=1, description="Bus-level redelivery bound for records.")
+    router_max_pending: int = Field(default=512, ge=1, description="Records messages held unacked.")
+    server_max_memory: str = Field(default="256MB")
+    server_max_store: str = Field(default="20GB")
+
+    @field_validator("sync_interval")
+    @classmethod
+    def _sync(cls, value: str) -> str:
+        if value != "always" and not (value[:-1].isdigit() and value[-1] in "smh"):
+            raise ValueError("sync_interval must be 'always' or a duration such as 500ms, 10s, 2m, 1h")
+        return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VIGIL_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    data_dir: Path = Path(".vigil")
+    admin_token: SecretStr | None = None
+    database_url: SecretStr | None = Field(
+        default=None, description="SQLAlchemy async URL; default SQLite in the data directory."
+    )
+    nats_url: str | None = Field(default=None, description="Use this NATS server or cluster.")
+    config_file: Path | None = Field(default=None, description="A vigil.yaml applied at start.")
+
+    host: str = "0.0.0.0"
+    otlp_http_port: int = Field(default=4318, ge=0, le=65535)
+    otlp_grpc_port: int = Field(default=4317, ge=0, le=65535)
+    api_port: int = Field(default=8080, ge=0, le=65535)
+
+    max_request_bytes: int = Field(default=16 * MiB, ge=1024, description="After decompression.")
+    max_inflight_ingest_bytes: int = Field(
+        default=256 * MiB, ge=MiB, description="Bodies waiting for the bus; over it ingest sheds (429)."
+    )
+    key_cache_ttl_s: float = Field(default=5.0, ge=0)
+
+    bus: BusSettings = Field(default_factory=BusSettings)
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "console"
+
+    def sqlalchemy_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'vigil.db').resolve()}"

@@ -1,0 +1,186 @@
+"""Wire formats of what users configure: pipelines (filter, batch, agent) and sinks.
+
+The same models validate the REST API, the CLI and `vigil.yaml`, so an error reads the same
+wherever the configuration came from.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from vigil.severity import parse_severity
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+"""Pipeline names become NATS subject tokens and consumer names: no dots, wildcards or spaces."""
+
+Scalar = str | int | float | bool
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ValueMatch(_Strict):
+    """How one attribute is matched: `equals` (string forms compared), `regex`, `in`, or `exists`."""
+
+    equals: Scalar | None = None
+    regex: str | None = None
+    in_: list[Scalar] | None = Field(default=None, alias="in")
+    exists: bool | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_value_means_equals(cls, data: Any) -> Any:
+        if isinstance(data, str | int | float | bool):
+            return {"equals": data}
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ValueMatch:
+        given = [n for n in ("equals", "regex", "in_", "exists") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of equals, regex, in, exists")
+        if self.regex is not None:
+            _check_regex(self.regex)
+        return self
+
+
+class BodyMatch(_Strict):
+    contains: str | None = None
+    regex: str | None = None
+    ignore_case: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_string_means_contains(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"contains": data}
+        return data
+
+    @model_validator(mode="after")
+    def _one_of(self) -> BodyMatch:
+        if (self.contains is None) == (self.regex is None):
+            raise ValueError("give exactly one of contains, regex")
+        if self.regex is not None:
+            _check_regex(self.regex)
+        return self
+
+
+def _check_regex(pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regex {pattern!r}: {exc}") from exc
+
+
+class FilterSpec(_Strict):
+    """Which records a pipeline takes. Every condition given must hold; an empty filter takes all."""
+
+    min_severity: int | None = Field(default=None, description="Name (ERROR) or number (1-24).")
+    services: list[str] | None = Field(default=None, description="service.name must be one of these.")
+    attributes: dict[str, ValueMatch] = Field(default_factory=dict)
+    resource_attributes: dict[str, ValueMatch] = Field(default_factory=dict)
+    body: BodyMatch | None = None
+
+    @field_validator("min_severity", mode="before")
+    @classmethod
+    def _severity(cls, value: Any) -> int | None:
+        if value is None:
+            return None
+        return parse_severity(value)
+
+    @field_validator("services")
+    @classmethod
+    def _services(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("services must not be empty; omit it to take every service")
+        return value
+
+
+class BatchSpec(_Strict):
+    max_records: int = Field(default=10, ge=1, le=1000)
+    max_wait_ms: int = Field(default=500, ge=1, le=600_000)
+
+
+class RetrySpec(_Strict):
+    max_attempts: int = Field(default=10, ge=1, le=1000)
+    initial_backoff_s: float = Field(default=0.5, gt=0, le=3600)
+    max_backoff_s: float = Field(default=60.0, gt=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RetrySpec:
+        if self.max_backoff_s < self.initial_backoff_s:
+            raise ValueError("max_backoff_s must be at least initial_backoff_s")
+        return self
+
+
+class AgentSpec(_Strict):
+    endpoint: str = Field(description="http(s) URL the batches are POSTed to.")
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+    concurrency: int = Field(default=4, ge=1, le=256, description="Batches in flight at once.")
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        if value.startswith(("http://", "https://")):
+            AnyHttpUrl(value)
+            return value
+        raise ValueError("endpoint must be an http:// or https:// URL")
+
+    @field_serializer("headers", when_used="json")
+    def _hide_headers(self, headers: dict[str, SecretStr]) -> dict[str, str]:
+        return {k: "**********" for k in headers}
+
+
+class PipelineSpec(_Strict):
+    filter: FilterSpec = Field(default_factory=FilterSpec)
+    batch: BatchSpec = Field(default_factory=BatchSpec)
+    agent: AgentSpec
+    enabled: bool = True
+
+
+class WebhookSinkSpec(_Strict):
+    type: Literal["webhook"]
+    name: str | None = None
+    url: AnyHttpUrl
+    secret: SecretStr | None = Field(default=None, description="Signs each delivery (HMAC-SHA256).")
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+
+
+class SlackSinkSpec(_Strict):
+    type: Literal["slack"]
+    name: str | None = None
+    webhook_url: SecretStr = Field(description="Slack incoming-webhook URL (a secret).")
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, value: SecretStr) -> SecretStr:
+        AnyHttpUrl(value.get_secret_value())
+        return value
+
+
+SinkSpec = Annotated[WebhookSinkSpec | SlackSinkSpec, Field(discriminator="type")]
+
+
+class ProjectSpec(_Strict):
+    name: str = Field(min_length=1, max_length=200)

@@ -1,0 +1,1 @@
+"""State: projects, keys, pipelines, sinks, batches, outputs and dead letters (SQLAlchemy)."""

@@ -1,0 +1,106 @@
+"""Tables. Portable SQL only: the same schema runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime]
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class Pipeline(Base):
+    __tablename__ = "pipelines"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    spec: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Sink(Base):
+    __tablename__ = "sinks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(200))
+    spec: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class Batch(Base):
+    """A batch handed to an agent; its id is the X-Request-ID the agent answers with."""
+
+    __tablename__ = "batches"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(36), index=True)
+    pipeline: Mapped[str] = mapped_column(String(63))
+    record_count: Mapped[int] = mapped_column(Integer)
+    records: Mapped[list[Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Output(Base):
+    __tablename__ = "outputs"
+    __table_args__ = (
+        UniqueConstraint("project_id", "idempotency_key", name="uq_outputs_idempotency"),
+        Index("ix_outputs_project_received", "project_id", "received_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(36))
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    pipeline: Mapped[str | None] = mapped_column(String(63))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime]
+
+
+class DeadLetter(Base):
+    """Work that exhausted its retries or was refused for good, kept for inspection and replay."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index("ix_dead_letters_project_created", "project_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(63))
+    ref: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(255))
+    message: Mapped[str] = mapped_column(Text)
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    replayed_at: Mapped[datetime | None]

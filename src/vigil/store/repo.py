@@ -1,0 +1,349 @@
+"""Reads and writes of Vigil's state. Callers get plain rows and our own errors, never SQL errors."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import AnyUrl, BaseModel, SecretStr
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from vigil.errors import Conflict, NotFound
+from vigil.specs import PipelineSpec
+from vigil.store.db import session_factory
+from vigil.store.models import ApiKey, Batch, DeadLetter, Output, Pipeline, Project, Sink
+
+KEY_PREFIX = "vgl_"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def reveal(value: Any) -> Any:
+    """A spec as stored: secrets in clear (the database holds them), URLs as strings."""
+    if isinstance(value, BaseModel):
+        return reveal(value.model_dump(mode="python", by_alias=True, exclude_none=True))
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, AnyUrl):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: reveal(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [reveal(v) for v in value]
+    return value
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = session_factory(engine)
+
+    def session(self) -> AsyncSession:
+        session: AsyncSession = self._sessions()
+        return session
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # projects
+
+    async def create_project(self, name: str, project_id: str | None = None) -> Project:
+        project = Project(id=project_id or new_id(), name=name, created_at=utcnow())
+        async with self.session() as s:
+            s.add(project)
+            try:
+                await s.commit()
+            except IntegrityError as exc:
+                raise Conflict(f"a project named {name!r} exists", details={"name": name}) from exc
+        return project
+
+    async def list_projects(self) -> Sequence[Project]:
+        async with self.session() as s:
+            return (await s.scalars(select(Project).order_by(Project.created_at))).all()
+
+    async def get_project(self, project_id: str) -> Project:
+        async with self.session() as s:
+            project = await s.get(Project, project_id)
+        if project is None:
+            raise NotFound(f"no project {project_id!r}", details={"project_id": project_id})
+        return project
+
+    async def find_project(self, name: str) -> Project | None:
+        async with self.session() as s:
+            return (await s.scalars(select(Project).where(Project.name == name))).first()
+
+    async def delete_project(self, project_id: str) -> None:
+        await self.get_project(project_id)
+        async with self.session() as s:
+            for table in (ApiKey, Pipeline, Sink):
+                await s.execute(delete(table).where(table.project_id == project_id))
+            await s.execute(delete(Project).where(Project.id == project_id))
+            await s.commit()
+
+    # API keys
+
+    async def create_key(self, project_id: str, name: str, key: str | None = None) -> tuple[ApiKey, str]:
+        await self.get_project(project_id)
+        plaintext = key or generate_key()
+        row = ApiKey(
+            id=new_id(),
+            project_id=project_id,
+            name=name,
+            prefix=plaintext[:12],
+            key_hash=hash_key(plaintext),
+            created_at=utcnow(),
+            revoked_at=None,
+        )
+        async with self.session() as s:
+            s.add(row)
+            try:
+                await s.commit()
+            except IntegrityError as exc:
+                raise Conflict("that key is already registered") from exc
+        return row, plaintext
+
+    async def list_keys(self, project_id: str) -> Sequence[ApiKey]:
+        await self.get_project(project_id)
+        async with self.session() as s:
+            query = select(ApiKey).where(ApiKey.project_id == project_id).order_by(ApiKey.created_at)
+            return (await s.scalars(query)).all()
+
+    async def revoke_key(self, project_id: str, key_id: str) -> ApiKey:
+        async with self.session() as s:
+            row = await s.get(ApiKey, key_id)
+            if row is None or row.project_id != project_id:
+                raise NotFound(f"no key {key_id!r} in project {project_id!r}")
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+                await s.commit()
+            return row
+
+    async def project_for_key(self, plaintext: str) -> str | None:
+        async with self.session() as s:
+            query = select(ApiKey.project_id).where(
+                ApiKey.key_hash == hash_key(plaintext), ApiKey.revoked_at.is_(None)
+            )
+            return (await s.scalars(query)).first()
+
+    # pipelines
+
+    async def put_pipeline(self, project_id: str, name: str, spec: PipelineSpec) -> tuple[Pipeline, bool]:
+        await self.get_project(project_id)
+        stored = reveal(spec)
+        now = utcnow()
+        async with self.session() as s:
+            row = await s.get(Pipeline, (project_id, name))
+            created = row is None
+            if row is None:
+                row = Pipeline(project_id=project_id, name=name, spec=stored, created_at=now, updated_at=now)
+                s.add(row)
+            else:
+                row.spec, row.updated_at = stored, now
+            await s.commit()
+        return row, created
+
+    async def get_pipeline(self, project_id: str, name: str) -> Pipeline:
+        async with self.session() as s:
+            row = await s.get(Pipeline, (project_id, name))
+        if row is None:
+            raise NotFound(f"no pipeline {name!r} in project {project_id!r}")
+        return row
+
+    async def list_pipelines(self, project_id: str | None = None) -> Sequence[Pipeline]:
+        async with self.session() as s:
+            query = select(Pipeline).order_by(Pipeline.project_id, Pipeline.name)
+            if project_id is not None:
+                query = query.where(Pipeline.project_id == project_id)
+            return (await s.scalars(query)).all()
+
+    async def delete_pipeline(self, project_id: str, name: str) -> None:
+        await self.get_pipeline(project_id, name)
+        async with self.session() as s:
+            await s.execute(delete(Pipeline).where(Pipeline.project_id == project_id, Pipeline.name == name))
+            await s.commit()
+
+    # sinks
+
+    async def add_sink(self, project_id: str, spec: BaseModel) -> Sink:
+        await self.get_project(project_id)
+        stored = reveal(spec)
+        row = Sink(
+            id=new_id(),
+            project_id=project_id,
+            type=stored["type"],
+            name=stored.get("name"),
+            spec=stored,
+            created_at=utcnow(),
+        )
+        async with self.session() as s:
+            s.add(row)
+            await s.commit()
+        return row
+
+    async def list_sinks(self, project_id: str | None = None) -> Sequence[Sink]:
+        async with self.session() as s:
+            query = select(Sink).order_by(Sink.created_at)
+            if project_id is not None:
+                query = query.where(Sink.project_id == project_id)
+            return (await s.scalars(query)).all()
+
+    async def get_sink(self, project_id: str, sink_id: str) -> Sink:
+        async with self.session() as s:
+            row = await s.get(Sink, sink_id)
+        if row is None or row.project_id != project_id:
+            raise NotFound(f"no sink {sink_id!r} in project {project_id!r}")
+        return row
+
+    async def delete_sink(self, project_id: str, sink_id: str) -> None:
+        await self.get_sink(project_id, sink_id)
+        async with self.session() as s:
+            await s.execute(delete(Sink).where(Sink.id == sink_id))
+            await s.commit()
+
+    # batches
+
+    async def add_batches(self, rows: Sequence[Batch]) -> None:
+        """Insert batches, ignoring ones already recorded (a redelivered batch keeps its row)."""
+        async with self.session() as s:
+            known = set(
+                (
+                    await s.scalars(
+                        select(Batch.request_id).where(Batch.request_id.in_([r.request_id for r in rows]))
+                    )
+                ).all()
+            )
+            s.add_all([r for r in rows if r.request_id not in known])
+            await s.commit()
+
+    async def set_batch_status(
+        self, request_id: str, status: str, attempts: int, error: str | None = None
+    ) -> None:
+        async with self.session() as s:
+            await s.execute(
+                update(Batch)
+                .where(Batch.request_id == request_id)
+                .values(status=status, attempts=attempts, last_error=error, updated_at=utcnow())
+            )
+            await s.commit()
+
+    async def get_batch(self, request_id: str) -> Batch | None:
+        async with self.session() as s:
+            return await s.get(Batch, request_id)
+
+    async def list_batches(self, project_id: str, *, status: str | None, limit: int) -> Sequence[Batch]:
+        async with self.session() as s:
+            query = select(Batch).where(Batch.project_id == project_id)
+            if status is not None:
+                query = query.where(Batch.status == status)
+            return (await s.scalars(query.order_by(Batch.created_at.desc()).limit(limit))).all()
+
+    async def batch_counts(self, project_id: str) -> dict[str, dict[str, int]]:
+        async with self.session() as s:
+            query = (
+                select(Batch.status, func.count(), func.sum(Batch.record_count))
+                .where(Batch.project_id == project_id)
+                .group_by(Batch.status)
+            )
+            return {
+                row[0]: {"batches": row[1], "records": int(row[2] or 0)} for row in await s.execute(query)
+            }
+
+    # outputs
+
+    async def add_output(self, output: Output) -> tuple[Output, bool]:
+        """Store an output once; with an idempotency key, a repeat returns the first one."""
+        async with self.session() as s:
+            if output.idempotency_key is not None:
+                query = select(Output).where(
+                    Output.project_id == output.project_id, Output.idempotency_key == output.idempotency_key
+                )
+                existing = (await s.scalars(query)).first()
+                if existing is not None:
+                    return existing, False
+            existing = await s.get(Output, output.id)
+            if existing is not None:
+                return existing, False
+            s.add(output)
+            try:
+                await s.commit()
+            except IntegrityError:
+                await s.rollback()
+                return await self.add_output(output)
+        return output, True
+
+    async def list_outputs(
+        self, project_id: str, *, limit: int, request_id: str | None = None
+    ) -> Sequence[Output]:
+        async with self.session() as s:
+            query = select(Output).where(Output.project_id == project_id)
+            if request_id is not None:
+                query = query.where(Output.request_id == request_id)
+            return (await s.scalars(query.order_by(Output.received_at.desc()).limit(limit))).all()
+
+    # dead letters
+
+    async def add_dead_letter(self, row: DeadLetter) -> None:
+        async with self.session() as s:
+            s.add(row)
+            await s.commit()
+
+    async def list_dead_letters(
+        self, project_id: str, *, kind: str | None, include_replayed: bool, limit: int
+    ) -> Sequence[DeadLetter]:
+        async with self.session() as s:
+            query = select(DeadLetter).where(DeadLetter.project_id == project_id)
+            if kind is not None:
+                query = query.where(DeadLetter.kind == kind)
+            if not include_replayed:
+                query = query.where(DeadLetter.replayed_at.is_(None))
+            return (await s.scalars(query.order_by(DeadLetter.created_at).limit(limit))).all()
+
+    async def get_dead_letter(self, project_id: str, dead_letter_id: str) -> DeadLetter:
+        async with self.session() as s:
+            row = await s.get(DeadLetter, dead_letter_id)
+        if row is None or row.project_id != project_id:
+            raise NotFound(f"no dead letter {dead_letter_id!r} in project {project_id!r}")
+        return row
+
+    async def mark_replayed(self, dead_letter_id: str) -> None:
+        async with self.session() as s:
+            await s.execute(
+                update(DeadLetter).where(DeadLetter.id == dead_letter_id).values(replayed_at=utcnow())
+            )
+            await s.commit()
+
+    async def counts(self, project_id: str) -> dict[str, Any]:
+        async with self.session() as s:
+            outputs = await s.scalar(
+                select(func.count()).select_from(Output).where(Output.project_id == project_id)
+            )
+            dead = await s.scalar(
+                select(func.count())
+                .select_from(DeadLetter)
+                .where(DeadLetter.project_id == project_id, DeadLetter.replayed_at.is_(None))
+            )
+        return {
+            "batches": await self.batch_counts(project_id),
+            "outputs": outputs or 0,
+            "dead_letters": dead or 0,
+        }

@@ -1,0 +1,1 @@
+"""Shared test doubles: real local servers that speak vendors' protocols, never mocks of our code."""

@@ -34,7 +34,9 @@ def make_output(payload: dict[str, Any] | None = None, **overrides: Any) -> Outp
         "pipeline": "errors",
         "batch_records": 7,
         "received_at": datetime(2024, 1, 15, 10, 30, tzinfo=UTC),
-        "payload": payload if payload is not None else {"summary": "DB pool exhausted", "severity": "critical"},
+        "payload": payload
+        if payload is not None
+        else {"summary": "DB pool exhausted", "severity": "critical"},
     }
     fields.update(overrides)
     return OutputEnvelope(**fields)
@@ -129,7 +131,9 @@ def test_tampered_body_wrong_secret_or_timestamp_fail_verification() -> None:
         ("1700000000", "v0=00", False),
     ],
 )
-def test_malformed_headers_fail_verification(timestamp: str | None, signature: str | None, expected: bool) -> None:
+def test_malformed_headers_fail_verification(
+    timestamp: str | None, signature: str | None, expected: bool
+) -> None:
     assert verify(SECRET, timestamp, signature, b"{}", now=1_700_000_000) is expected
 
 
@@ -172,7 +176,16 @@ async def test_wrong_secret_is_refused(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize(
     ("status", "retryable"),
-    [(500, True), (502, True), (503, True), (429, True), (408, True), (400, False), (404, False), (410, False)],
+    [
+        (500, True),
+        (502, True),
+        (503, True),
+        (429, True),
+        (408, True),
+        (400, False),
+        (404, False),
+        (410, False),
+    ],
 )
 async def test_status_classification(client: httpx.AsyncClient, status: int, retryable: bool) -> None:
     async with WebhookReceiver(secret=SECRET) as rx:
@@ -195,7 +208,7 @@ async def test_redirect_is_not_followed_and_is_permanent(client: httpx.AsyncClie
 
 async def test_timeout_is_retryable(client: httpx.AsyncClient) -> None:
     async with WebhookReceiver() as rx:
-        rx.delay_next(1, seconds=1.5)
+        rx.delay_next(1, seconds=1.0)
         sink = WebhookSink(webhook_spec(rx.url, timeout_s=0.2), client)
         started = time.monotonic()
         with pytest.raises(DeliveryError) as info:

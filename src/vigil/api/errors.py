@@ -5,23 +5,42 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vigil.errors import TransientError, VigilError
 
 log = logging.getLogger(__name__)
 
+
+class ORJSONResponse(JSONResponse):
+    """JSON rendered by orjson (datetimes, UUIDs and speed included)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 _CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
-    429: "overloaded", 503: "unavailable",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "overloaded",
+    503: "unavailable",
 }
 
 
-def error_response(status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None) -> ORJSONResponse:
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> ORJSONResponse:
     return ORJSONResponse(
         {"error": code, "message": message, "details": details or {}}, status_code=status, headers=headers
     )

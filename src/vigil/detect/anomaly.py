@@ -30,6 +30,14 @@ class DetectorConfig:
     suppress: int = 100
     suppress_factor: float = 0.5
     use_diff: bool = True
+    z_half: float = 4.0
+    veto_margin: float = 2.0
+    value_mode: str = "robust"
+    feature_min_n: int = 0
+    combine: str = "max"
+    reset_short: int = 0
+    reset_z: float = 6.0
+    alert_level: float = 0.6
 
 
 def _phi(z: float) -> float:
@@ -39,7 +47,8 @@ def _phi(z: float) -> float:
 class _Feature:
     """Likelihood stage: recent mean of a surprise vs its long-run distribution."""
 
-    def __init__(self, short: int, alpha: float) -> None:
+    def __init__(self, short: int, alpha: float, min_n: int = 0) -> None:
+        self.min_n = min_n
         self.recent: deque[float] = deque(maxlen=short)
         self.alpha = alpha
         self.mean = 0.0
@@ -49,11 +58,11 @@ class _Feature:
     def score(self, s: float) -> float:
         self.recent.append(s)
         m = sum(self.recent) / len(self.recent)
-        if self.n < 2:
-            out = 0.5
+        if self.n < max(2, self.min_n):
+            out = 0.0
         else:
             sd = math.sqrt(self.var) + 1e-6
-            out = _phi((m - self.mean) / sd)
+            out = (m - self.mean) / sd
         # update long-run stats with the short mean
         self.n += 1
         a = max(self.alpha, 1.0 / self.n)
@@ -97,6 +106,19 @@ class _Window:
             spread = abs(med) * 1e-3 + 1e-9
         return abs(x - med) / spread
 
+    def rank_surprise(self, x: float) -> float:
+        s = self.sorted
+        n = len(s)
+        lo = bisect_right(s, x)
+        hi = n - bisect_left(s, x)
+        out = -math.log((min(lo, hi) + 1) / (n + 1))
+        spread = (self.quantile(0.75) - self.quantile(0.25)) or (s[-1] - s[0]) or (abs(s[0]) * 1e-3 + 1e-9)
+        if x > s[-1]:
+            out += math.log1p((x - s[-1]) / spread)
+        elif x < s[0]:
+            out += math.log1p((s[0] - x) / spread)
+        return out
+
     def tail(self, x: float) -> float:
         n = len(self.sorted)
         lo = bisect_right(self.sorted, x)
@@ -112,13 +134,14 @@ class StreamingDetector:
         self.values = _Window(c.window)
         self.diffs = _Window(c.window)
         self.prev: float | None = None
-        self.f_value = _Feature(c.short, c.long_alpha)
-        self.f_diff = _Feature(c.short, c.long_alpha)
-        self.f_season = _Feature(c.short, c.long_alpha)
+        self.f_value = _Feature(c.short, c.long_alpha, c.feature_min_n)
+        self.f_diff = _Feature(c.short, c.long_alpha, c.feature_min_n)
+        self.f_season = _Feature(c.short, c.long_alpha, c.feature_min_n)
         self.first_ts: float | None = None
         self.s_mean = [0.0] * c.season_buckets
         self.s_dev = [0.0] * c.season_buckets
         self.s_n = [0] * c.season_buckets
+        self.recent_vals: deque[float] = deque(maxlen=c.reset_short or 1)
         self.last_alert = -(10**9)
         self.last_alert_score = 0.0
 
@@ -129,8 +152,11 @@ class StreamingDetector:
             self.first_ts = timestamp
         scores: list[float] = []
         if len(self.values) >= 10:
-            z = self.values.robust_z(value)
-            scores.append(self.f_value.score(math.log1p(z)))
+            if c.value_mode == "robust":
+                z = self.values.robust_z(value)
+                scores.append(self.f_value.score(math.log1p(z)))
+            else:
+                scores.append(self.f_value.score(self.values.rank_surprise(value)))
             if c.use_diff and self.prev is not None and len(self.diffs) >= 10:
                 d = abs(value - self.prev)
                 zd = self.diffs.robust_z(d)
@@ -154,7 +180,29 @@ class StreamingDetector:
             self.diffs.add(abs(value - self.prev))
         self.values.add(value)
         self.prev = value
-        score = max(scores) if scores else 0.0
+        if c.reset_short:
+            self.recent_vals.append(value)
+            if len(self.recent_vals) == c.reset_short and len(self.values) >= 4 * c.reset_short:
+                rec = sorted(self.recent_vals)
+                rmed = rec[len(rec) // 2]
+                z = self.values.robust_z(rmed)
+                rspread = rec[int(0.75 * (len(rec) - 1))] - rec[int(0.25 * (len(rec) - 1))]
+                if z > c.reset_z and abs(rmed - self.values.quantile(0.5)) > 3 * rspread:
+                    self.values = _Window(c.window)
+                    for v in self.recent_vals:
+                        self.values.add(v)
+                    self.diffs = _Window(c.window)
+                    rv = list(self.recent_vals)
+                    for a, b2 in zip(rv, rv[1:]):
+                        self.diffs.add(abs(b2 - a))
+        if c.combine == "max" or len(scores) < 3:
+            z = max(scores) if scores else 0.0
+        elif c.combine == "season_veto":
+            z = max(scores[2], min(max(scores[0], scores[1]), scores[2] + c.veto_margin))
+        else:
+            z = max(scores)
+        self.debug = scores
+        score = z / (z + c.z_half) if z > 0 else 0.0
         if self.n <= c.warmup:
             score = 0.0
         # suppression: damp scores shortly after a higher alert
@@ -162,7 +210,9 @@ class StreamingDetector:
             out = score * c.suppress_factor
         else:
             out = score
-        if score > 0.99 and (self.n - self.last_alert >= c.suppress or score > self.last_alert_score):
+        if score > c.alert_level and (
+            self.n - self.last_alert >= c.suppress or score > self.last_alert_score
+        ):
             self.last_alert = self.n
             self.last_alert_score = score
         return min(1.0, max(0.0, out))

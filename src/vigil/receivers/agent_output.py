@@ -63,7 +63,9 @@ class OutputIntake:
             return known
         batch = await self._store.get_batch(request_id)
         if batch is None:
-            raise NotFound("unknown request id: it names no batch Vigil sent", details={"request_id": request_id})
+            raise NotFound(
+                "unknown request id: it names no batch Vigil sent", details={"request_id": request_id}
+            )
         owner = (batch.project_id, batch.pipeline, batch.record_count)
         if len(self._batch_owner) > 50_000:
             self._batch_owner.clear()

@@ -15,8 +15,12 @@ from vigil.otlp import decode_logs, decompress, split_for_bus
 
 RECEIVED_HEADER = "Vigil-Received-Ns"
 
-RECORDS_RECEIVED = Counter("vigil_records_received_total", "Log records accepted onto the bus.", ["transport"])
-REQUESTS_REJECTED = Counter("vigil_ingest_rejected_total", "Export requests refused.", ["transport", "reason"])
+RECORDS_RECEIVED = Counter(
+    "vigil_records_received_total", "Log records accepted onto the bus.", ["transport"]
+)
+REQUESTS_REJECTED = Counter(
+    "vigil_ingest_rejected_total", "Export requests refused.", ["transport", "reason"]
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
-from vigil.errors import Backpressure, TransientError, UserError, Unauthorized, PayloadTooLarge
+from vigil.errors import Backpressure, PayloadTooLarge, TransientError, Unauthorized, UserError
 from vigil.otlp import PROTOBUF
 from vigil.receivers.ingest import Ingestor
 from vigil.receivers.keys import KeyResolver, key_from_headers
@@ -81,7 +81,9 @@ class OtlpGrpcReceiver:
         except PayloadTooLarge as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
         except Backpressure as exc:
-            context.set_trailing_metadata([_status_with_retry(grpc.StatusCode.RESOURCE_EXHAUSTED, exc.message, exc.retry_after)])
+            context.set_trailing_metadata(
+                [_status_with_retry(grpc.StatusCode.RESOURCE_EXHAUSTED, exc.message, exc.retry_after)]
+            )
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, exc.message)
         except TransientError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, exc.message)

@@ -7,12 +7,11 @@ from typing import Annotated
 
 import orjson
 from fastapi import FastAPI, Header, Request, Response
-from fastapi.responses import ORJSONResponse
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from pydantic import ValidationError
 
 from vigil import __version__
-from vigil.api.errors import install_error_handlers
+from vigil.api.errors import ORJSONResponse, install_error_handlers
 from vigil.errors import InvalidPayload, PayloadTooLarge, ValidationFailed
 from vigil.outputs import AgentOutputIn
 from vigil.receivers.agent_output import OutputIntake

@@ -172,31 +172,37 @@ def _services(payload: dict[str, Any]) -> str:
 def _remediation(value: Any) -> str:
     if not isinstance(value, list):
         return escape(_text(value))
-    steps = [escape(_text(step)) for step in value]
-    steps = [s for s in steps if s]
-    lines: list[str] = []
-    budget = SECTION_TEXT_MAX - len("*Remediation*\n")
-    used = 0
-    for number, step in enumerate(steps, start=1):
-        line = f"{number}. {step}"
-        rest = len(steps) - number
-        # Keep room to say how many steps were left out rather than cut one mid-sentence.
-        reserve = len(f"\n_… {rest} more steps_") if rest else 0
-        if used + len(line) + reserve > budget and lines:
-            lines.append(f"_… {len(steps) - len(lines)} more steps_")
-            break
-        lines.append(line)
-        used += len(line) + 1
-    return "\n".join(lines)
+    steps = [escape(_one_line(step)) for step in value]
+    lines = [f"{number}. {step}" for number, step in enumerate((s for s in steps if s), start=1)]
+    return _whole_lines(lines, "Remediation", "steps")
 
 
 def _details(extra: dict[str, Any]) -> str:
     lines = []
     for key, value in extra.items():
-        text = _WHITESPACE.sub(" ", _text(value)).strip()
+        text = _one_line(value)
         if text:
             lines.append(f"*{escape(key)}*: {escape(truncate(text, DETAIL_VALUE_MAX))}")
-    return "\n".join(lines)
+    return _whole_lines(lines, "Details", "fields")
+
+
+def _whole_lines(lines: list[str], title: str, noun: str) -> str:
+    """As many whole lines as fit a section under `title`, then how many were left out.
+
+    Cutting a list mid-item would lose the fact that more items exist and could split markup.
+    """
+    budget = SECTION_TEXT_MAX - _units(f"*{title}*\n")
+    kept: list[str] = []
+    used = 0
+    for i, line in enumerate(lines):
+        rest = len(lines) - i - 1
+        reserve = _units(f"\n_… {rest} more {noun}_") if rest else 0
+        if kept and used + _units(line) + reserve > budget:
+            kept.append(f"_… {len(lines) - i} more {noun}_")
+            break
+        kept.append(line)
+        used += _units(line) + 1
+    return "\n".join(kept)
 
 
 def _context(output: OutputEnvelope) -> str:
@@ -215,6 +221,14 @@ def _context(output: OutputEnvelope) -> str:
         f"Received <!date^{int(received.timestamp())}^{{date_short_pretty}} {{time_secs}}|{fallback}>"
     )
     return " · ".join(parts)
+
+
+def _units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _one_line(value: Any) -> str:
+    return _WHITESPACE.sub(" ", _text(value)).strip()
 
 
 def _scalar_text(value: Any) -> str:

@@ -235,15 +235,15 @@ class Store:
             s.add_all([r for r in rows if r.request_id not in known])
             await s.commit()
 
-    async def set_batch_status(
-        self, request_id: str, status: str, attempts: int, error: str | None = None
-    ) -> None:
+    async def set_batch_statuses(self, updates: Sequence[tuple[str, str, int, str | None]]) -> None:
+        """Apply (request_id, status, attempts, error) updates in one transaction."""
         async with self.session() as s:
-            await s.execute(
-                update(Batch)
-                .where(Batch.request_id == request_id)
-                .values(status=status, attempts=attempts, last_error=error, updated_at=utcnow())
-            )
+            for request_id, status, attempts, error in updates:
+                await s.execute(
+                    update(Batch)
+                    .where(Batch.request_id == request_id)
+                    .values(status=status, attempts=attempts, last_error=error, updated_at=utcnow())
+                )
             await s.commit()
 
     async def get_batch(self, request_id: str) -> Batch | None:

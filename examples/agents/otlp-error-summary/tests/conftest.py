@@ -1,0 +1,14 @@
+"""Make the agent importable as it is when run from its own folder (`uvicorn main:app`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).parent
+AGENT = TESTS.parent
+
+# The root config imports tests with --import-mode=importlib, which puts neither folder on sys.path.
+for folder in (AGENT, TESTS):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))

@@ -1,0 +1,303 @@
+"""The management API: projects, keys, pipelines, sinks, outputs, batches and dead letters."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Response
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import TypeAdapter
+
+from vigil import __version__
+from vigil.api.auth import AdminAuth
+from vigil.api.errors import ORJSONResponse, install_error_handlers
+from vigil.api.replay import Replayer
+from vigil.api.schemas import (
+    ApiKeyCreated,
+    ApiKeyOut,
+    BatchOut,
+    DeadLetterOut,
+    KeyIn,
+    OutputOut,
+    PipelineOut,
+    ProjectOut,
+    ReplayOut,
+    SinkOut,
+)
+from vigil.specs import NAME_PATTERN, PipelineSpec, ProjectSpec, SinkSpec
+from vigil.store.models import ApiKey, Batch, Sink
+from vigil.store.repo import Store
+
+_SINK_ADAPTER: TypeAdapter[Any] = TypeAdapter(SinkSpec)
+
+PipelineName = Annotated[str, Path(pattern=NAME_PATTERN, description="Lowercase letters, digits, - and _.")]
+
+
+@dataclass
+class ApiContext:
+    store: Store
+    auth: AdminAuth
+    replayer: Replayer
+    changed: Callable[[str], Awaitable[None]]
+    """Called after a configuration change of a project, before the response is sent."""
+    ready: Callable[[], Awaitable[bool]]
+
+
+def _key_out(row: ApiKey) -> ApiKeyOut:
+    return ApiKeyOut(
+        id=row.id,
+        project_id=row.project_id,
+        name=row.name,
+        prefix=row.prefix,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+        revoked=row.revoked_at is not None,
+    )
+
+
+def _public_spec(spec: Any) -> dict[str, Any]:
+    dumped: dict[str, Any] = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return dumped
+
+
+def _sink_out(row: Sink) -> SinkOut:
+    spec = _public_spec(_SINK_ADAPTER.validate_python(row.spec))
+    if "url" in spec and spec.get("secret"):
+        spec["secret"] = "**********"
+    return SinkOut(
+        id=row.id,
+        project_id=row.project_id,
+        type=row.type,
+        name=row.name,
+        spec=spec,
+        created_at=row.created_at,
+    )
+
+
+def _batch_out(row: Batch, with_records: bool) -> BatchOut:
+    return BatchOut(
+        request_id=row.request_id,
+        pipeline=row.pipeline,
+        record_count=row.record_count,
+        status=row.status,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        records=row.records if with_records else None,
+    )
+
+
+def create_api_app(ctx: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title="Vigil API",
+        version=__version__,
+        default_response_class=ORJSONResponse,
+        description="Management API. Authenticate with `Authorization: Bearer <admin token>`.",
+    )
+    install_error_handlers(app)
+    store = ctx.store
+
+    async def admin(authorization: Annotated[str | None, Header()] = None) -> None:
+        ctx.auth.check(authorization)
+
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(admin)])
+
+    @api.post("/projects", status_code=201, response_model=ProjectOut, tags=["projects"])
+    async def create_project(body: ProjectSpec) -> Any:
+        return await store.create_project(body.name)
+
+    @api.get("/projects", response_model=list[ProjectOut], tags=["projects"])
+    async def list_projects() -> Any:
+        return await store.list_projects()
+
+    @api.get("/projects/{project_id}", response_model=ProjectOut, tags=["projects"])
+    async def get_project(project_id: str) -> Any:
+        return await store.get_project(project_id)
+
+    @api.delete("/projects/{project_id}", status_code=204, tags=["projects"])
+    async def delete_project(project_id: str) -> Response:
+        await store.delete_project(project_id)
+        await ctx.changed(project_id)
+        return Response(status_code=204)
+
+    @api.post("/projects/{project_id}/api-keys", status_code=201, response_model=ApiKeyCreated, tags=["keys"])
+    async def create_key(project_id: str, body: KeyIn) -> Any:
+        row, plaintext = await store.create_key(project_id, body.name)
+        return ApiKeyCreated(**_key_out(row).model_dump(), key=plaintext)
+
+    @api.get("/projects/{project_id}/api-keys", response_model=list[ApiKeyOut], tags=["keys"])
+    async def list_keys(project_id: str) -> Any:
+        return [_key_out(row) for row in await store.list_keys(project_id)]
+
+    @api.delete("/projects/{project_id}/api-keys/{key_id}", response_model=ApiKeyOut, tags=["keys"])
+    async def revoke_key(project_id: str, key_id: str) -> Any:
+        row = await store.revoke_key(project_id, key_id)
+        await ctx.changed(project_id)
+        return _key_out(row)
+
+    @api.put("/projects/{project_id}/pipelines/{name}", response_model=PipelineOut, tags=["pipelines"])
+    async def put_pipeline(project_id: str, name: PipelineName, body: PipelineSpec) -> Any:
+        row, _ = await store.put_pipeline(project_id, name, body)
+        await ctx.changed(project_id)
+        return PipelineOut(
+            project_id=project_id,
+            name=name,
+            spec=_public_spec(body),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @api.get("/projects/{project_id}/pipelines", response_model=list[PipelineOut], tags=["pipelines"])
+    async def list_pipelines(project_id: str) -> Any:
+        await store.get_project(project_id)
+        return [
+            PipelineOut(
+                project_id=row.project_id,
+                name=row.name,
+                spec=_public_spec(PipelineSpec.model_validate(row.spec)),
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+            )
+            for row in await store.list_pipelines(project_id)
+        ]
+
+    @api.get("/projects/{project_id}/pipelines/{name}", response_model=PipelineOut, tags=["pipelines"])
+    async def get_pipeline(project_id: str, name: PipelineName) -> Any:
+        row = await store.get_pipeline(project_id, name)
+        return PipelineOut(
+            project_id=row.project_id,
+            name=row.name,
+            spec=_public_spec(PipelineSpec.model_validate(row.spec)),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @api.delete("/projects/{project_id}/pipelines/{name}", status_code=204, tags=["pipelines"])
+    async def delete_pipeline(project_id: str, name: PipelineName) -> Response:
+        await store.delete_pipeline(project_id, name)
+        await ctx.changed(project_id)
+        return Response(status_code=204)
+
+    @api.post("/projects/{project_id}/sinks", status_code=201, response_model=SinkOut, tags=["sinks"])
+    async def add_sink(project_id: str, body: SinkSpec) -> Any:
+        row = await store.add_sink(project_id, body)
+        await ctx.changed(project_id)
+        return _sink_out(row)
+
+    @api.get("/projects/{project_id}/sinks", response_model=list[SinkOut], tags=["sinks"])
+    async def list_sinks(project_id: str) -> Any:
+        await store.get_project(project_id)
+        return [_sink_out(row) for row in await store.list_sinks(project_id)]
+
+    @api.get("/projects/{project_id}/sinks/{sink_id}", response_model=SinkOut, tags=["sinks"])
+    async def get_sink(project_id: str, sink_id: str) -> Any:
+        return _sink_out(await store.get_sink(project_id, sink_id))
+
+    @api.delete("/projects/{project_id}/sinks/{sink_id}", status_code=204, tags=["sinks"])
+    async def delete_sink(project_id: str, sink_id: str) -> Response:
+        await store.delete_sink(project_id, sink_id)
+        await ctx.changed(project_id)
+        return Response(status_code=204)
+
+    @api.get("/projects/{project_id}/outputs", response_model=list[OutputOut], tags=["outputs"])
+    async def list_outputs(
+        project_id: str,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        request_id: str | None = None,
+    ) -> Any:
+        await store.get_project(project_id)
+        result = []
+        for row in await store.list_outputs(project_id, limit=limit, request_id=request_id):
+            batch = await store.get_batch(row.request_id)
+            result.append(
+                OutputOut(
+                    id=row.id,
+                    project_id=row.project_id,
+                    request_id=row.request_id,
+                    pipeline=row.pipeline,
+                    payload=row.payload,
+                    received_at=row.received_at,
+                    batch=_batch_out(batch, with_records=True) if batch is not None else None,
+                )
+            )
+        return result
+
+    @api.get("/projects/{project_id}/batches", response_model=list[BatchOut], tags=["batches"])
+    async def list_batches(
+        project_id: str,
+        status: Annotated[str | None, Query(pattern="^(pending|retrying|delivered|dead)$")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        records: bool = False,
+    ) -> Any:
+        await store.get_project(project_id)
+        return [
+            _batch_out(row, records)
+            for row in await store.list_batches(project_id, status=status, limit=limit)
+        ]
+
+    @api.get("/projects/{project_id}/batches/{request_id}", response_model=BatchOut, tags=["batches"])
+    async def get_batch(project_id: str, request_id: str) -> Any:
+        row = await store.get_batch(request_id)
+        if row is None or row.project_id != project_id:
+            from vigil.errors import NotFound
+
+            raise NotFound(f"no batch {request_id!r} in project {project_id!r}")
+        return _batch_out(row, with_records=True)
+
+    @api.get("/projects/{project_id}/dead-letters", response_model=list[DeadLetterOut], tags=["dead letters"])
+    async def list_dead_letters(
+        project_id: str,
+        kind: Annotated[str | None, Query(pattern="^(batch|sink)$")] = None,
+        include_replayed: bool = False,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> Any:
+        await store.get_project(project_id)
+        return await store.list_dead_letters(
+            project_id, kind=kind, include_replayed=include_replayed, limit=limit
+        )
+
+    @api.post(
+        "/projects/{project_id}/dead-letters/{dead_letter_id}/replay",
+        response_model=ReplayOut,
+        tags=["dead letters"],
+    )
+    async def replay_one(project_id: str, dead_letter_id: str) -> Any:
+        row = await store.get_dead_letter(project_id, dead_letter_id)
+        await ctx.replayer.replay(row)
+        return ReplayOut(replayed=[row.id])
+
+    @api.post("/projects/{project_id}/dead-letters/replay", response_model=ReplayOut, tags=["dead letters"])
+    async def replay_all(
+        project_id: str, kind: Annotated[str | None, Query(pattern="^(batch|sink)$")] = None
+    ) -> Any:
+        await store.get_project(project_id)
+        rows = await store.list_dead_letters(project_id, kind=kind, include_replayed=False, limit=1000)
+        for row in rows:
+            await ctx.replayer.replay(row)
+        return ReplayOut(replayed=[row.id for row in rows])
+
+    @api.get("/projects/{project_id}/stats", tags=["projects"])
+    async def stats(project_id: str) -> dict[str, Any]:
+        await store.get_project(project_id)
+        return await store.counts(project_id)
+
+    app.include_router(api)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> ORJSONResponse:
+        ok = await ctx.ready()
+        return ORJSONResponse({"status": "ready" if ok else "not_ready"}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,93 @@
+"""`vigil`: run the runtime, manage it through its API, and evaluate its detectors."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+
+from vigil import __version__
+from vigil.logs import configure_logging
+from vigil.settings import Settings
+
+app = typer.Typer(
+    name="vigil", help="OpenTelemetry in, incidents and agents' actions out.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console(stderr=True)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    print(__version__)
+
+
+@app.command()
+def up(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="A vigil.yaml to apply at start.")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory (default ./.vigil).")] = None,
+) -> None:
+    """Run every part of Vigil in one process on the embedded defaults."""
+    from vigil.runtime import Runtime
+
+    overrides: dict[str, object] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if config is not None:
+        overrides["config_file"] = config
+    elif Path("vigil.yaml").exists():
+        overrides["config_file"] = Path("vigil.yaml")
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def main() -> None:
+        runtime = Runtime(settings)
+        try:
+            await runtime.start()
+            if runtime.token_generated:
+                console.print(
+                    Panel(
+                        f"Admin token (stored in {settings.data_dir / 'admin-token'}):\n[bold]{runtime.admin_token}[/]",
+                        title="First start",
+                    )
+                )
+            assert runtime.receiver_http and runtime.receiver_grpc and runtime.api_http
+            console.print(
+                f"[green]Vigil {__version__} is up[/]: OTLP/HTTP :{runtime.receiver_http.port}  "
+                f"OTLP/gRPC :{runtime.receiver_grpc.port}  API :{runtime.api_http.port}  (docs: /docs)"
+            )
+            await runtime.run_until_signalled()
+        finally:
+            await runtime.shutdown()
+
+    try:
+        asyncio.run(main())
+    except RuntimeError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply schema migrations up to the newest revision."""
+    from vigil.store.db import upgrade
+
+    settings = Settings()
+    asyncio.run(upgrade(settings.sqlalchemy_url()))
+    console.print("[green]database is up to date[/]")
+
+
+if __name__ == "__main__":
+    app()

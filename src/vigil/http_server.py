@@ -1,0 +1,77 @@
+"""An ASGI app served by uvicorn as a component with start/shutdown, several to a process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # The runtime owns the process's signals; several servers share one process.
+        yield
+
+
+class HttpServer:
+    def __init__(
+        self, app: Any, *, host: str, port: int, name: str, limit_concurrency: int | None = None
+    ) -> None:
+        self._app = app
+        self._host = host
+        self._port = port
+        self.name = name
+        self._limit_concurrency = limit_concurrency
+        self._server: _QuietServer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.port: int = port
+
+    async def start(self) -> None:
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self._host, self._port))
+        except OSError as exc:
+            sock.close()
+            raise RuntimeError(
+                f"{self.name}: cannot listen on {self._host}:{self._port}: {exc.strerror}"
+            ) from exc
+        sock.listen(2048)
+        sock.setblocking(False)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+            limit_concurrency=self._limit_concurrency,
+            timeout_graceful_shutdown=10,
+            backlog=2048,
+        )
+        self._server = _QuietServer(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name=f"http-{self.name}")
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError(f"{self.name}: server stopped during start-up")
+            await asyncio.sleep(0.01)
+
+    async def stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+
+    async def shutdown(self) -> None:
+        server, task = self._server, self._task
+        self._server = self._task = None
+        if server is None or task is None:
+            return
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

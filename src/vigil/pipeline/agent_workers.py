@@ -1,0 +1,96 @@
+"""One delivery worker per pipeline: batches from the bus to the pipeline's agent."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import orjson
+
+from vigil.agents.http import HttpAgent
+from vigil.bus.client import Bus
+from vigil.bus.topology import BATCHES_STREAM, agent_consumer_name
+from vigil.errors import DeliveryError
+from vigil.pipeline.config import ActivePipeline, ConfigCache, agent_consumer
+from vigil.pipeline.delivery import DeliveryWorker
+from vigil.pipeline.ledger import BatchLedger
+from vigil.store.repo import Store
+
+log = logging.getLogger(__name__)
+
+
+class AgentBatchHandler:
+    kind = "batch"
+
+    def __init__(self, pipeline: ActivePipeline, agent: HttpAgent, ledger: BatchLedger) -> None:
+        self.project_id = pipeline.project_id
+        self.target = pipeline.name
+        self._agent = agent
+        self._ledger = ledger
+
+    async def deliver(self, data: bytes, attempt: int) -> None:
+        batch = orjson.loads(data)
+        request_id = batch["request_id"]
+        records = batch["records"]
+        await self._ledger.record(request_id, self.project_id, self.target, records)
+        await self._agent.send(self.project_id, request_id, orjson.dumps(records), attempt)
+
+    async def succeeded(self, data: bytes, attempt: int) -> None:
+        self._ledger.status(orjson.loads(data)["request_id"], "delivered", attempt)
+
+    async def failed(self, data: bytes, attempt: int, error: DeliveryError, final: bool) -> str:
+        request_id: str = orjson.loads(data)["request_id"]
+        self._ledger.status(request_id, "dead" if final else "retrying", attempt, str(error))
+        return request_id
+
+
+class AgentWorkers:
+    """Keeps a worker running for every enabled pipeline, following configuration changes."""
+
+    def __init__(self, bus: Bus, store: Store, config: ConfigCache, ledger: BatchLedger) -> None:
+        self._bus = bus
+        self._store = store
+        self._config = config
+        self._ledger = ledger
+        self._client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128)
+        )
+        self._workers: dict[tuple[str, str], tuple[ActivePipeline, DeliveryWorker]] = {}
+
+    async def start(self) -> None:
+        self._config.subscribe(self.reconcile)
+        await self.reconcile()
+
+    async def shutdown(self) -> None:
+        workers, self._workers = self._workers, {}
+        for _, worker in workers.values():
+            await worker.shutdown()
+        await self._client.aclose()
+
+    async def reconcile(self) -> None:
+        wanted = {(p.project_id, p.name): p for p in self._config.all_pipelines()}
+        for key, (running, worker) in list(self._workers.items()):
+            if wanted.get(key) != running:
+                await worker.shutdown()
+                del self._workers[key]
+                if key not in wanted:
+                    await self._bus.delete_consumer(BATCHES_STREAM, agent_consumer_name(*key))
+        for key, pipeline in wanted.items():
+            if key not in self._workers:
+                await self._start(pipeline)
+
+    async def _start(self, pipeline: ActivePipeline) -> None:
+        agent_spec = pipeline.spec.agent
+        consumer = agent_consumer(self._bus.topology, pipeline)
+        handler = AgentBatchHandler(pipeline, HttpAgent(agent_spec, self._client), self._ledger)
+        worker = DeliveryWorker(
+            self._bus,
+            self._store,
+            consumer,
+            handler,
+            retry=agent_spec.retry,
+            concurrency=agent_spec.concurrency,
+        )
+        await worker.start()
+        self._workers[(pipeline.project_id, pipeline.name)] = (pipeline, worker)
+        log.info("agent worker started", extra={"project": pipeline.project_id, "pipeline": pipeline.name})

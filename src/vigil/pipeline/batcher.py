@@ -1,0 +1,89 @@
+"""Collects one pipeline's records into batches of at most `max_records`, waiting at most
+`max_wait_ms` after a batch's first record. Each record carries the ticket of the bus message it
+came from; a message is acknowledged once all its records are in published batches."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.aio.msg import Msg
+
+from vigil.records import FlatRecord
+
+
+@dataclass(slots=True, eq=False)
+class Ticket:
+    """One records message from the bus and how many of its records still await a batch."""
+
+    msg: Msg | None
+    sequence: int
+    pending: int = 0
+    failed: bool = False
+
+
+@dataclass(slots=True)
+class Batch:
+    project_id: str
+    pipeline: str
+    records: list[FlatRecord] = field(default_factory=list)
+    origins: list[tuple[Ticket, int]] = field(default_factory=list)
+
+    def request_id(self) -> str:
+        """Derived from where the records came from, so a batch rebuilt identically after a
+        redelivery gets the same id and the bus deduplicates it."""
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(f"{self.project_id}/{self.pipeline}".encode())
+        for ticket, index in self.origins:
+            digest.update(f"/{ticket.sequence}:{index}".encode())
+        return digest.hexdigest()
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id(),
+            "project_id": self.project_id,
+            "pipeline": self.pipeline,
+            "records": self.records,
+        }
+
+
+Emit = Callable[[Batch], None]
+
+
+class Batcher:
+    def __init__(
+        self, project_id: str, pipeline: str, max_records: int, max_wait_ms: int, emit: Emit
+    ) -> None:
+        self.project_id = project_id
+        self.pipeline = pipeline
+        self.max_records = max_records
+        self.max_wait_s = max_wait_ms / 1000
+        self._emit = emit
+        self._open: Batch | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, record: FlatRecord, ticket: Ticket, index: int) -> None:
+        batch = self._open
+        if batch is None:
+            batch = self._open = Batch(self.project_id, self.pipeline)
+            self._timer = asyncio.get_running_loop().call_later(self.max_wait_s, self.flush)
+        batch.records.append(record)
+        batch.origins.append((ticket, index))
+        ticket.pending += 1
+        if len(batch.records) >= self.max_records:
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self._open = self._open, None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if batch is not None and batch.records:
+            self._emit(batch)
+
+    @property
+    def buffered(self) -> int:
+        return len(self._open.records) if self._open is not None else 0

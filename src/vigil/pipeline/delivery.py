@@ -1,0 +1,157 @@
+"""A durable consumer whose messages are handed to an agent or a sink, with retries paced by
+negative acks (exponential backoff with jitter) and a dead-letter store at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from typing import Protocol
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from prometheus_client import Counter, Histogram
+
+from vigil.bus.client import Bus
+from vigil.bus.topology import ConsumerSpec
+from vigil.errors import DeliveryError
+from vigil.specs import RetrySpec
+from vigil.store.models import DeadLetter
+from vigil.store.repo import Store, new_id, utcnow
+
+log = logging.getLogger(__name__)
+
+DELIVERIES = Counter("vigil_deliveries_total", "Delivery attempts.", ["kind", "outcome"])
+DELIVERY_SECONDS = Histogram("vigil_delivery_seconds", "Time of one delivery attempt.", ["kind"])
+DEAD_LETTERS = Counter("vigil_dead_letters_total", "Work moved to the dead-letter store.", ["kind"])
+
+
+class Handler(Protocol):
+    kind: str
+    target: str
+    project_id: str
+
+    async def deliver(self, data: bytes, attempt: int) -> None:
+        """Hand the work over; raise DeliveryError when it was not taken."""
+
+    async def succeeded(self, data: bytes, attempt: int) -> None: ...
+
+    async def failed(self, data: bytes, attempt: int, error: DeliveryError, final: bool) -> str:
+        """Record a failed attempt; return the reference the dead letter is filed under."""
+
+
+def backoff_delay(retry: RetrySpec, attempt: int) -> float:
+    """Equal jitter: half the exponential step fixed, half random, so retries spread out."""
+    step = min(retry.max_backoff_s, retry.initial_backoff_s * 2 ** max(attempt - 1, 0))
+    return step / 2 + random.uniform(0, step / 2)
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        bus: Bus,
+        store: Store,
+        consumer: ConsumerSpec,
+        handler: Handler,
+        *,
+        retry: RetrySpec,
+        concurrency: int,
+    ) -> None:
+        self._bus = bus
+        self._store = store
+        self._consumer = consumer
+        self._handler = handler
+        self._retry = retry
+        self._concurrency = concurrency
+        self._tasks: list[asyncio.Task[None]] = []
+        self._busy = 0
+
+    async def start(self) -> None:
+        subscription = await self._bus.pull(self._consumer)
+        self._tasks = [
+            asyncio.create_task(
+                self._loop(subscription), name=f"{self._handler.kind}-{self._consumer.name}-{i}"
+            )
+            for i in range(self._concurrency)
+        ]
+
+    async def shutdown(self) -> None:
+        """Stop taking work; an attempt in progress is finished (its answer is awaited) first."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _loop(self, subscription: object) -> None:
+        fetch = subscription.fetch  # type: ignore[attr-defined]
+        while True:
+            try:
+                messages: list[Msg] = await fetch(1, timeout=2.0)
+            except (TimeoutError, NatsTimeout):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("fetch failed", extra={"consumer": self._consumer.name})
+                await asyncio.sleep(1.0)
+                continue
+            for msg in messages:
+                await asyncio.shield(self._handle(msg))
+
+    async def _handle(self, msg: Msg) -> None:
+        attempt = msg.metadata.num_delivered
+        kind = self._handler.kind
+        try:
+            with DELIVERY_SECONDS.labels(kind).time():
+                await self._handler.deliver(msg.data, attempt)
+        except DeliveryError as error:
+            final = not error.retryable or attempt >= self._retry.max_attempts
+            ref = await self._handler.failed(msg.data, attempt, error, final)
+            if final:
+                await self._dead_letter(msg, ref, attempt, error)
+                DELIVERIES.labels(kind, "dead").inc()
+                await msg.ack()
+            else:
+                DELIVERIES.labels(kind, "retry").inc()
+                await msg.nak(delay=backoff_delay(self._retry, attempt))
+            log.warning(
+                "delivery failed",
+                extra={
+                    "kind": kind,
+                    "target": self._handler.target,
+                    "attempt": attempt,
+                    "final": final,
+                    "error": str(error),
+                },
+            )
+            return
+        except Exception:
+            log.exception(
+                "delivery crashed; will retry", extra={"kind": kind, "target": self._handler.target}
+            )
+            await msg.nak(delay=backoff_delay(self._retry, attempt))
+            return
+        await self._handler.succeeded(msg.data, attempt)
+        DELIVERIES.labels(kind, "ok").inc()
+        await msg.ack()
+
+    async def _dead_letter(self, msg: Msg, ref: str, attempt: int, error: DeliveryError) -> None:
+        DEAD_LETTERS.labels(self._handler.kind).inc()
+        await self._store.add_dead_letter(
+            DeadLetter(
+                id=new_id(),
+                project_id=self._handler.project_id,
+                kind=self._handler.kind,
+                target=self._handler.target,
+                ref=ref,
+                subject=msg.subject,
+                message=msg.data.decode(),
+                error=str(error),
+                attempts=attempt,
+                created_at=utcnow(),
+                replayed_at=None,
+            )
+        )

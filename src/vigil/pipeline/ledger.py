@@ -1,0 +1,104 @@
+"""The record of batches handed to agents, written with group commits.
+
+Every batch gets a row before its first POST, so that an agent's output can be checked against
+the batch it answers. Rows are written in groups (one transaction per few milliseconds), which
+keeps the database off the per-batch hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from vigil.store.models import Batch
+from vigil.store.repo import Store, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Insert:
+    row: Batch
+    done: asyncio.Future[None]
+
+
+class BatchLedger:
+    def __init__(self, store: Store, interval_s: float = 0.01) -> None:
+        self._store = store
+        self._interval = interval_s
+        self._pending: list[_Insert] = []
+        self._statuses: dict[str, tuple[str, int, str | None]] = {}
+        self._known: set[str] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="batch-ledger")
+
+    async def shutdown(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._flush()
+
+    async def record(self, request_id: str, project_id: str, pipeline: str, records: list[Any]) -> None:
+        if request_id in self._known:
+            return
+        now = utcnow()
+        row = Batch(
+            request_id=request_id,
+            project_id=project_id,
+            pipeline=pipeline,
+            record_count=len(records),
+            records=records,
+            status="pending",
+            attempts=0,
+            last_error=None,
+            created_at=now,
+            updated_at=now,
+        )
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Insert(row, done))
+        self._wake.set()
+        await done
+        if len(self._known) > 100_000:
+            self._known.clear()
+        self._known.add(request_id)
+
+    def status(self, request_id: str, status: str, attempts: int, error: str | None = None) -> None:
+        self._statuses[request_id] = (status, attempts, error)
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(self._interval)
+            try:
+                await self._flush()
+            except Exception:
+                log.exception("batch ledger write failed; retrying")
+                await asyncio.sleep(1.0)
+                self._wake.set()
+
+    async def _flush(self) -> None:
+        inserts, self._pending = self._pending, []
+        if inserts:
+            try:
+                await self._store.add_batches([i.row for i in inserts])
+            except Exception as exc:
+                for item in inserts:
+                    if not item.done.done():
+                        item.done.set_exception(exc)
+                raise
+            for item in inserts:
+                if not item.done.done():
+                    item.done.set_result(None)
+        statuses, self._statuses = self._statuses, {}
+        if statuses:
+            await self._store.set_batch_statuses([(rid, *update) for rid, update in statuses.items()])

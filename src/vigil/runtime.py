@@ -1,0 +1,169 @@
+"""`vigil up`: every part in one process, started in dependency order and stopped in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from vigil.api.app import ApiContext, create_api_app
+from vigil.api.auth import AdminAuth, load_or_create_admin_token
+from vigil.api.replay import Replayer
+from vigil.bus.client import Bus
+from vigil.bus.server import ManagedNatsServer
+from vigil.config_apply import apply_config
+from vigil.config_file import load_config_file
+from vigil.http_server import HttpServer
+from vigil.pipeline.agent_workers import AgentWorkers
+from vigil.pipeline.config import ConfigCache
+from vigil.pipeline.ledger import BatchLedger
+from vigil.pipeline.router import Router
+from vigil.receivers.agent_output import OutputIntake
+from vigil.receivers.ingest import Ingestor
+from vigil.receivers.keys import KeyResolver
+from vigil.receivers.otlp_grpc import OtlpGrpcReceiver
+from vigil.receivers.otlp_http import create_receiver_app
+from vigil.settings import Settings
+from vigil.sinks.dispatch import SinkRouter, SinkWorkers
+from vigil.store.db import create_engine, upgrade
+from vigil.store.repo import Store
+
+log = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    async def start(self) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    admin_token: str = ""
+    token_generated: bool = False
+    bus: Bus | None = None
+    store: Store | None = None
+    receiver_http: HttpServer | None = None
+    receiver_grpc: OtlpGrpcReceiver | None = None
+    api_http: HttpServer | None = None
+    _started: list[Component] = field(default_factory=list)
+    _stopped: bool = False
+
+    async def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        configured = s.admin_token.get_secret_value() if s.admin_token else None
+        self.admin_token, self.token_generated = load_or_create_admin_token(s.data_dir, configured)
+
+        url = s.nats_url
+        if url is None:
+            server = ManagedNatsServer(s.data_dir, s.bus)
+            await self._start(server)
+            url = server.url
+        self.bus = bus = Bus(url, s.bus)
+        await self._start(bus)
+
+        db_url = s.sqlalchemy_url()
+        await upgrade(db_url)
+        self.store = store = Store(create_engine(db_url))
+        self._started.append(_Closing(store))
+        if s.config_file is not None:
+            await apply_config(store, load_config_file(s.config_file))
+
+        config = ConfigCache(store)
+        keys = KeyResolver(store, s.key_cache_ttl_s)
+        await self._start(config)
+
+        async def on_notice(project_id: str) -> None:
+            keys.invalidate()
+            await config.reload()
+
+        await bus.on_config_change(on_notice)
+        ledger = BatchLedger(store)
+        await self._start(ledger)
+        await self._start(AgentWorkers(bus, store, config, ledger))
+        await self._start(Router(bus, config))
+        await self._start(SinkWorkers(bus, store, config))
+        await self._start(SinkRouter(bus, store, config))
+
+        async def ready() -> bool:
+            return bus.connected
+
+        async def changed(project_id: str) -> None:
+            keys.invalidate()
+            await config.reload()
+            await bus.announce_config_change(project_id)
+
+        ingestor = Ingestor(
+            bus, max_request_bytes=s.max_request_bytes, max_inflight_bytes=s.max_inflight_ingest_bytes
+        )
+        receiver_app = create_receiver_app(
+            ingestor, OutputIntake(bus, store), keys, max_body_bytes=s.max_request_bytes, ready=ready
+        )
+        self.receiver_http = HttpServer(
+            receiver_app, host=s.host, port=s.otlp_http_port, name="otlp-http", limit_concurrency=1024
+        )
+        self.receiver_grpc = OtlpGrpcReceiver(
+            ingestor, keys, host=s.host, port=s.otlp_grpc_port, max_message_bytes=s.max_request_bytes
+        )
+        api_app = create_api_app(
+            ApiContext(
+                store=store,
+                auth=AdminAuth(self.admin_token),
+                replayer=Replayer(bus, store, config),
+                changed=changed,
+                ready=ready,
+            )
+        )
+        self.api_http = HttpServer(api_app, host=s.host, port=s.api_port, name="api")
+        await self._start(self.api_http)
+        await self._start(self.receiver_grpc)
+        await self._start(self.receiver_http)
+        log.info(
+            "vigil is up",
+            extra={
+                "otlp_http": self.receiver_http.port,
+                "otlp_grpc": self.receiver_grpc.port,
+                "api": self.api_http.port,
+                "nats": url,
+                "data_dir": str(s.data_dir),
+            },
+        )
+
+    async def _start(self, component: Component) -> None:
+        await component.start()
+        self._started.append(component)
+
+    async def shutdown(self) -> None:
+        """Stop accepting first, then let in-flight work finish, then close the bus and state."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for component in reversed(self._started):
+            try:
+                await asyncio.wait_for(component.shutdown(), timeout=30)
+            except Exception:
+                log.exception("shutdown of a component failed", extra={"component": type(component).__name__})
+        self._started.clear()
+
+    async def run_until_signalled(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+
+
+class _Closing:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def start(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        await self._store.close()

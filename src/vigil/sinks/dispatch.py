@@ -1,0 +1,157 @@
+"""Outputs from the bus to every sink of their project.
+
+The sink router stores each output (the API lists them) and fans it out as one delivery message
+per sink, so each sink retries on its own: a Slack outage never re-sends to a webhook that
+already took the output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import httpx
+import orjson
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+
+from vigil.bus.client import Bus
+from vigil.bus.topology import DELIVERIES_STREAM, deliveries_subject, sink_consumer_name
+from vigil.errors import DeliveryError
+from vigil.outputs import OutputEnvelope
+from vigil.pipeline.config import ActiveSink, ConfigCache, sink_consumer
+from vigil.pipeline.delivery import DeliveryWorker
+from vigil.sinks import build_sink
+from vigil.sinks.base import Sink
+from vigil.store.models import Output
+from vigil.store.repo import Store
+
+log = logging.getLogger(__name__)
+
+
+class SinkRouter:
+    def __init__(self, bus: Bus, store: Store, config: ConfigCache) -> None:
+        self._bus = bus
+        self._store = store
+        self._config = config
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        subscription = await self._bus.pull(self._bus.topology.sink_router_consumer())
+        self._task = asyncio.create_task(self._run(subscription), name="sink-router")
+
+    async def shutdown(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self, subscription: object) -> None:
+        fetch = subscription.fetch  # type: ignore[attr-defined]
+        while True:
+            try:
+                messages: list[Msg] = await fetch(32, timeout=1.0)
+            except (TimeoutError, NatsTimeout):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sink router fetch failed")
+                await asyncio.sleep(0.5)
+                continue
+            for msg in messages:
+                try:
+                    await asyncio.shield(self._route(msg))
+                except Exception:
+                    log.exception("sink routing failed; the output will be redelivered")
+                    with contextlib.suppress(Exception):
+                        await msg.nak(delay=2.0)
+
+    async def _route(self, msg: Msg) -> None:
+        envelope = OutputEnvelope.model_validate_json(msg.data)
+        idempotency_key = (msg.headers or {}).get("Vigil-Idempotency-Key")
+        _, created = await self._store.add_output(
+            Output(
+                id=envelope.id,
+                project_id=envelope.project_id,
+                request_id=envelope.request_id,
+                pipeline=envelope.pipeline,
+                idempotency_key=idempotency_key,
+                payload=envelope.payload,
+                received_at=envelope.received_at,
+            )
+        )
+        # A redelivered output fans out again: the deliveries' message ids make that a no-op on
+        # the bus inside its duplicate window.
+        messages = []
+        for sink in self._config.sinks.get(envelope.project_id, ()):
+            await self._bus.ensure_consumer(sink_consumer(self._bus.topology, sink))
+            messages.append(
+                (deliveries_subject(sink.project_id, sink.id), msg.data, f"{envelope.id}:{sink.id}", None)
+            )
+        if messages:
+            await self._bus.publish_many(messages)
+        await msg.ack()
+        log.debug("output routed", extra={"output": envelope.id, "sinks": len(messages), "new": created})
+
+
+class SinkDeliveryHandler:
+    kind = "sink"
+
+    def __init__(self, sink: ActiveSink, target: Sink) -> None:
+        self.project_id = sink.project_id
+        self.target = sink.id
+        self._sink = target
+
+    async def deliver(self, data: bytes, attempt: int) -> None:
+        await self._sink.deliver(OutputEnvelope.model_validate_json(data))
+
+    async def succeeded(self, data: bytes, attempt: int) -> None:
+        return None
+
+    async def failed(self, data: bytes, attempt: int, error: DeliveryError, final: bool) -> str:
+        output_id: str = orjson.loads(data)["id"]
+        return output_id
+
+
+class SinkWorkers:
+    def __init__(self, bus: Bus, store: Store, config: ConfigCache) -> None:
+        self._bus = bus
+        self._store = store
+        self._config = config
+        self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=256))
+        self._workers: dict[str, tuple[ActiveSink, DeliveryWorker]] = {}
+
+    async def start(self) -> None:
+        self._config.subscribe(self.reconcile)
+        await self.reconcile()
+
+    async def shutdown(self) -> None:
+        workers, self._workers = self._workers, {}
+        for _, worker in workers.values():
+            await worker.shutdown()
+        await self._client.aclose()
+
+    async def reconcile(self) -> None:
+        wanted = {s.id: s for s in self._config.all_sinks()}
+        for sink_id, (running, worker) in list(self._workers.items()):
+            if wanted.get(sink_id) != running:
+                await worker.shutdown()
+                del self._workers[sink_id]
+                if sink_id not in wanted:
+                    await self._bus.delete_consumer(DELIVERIES_STREAM, sink_consumer_name(sink_id))
+        for sink_id, sink in wanted.items():
+            if sink_id not in self._workers:
+                handler = SinkDeliveryHandler(sink, build_sink(sink.spec, self._client))
+                worker = DeliveryWorker(
+                    self._bus,
+                    self._store,
+                    sink_consumer(self._bus.topology, sink),
+                    handler,
+                    retry=sink.spec.retry,
+                    concurrency=4,
+                )
+                await worker.start()
+                self._workers[sink_id] = (sink, worker)

@@ -1,0 +1,69 @@
+"""Fixtures shared by the whole suite: a real Vigil runtime on loopback with its own nats-server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from vigil.runtime import Runtime
+from vigil.settings import BusSettings, Settings
+
+ADMIN_TOKEN = "test-admin-token-0123456789"
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    bus = overrides.pop("bus", {})
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=data_dir,
+        admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
+        host="127.0.0.1",
+        otlp_http_port=0,
+        otlp_grpc_port=0,
+        api_port=0,
+        bus=BusSettings(**{"ack_wait_s": 5.0, **bus}),
+        **overrides,
+    )
+
+
+class VigilHandle:
+    """A running runtime and clients for its API and receiver."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        assert runtime.api_http and runtime.receiver_http and runtime.receiver_grpc
+        self.runtime = runtime
+        self.api_url = f"http://127.0.0.1:{runtime.api_http.port}"
+        self.receiver_url = f"http://127.0.0.1:{runtime.receiver_http.port}"
+        self.grpc_target = f"127.0.0.1:{runtime.receiver_grpc.port}"
+        self.api = httpx.AsyncClient(
+            base_url=self.api_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+        )
+        self.receiver = httpx.AsyncClient(base_url=self.receiver_url, timeout=30)
+
+    async def project_with_key(self, name: str = "payments") -> tuple[str, str]:
+        created = await self.api.post("/api/v1/projects", json={"name": name})
+        assert created.status_code == 201, created.text
+        project_id = created.json()["id"]
+        key = await self.api.post(f"/api/v1/projects/{project_id}/api-keys", json={"name": "ci"})
+        assert key.status_code == 201, key.text
+        return project_id, key.json()["key"]
+
+    async def close(self) -> None:
+        await self.api.aclose()
+        await self.receiver.aclose()
+
+
+@pytest.fixture
+async def vigil(tmp_path: Path) -> AsyncIterator[VigilHandle]:
+    runtime = Runtime(make_settings(tmp_path / "vigil"))
+    await runtime.start()
+    handle = VigilHandle(runtime)
+    try:
+        yield handle
+    finally:
+        await handle.close()
+        await runtime.shutdown()

@@ -16,6 +16,23 @@ ground-truth EventId; GA is the share of correct messages.
 
 msgs/s times `TemplateMiner.mine` alone (one fresh miner per data set, in the file's order), which
 is the per-record cost in a pipeline. All data sets use the one default configuration.
+
+Results (default configuration, loghub-2k-dev; msgs/s on a 2-core machine, varies with load):
+
+| dataset | lines | clusters found | ground-truth templates | grouping accuracy | msgs/s |
+|---|---:|---:|---:|---:|---:|
+| Apache | 2000 | 6 | 6 | 1.000 | 173,405 |
+| BGL | 2000 | 121 | 120 | 0.991 | 115,735 |
+| HDFS | 2000 | 14 | 14 | 1.000 | 72,073 |
+| Hadoop | 2000 | 115 | 114 | 0.994 | 106,878 |
+| HealthApp | 2000 | 75 | 75 | 1.000 | 127,577 |
+| Linux | 2000 | 115 | 118 | 0.871 | 126,228 |
+| OpenStack | 2000 | 43 | 43 | 1.000 | 86,928 |
+| Proxifier | 2000 | 8 | 8 | 1.000 | 115,324 |
+| **mean** | 16000 | | | **0.982** | 108,734 |
+
+For comparison: Drain's published GA there, tuned per data set, averages 0.830; the drain3 package
+(0.9.11, depth 4, threshold 0.4, IP/hex/number masks, one configuration) averages 0.730.
 """
 
 from __future__ import annotations
@@ -102,9 +119,7 @@ def main(argv: list[str]) -> int:
         total_lines += len(contents)
         total_seconds += len(contents) / rate
         name = path.name.split("_")[0]
-        print(
-            f"| {name} | {len(contents)} | {clusters} | {len(set(truth))} | {accuracy:.3f} | {rate:,.0f} |"
-        )
+        print(f"| {name} | {len(contents)} | {clusters} | {len(set(truth))} | {accuracy:.3f} | {rate:,.0f} |")
     if not accuracies:
         print(f"no data sets in {data}", file=sys.stderr)
         return 1

@@ -59,7 +59,8 @@ class _Scripted:
 class LocalServer:
     """Base of the doubles: subclasses decide the normal answer in `answer`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, port: int = 0) -> None:
+        self._bind_port = port
         self._cond = threading.Condition()
         self._requests: list[RecordedRequest] = []
         self._script: deque[_Scripted] = deque()
@@ -98,7 +99,7 @@ class LocalServer:
         # Binding here, before the thread starts, means the port is ours: no free-port race.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", self._bind_port))
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(
             self._asgi,

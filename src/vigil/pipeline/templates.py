@@ -37,7 +37,15 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["WILDCARD", "TemplateMatch", "TemplateMiner", "TemplateMinerConfig", "mask_message"]
+__all__ = [
+    "WILDCARD",
+    "TemplateMatch",
+    "TemplateMiner",
+    "TemplateMinerConfig",
+    "mask_message",
+    "mask_token",
+    "template_hash",
+]
 
 WILDCARD = "<*>"
 _STATE_VERSION = 1
@@ -162,11 +170,13 @@ class TemplateMinerConfig:
     """Share of a template's constant tokens that a message must repeat to join its cluster."""
     min_distinct_values: int = 5
     """Clusters differing in one word position only that prove the position is a variable."""
+    max_new_variables: int = 2
+    """Word positions that one merge of sibling clusters may turn into variables at once."""
     max_clusters: int = 50_000
     """Past this, unmatched messages get a template (and a stable id) but open no cluster."""
     max_tokens: int = 256
     """Longer messages are mined on their first `max_tokens` tokens."""
-    cache_size: int = 100_000
+    cache_size: int = 20_000
     """Entries of the exact-match and token caches (each is cleared when full)."""
 
     def __post_init__(self) -> None:
@@ -174,6 +184,8 @@ class TemplateMinerConfig:
             raise ValueError("similarity_threshold must be within [0, 1]")
         if self.min_distinct_values < 2:
             raise ValueError("min_distinct_values must be at least 2")
+        if self.max_new_variables < 1:
+            raise ValueError("max_new_variables must be at least 1")
         if self.max_clusters < 1 or self.max_tokens < 1 or self.cache_size < 1:
             raise ValueError("max_clusters, max_tokens and cache_size must be positive")
 
@@ -261,7 +273,7 @@ class _Bucket:
         return (len(exact) if exact else 0) + len(wild), exact or set(), wild
 
     def candidates(self, tokens: tuple[str, ...], spare: int) -> Iterator[_Cluster]:
-        """Clusters that can agree with `tokens` on all but `spare` (0 or 1) constant positions."""
+        """Clusters that can agree with `tokens` on all but `spare` of its constant positions."""
         if len(self.clusters) <= _SCAN_ALL_BELOW:
             yield from list(self.clusters.values())
             return
@@ -283,6 +295,13 @@ class _Bucket:
 
 def _generalize(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(x if x == y else WILDCARD for x, y in zip(a, b, strict=True))
+
+
+def _generalize_all(first: tuple[str, ...], others: list[tuple[str, ...]]) -> tuple[str, ...]:
+    out = first
+    for other in others:
+        out = _generalize(out, other)
+    return out
 
 
 # --- the miner ---------------------------------------------------------------------------------
@@ -444,21 +463,26 @@ class TemplateMiner:
                     break
             else:
                 if constants == 0:
-                    continue  # an all-wildcard template would swallow everything
-                key = (same / constants, same)
+                    if cluster.tokens != tokens:
+                        continue  # an all-wildcard template would swallow everything
+                    key = (1.0, 0)
+                else:
+                    key = (same / constants, same)
                 if key[0] >= threshold and key > best_key:  # ties: the oldest (lowest seq)
                     best, best_key = cluster, key
         return best
 
     def _merge_siblings(self, bucket: _Bucket, tokens: tuple[str, ...]) -> _Cluster | None:
-        """Merge the clusters that differ from `tokens` in one same word position, if enough do."""
-        need = self.config.min_distinct_values - 1
-        if len(bucket.clusters) < need:
+        """Merge the clusters that differ from `tokens` in the same few word positions only, when
+        each of those positions shows `min_distinct_values` values per position merged at once."""
+        distinct = self.config.min_distinct_values
+        if len(bucket.clusters) < distinct - 1:
             return None
         threshold = self.config.similarity_threshold
-        by_position: dict[int, list[_Cluster]] = {}
-        for cluster in bucket.candidates(tokens, 1):
-            conflict = -1
+        spare = self.config.max_new_variables
+        by_conflicts: dict[tuple[int, ...], list[_Cluster]] = {}
+        for cluster in bucket.candidates(tokens, spare):
+            conflicts: list[int] = []
             same = 0
             constants = 0
             for pos, (a, t) in enumerate(zip(cluster.tokens, tokens, strict=True)):
@@ -468,30 +492,37 @@ class TemplateMiner:
                 if a == t:
                     same += 1
                 elif t != WILDCARD:
-                    if conflict >= 0:
+                    conflicts.append(pos)
+                    if len(conflicts) > spare:
                         break
-                    conflict = pos
             else:
-                if conflict >= 0 and constants > 1 and same / (constants - 1) >= threshold:
-                    by_position.setdefault(conflict, []).append(cluster)
+                kept = constants - len(conflicts)
+                if conflicts and kept > 0 and same / kept >= threshold:
+                    by_conflicts.setdefault(tuple(conflicts), []).append(cluster)
         best: list[_Cluster] = []
-        for position in sorted(by_position):
-            siblings = by_position[position]
-            if len(siblings) >= need and len(siblings) > len(best):
-                best = siblings
+        best_positions: tuple[int, ...] = ()
+        for positions in sorted(by_conflicts, key=lambda ps: (len(ps), ps)):
+            # clusters whose conflicts are among `positions` (a value may repeat in one of two)
+            members = [c for ps, cs in by_conflicts.items() if set(ps) <= set(positions) for c in cs]
+            # more positions at once need more evidence: state pairs ("from A to B") stay apart
+            need = distinct * len(positions)
+            if len(members) < need - 1 or len(members) <= len(best):
+                continue
+            if all(len({c.tokens[p] for c in members} | {tokens[p]}) >= need for p in positions):
+                best, best_positions = members, positions
         if not best:
             return None
         best.sort(key=lambda c: c.seq)
         survivor = best[0]
-        generalized = tokens
-        for cluster in best:
-            generalized = _generalize(generalized, cluster.tokens)
+        generalized = list(_generalize_all(tokens, [c.tokens for c in best]))
+        for p in best_positions:
+            generalized[p] = WILDCARD
         for cluster in best[1:]:
             bucket.remove(cluster)
             cluster.merged_into = survivor
             survivor.size += cluster.size
             self._live -= 1
-        bucket.retemplate(survivor, generalized)
+        bucket.retemplate(survivor, tuple(generalized))
         survivor.size += 1
         return survivor
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -30,10 +31,18 @@ class Agent:
 
     async def process(self, records: list[dict[str, Any]], request_id: str) -> dict[str, Any]:
         summary = await self.analyzer.analyze(records)
-        # Keyed by the batch, so if Vigil re-sends a batch whose output already arrived (say our
-        # answer was lost), Vigil can tell the second output is a duplicate.
-        await self.vigil.send_output(summary, request_id, idempotency_key=f"{AGENT_NAME}:{request_id}")
+        await self.vigil.send_output(summary, request_id, idempotency_key=idempotency_key(request_id))
         return summary
+
+
+def idempotency_key(request_id: str) -> str:
+    """Keyed by the batch, so if Vigil re-sends a batch whose output already arrived (say our
+    answer was lost), Vigil keeps the first output instead of recording a second one."""
+    key = f"{AGENT_NAME}:{request_id}"
+    # Vigil accepts keys of up to 200 characters; a longer request id is hashed to fit.
+    return (
+        key if len(key) <= 200 else f"{AGENT_NAME}:sha256:{hashlib.sha256(request_id.encode()).hexdigest()}"
+    )
 
 
 def make_analyzer(settings: Settings, http: httpx.AsyncClient) -> Analyzer:

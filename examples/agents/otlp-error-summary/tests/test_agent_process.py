@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from error_summary.app import create_app
+from error_summary.app import create_app, idempotency_key
 from error_summary.settings import Settings
 from local_servers import Answer, JsonServer, Received, accept_output, chat_completion, free_port, serve_app
 from sample_records import SEED_BATCH
@@ -139,3 +139,11 @@ def _wait_until_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError("the agent did not become healthy")
+
+
+def test_idempotency_keys_fit_vigils_limit() -> None:
+    long_id = "r" * 200
+
+    assert idempotency_key("req-1") == "otlp-error-summary:req-1"
+    assert len(idempotency_key(long_id)) <= 200
+    assert idempotency_key(long_id) != idempotency_key(long_id[:-1] + "s")

@@ -1,0 +1,217 @@
+"""The management API as the CLI uses it: where it is, the admin token, and failures as one red line."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Annotated, Any, NoReturn, Self
+
+import httpx
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from vigil import __version__
+
+DEFAULT_API_URL = "http://127.0.0.1:8080"
+TOKEN_FILE = "admin-token"
+
+console = Console()
+errors = Console(stderr=True)
+
+ApiUrlOption = Annotated[
+    str, typer.Option("--api-url", envvar="VIGIL_API_URL", help="Base URL of the Vigil management API.")
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="VIGIL_ADMIN_TOKEN",
+        help="Admin token [default: read from <data dir>/admin-token].",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
+
+
+class CliFailure(Exception):
+    """Something the CLI reports as one line and exit code 1."""
+
+
+class ApiError(CliFailure):
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any]) -> None:
+        super().__init__(f"{message} ({code}, HTTP {status})")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def fail(message: str) -> NoReturn:
+    errors.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+    raise typer.Exit(1)
+
+
+def data_dir() -> Path:
+    """Where `vigil up` keeps its state; the CLI finds the admin token there."""
+    return Path(os.environ.get("VIGIL_DATA_DIR") or ".vigil")
+
+
+def admin_token(token: str | None) -> str:
+    if token:
+        return token
+    path = data_dir() / TOKEN_FILE
+    try:
+        stored = path.read_text().strip()
+    except FileNotFoundError:
+        fail(f"no admin token: pass --token, set VIGIL_ADMIN_TOKEN, or run where {path} exists")
+    except OSError as exc:
+        fail(f"cannot read the admin token from {path}: {exc.strerror}")
+    if not stored:
+        fail(f"{path} is empty")
+    return stored
+
+
+def api_error(response: httpx.Response) -> ApiError:
+    code, message, details = f"http_{response.status_code}", response.reason_phrase, {}
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+        message = response.text.strip()[:200] or message
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        code = body["error"]
+        message = str(body.get("message") or message)
+        details = body.get("details") if isinstance(body.get("details"), dict) else {}
+    problems = details.get("errors")
+    if isinstance(problems, list) and len(problems) > 1:
+        message += f" (and {len(problems) - 1} more)"
+    if response.status_code == 401:
+        message += "; check --token, VIGIL_ADMIN_TOKEN or <data dir>/admin-token"
+    return ApiError(response.status_code, code, message, details)
+
+
+class ApiClient:
+    def __init__(self, api_url: str, token: str, *, timeout_s: float = 30.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._timeout_s = timeout_s
+        self._http = httpx.Client(
+            base_url=f"{self.api_url}/api/v1",
+            headers={"Authorization": f"Bearer {token}", "User-Agent": f"vigil-cli/{__version__}"},
+            timeout=timeout_s,
+        )
+
+    @classmethod
+    def connect(cls, api_url: str, token: str | None) -> ApiClient:
+        return cls(api_url, admin_token(token))
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        """The decoded answer (None when empty); raises `CliFailure` for what the caller cannot fix by retrying now."""
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(method, path, json=body, params=query)
+        except httpx.ConnectError as exc:
+            raise CliFailure(
+                f"cannot connect to the Vigil API: is `vigil up` running at {self.api_url}?"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise CliFailure(f"the Vigil API at {self.api_url} did not answer in {self._timeout_s:g}s") from exc
+        except (httpx.TransportError, httpx.InvalidURL) as exc:
+            raise CliFailure(f"cannot reach the Vigil API at {self.api_url}: {exc}") from exc
+        if response.is_error:
+            raise api_error(response)
+        if not response.content:
+            return None
+        return response.json()
+
+    def call(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        try:
+            return self.send(method, path, body=body, params=params)
+        except CliFailure as exc:
+            fail(str(exc))
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.call("GET", path, params=params)
+
+    def post(self, path: str, body: Any = None, **params: Any) -> Any:
+        return self.call("POST", path, body=body, params=params)
+
+    def put(self, path: str, body: Any) -> Any:
+        return self.call("PUT", path, body=body)
+
+    def delete(self, path: str) -> Any:
+        return self.call("DELETE", path)
+
+    def find_project(self, ref: str) -> dict[str, Any] | None:
+        projects: list[dict[str, Any]] = self.get("/projects")
+        # Ids first: a project may be named like another project's id.
+        for wanted in ("id", "name"):
+            for project in projects:
+                if project[wanted] == ref:
+                    return project
+        return None
+
+    def project(self, ref: str) -> dict[str, Any]:
+        """A project by id or by name."""
+        found = self.find_project(ref)
+        if found is None:
+            fail(f"no project with id or name {ref!r}; `vigil project list` shows them")
+        return found
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def print_json(data: Any) -> None:
+    # Plain print, not rich: scripts parse this, so no wrapping or colour codes.
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def short_time(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return value
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[str | Text]], *, title: str | None = None) -> Table:
+    """Cells are taken literally: names and messages from the API must not be read as rich markup."""
+    result = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        # Fold rather than cut: ids are copied from these tables into the next command.
+        result.add_column(column, overflow="fold")
+    for row in rows:
+        result.add_row(*(cell if isinstance(cell, Text) else Text(cell) for cell in row))
+    return result
+
+
+def say(message: str) -> None:
+    """One result line (markup allowed; escape what came from the API), never wrapped."""
+    console.print(message, soft_wrap=True, highlight=False)
+
+
+def warn(message: str) -> None:
+    errors.print(f"[yellow]{message}[/]", soft_wrap=True, highlight=False)

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import io
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from vigil.detect.anomaly import DetectorConfig, StreamingDetector
+from vigil.detect.detect_cli import DetectInputError, parse_timestamp, run_detect
+
+ALERT = 0.55  # about the global threshold NAB's sweep picks for this detector
+STEP = 300.0  # 5-minute points, like most NAB series
+T0 = 1_396_310_400.0  # 2014-04-01 00:00:00 UTC
+
+
+def noisy(n: int, seed: int = 7, level: float = 50.0, sigma: float = 2.0) -> list[float]:
+    rng = random.Random(seed)
+    return [level + rng.gauss(0.0, sigma) for _ in range(n)]
+
+
+def score_all(values: list[float], config: DetectorConfig | None = None) -> list[float]:
+    det = StreamingDetector(config)
+    return [det.update(T0 + i * STEP, v) for i, v in enumerate(values)]
+
+
+def test_scores_are_in_unit_interval_for_awkward_series() -> None:
+    rng = random.Random(1)
+    series = {
+        "constant": [3.0] * 800,
+        "zeros_then_spikes": [0.0] * 400 + [1e9 if i % 50 == 0 else 0.0 for i in range(400)],
+        "negative_heavy_tail": [-abs(rng.paretovariate(1.2)) for _ in range(800)],
+        "tiny": [1e-12 * rng.random() for _ in range(800)],
+        "noisy": noisy(800),
+    }
+    for name, values in series.items():
+        scores = score_all(values)
+        assert all(0.0 <= s <= 1.0 and math.isfinite(s) for s in scores), name
+
+
+def test_warmup_scores_zero() -> None:
+    scores = score_all(noisy(400), DetectorConfig(warmup=150))
+    assert scores[:150] == [0.0] * 150
+
+
+def test_steady_noisy_series_scores_low() -> None:
+    scores = score_all(noisy(3000))[300:]
+    assert max(scores) < ALERT
+    assert sum(scores) / len(scores) < 0.1
+
+
+def test_spike_scores_high_at_the_spike() -> None:
+    values = noisy(1500)
+    values[1200] = 90.0  # 20 sigma
+    scores = score_all(values)
+    background = max(scores[300:1200])
+    at_spike = max(scores[1200:1203])  # the likelihood stage averages the last 3 points
+    assert at_spike > ALERT
+    assert at_spike == max(scores)
+    assert background < ALERT
+
+
+def test_level_shift_scores_high_right_after_the_change_and_then_settles() -> None:
+    values = noisy(1500) + noisy(1500, seed=8, level=70.0)
+    scores = score_all(values)
+    background = max(scores[300:1500])
+    onset = max(scores[1500:1510])
+    assert onset > ALERT
+    assert onset > background + 0.1
+    assert onset == max(scores)
+    # One change, one alert: the new level is soon normal again (iid noise still crosses the
+    # threshold now and then, when a point is the most extreme of the last `window`).
+    after = scores[1600:]
+    assert sum(s > ALERT for s in after) <= 0.002 * len(after)
+    assert sum(after) / len(after) < 0.1
+
+
+def test_score_at_row_i_depends_only_on_rows_up_to_i() -> None:
+    values = noisy(1200)
+    values[700] = 120.0
+    values[900:] = [v + 15.0 for v in values[900:]]
+    full = score_all(values)
+    for cut in (1, 150, 701, 950):
+        assert score_all(values[:cut]) == full[:cut]
+
+
+def test_state_round_trip_gives_identical_subsequent_scores() -> None:
+    values = noisy(1500)
+    values[1100] = 95.0
+    days = [T0 + i * STEP for i in range(len(values))]
+    reference = StreamingDetector()
+    expected = [reference.update(t, v) for t, v in zip(days, values, strict=True)]
+
+    first = StreamingDetector()
+    for t, v in zip(days[:1000], values[:1000], strict=True):
+        first.update(t, v)
+    saved = json.loads(json.dumps(first.state()))  # must survive JSON
+    restored = StreamingDetector.from_state(saved)
+    resumed = [restored.update(t, v) for t, v in zip(days[1000:], values[1000:], strict=True)]
+    assert resumed == expected[1000:]
+    assert restored.state() == reference.state()
+
+
+def test_from_state_rejects_unknown_version() -> None:
+    state = StreamingDetector().state()
+    state["version"] = 999
+    with pytest.raises(ValueError, match="version"):
+        StreamingDetector.from_state(state)
+
+
+def test_non_finite_value_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        StreamingDetector().update(T0, math.nan)
+
+
+def test_invalid_config_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        DetectorConfig(window=0)
+
+
+def test_parse_timestamp_formats_agree() -> None:
+    expected = 1_396_310_400.0
+    assert parse_timestamp("2014-04-01 00:00:00") == expected
+    assert parse_timestamp("2014-04-01T00:00:00Z") == expected
+    assert parse_timestamp("2014-04-01T02:00:00+02:00") == expected
+    assert parse_timestamp("1396310400") == expected
+    assert parse_timestamp("1396310400.5") == expected + 0.5
+    with pytest.raises(ValueError):
+        parse_timestamp("yesterday")
+
+
+def write_csv(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "series.csv"
+    path.write_text(text)
+    return path
+
+
+def test_run_detect_writes_scores_and_echoes_rows(tmp_path: Path) -> None:
+    values = noisy(400)
+    rows = [f"2014-04-01 {i // 12:02d}:{(i % 12) * 5:02d}:00,{v}" for i, v in enumerate(values[:288])]
+    rows += [f"{1396310400 + i * 300},{v}" for i, v in enumerate(values[288:], start=288)]
+    path = write_csv(tmp_path, "timestamp,value\n" + "\n".join(rows) + "\n")
+    out = io.StringIO()
+    run_detect(path, out)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "timestamp,value,anomaly_score"
+    assert len(lines) == 1 + len(rows)
+    for line, row in zip(lines[1:], rows, strict=True):
+        ts, value, score = line.split(",")
+        assert f"{ts},{value}" == row
+        assert 0.0 <= float(score) <= 1.0
+    # Same scores as the detector fed directly.
+    expected = score_all(values)
+    got = [float(line.rsplit(",", 1)[1]) for line in lines[1:]]
+    assert got == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ("", 1, "empty"),
+        ("time,val\n2014-04-01 00:00:00,1\n", 1, "header"),
+        ("timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,abc\n", 3, "not a number"),
+        ("timestamp,value\n2014-04-01 00:00:00,1\nnot-a-time,2\n", 3, "timestamp"),
+        ("timestamp,value\n2014-04-01 00:00:00,1,7\n", 2, "2 fields"),
+        ("timestamp,value\n2014-04-01 00:00:00,nan\n", 2, "finite"),
+        ("timestamp,value\n2014-04-01 00:05:00,1\n2014-04-01 00:00:00,2\n", 3, "earlier"),
+    ],
+)
+def test_run_detect_malformed_input_names_the_line(tmp_path: Path, text: str, line: int, fragment: str) -> None:
+    path = write_csv(tmp_path, text)
+    with pytest.raises(DetectInputError) as err:
+        run_detect(path, io.StringIO())
+    assert isinstance(err.value, ValueError)
+    assert err.value.line == line
+    assert f"line {line}" in str(err.value)
+    assert fragment in str(err.value)
+
+
+def test_run_detect_skips_blank_lines(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, "timestamp,value\n2014-04-01 00:00:00,1\n\n2014-04-01 00:05:00,2\n")
+    out = io.StringIO()
+    run_detect(path, out)
+    assert out.getvalue().splitlines()[1:] == ["2014-04-01 00:00:00,1,0.000000", "2014-04-01 00:05:00,2,0.000000"]

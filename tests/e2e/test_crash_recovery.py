@@ -1,0 +1,63 @@
+"""`kill -9` of `vigil up` after the receiver answered 200: nothing it accepted is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import ADMIN_TOKEN
+from tests.doubles.agent import AgentServer
+from tests.logs_factory import PROTOBUF, export_bytes
+from tests.process import VigilProcess
+
+
+async def test_kill_9_after_accept_then_restart_delivers_everything(tmp_path: Path) -> None:
+    vigil = VigilProcess(tmp_path / "data", VIGIL_BUS__ACK_WAIT_S="3")
+    await asyncio.to_thread(vigil.start)
+    try:
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        async with httpx.AsyncClient(base_url=vigil.api_url, headers=admin, timeout=30) as api:
+            project_id = (await api.post("/api/v1/projects", json={"name": "crash"})).json()["id"]
+            key = (await api.post(f"/api/v1/projects/{project_id}/api-keys", json={"name": "k"})).json()["key"]
+            with AgentServer() as probe:
+                agent_port = probe.port
+            spec = {
+                "filter": {"min_severity": "ERROR"},
+                "batch": {"max_records": 10, "max_wait_ms": 100},
+                "agent": {
+                    "endpoint": f"http://127.0.0.1:{agent_port}/process",
+                    "timeout_s": 5,
+                    "retry": {"max_attempts": 100, "initial_backoff_s": 0.2, "max_backoff_s": 1.0},
+                },
+            }
+            assert (await api.put(f"/api/v1/projects/{project_id}/pipelines/errors", json=spec)).status_code == 200
+
+        sent: list[str] = []
+        async with httpx.AsyncClient(base_url=vigil.receiver_url, timeout=30) as receiver:
+            for request in range(20):
+                bodies = [f"error {request}-{i} at {time.time_ns()}" for i in range(25)]
+                response = await receiver.post(
+                    "/v1/logs", content=export_bytes("payment-service", bodies),
+                    headers={**PROTOBUF, "X-API-Key": key},
+                )
+                assert response.status_code == 200
+                sent.extend(bodies)
+        # Killed while every record is accepted and none has reached the (absent) agent.
+        vigil.kill()
+
+        await asyncio.to_thread(vigil.start)
+        async with AgentServer(port=agent_port) as agent:
+            deadline = time.monotonic() + 90
+            while len({r["body"] for _, b in agent.batches() for r in b}) < len(sent):
+                assert time.monotonic() < deadline, "not every record arrived after the restart"
+                await asyncio.sleep(0.2)
+            delivered = {r["body"] for _, b in agent.batches() for r in b}
+            assert delivered == set(sent)
+            for _, batch in agent.batches():
+                bodies = [r["body"] for r in batch]
+                assert len(bodies) == len(set(bodies)) <= 10
+    finally:
+        await asyncio.to_thread(vigil.stop)

@@ -1,0 +1,80 @@
+"""`vigil up` as a real child process, for tests that kill it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import ADMIN_TOKEN
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class VigilProcess:
+    def __init__(self, data_dir: Path, **env: str) -> None:
+        self.data_dir = data_dir
+        self.api_port, self.http_port, self.grpc_port = free_port(), free_port(), free_port()
+        self.env = {
+            **os.environ,
+            "VIGIL_ADMIN_TOKEN": ADMIN_TOKEN,
+            "VIGIL_HOST": "127.0.0.1",
+            "VIGIL_API_PORT": str(self.api_port),
+            "VIGIL_OTLP_HTTP_PORT": str(self.http_port),
+            "VIGIL_OTLP_GRPC_PORT": str(self.grpc_port),
+            "VIGIL_LOG_LEVEL": "WARNING",
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = data_dir.parent / "vigil-process.log"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def receiver_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> None:
+        vigil = Path(sys.executable).parent / "vigil"
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(vigil), "up", "--data-dir", str(self.data_dir)], env=self.env, stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"vigil up exited: {self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.receiver_url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("vigil up did not become ready")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

@@ -65,7 +65,7 @@ class DeliveryWorker:
         self._retry = retry
         self._concurrency = concurrency
         self._tasks: list[asyncio.Task[None]] = []
-        self._busy = 0
+        self._handling: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         subscription = await self._bus.pull(self._consumer)
@@ -76,14 +76,17 @@ class DeliveryWorker:
             for i in range(self._concurrency)
         ]
 
-    async def shutdown(self) -> None:
-        """Stop taking work; an attempt in progress is finished (its answer is awaited) first."""
+    async def shutdown(self, grace_s: float = 20.0) -> None:
+        """Stop taking work, then let attempts in progress finish; what does not finish within
+        the grace period is redelivered by the bus after its ack wait."""
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._handling:
+            await asyncio.wait(self._handling, timeout=grace_s)
 
     async def _loop(self, subscription: object) -> None:
         fetch = subscription.fetch  # type: ignore[attr-defined]
@@ -99,7 +102,11 @@ class DeliveryWorker:
                 await asyncio.sleep(1.0)
                 continue
             for msg in messages:
-                await asyncio.shield(self._handle(msg))
+                # Shielded: stopping the loop must not abandon an attempt half-way.
+                handling = asyncio.create_task(self._handle(msg))
+                self._handling.add(handling)
+                handling.add_done_callback(self._handling.discard)
+                await asyncio.shield(handling)
 
     async def _handle(self, msg: Msg) -> None:
         attempt = msg.metadata.num_delivered

@@ -183,13 +183,13 @@ class Router:
         return None
 
     async def _settle(self, batch: Batch) -> None:
-        for ticket in {id(t): t for t, _ in batch.origins}.values():
-            ticket.pending -= sum(1 for t, _ in batch.origins if t is ticket)
+        for ticket, count in _tickets(batch).items():
+            ticket.pending -= count
             if ticket.pending == 0 and not ticket.failed and ticket.msg is not None:
                 await ticket.msg.ack()
 
     async def _keep_alive(self, batch: Batch) -> None:
-        for ticket in {id(t): t for t, _ in batch.origins}.values():
+        for ticket in _tickets(batch):
             if ticket.msg is not None:
                 with contextlib.suppress(Exception):
                     await ticket.msg.in_progress()
@@ -200,8 +200,16 @@ class Router:
             "batch could not be published; its messages will be redelivered",
             extra={"pipeline": batch.pipeline},
         )
-        for ticket in {id(t): t for t, _ in batch.origins}.values():
+        for ticket in _tickets(batch):
             if not ticket.failed and ticket.msg is not None:
                 ticket.failed = True
                 with contextlib.suppress(Exception):
                     await ticket.msg.nak(delay=2.0)
+
+
+def _tickets(batch: Batch) -> dict[Ticket, int]:
+    """The messages a batch drew from, with how many of its records each gave."""
+    counts: dict[Ticket, int] = {}
+    for ticket, _ in batch.origins:
+        counts[ticket] = counts.get(ticket, 0) + 1
+    return counts

@@ -17,17 +17,17 @@ ADMIN_TOKEN = "test-admin-token-0123456789"
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     bus = overrides.pop("bus", {})
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        data_dir=data_dir,
-        admin_token=ADMIN_TOKEN,  # type: ignore[arg-type]
-        host="127.0.0.1",
-        otlp_http_port=0,
-        otlp_grpc_port=0,
-        api_port=0,
-        bus=BusSettings(**{"ack_wait_s": 5.0, **bus}),
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "admin_token": ADMIN_TOKEN,
+        "host": "127.0.0.1",
+        "otlp_http_port": 0,
+        "otlp_grpc_port": 0,
+        "api_port": 0,
+        "bus": BusSettings(**{"ack_wait_s": 5.0, **bus}),
         **overrides,
-    )
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 class VigilHandle:

@@ -115,35 +115,36 @@ class DeliveryWorker:
             with DELIVERY_SECONDS.labels(kind).time():
                 await self._handler.deliver(msg.data, attempt)
         except DeliveryError as error:
-            final = not error.retryable or attempt >= self._retry.max_attempts
-            ref = await self._handler.failed(msg.data, attempt, error, final)
-            if final:
-                await self._dead_letter(msg, ref, attempt, error)
-                DELIVERIES.labels(kind, "dead").inc()
-                await msg.ack()
-            else:
-                DELIVERIES.labels(kind, "retry").inc()
-                await msg.nak(delay=backoff_delay(self._retry, attempt))
-            log.warning(
-                "delivery failed",
-                extra={
-                    "kind": kind,
-                    "target": self._handler.target,
-                    "attempt": attempt,
-                    "final": final,
-                    "error": str(error),
-                },
-            )
+            await self._failed(msg, attempt, error)
             return
-        except Exception:
-            log.exception(
-                "delivery crashed; will retry", extra={"kind": kind, "target": self._handler.target}
-            )
-            await msg.nak(delay=backoff_delay(self._retry, attempt))
+        except Exception as exc:
+            # Our own failure (a malformed message, a database error): retried like a transient
+            # one, and dead-lettered like any other work when the attempts run out.
+            log.exception("delivery crashed", extra={"kind": kind, "target": self._handler.target})
+            await self._failed(msg, attempt, DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True))
             return
         await self._handler.succeeded(msg.data, attempt)
         DELIVERIES.labels(kind, "ok").inc()
         await msg.ack()
+
+    async def _failed(self, msg: Msg, attempt: int, error: DeliveryError) -> None:
+        kind = self._handler.kind
+        final = not error.retryable or attempt >= self._retry.max_attempts
+        try:
+            ref = await self._handler.failed(msg.data, attempt, error, final)
+        except Exception:
+            ref = f"seq-{msg.metadata.sequence.stream}"
+        if final:
+            await self._dead_letter(msg, ref, attempt, error)
+            DELIVERIES.labels(kind, "dead").inc()
+            await msg.ack()
+        else:
+            DELIVERIES.labels(kind, "retry").inc()
+            await msg.nak(delay=backoff_delay(self._retry, attempt))
+        log.warning(
+            "delivery failed",
+            extra={"kind": kind, "target": self._handler.target, "attempt": attempt, "final": final, "error": str(error)},
+        )
 
     async def _dead_letter(self, msg: Msg, ref: str, attempt: int, error: DeliveryError) -> None:
         DEAD_LETTERS.labels(self._handler.kind).inc()

@@ -1,0 +1,92 @@
+"""Start-up on the embedded defaults: admin token, declarative configuration, restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import VigilHandle, make_settings
+from tests.logs_factory import PROTOBUF, export_bytes
+from vigil.config_file import ConfigFileError
+from vigil.runtime import Runtime
+
+CONFIG = """\
+version: 1
+projects:
+  - name: payments
+    api_keys:
+      - name: exporters
+        key: ${PAYMENTS_KEY}
+    pipelines:
+      errors:
+        filter: {min_severity: ERROR, services: [payment-service]}
+        batch: {max_records: 10, max_wait_ms: 500}
+        agent: {endpoint: "http://127.0.0.1:9/process"}
+    sinks:
+      - {type: webhook, url: "http://127.0.0.1:9/hook", secret: "${HOOK_SECRET:-dev-secret}"}
+"""
+
+
+async def test_generated_admin_token_is_kept_across_restarts(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", admin_token=None)
+    first = Runtime(settings)
+    await first.start()
+    await first.shutdown()
+    assert first.token_generated
+    token_file = tmp_path / "data" / "admin-token"
+    assert token_file.read_text().strip() == first.admin_token
+    assert token_file.stat().st_mode & 0o777 == 0o600
+
+    second = Runtime(settings)
+    await second.start()
+    try:
+        assert not second.token_generated and second.admin_token == first.admin_token
+        assert second.api_http is not None
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{second.api_http.port}") as api:
+            ok = await api.get("/api/v1/projects", headers={"Authorization": f"Bearer {first.admin_token}"})
+            assert ok.status_code == 200
+    finally:
+        await second.shutdown()
+
+
+async def test_vigil_yaml_is_applied_at_start_and_again_without_duplicates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "payments-key-0123456789abcdef"
+    monkeypatch.setenv("PAYMENTS_KEY", key)
+    config = tmp_path / "vigil.yaml"
+    config.write_text(CONFIG)
+    settings = make_settings(tmp_path / "data", config_file=config)
+    for _ in range(2):
+        runtime = Runtime(settings)
+        await runtime.start()
+        handle = VigilHandle(runtime)
+        try:
+            [project] = (await handle.api.get("/api/v1/projects")).json()
+            assert project["name"] == "payments"
+            pid = project["id"]
+            assert len((await handle.api.get(f"/api/v1/projects/{pid}/api-keys")).json()) == 1
+            [pipeline] = (await handle.api.get(f"/api/v1/projects/{pid}/pipelines")).json()
+            assert pipeline["spec"]["filter"]["services"] == ["payment-service"]
+            [sink] = (await handle.api.get(f"/api/v1/projects/{pid}/sinks")).json()
+            assert sink["spec"]["url"] == "http://127.0.0.1:9/hook"
+            sent = await handle.receiver.post(
+                "/v1/logs", content=export_bytes("payment-service", ["x"]), headers={**PROTOBUF, "X-API-Key": key}
+            )
+            assert sent.status_code == 200
+        finally:
+            await handle.close()
+            await runtime.shutdown()
+
+
+async def test_invalid_vigil_yaml_stops_start_with_file_line_and_field(tmp_path: Path) -> None:
+    config = tmp_path / "vigil.yaml"
+    config.write_text(CONFIG.replace("max_records: 10", "max_records: 0").replace("${PAYMENTS_KEY}", "k" * 30))
+    runtime = Runtime(make_settings(tmp_path / "data", config_file=config))
+    with pytest.raises(ConfigFileError) as error:
+        await runtime.start()
+    await runtime.shutdown()
+    assert f"{config}:10:" in str(error.value)
+    assert "projects[0].pipelines.errors.batch.max_records" in str(error.value)

@@ -85,7 +85,10 @@ def _parse_json(body: bytes) -> ExportLogsServiceRequest:
         raise InvalidPayload("OTLP/JSON body must be an object with resourceLogs")
     try:
         _hex_ids_to_base64(data)
-        return json_format.ParseDict(data, ExportLogsServiceRequest(), ignore_unknown_fields=True)
+        request: ExportLogsServiceRequest = json_format.ParseDict(
+            data, ExportLogsServiceRequest(), ignore_unknown_fields=True
+        )
+        return request
     except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:
         raise InvalidPayload(f"body is not a valid OTLP/JSON logs export: {exc}") from exc
 
@@ -157,7 +160,7 @@ def _scope_in(request: ExportLogsServiceRequest, rl: ResourceLogs, sl: ScopeLogs
     new_rl = request.resource_logs.add()
     new_rl.resource.CopyFrom(rl.resource)
     new_rl.schema_url = rl.schema_url
-    new_sl = new_rl.scope_logs.add()
+    new_sl: ScopeLogs = new_rl.scope_logs.add()
     new_sl.scope.CopyFrom(sl.scope)
     new_sl.schema_url = sl.schema_url
     return new_sl

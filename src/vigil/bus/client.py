@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -106,22 +107,24 @@ class Bus:
             )
 
     async def ensure_consumer(self, spec: ConsumerSpec) -> None:
+        """Create the durable consumer, or update it in place (JetStream's create is
+        create-or-update); a change JetStream cannot apply keeps the old settings, with a warning."""
         key = (spec.stream, spec.name)
         if key in self._known_consumers:
             return
         try:
             await self.js.add_consumer(spec.stream, spec.config)
-        except BadRequestError:
-            # An existing durable with other settings: update what JetStream allows to change.
-            await self.js.update_consumer(spec.stream, spec.config)
+        except BadRequestError as exc:
+            log.warning(
+                "consumer settings could not be updated",
+                extra={"consumer": spec.name, "error": exc.description},
+            )
         self._known_consumers.add(key)
 
     async def delete_consumer(self, stream: str, name: str) -> None:
         self._known_consumers.discard((stream, name))
-        try:
+        with contextlib.suppress(NotFoundError):
             await self.js.delete_consumer(stream, name)
-        except NotFoundError:
-            pass
 
     async def publish(
         self, subject: str, payload: bytes, *, msg_id: str, headers: Headers | None = None

@@ -43,7 +43,7 @@ class Handler(Protocol):
 
 def backoff_delay(retry: RetrySpec, attempt: int) -> float:
     """Equal jitter: half the exponential step fixed, half random, so retries spread out."""
-    step = min(retry.max_backoff_s, retry.initial_backoff_s * 2 ** max(attempt - 1, 0))
+    step = min(retry.max_backoff_s, retry.initial_backoff_s * 2.0 ** max(attempt - 1, 0))
     return step / 2 + random.uniform(0, step / 2)
 
 
@@ -143,7 +143,13 @@ class DeliveryWorker:
             await msg.nak(delay=backoff_delay(self._retry, attempt))
         log.warning(
             "delivery failed",
-            extra={"kind": kind, "target": self._handler.target, "attempt": attempt, "final": final, "error": str(error)},
+            extra={
+                "kind": kind,
+                "target": self._handler.target,
+                "attempt": attempt,
+                "final": final,
+                "error": str(error),
+            },
         )
 
     async def _dead_letter(self, msg: Msg, ref: str, attempt: int, error: DeliveryError) -> None:

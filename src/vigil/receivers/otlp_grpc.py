@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 from vigil.errors import Backpressure, PayloadTooLarge, TransientError, Unauthorized, UserError
@@ -22,7 +22,7 @@ from vigil.receivers.keys import KeyResolver, key_from_headers
 log = logging.getLogger(__name__)
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
-_EMPTY_RESPONSE = ExportLogsServiceResponse().SerializeToString()
+_EMPTY_RESPONSE: bytes = ExportLogsServiceResponse().SerializeToString()
 
 
 def _status_with_retry(code: grpc.StatusCode, message: str, retry_after: float) -> tuple[str, bytes]:

@@ -18,7 +18,7 @@ from vigil.receivers.agent_output import OutputIntake
 from vigil.receivers.ingest import Ingestor
 from vigil.receivers.keys import KeyResolver, key_from_headers
 
-_EMPTY_PROTOBUF_RESPONSE = ExportLogsServiceResponse().SerializeToString()
+_EMPTY_PROTOBUF_RESPONSE: bytes = ExportLogsServiceResponse().SerializeToString()
 
 ApiKeyHeader = Annotated[str | None, Header(alias="X-API-Key")]
 AuthorizationHeader = Annotated[str | None, Header(alias="Authorization")]

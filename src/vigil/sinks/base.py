@@ -30,5 +30,4 @@ class Sink(ABC):
         return None
 
 
-
 SinkFactory = Callable[[SinkSpec, httpx.AsyncClient], Sink]

@@ -26,6 +26,10 @@ class HttpAgent:
             "User-Agent": f"vigil/{__version__}",
         }
         await post(
-            self._client, self._spec.endpoint, content=body, headers=headers, timeout_s=self._spec.timeout_s,
+            self._client,
+            self._spec.endpoint,
+            content=body,
+            headers=headers,
+            timeout_s=self._spec.timeout_s,
             target=f"agent {self._spec.endpoint}",
         )

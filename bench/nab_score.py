@@ -25,6 +25,19 @@ The scoring re-implements NAB v1.1 (Lavin & Ahmad 2015; numenta/NAB ``nab/sweepe
 its scores rounded to 12 significant digits as in NAB's stored result files) to check the scorer against
 the published numbers in the data set's README: it reproduces 35.0 / 16.7 / 43.3 against the published
 35.0 / 16.7 / 43.4.
+
+Recorded on the 29-series development set (nab-dev), default DetectorConfig:
+
+| detector | standard | reward_low_FP | reward_low_FN |
+| --- | ---: | ---: | ---: |
+| vigil StreamingDetector | 62.8 | 52.2 | 68.6 |
+| Numenta HTM (published) | 74.0 | 69.2 | 77.3 |
+| ARTime (published) | 71.2 | 62.6 | 76.1 |
+| windowed Gaussian (published) | 35.0 | 16.7 | 43.4 |
+| random (published) | 15.9 | 6.7 | 27.3 |
+
+Per category (standard): artificialWithAnomaly 83.7, realAWSCloudwatch 60.3, realAdExchange 59.3.
+About 100k points/s of detector time (pure Python, one core).
 """
 
 from __future__ import annotations

@@ -169,7 +169,9 @@ def test_run_detect_writes_scores_and_echoes_rows(tmp_path: Path) -> None:
         ("timestamp,value\n2014-04-01 00:05:00,1\n2014-04-01 00:00:00,2\n", 3, "earlier"),
     ],
 )
-def test_run_detect_malformed_input_names_the_line(tmp_path: Path, text: str, line: int, fragment: str) -> None:
+def test_run_detect_malformed_input_names_the_line(
+    tmp_path: Path, text: str, line: int, fragment: str
+) -> None:
     path = write_csv(tmp_path, text)
     with pytest.raises(DetectInputError) as err:
         run_detect(path, io.StringIO())
@@ -183,4 +185,7 @@ def test_run_detect_skips_blank_lines(tmp_path: Path) -> None:
     path = write_csv(tmp_path, "timestamp,value\n2014-04-01 00:00:00,1\n\n2014-04-01 00:05:00,2\n")
     out = io.StringIO()
     run_detect(path, out)
-    assert out.getvalue().splitlines()[1:] == ["2014-04-01 00:00:00,1,0.000000", "2014-04-01 00:05:00,2,0.000000"]
+    assert out.getvalue().splitlines()[1:] == [
+        "2014-04-01 00:00:00,1,0.000000",
+        "2014-04-01 00:05:00,2,0.000000",
+    ]

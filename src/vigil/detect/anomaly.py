@@ -26,7 +26,12 @@ How a score is made, per point:
    are multiplied by `suppress_factor`, so a lasting change gives one high score, not a run of them.
 
 Tuned once, with one configuration, on the development half of the Numenta Anomaly Benchmark
-(bench/nab_score.py); nothing is tuned per series.
+(29 series, bench/nab_score.py); nothing is tuned per series. NAB scores there (standard / reward low
+FP / reward low FN, one global threshold per profile, about 0.55 for all three): 62.8 / 52.2 / 68.6,
+against windowed Gaussian 35.0 / 16.7 / 43.4 and Numenta HTM 74.0 / 69.2 / 77.3 on the same series.
+About 100k points/s on one core. State: two windows of `window` floats plus ~3 x `season_buckets`
+numbers (about 33 kB as JSON with the defaults); `window=500` halves it for 58.6 on the standard
+profile. On iid Gaussian noise a score above 0.55 occurs roughly once per 4000 points.
 """
 
 from __future__ import annotations

@@ -42,16 +42,24 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     if encoding not in ("gzip", "deflate"):
         raise InvalidPayload(f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or identity")
     wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
-    inflater = zlib.decompressobj(wbits)
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise InvalidPayload(f"body is not valid {encoding}: {exc}") from exc
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise PayloadTooLarge(f"decompressed body exceeds the limit of {limit} bytes")
-    if not inflater.eof:
-        raise InvalidPayload(f"{encoding} body is truncated")
-    return out
+    out = b""
+    rest = body
+    while True:
+        # A gzip body may hold several members (RFC 1952 §2.2); their contents are concatenated.
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out += inflater.decompress(rest, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise InvalidPayload(f"body is not valid {encoding}: {exc}") from exc
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"decompressed body exceeds the limit of {limit} bytes")
+        if not inflater.eof:
+            raise InvalidPayload(f"{encoding} body is truncated")
+        rest = inflater.unused_data
+        if not rest:
+            return out
+        if encoding != "gzip":
+            raise InvalidPayload(f"{len(rest)} bytes follow the end of the {encoding} stream")
 
 
 def decode_logs(body: bytes, content_type: str | None) -> DecodedExport:
@@ -139,21 +147,35 @@ def split_for_bus(decoded: DecodedExport, max_bytes: int) -> list[bytes]:
     for rl in decoded.request.resource_logs:
         for sl in rl.scope_logs:
             target: ScopeLogs | None = None
+            envelope = _envelope_size(rl, sl)
             for record in sl.log_records:
                 record_size = record.ByteSize() + 8
-                if record_size > budget:
-                    raise PayloadTooLarge(f"one log record is {record_size} bytes; the limit is {budget}")
-                if size + record_size > budget and size:
+                if envelope + record_size > budget:
+                    raise PayloadTooLarge(
+                        f"one log record with its resource and scope is {envelope + record_size} bytes; "
+                        f"the limit is {budget}"
+                    )
+                # A record opening its scope in this chunk brings the resource and scope with it.
+                needed = record_size + (envelope if target is None else 0)
+                if size + needed > budget and size:
                     chunks.append(current.SerializeToString())
                     current, size, target = ExportLogsServiceRequest(), 0, None
                 if target is None:
                     target = _scope_in(current, rl, sl)
-                    size += rl.resource.ByteSize() + sl.scope.ByteSize() + 16
+                    size += envelope
                 target.log_records.append(record)
                 size += record_size
     if size:
         chunks.append(current.SerializeToString())
     return chunks
+
+
+def _envelope_size(rl: ResourceLogs, sl: ScopeLogs) -> int:
+    """An upper bound of what `_scope_in` adds to a request before any record: the resource, the
+    scope, both schema URLs, and a tag and a length of at most 6 bytes for each of the six fields."""
+    schema_urls = len(rl.schema_url.encode()) + len(sl.schema_url.encode())
+    size: int = rl.resource.ByteSize() + sl.scope.ByteSize()
+    return size + schema_urls + 36
 
 
 def _scope_in(request: ExportLogsServiceRequest, rl: ResourceLogs, sl: ScopeLogs) -> ScopeLogs:

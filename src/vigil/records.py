@@ -14,7 +14,7 @@ import orjson
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from vigil.severity import SEVERITY_BY_NAME, severity_text
+from vigil.severity import severity_from_text, severity_text
 
 FlatRecord = dict[str, Any]
 
@@ -53,6 +53,8 @@ def body_text(value: AnyValue) -> str:
         return value.string_value
     if kind is None:
         return ""
+    if kind == "bool_value":
+        return "true" if value.bool_value else "false"
     converted = any_value(value)
     if isinstance(converted, dict | list):
         return orjson.dumps(converted).decode()
@@ -72,8 +74,7 @@ def effective_severity(record: LogRecord) -> int:
     number: int = record.severity_number
     if number or not record.severity_text:
         return number
-    base = record.severity_text.strip().upper()
-    return SEVERITY_BY_NAME.get(base, 0)
+    return severity_from_text(record.severity_text)
 
 
 def flatten(record: LogRecord, resource_attributes: dict[str, Any], received_unix_nano: int) -> FlatRecord:

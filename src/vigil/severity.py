@@ -24,14 +24,24 @@ def parse_severity(value: str | int) -> int:
         raise ValueError(f"severity number must be 1-24, got {value}")
     if isinstance(value, str):
         name = value.strip().upper()
-        if name.isdigit():
+        if name.isascii() and name.isdigit():
             return parse_severity(int(name))
-        base = name.rstrip("234")
-        if base in SEVERITY_BY_NAME:
-            offset = int(name[len(base) :] or 1) - 1
-            return SEVERITY_BY_NAME[base] + offset
+        number = severity_from_text(name)
+        if number:
+            return number
     names = ", ".join(sorted(SEVERITY_BY_NAME))
     raise ValueError(f"unknown severity {value!r}; use one of {names} or a number 1-24")
+
+
+def severity_from_text(text: str) -> int:
+    """The number of a severity name (any case) or of OTel's numbered forms (ERROR2 is 18); 0 for
+    anything else."""
+    name = text.strip().upper()
+    base, step = name, 0
+    if name[-1:] in ("2", "3", "4"):
+        base, step = name[:-1], int(name[-1]) - 1
+    number = SEVERITY_BY_NAME.get(base)
+    return number + step if number is not None else 0
 
 
 def severity_text(number: int) -> str:

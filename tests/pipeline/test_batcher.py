@@ -1,0 +1,136 @@
+"""Batcher: records grouped into batches by count and by age, with their bus tickets."""
+
+from __future__ import annotations
+
+import asyncio
+
+from vigil.pipeline.batcher import Batch, Batcher, Ticket
+
+
+def make_batcher(max_records: int = 3, max_wait_ms: int = 60_000) -> tuple[Batcher, list[Batch]]:
+    emitted: list[Batch] = []
+    return Batcher("proj-1", "errors", max_records, max_wait_ms, emitted.append), emitted
+
+
+def bodies(batch: Batch) -> list[str]:
+    return [r["body"] for r in batch.records]
+
+
+async def test_batch_is_emitted_at_max_records() -> None:
+    batcher, emitted = make_batcher(max_records=3)
+    ticket = Ticket(None, sequence=7)
+    for i in range(2):
+        batcher.add({"body": f"r{i}"}, ticket, i)
+    assert emitted == []
+    assert batcher.buffered == 2
+    batcher.add({"body": "r2"}, ticket, 2)
+    assert [bodies(b) for b in emitted] == [["r0", "r1", "r2"]]
+    assert (emitted[0].project_id, emitted[0].pipeline) == ("proj-1", "errors")
+    assert batcher.buffered == 0
+
+
+async def test_records_keep_their_order_across_batches() -> None:
+    batcher, emitted = make_batcher(max_records=4)
+    ticket = Ticket(None, sequence=1)
+    for i in range(10):
+        batcher.add({"body": f"r{i}"}, ticket, i)
+    batcher.flush()
+    assert [bodies(b) for b in emitted] == [
+        ["r0", "r1", "r2", "r3"],
+        ["r4", "r5", "r6", "r7"],
+        ["r8", "r9"],
+    ]
+    assert [index for _, index in emitted[1].origins] == [4, 5, 6, 7]
+
+
+async def test_partial_batch_is_emitted_after_max_wait() -> None:
+    loop = asyncio.get_running_loop()
+    emitted: list[tuple[float, Batch]] = []
+    done = asyncio.Event()
+
+    def emit(batch: Batch) -> None:
+        emitted.append((loop.time(), batch))
+        done.set()
+
+    batcher = Batcher("proj-1", "errors", 10, 300, emit)
+    started = loop.time()
+    batcher.add({"body": "only"}, Ticket(None, sequence=1), 0)
+    await asyncio.sleep(0.15)
+    assert emitted == []
+    await asyncio.wait_for(done.wait(), timeout=5)
+    [(emitted_at, batch)] = emitted
+    assert bodies(batch) == ["only"]
+    assert 0.25 <= emitted_at - started < 2
+    assert batcher.buffered == 0
+
+
+async def test_timer_of_a_full_batch_does_not_fire_again() -> None:
+    batcher, emitted = make_batcher(max_records=2, max_wait_ms=100)
+    ticket = Ticket(None, sequence=1)
+    batcher.add({"body": "a"}, ticket, 0)
+    batcher.add({"body": "b"}, ticket, 1)
+    batcher.add({"body": "c"}, ticket, 2)
+    await asyncio.sleep(0.3)
+    assert [bodies(b) for b in emitted] == [["a", "b"], ["c"]]
+
+
+async def test_flush_emits_the_open_batch_only_once() -> None:
+    batcher, emitted = make_batcher(max_records=5)
+    batcher.flush()
+    assert emitted == []
+    batcher.add({"body": "x"}, Ticket(None, sequence=1), 0)
+    batcher.flush()
+    batcher.flush()
+    assert [bodies(b) for b in emitted] == [["x"]]
+
+
+async def test_tickets_count_pending_records() -> None:
+    batcher, emitted = make_batcher(max_records=10)
+    first, second = Ticket(None, sequence=1), Ticket(None, sequence=2)
+    batcher.add({"body": "a"}, first, 0)
+    batcher.add({"body": "b"}, second, 0)
+    batcher.add({"body": "c"}, first, 1)
+    assert (first.pending, second.pending) == (2, 1)
+    batcher.flush()
+    assert emitted[0].origins == [(first, 0), (second, 0), (first, 1)]
+
+
+def build(origins: list[tuple[int, int]], project: str = "proj-1", pipeline: str = "errors") -> Batch:
+    batch = Batch(project, pipeline)
+    for sequence, index in origins:
+        batch.origins.append((Ticket(None, sequence), index))
+    return batch
+
+
+def test_request_id_is_deterministic_for_the_same_origins() -> None:
+    first = build([(1, 0), (1, 1), (2, 0)])
+    again = build([(1, 0), (1, 1), (2, 0)])
+    assert first.request_id() == again.request_id()
+    assert len(first.request_id()) == 32
+    int(first.request_id(), 16)
+
+
+def test_request_id_differs_for_different_origins() -> None:
+    ids = {
+        build([(1, 0), (1, 1)]).request_id(),
+        build([(1, 1), (1, 0)]).request_id(),
+        build([(1, 0), (1, 2)]).request_id(),
+        build([(1, 0), (2, 1)]).request_id(),
+        build([(1, 0)]).request_id(),
+        build([(11, 0)]).request_id(),
+        build([(1, 10)]).request_id(),
+        build([(1, 0), (1, 1)], pipeline="other").request_id(),
+        build([(1, 0), (1, 1)], project="proj-2").request_id(),
+    }
+    assert len(ids) == 9
+
+
+def test_payload_carries_the_request_id_and_records() -> None:
+    batch = build([(3, 0)])
+    batch.records.append({"body": "x"})
+    assert batch.payload() == {
+        "request_id": batch.request_id(),
+        "project_id": "proj-1",
+        "pipeline": "errors",
+        "records": [{"body": "x"}],
+    }

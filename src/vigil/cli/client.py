@@ -33,7 +33,7 @@ TokenOption = Annotated[
     typer.Option(
         "--token",
         envvar="VIGIL_ADMIN_TOKEN",
-        help="Admin token [default: read from <data dir>/admin-token].",
+        help="Admin token (default: read from <data dir>/admin-token).",
         show_default=False,
     ),
 ]
@@ -79,7 +79,8 @@ def admin_token(token: str | None) -> str:
 
 
 def api_error(response: httpx.Response) -> ApiError:
-    code, message, details = f"http_{response.status_code}", response.reason_phrase, {}
+    code, message = f"http_{response.status_code}", response.reason_phrase
+    details: dict[str, Any] = {}
     try:
         body: Any = response.json()
     except ValueError:
@@ -88,12 +89,11 @@ def api_error(response: httpx.Response) -> ApiError:
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         code = body["error"]
         message = str(body.get("message") or message)
-        details = body.get("details") if isinstance(body.get("details"), dict) else {}
+        if isinstance(body.get("details"), dict):
+            details = body["details"]
     problems = details.get("errors")
     if isinstance(problems, list) and len(problems) > 1:
         message += f" (and {len(problems) - 1} more)"
-    if response.status_code == 401:
-        message += "; check --token, VIGIL_ADMIN_TOKEN or <data dir>/admin-token"
     return ApiError(response.status_code, code, message, details)
 
 
@@ -128,9 +128,16 @@ class ApiClient:
                 f"cannot connect to the Vigil API: is `vigil up` running at {self.api_url}?"
             ) from exc
         except httpx.TimeoutException as exc:
-            raise CliFailure(f"the Vigil API at {self.api_url} did not answer in {self._timeout_s:g}s") from exc
+            raise CliFailure(
+                f"the Vigil API at {self.api_url} did not answer in {self._timeout_s:g}s"
+            ) from exc
         except (httpx.TransportError, httpx.InvalidURL) as exc:
             raise CliFailure(f"cannot reach the Vigil API at {self.api_url}: {exc}") from exc
+        if response.status_code == 401:
+            raise CliFailure(
+                f"the API refused the admin token ({api_error(response).message}); "
+                "check --token, VIGIL_ADMIN_TOKEN or <data dir>/admin-token"
+            )
         if response.is_error:
             raise api_error(response)
         if not response.content:

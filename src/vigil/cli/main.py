@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.panel import Panel
 
 from vigil import __version__
+from vigil.cli import admin, demo
+from vigil.errors import VigilError
 from vigil.logs import configure_logging
 from vigil.settings import Settings
 
@@ -72,8 +74,8 @@ def up(
 
     try:
         asyncio.run(main())
-    except RuntimeError as exc:
-        console.print(f"[red]error:[/] {exc}")
+    except (RuntimeError, VigilError) as exc:
+        console.print(f"error: {exc}", style="red", markup=False)
         raise typer.Exit(1) from exc
     except KeyboardInterrupt:
         sys.exit(130)
@@ -87,6 +89,41 @@ def db_upgrade() -> None:
     settings = Settings()
     asyncio.run(upgrade(settings.sqlalchemy_url()))
     console.print("[green]database is up to date[/]")
+
+
+app.add_typer(admin.project_app, name="project")
+app.add_typer(admin.key_app, name="key")
+app.add_typer(admin.pipeline_app, name="pipeline")
+app.add_typer(admin.sink_app, name="sink")
+app.add_typer(admin.dead_letters_app, name="dead-letters")
+app.command("outputs")(admin.outputs)
+app.command("batches")(admin.batches)
+app.command("stats")(admin.stats)
+app.command("demo")(demo.demo)
+
+
+@app.command()
+def templates(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="One log message per line.")],
+) -> None:
+    """Mine log templates: write CSV `template_id,template` for every input line, in order."""
+    from vigil.pipeline.templates_cli import run_templates
+
+    run_templates(file, sys.stdout)
+
+
+@app.command()
+def detect(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV with timestamp,value rows.")],
+) -> None:
+    """Score a numeric series: write `timestamp,value,anomaly_score` (0-1, from past rows only)."""
+    from vigil.detect.detect_cli import DetectInputError, run_detect
+
+    try:
+        run_detect(file, sys.stdout)
+    except DetectInputError as exc:
+        console.print(f"error: {file}: {exc}", style="red", markup=False)
+        raise typer.Exit(1) from exc
 
 
 if __name__ == "__main__":

@@ -1,0 +1,622 @@
+"""`vigil project|key|pipeline|sink|dead-letters ...`, `vigil outputs|batches|stats`: the management API."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.markup import escape
+from rich.text import Text
+
+from vigil.cli.client import (
+    DEFAULT_API_URL,
+    ApiClient,
+    ApiUrlOption,
+    JsonOption,
+    TokenOption,
+    console,
+    fail,
+    print_json,
+    say,
+    short_time,
+    table,
+    warn,
+)
+from vigil.severity import SEVERITY_BY_NAME, severity_text
+
+project_app = typer.Typer(
+    help="Projects: each has its own keys, pipelines, sinks and outputs.", no_args_is_help=True
+)
+key_app = typer.Typer(help="Project API keys, for OTLP senders and agents.", no_args_is_help=True)
+pipeline_app = typer.Typer(
+    help="Pipelines: which records go to which agent, in what batches.", no_args_is_help=True
+)
+sink_app = typer.Typer(help="Sinks: where agents' outputs are delivered.", no_args_is_help=True)
+dead_letters_app = typer.Typer(help="Batches and deliveries that ran out of retries.", no_args_is_help=True)
+
+ProjectArg = Annotated[str, typer.Argument(metavar="PROJECT", help="Project id or name.")]
+
+
+class SinkType(StrEnum):
+    webhook = "webhook"
+    slack = "slack"
+
+
+class BatchStatus(StrEnum):
+    pending = "pending"
+    retrying = "retrying"
+    delivered = "delivered"
+    dead = "dead"
+
+
+class DeadLetterKind(StrEnum):
+    batch = "batch"
+    sink = "sink"
+
+
+def _label(project: dict[str, Any]) -> str:
+    return f"[bold]{escape(project['name'])}[/] ({project['id']})"
+
+
+# --- projects -------------------------------------------------------------------------------------
+
+
+@project_app.command("create")
+def project_create(
+    name: str, as_json: JsonOption = False, api_url: ApiUrlOption = DEFAULT_API_URL, token: TokenOption = None
+) -> None:
+    """Create a project."""
+    with ApiClient.connect(api_url, token) as api:
+        project = api.post("/projects", {"name": name})
+    if as_json:
+        print_json(project)
+        return
+    say(f"[green]created project[/] {_label(project)}")
+    say(f"next: [bold]vigil key create {escape(name)}[/]")
+
+
+@project_app.command("list")
+def project_list(
+    as_json: JsonOption = False, api_url: ApiUrlOption = DEFAULT_API_URL, token: TokenOption = None
+) -> None:
+    """List projects."""
+    with ApiClient.connect(api_url, token) as api:
+        projects: list[dict[str, Any]] = api.get("/projects")
+    if as_json:
+        print_json(projects)
+        return
+    rows = [[p["id"], p["name"], short_time(p["created_at"])] for p in projects]
+    console.print(table(["ID", "NAME", "CREATED"], rows))
+
+
+@project_app.command("delete")
+def project_delete(
+    project: ProjectArg, api_url: ApiUrlOption = DEFAULT_API_URL, token: TokenOption = None
+) -> None:
+    """Delete a project with its keys, pipelines, sinks and outputs."""
+    with ApiClient.connect(api_url, token) as api:
+        found = api.project(project)
+        api.delete(f"/projects/{found['id']}")
+    say(f"[green]deleted project[/] {_label(found)}")
+
+
+# --- keys -----------------------------------------------------------------------------------------
+
+
+@key_app.command("create")
+def key_create(
+    project: ProjectArg,
+    name: Annotated[str, typer.Option("--name", help="A label for the key.")] = "default",
+    as_json: JsonOption = False,
+    api_url: ApiUrlOption = DEFAULT_API_URL,
+    token: TokenOption = None,
+) -> None:
+    """Create an API key; it is printed once, only its hash is stored."""
+    with ApiClient.connect(api_url, token) as api:
+        found = api.project(project)
+        key = api.post(f"/projects/{found['id']}/api-keys", {"name": name})
+    if as_json:
+        print_json(key)
+        return
+    warn("This key is shown once: Vigil stores only its hash. Save it now.")
+    # The key alone on stdout, so `KEY=$(vigil key create demo)` works.
+    typer.echo(key["key"])
+    warn(f"key {key['id']} ({key['name']}) for project {found['name']}")
+
+
+@key_app.command("list")
+def key_list(
+    project: ProjectArg,
+    as_json: JsonOption = False,
+    api_url: ApiUrlOption = DEFAULT_API_URL,
+    token: TokenOption = None,
+) -> None:
+    """List a project's API keys (their prefixes, never the keys)."""
+    with ApiClient.connect(api_url, token) as api:
+        found = api.project(project)
+        keys: list[dict[str, Any]] = api.get(f"/projects/{found['id']}/api-keys")
+    if as_json:
+        print_json(keys)
+        return
+    rows = [
+        [
+            k["id"],
+            k["name"],
+            f"{k['prefix']}…",
+            short_time(k["created_at"]),
+            Text(f"revoked {short_time(k['revoked_at'])}", style="red")
+            if k["revoked"]
+            else Text("active", style="green"),
+        ]
+        for k in keys
+    ]
+    console.print(
+        table(["ID", "NAME", "PREFIX", "CREATED", "STATUS"], rows, title=f"API keys of {found['name']}")
+    )
+
+
+@key_app.command("revoke")
+def key_revoke(
+    project: ProjectArg, key_id: str, api_url: ApiUrlOption = DEFAULT_API_URL, token: TokenOption = None
+) -> None:
+    """Revoke an API key: requests with it are refused from now on."""
+    with ApiClient.connect(api_url, token) as api:
+        found = api.project(project)
+        key = api.delete(f"/projects/{found['id']}/api-keys/{key_id}")
+    say(f"[green]revoked key[/] {key['id']} ({escape(key['name'])}, {key['prefix']}…)")
+
+
+# --- pipelines ------------------------------------------------------------------------------------
+
+
+def _attributes(pairs: list[str]) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r} is not key=value", param_hint="--attr")
+        parsed[key] = value
+    return parsed
+
+
+def _spec_from_flags(
+    agent: str,
+    min_severity: str | None,
+    services: list[str],
+    attrs: list[str],
+    body_contains: str | None,
+    max_records: int | None,
+    max_wait_ms: int | None,
+    timeout_s: float | None,
+) -> dict[str, Any]:
+    # Only what was given is sent: the API fills in its own defaults and validates the rest.
+    given_filter: dict[str, Any] = {
+        "min_severity": min_severity,
+        "services": services or None,
+        "attributes": _attributes(attrs) or None,
+        "body": {"contains": body_contains} if body_contains is not None else None,
+    }
+    given_batch = {"max_records": max_records, "max_wait_ms": max_wait_ms}
+    spec: dict[str, Any] = {"agent": {"endpoint": agent}}
+    if timeout_s is not None:
+        spec["agent"]["timeout_s"] = timeout_s
+    if flt := {k: v for k, v in given_filter.items() if v is not None}:
+        spec["filter"] = flt
+    if batch := {k: v for k, v in given_batch.items() if v is not None}:
+        spec["batch"] = batch
+    return spec
+
+
+def _spec_from_file(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+    try:
+        return yaml.safe_load(text)  # YAML is a superset of JSON: one loader for both
+    except yaml.YAMLError as exc:
+        fail(f"{path} is neither JSON nor YAML: {exc}")
+
+
+def _severity(number: int) -> str:
+    name = severity_text(number)
+    return name if SEVERITY_BY_NAME.get(name) == number else str(number)
+
+
+def describe_filter(spec: dict[str, Any]) -> str:
+    flt = spec.get("filter", {})
+    parts = []
+    if "min_severity" in flt:
+        parts.append(f"severity>={_severity(flt['min_severity'])}")
+    if flt.get("services"):
+        parts.append("service in " + ",".join(flt["services"]))
+    for key, match in {**flt.get("attributes", {}), **flt.get("resource_attributes", {})}.items():
+        parts.append(f"{key} {json.dumps(match)}")
+    if flt.get("body"):
+        parts.append(f"body {json.dumps(flt['body'])}")
+    return "; ".join(parts) or "every record"
+
+
+def describe_batch(spec: dict[str, Any]) -> str:
+    batch = spec.get("batch", {})
+    return f"{batch.get('max_records', '?')} / {batch.get('max_wait_ms', '?')}ms"
+
+
+@pipeline_app.command("set")
+def pipeline_set(
+    project: ProjectArg,
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="Pipeline name: lowercase letters, digits, - and _.")
+    ],
+    agent: Annotated[str | None, typer.Option("--agent", help="URL the batches are POSTed to.")] = None,
+    min_severity: Annotated[
+        str | None,
+        typer.Option("--min-severity", help="Lowest severity taken: a name (WARN, ERROR) or 1-24."),
+    ] = None,
+    services: Annotated[
+        list[str] | None, typer.Option("--service", help="Take only these service.name values (repeatable).")
+    ] = None,
+    attrs: Annotated[
+        list[str] | None,
+        typer.Option("--attr", help="Record attribute key=value that must match (repeatable)."),
+    ] = None,
+    body_contains: Annotated[
+        str | None, typer.Option("--body-contains", help="Text the body must contain.")
+    ] = None,
+    max_records: Annotated[
+        int | None, typer.Option("--max-records", help="Records per batch (default 10).")
+    ] = None,
+    max_wait_ms: Annotated[
+        int | None, typer.Option("--max-wait-ms", help="Longest wait to fill a batch (default 500).")
+    ] = None,
+    timeout_s: Annotated[
+        float | None, typer.Option("--timeout-s", help="Agent request timeout in seconds (default 30).")
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="A full PipelineSpec as JSON or YAML, instead of the flags."),
+    ] = None,
+    api_url: ApiUrlOption = DEFAULT_API_URL,
+    token: TokenOption = None,
+) -> None:
+    """Create or replace a pipeline (flags not given take the API's defaults)."""
+    flags = [min_severity, services, attrs, body_contains, max_records, max_wait_ms, timeout_s, agent]
+    if file is not None:
+        if any(f is not None and f != [] for f in flags):
+            raise typer.BadParameter("give either --file or the flags, not both", param_hint="--file")
+        spec = _spec_from_file(file)
+    elif agent is None:
+        raise typer.BadParameter("give --agent URL (or --file spec.yaml)", param_hint="--agent")
+    else:
+        spec = _spec_from_flags(
+            agent,
+            min_severity,
+            services or [],
+            attrs or [],
+            body_contains,
+            max_records,
+            max_wait_ms,
+            timeout_s,
+        )
+    with ApiClient.connect(api_url, token) as api:
+        found = api.project(project)
+        saved = api.put(f"/projects/{found['id']}/pipelines/{name}", spec)
+    stored = saved["spec"]
+    say(f"[green]saved pipeline[/] [bold]{escape(name)}[/] in project {_label(found)}")
+    say(
+        f"  {escape(describe_filter(stored))} -> batches of {describe_batch(stored)} "
+        f"-> {escape(stored['agent']['endpoint'])}"
+    )
+
+
+@pipeline_app.command("get")
+def pipeline_get(
+    project: ProjectArg, name: str, api_url: ApiUrlOption = DEFAULT_API_URL, token: TokenOption = None
+) -> None:
+    """Print a pipeline's spec as JSON (usable with `pipeline set --file`; secret headers come back masked)."""
+    with ApiClient.connect(api_url, token) as api:
+        found = api.project(project)
+        pipeline = api.get(f"/projects/{found['id']}/pipelines/{name}")
+    print_json(pipeline["spec"])
+
+
+@pipeline_app.command("list")
+def pipeline_list(
+    project: ProjectArg,
+    as_json: JsonOption = False,
+    api_url: ApiUrlOption = DEFAULT_API_URL,
+    token: TokenOption = None,
+) -> None:
+    """List a project's pipelines."""
+    with ApiClient.connect(api_url, token) as api:
+        found = api.project(project)
+        pipelines: list[dict[str, Any]] = api.get(f"/projects/{found['id']}/pipelines")
+    if as_json:
+        print_json(pipelines)
+        return
+    rows = [
+        [
+            p["name"],
+            Text("yes", style="green") if p["spec"].get("enabled", True) else Text("no", style="yellow"),
+            describe_filter(p["spec"]),
+            describe_batch(p["spec"]),
+            p["spec"]["agent"]["endpoint"],
+            short_time(p["updated_at"]),
+        ]
+        for p in pipelines
+    ]
+    columns = ["NAME", "ENABLED", "FILTER", "BATCH", "AGENT", "UPDATED"]
+    console.print(table(columns, rows, title=f"Pipelines of {found['name']}"))
+
+
+@pipeline_app.command("delete")
+def pipeline_delete(
+    project: ProjectArg, name: str, api_url: ApiUrlOption = DEFAULT_API_URL, token: TokenOption = None
+) -> None:
+    """Delete a pipeline."""
+    with ApiClient.connect(api_url, token) as api:
+        found = api.project(project)
+        api.delete(f"/projects/{found['id']}/pipelines/{name}")
+    say(f"[green]deleted pipeline[/] [bold]{escape(name)}[/] of project {_label(found)}")
+
+
+# --- sinks ----------------------------------------------------------------------------------------
+
+
+@sink_app.command("add")
+def sink_add(
+    project: ProjectArg,
+    kind: Annotated[SinkType, typer.Argument(metavar="TYPE", help="webhook or slack.")],
+    url: Annotated[str | None, typer.Option("--url", help="Webhook: URL outputs are POSTed to.")] = None,
+    secret: Annotated[
+        str | None, typer.Option("--secret", help="Webhook: HMAC-SHA256 signing secret.")
+    ] = None,
+    webhook_url: Annotated[
+        str | None, typer.Option("--webhook-url", help="Slack: incoming-webhook URL.")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="A label for the sink.")] = None,
+    as_json: JsonOption = False,
+    api_url: ApiUrlOption = DEFAULT_API_URL,
+    token: TokenOption = None,
+) -> None:
+    """Add a webhook or Slack sink."""
+    body: dict[str, Any] = {"type": kind.value}
+    if kind is SinkType.webhook:
+        if url is None or webhook_url is not None:
+            raise typer.BadParameter("a webhook sink takes --url [--secret]", param_hint="--url")
+        body["url"] = url
+        if secret is not None:
+            body["secret"] = secret
+    else:
+        if webhook_url is None or url is not None or secret is not None:
+            raise typer.BadParameter("a slack sink takes --webhook-url", param_hint="--webhook-url")
+        body["webhook_url"] = webhook_url
+    if name is not None:
+        body["name"] = name
+    with ApiClient.connect(api_url, token) as api:
+        found = api.project(project)
+        sink = api.post(f"/projects/{found['id']}/sinks", body)
+    if as_json:
+        print_json(sink)
+        return
+    say(f"[green]added {kind.value} sink[/] {sink['id']} to project {_label(found)}")
+
+
+def _sink_target(sink: dict[str, Any]) -> str:
+    spec = sink["spec"]
+    return str(spec["url"]) if "url" in spec else "Slack incoming webhook (secret)"
+
+
+@sink_app.command("list")
+def sink_list(
+    project: ProjectArg,
+    as_json: JsonOption = False,
+    api_url: ApiUrlOption = DEFAULT_API_URL,
+    token: TokenOption = None,
+) -> None:
+    """List a project's sinks (secrets masked)."""
+    with ApiClient.connect(api_url, token) as api:
+        found = api.project(project)
+        sinks: list[dict[str, Any]] = api.get(f"/projects/{found['id']}/sinks")
+    if as_json:
+        print_json(sinks)
+        return
+    rows = [
+        [s["id"], s["type"], s["name"] or "", _sink_target(s), short_time(s["created_at"])] for s in sinks
+    ]
+    console.print(table(["ID", "TYPE", "NAME", "TARGET", "CREATED"], rows, title=f"Sinks of {found['name']}"))
+
+
+@sink_app.command("delete")
+def sink_delete(
+    project: ProjectArg, sink_id: str, api_url: ApiUrlOption = DEFAULT_API_URL, token: TokenOption = None
+) -> None:
+    """Delete a sink."""
+    with ApiClient.connect(api_url, token) as api:
+        found = api.project(project)
+        api.delete(f"/projects/{found['id']}/sinks/{sink_id}")
+    say(f"[green]deleted sink[/] {escape(sink_id)} of project {_label(found)}")
+
+
+# --- outputs, batches, dead letters, stats --------------------------------------------------------
+
+
+def _summary(payload: dict[str, Any], width: int = 160) -> str:
+    text = payload.get("summary")
+    if not isinstance(text, str):
+        text = json.dumps(payload, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def outputs(
+    project: ProjectArg,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", help="Newest first, at most this many (1-1000).")
+    ] = 20,
+    request_id: Annotated[
+        str | None, typer.Option("--request-id", help="Only the outputs for this batch.")
+    ] = None,
+    as_json: JsonOption = False,
+    api_url: ApiUrlOption = DEFAULT_API_URL,
+    token: TokenOption = None,
+) -> None:
+    """List agents' outputs, newest first, with the batch each answers."""
+    with ApiClient.connect(api_url, token) as api:
+        found = api.project(project)
+        rows_in: list[dict[str, Any]] = api.get(
+            f"/projects/{found['id']}/outputs", limit=limit, request_id=request_id
+        )
+    if as_json:
+        print_json(rows_in)
+        return
+    rows = [
+        [
+            short_time(o["received_at"]),
+            o["pipeline"] or "",
+            str(o["batch"]["record_count"]) if o["batch"] else "",
+            o["request_id"],
+            _summary(o["payload"]),
+        ]
+        for o in rows_in
+    ]
+    columns = ["RECEIVED", "PIPELINE", "RECORDS", "REQUEST ID", "SUMMARY"]
+    console.print(table(columns, rows, title=f"Outputs of {found['name']}"))
+
+
+_STATUS_STYLE = {"delivered": "green", "pending": "cyan", "retrying": "yellow", "dead": "red"}
+
+
+def batches(
+    project: ProjectArg,
+    status: Annotated[
+        BatchStatus | None, typer.Option("--status", help="Only batches in this state.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", help="Newest first, at most this many (1-1000).")
+    ] = 20,
+    as_json: JsonOption = False,
+    api_url: ApiUrlOption = DEFAULT_API_URL,
+    token: TokenOption = None,
+) -> None:
+    """List batches sent (or being sent) to agents, newest first."""
+    with ApiClient.connect(api_url, token) as api:
+        found = api.project(project)
+        rows_in: list[dict[str, Any]] = api.get(
+            f"/projects/{found['id']}/batches", status=status.value if status else None, limit=limit
+        )
+    if as_json:
+        print_json(rows_in)
+        return
+    rows = [
+        [
+            short_time(b["created_at"]),
+            b["pipeline"],
+            Text(b["status"], style=_STATUS_STYLE.get(b["status"], "")),
+            str(b["record_count"]),
+            str(b["attempts"]),
+            b["request_id"],
+            b["last_error"] or "",
+        ]
+        for b in rows_in
+    ]
+    columns = ["CREATED", "PIPELINE", "STATUS", "RECORDS", "ATTEMPTS", "REQUEST ID", "LAST ERROR"]
+    console.print(table(columns, rows, title=f"Batches of {found['name']}"))
+
+
+@dead_letters_app.command("list")
+def dead_letters_list(
+    project: ProjectArg,
+    kind: Annotated[DeadLetterKind | None, typer.Option("--kind", help="batch (agent) or sink.")] = None,
+    include_replayed: Annotated[
+        bool, typer.Option("--include-replayed", help="Also those replayed.")
+    ] = False,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", help="Oldest first, at most this many (1-1000).")
+    ] = 100,
+    as_json: JsonOption = False,
+    api_url: ApiUrlOption = DEFAULT_API_URL,
+    token: TokenOption = None,
+) -> None:
+    """List dead letters: agent batches and sink deliveries that ran out of retries."""
+    with ApiClient.connect(api_url, token) as api:
+        found = api.project(project)
+        letters: list[dict[str, Any]] = api.get(
+            f"/projects/{found['id']}/dead-letters",
+            kind=kind.value if kind else None,
+            include_replayed=include_replayed,
+            limit=limit,
+        )
+    if as_json:
+        print_json(letters)
+        return
+    rows = [
+        [
+            d["id"],
+            d["kind"],
+            d["target"],
+            d["error"],
+            str(d["attempts"]),
+            short_time(d["created_at"]),
+            short_time(d["replayed_at"]),
+        ]
+        for d in letters
+    ]
+    columns = ["ID", "KIND", "TARGET", "ERROR", "ATTEMPTS", "CREATED", "REPLAYED"]
+    console.print(table(columns, rows, title=f"Dead letters of {found['name']}"))
+
+
+@dead_letters_app.command("replay")
+def dead_letters_replay(
+    project: ProjectArg,
+    dead_letter_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="The dead letter to replay.")
+    ] = None,
+    replay_all: Annotated[
+        bool, typer.Option("--all", help="Replay every dead letter not yet replayed.")
+    ] = False,
+    kind: Annotated[DeadLetterKind | None, typer.Option("--kind", help="With --all: only this kind.")] = None,
+    api_url: ApiUrlOption = DEFAULT_API_URL,
+    token: TokenOption = None,
+) -> None:
+    """Send dead letters through their pipeline or sink again."""
+    if (dead_letter_id is None) == (not replay_all):
+        raise typer.BadParameter("give a dead letter ID or --all (not both)", param_hint="ID")
+    with ApiClient.connect(api_url, token) as api:
+        found = api.project(project)
+        base = f"/projects/{found['id']}/dead-letters"
+        if dead_letter_id is not None:
+            result = api.post(f"{base}/{dead_letter_id}/replay")
+        else:
+            result = api.post(f"{base}/replay", kind=kind.value if kind else None)
+    replayed: list[str] = result["replayed"]
+    say(f"[green]replayed {len(replayed)} dead letter{'' if len(replayed) == 1 else 's'}[/]")
+    for item in replayed:
+        say(f"  {item}")
+
+
+def stats(
+    project: ProjectArg,
+    as_json: JsonOption = False,
+    api_url: ApiUrlOption = DEFAULT_API_URL,
+    token: TokenOption = None,
+) -> None:
+    """Counts of batches by state, outputs and dead letters."""
+    with ApiClient.connect(api_url, token) as api:
+        found = api.project(project)
+        counts: dict[str, Any] = api.get(f"/projects/{found['id']}/stats")
+    if as_json:
+        print_json(counts)
+        return
+    rows: list[list[str | Text]] = [
+        [Text(f"batches {state}", style=_STATUS_STYLE.get(state, "")), str(c["batches"]), str(c["records"])]
+        for state, c in sorted(counts["batches"].items())
+    ]
+    rows.append(["outputs", str(counts["outputs"]), ""])
+    rows.append(
+        [Text("dead letters", style="red" if counts["dead_letters"] else ""), str(counts["dead_letters"]), ""]
+    )
+    console.print(table(["", "COUNT", "RECORDS"], rows, title=f"Project {found['name']}"))

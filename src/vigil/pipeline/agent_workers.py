@@ -12,7 +12,7 @@ from vigil.bus.client import Bus
 from vigil.bus.topology import BATCHES_STREAM, agent_consumer_name
 from vigil.errors import DeliveryError
 from vigil.pipeline.config import ActivePipeline, ConfigCache, agent_consumer
-from vigil.pipeline.delivery import DeliveryWorker
+from vigil.pipeline.delivery import DeliveryWorker, WorkerSet
 from vigil.pipeline.ledger import BatchLedger
 from vigil.store.repo import Store
 
@@ -55,42 +55,26 @@ class AgentWorkers:
         self._client = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=128)
         )
-        self._workers: dict[tuple[str, str], tuple[ActivePipeline, DeliveryWorker]] = {}
+        self._workers: WorkerSet[tuple[str, str], ActivePipeline] = WorkerSet(self._worker, self._removed)
 
     async def start(self) -> None:
         self._config.subscribe(self.reconcile)
         await self.reconcile()
 
     async def shutdown(self) -> None:
-        workers, self._workers = self._workers, {}
-        for _, worker in workers.values():
-            await worker.shutdown()
+        await self._workers.shutdown()
         await self._client.aclose()
 
     async def reconcile(self) -> None:
-        wanted = {(p.project_id, p.name): p for p in self._config.all_pipelines()}
-        for key, (running, worker) in list(self._workers.items()):
-            if wanted.get(key) != running:
-                await worker.shutdown()
-                del self._workers[key]
-                if key not in wanted:
-                    await self._bus.delete_consumer(BATCHES_STREAM, agent_consumer_name(*key))
-        for key, pipeline in wanted.items():
-            if key not in self._workers:
-                await self._start(pipeline)
+        await self._workers.reconcile({(p.project_id, p.name): p for p in self._config.all_pipelines()})
 
-    async def _start(self, pipeline: ActivePipeline) -> None:
-        agent_spec = pipeline.spec.agent
+    def _worker(self, pipeline: ActivePipeline) -> DeliveryWorker:
+        agent = pipeline.spec.agent
+        handler = AgentBatchHandler(pipeline, HttpAgent(agent, self._client), self._ledger)
         consumer = agent_consumer(self._bus.topology, pipeline)
-        handler = AgentBatchHandler(pipeline, HttpAgent(agent_spec, self._client), self._ledger)
-        worker = DeliveryWorker(
-            self._bus,
-            self._store,
-            consumer,
-            handler,
-            retry=agent_spec.retry,
-            concurrency=agent_spec.concurrency,
+        return DeliveryWorker(
+            self._bus, self._store, consumer, handler, retry=agent.retry, concurrency=agent.concurrency
         )
-        await worker.start()
-        self._workers[(pipeline.project_id, pipeline.name)] = (pipeline, worker)
-        log.info("agent worker started", extra={"project": pipeline.project_id, "pipeline": pipeline.name})
+
+    async def _removed(self, key: tuple[str, str]) -> None:
+        await self._bus.delete_consumer(BATCHES_STREAM, agent_consumer_name(*key))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from vigil.bus.topology import ConsumerSpec, Topology
 from vigil.pipeline.filters import RecordFilter
 from vigil.specs import PipelineSpec, SinkSpec
 from vigil.store.repo import Store
+from vigil.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +80,7 @@ class ConfigCache:
 
     async def shutdown(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def reload(self) -> None:
         async with self._lock:

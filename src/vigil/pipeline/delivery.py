@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 import logging
 import random
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, Protocol, TypeVar
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
@@ -169,3 +170,42 @@ class DeliveryWorker:
                 replayed_at=None,
             )
         )
+
+
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
+
+
+class WorkerSet(Generic[K, T]):
+    """One delivery worker per configured item (a pipeline, a sink), following configuration
+    changes: a changed item's worker restarts, a removed item's worker stops and its consumer goes."""
+
+    def __init__(
+        self,
+        build: Callable[[T], DeliveryWorker],
+        removed: Callable[[K], Awaitable[None]],
+    ) -> None:
+        self._build = build
+        self._removed = removed
+        self._workers: dict[K, tuple[T, DeliveryWorker]] = {}
+        self._lock = asyncio.Lock()
+
+    async def reconcile(self, wanted: dict[K, T]) -> None:
+        async with self._lock:
+            for key, (running, worker) in list(self._workers.items()):
+                if wanted.get(key) != running:
+                    await worker.shutdown()
+                    del self._workers[key]
+                    if key not in wanted:
+                        await self._removed(key)
+            for key, item in wanted.items():
+                if key not in self._workers:
+                    worker = self._build(item)
+                    await worker.start()
+                    self._workers[key] = (item, worker)
+
+    async def shutdown(self) -> None:
+        async with self._lock:
+            workers, self._workers = self._workers, {}
+            for _, worker in workers.values():
+                await worker.shutdown()

@@ -8,13 +8,13 @@ keeps the database off the per-batch hot path.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from vigil.store.models import Batch
 from vigil.store.repo import Store, utcnow
+from vigil.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,7 @@ class BatchLedger:
 
     async def shutdown(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         await self._flush()
 
     async def record(self, request_id: str, project_id: str, pipeline: str, records: list[Any]) -> None:

@@ -21,6 +21,7 @@ from vigil.pipeline.config import ActivePipeline, ConfigCache, agent_consumer
 from vigil.pipeline.filters import ResourceContext
 from vigil.receivers.ingest import RECEIVED_HEADER
 from vigil.records import attributes, effective_severity, flatten
+from vigil.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,7 @@ class Router:
             return
         self._stopping = True
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         for batcher in self._batchers.values():
             batcher.flush()
         if self._inflight:

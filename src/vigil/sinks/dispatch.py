@@ -21,11 +21,12 @@ from vigil.bus.topology import DELIVERIES_STREAM, deliveries_subject, sink_consu
 from vigil.errors import DeliveryError
 from vigil.outputs import OutputEnvelope
 from vigil.pipeline.config import ActiveSink, ConfigCache, sink_consumer
-from vigil.pipeline.delivery import DeliveryWorker
+from vigil.pipeline.delivery import DeliveryWorker, WorkerSet
 from vigil.sinks import build_sink
 from vigil.sinks.base import Sink
 from vigil.store.models import Output
 from vigil.store.repo import Store
+from vigil.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,7 @@ class SinkRouter:
 
     async def shutdown(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self, subscription: object) -> None:
         fetch = subscription.fetch  # type: ignore[attr-defined]
@@ -117,41 +115,30 @@ class SinkDeliveryHandler:
 
 
 class SinkWorkers:
+    """Keeps a worker running for every sink, following configuration changes."""
+
     def __init__(self, bus: Bus, store: Store, config: ConfigCache) -> None:
         self._bus = bus
         self._store = store
         self._config = config
         self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=256))
-        self._workers: dict[str, tuple[ActiveSink, DeliveryWorker]] = {}
+        self._workers: WorkerSet[str, ActiveSink] = WorkerSet(self._worker, self._removed)
 
     async def start(self) -> None:
         self._config.subscribe(self.reconcile)
         await self.reconcile()
 
     async def shutdown(self) -> None:
-        workers, self._workers = self._workers, {}
-        for _, worker in workers.values():
-            await worker.shutdown()
+        await self._workers.shutdown()
         await self._client.aclose()
 
     async def reconcile(self) -> None:
-        wanted = {s.id: s for s in self._config.all_sinks()}
-        for sink_id, (running, worker) in list(self._workers.items()):
-            if wanted.get(sink_id) != running:
-                await worker.shutdown()
-                del self._workers[sink_id]
-                if sink_id not in wanted:
-                    await self._bus.delete_consumer(DELIVERIES_STREAM, sink_consumer_name(sink_id))
-        for sink_id, sink in wanted.items():
-            if sink_id not in self._workers:
-                handler = SinkDeliveryHandler(sink, build_sink(sink.spec, self._client))
-                worker = DeliveryWorker(
-                    self._bus,
-                    self._store,
-                    sink_consumer(self._bus.topology, sink),
-                    handler,
-                    retry=sink.spec.retry,
-                    concurrency=4,
-                )
-                await worker.start()
-                self._workers[sink_id] = (sink, worker)
+        await self._workers.reconcile({s.id: s for s in self._config.all_sinks()})
+
+    def _worker(self, sink: ActiveSink) -> DeliveryWorker:
+        handler = SinkDeliveryHandler(sink, build_sink(sink.spec, self._client))
+        consumer = sink_consumer(self._bus.topology, sink)
+        return DeliveryWorker(self._bus, self._store, consumer, handler, retry=sink.spec.retry, concurrency=4)
+
+    async def _removed(self, sink_id: str) -> None:
+        await self._bus.delete_consumer(DELIVERIES_STREAM, sink_consumer_name(sink_id))

@@ -20,6 +20,7 @@ from vigil.pipeline.agent_workers import AgentWorkers
 from vigil.pipeline.config import ConfigCache
 from vigil.pipeline.ledger import BatchLedger
 from vigil.pipeline.router import Router
+from vigil.pipeline.template_store import TemplateStore
 from vigil.receivers.agent_output import OutputIntake
 from vigil.receivers.ingest import Ingestor
 from vigil.receivers.keys import KeyResolver
@@ -84,8 +85,10 @@ class Runtime:
         await bus.on_config_change(on_notice)
         ledger = BatchLedger(store)
         await self._start(ledger)
+        templates = TemplateStore(store)
+        await self._start(templates)
         await self._start(AgentWorkers(bus, store, config, ledger))
-        await self._start(Router(bus, config))
+        await self._start(Router(bus, config, templates))
         await self._start(SinkWorkers(bus, store, config))
         await self._start(SinkRouter(bus, store, config))
 

@@ -30,7 +30,9 @@ class BusSettings(BaseModel):
     replicas: int = Field(default=1, ge=1, le=5, description="Stream replicas (3 on a cluster).")
     ack_wait_s: float = Field(default=30.0, gt=0)
     max_deliver: int = Field(default=20, ge=1, description="Bus-level redelivery bound for records.")
-    router_max_pending: int = Field(default=512, ge=1, description="Records messages held unacked.")
+    router_max_pending: int = Field(
+        default=64, ge=1, description="Records messages a router holds unacknowledged (its memory window)."
+    )
     server_max_memory: str = Field(default="256MB")
     server_max_store: str = Field(default="20GB")
 

@@ -6,6 +6,7 @@ wherever the configuration came from.
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Annotated, Any, Literal
 
@@ -20,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from vigil.pipeline.redact import RedactionSpec
 from vigil.severity import parse_severity
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -148,10 +150,30 @@ class AgentSpec(_Strict):
         return {k: "**********" for k in headers}
 
 
+class DedupeSpec(_Strict):
+    """Fold repeats of a (service, template) within a window into counts."""
+
+    window_s: float = Field(default=300.0, gt=0, le=86_400)
+    rollup_steps: list[int] = Field(default_factory=lambda: [10, 100, 1_000, 10_000, 100_000])
+    max_samples: int = Field(default=3, ge=0, le=10)
+    max_groups: int = Field(default=10_000, ge=1, le=1_000_000)
+
+    @field_validator("rollup_steps")
+    @classmethod
+    def _increasing(cls, steps: list[int]) -> list[int]:
+        if any(b <= a for a, b in itertools.pairwise(steps)) or (steps and steps[0] < 2):
+            raise ValueError("rollup_steps must be increasing counts of at least 2")
+        return steps
+
+
 class PipelineSpec(_Strict):
     filter: FilterSpec = Field(default_factory=FilterSpec)
     batch: BatchSpec = Field(default_factory=BatchSpec)
     agent: AgentSpec
+    dedupe: DedupeSpec | None = Field(default=None, description="Off unless given: agents see every record.")
+    redact: RedactionSpec = Field(
+        default_factory=RedactionSpec, description="Applied before records leave Vigil; on by default."
+    )
     enabled: bool = True
 
 

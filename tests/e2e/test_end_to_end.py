@@ -81,6 +81,8 @@ async def test_otlp_to_agent_to_webhook_and_slack(vigil: VigilHandle) -> None:
             "traceId",
             "spanId",
             "timestamp",
+            "template_id",
+            "template",
         }
         assert first["timestamp"].endswith("Z") and "T" in first["timestamp"]
         request_ids = set()

@@ -128,9 +128,11 @@ def test_request_id_differs_for_different_origins() -> None:
 def test_payload_carries_the_request_id_and_records() -> None:
     batch = build([(3, 0)])
     batch.records.append({"body": "x"})
+    batch.records.append({"body": "y", "count": 41})
     assert batch.payload() == {
         "request_id": batch.request_id(),
         "project_id": "proj-1",
         "pipeline": "errors",
-        "records": [{"body": "x"}],
+        "represented": 42,
+        "records": [{"body": "x"}, {"body": "y", "count": 41}],
     }

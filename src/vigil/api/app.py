@@ -82,6 +82,7 @@ def _batch_out(row: Batch, with_records: bool) -> BatchOut:
         request_id=row.request_id,
         pipeline=row.pipeline,
         record_count=row.record_count,
+        represented=row.represented or row.record_count,
         status=row.status,
         attempts=row.attempts,
         last_error=row.last_error,

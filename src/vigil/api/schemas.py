@@ -54,6 +54,8 @@ class BatchOut(BaseModel):
     request_id: str
     pipeline: str
     record_count: int
+    represented: int
+    """Received records the batch stands for: more than record_count when deduplicated."""
     status: str
     attempts: int
     last_error: str | None

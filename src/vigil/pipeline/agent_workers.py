@@ -32,7 +32,8 @@ class AgentBatchHandler:
         batch = orjson.loads(data)
         request_id = batch["request_id"]
         records = batch["records"]
-        await self._ledger.record(request_id, self.project_id, self.target, records)
+        represented = int(batch.get("represented", len(records)))
+        await self._ledger.record(request_id, self.project_id, self.target, records, represented)
         await self._agent.send(self.project_id, request_id, orjson.dumps(records), attempt)
 
     async def succeeded(self, data: bytes, attempt: int) -> None:

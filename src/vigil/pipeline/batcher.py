@@ -30,7 +30,8 @@ class Batch:
     project_id: str
     pipeline: str
     records: list[FlatRecord] = field(default_factory=list)
-    origins: list[tuple[Ticket, int]] = field(default_factory=list)
+    origins: list[tuple[Ticket | None, int | str]] = field(default_factory=list)
+    """Per record: its bus message and index there, or (None, a key) for a deduplication roll-up."""
 
     def request_id(self) -> str:
         """Derived from where the records came from, so a batch rebuilt identically after a
@@ -38,14 +39,20 @@ class Batch:
         digest = hashlib.blake2b(digest_size=16)
         digest.update(f"{self.project_id}/{self.pipeline}".encode())
         for ticket, index in self.origins:
-            digest.update(f"/{ticket.sequence}:{index}".encode())
+            digest.update(f"/{ticket.sequence if ticket else 'x'}:{index}".encode())
         return digest.hexdigest()
+
+    @property
+    def represented(self) -> int:
+        """Received records this batch stands for: deduplicated items carry their count."""
+        return sum(int(r.get("count", 1)) for r in self.records)
 
     def payload(self) -> dict[str, Any]:
         return {
             "request_id": self.request_id(),
             "project_id": self.project_id,
             "pipeline": self.pipeline,
+            "represented": self.represented,
             "records": self.records,
         }
 
@@ -65,14 +72,15 @@ class Batcher:
         self._open: Batch | None = None
         self._timer: asyncio.TimerHandle | None = None
 
-    def add(self, record: FlatRecord, ticket: Ticket, index: int) -> None:
+    def add(self, record: FlatRecord, ticket: Ticket | None, index: int | str) -> None:
         batch = self._open
         if batch is None:
             batch = self._open = Batch(self.project_id, self.pipeline)
             self._timer = asyncio.get_running_loop().call_later(self.max_wait_s, self.flush)
         batch.records.append(record)
         batch.origins.append((ticket, index))
-        ticket.pending += 1
+        if ticket is not None:
+            ticket.pending += 1
         if len(batch.records) >= self.max_records:
             self.flush()
 

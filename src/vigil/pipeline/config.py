@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 
 from vigil.bus.topology import ConsumerSpec, Topology
 from vigil.pipeline.filters import RecordFilter
+from vigil.pipeline.redact import Redactor
 from vigil.specs import PipelineSpec, SinkSpec
 from vigil.store.repo import Store
 from vigil.tasks import cancel_and_wait
@@ -27,6 +28,12 @@ class ActivePipeline:
     name: str
     spec: PipelineSpec
     filter: RecordFilter = field(compare=False)
+    redactor: Redactor | None = field(compare=False, default=None)
+
+    @classmethod
+    def build(cls, project_id: str, name: str, spec: PipelineSpec) -> ActivePipeline:
+        redactor = Redactor(spec.redact) if spec.redact.enabled else None
+        return cls(project_id, name, spec, RecordFilter(spec.filter), redactor)
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,7 @@ class ConfigCache:
                     log.exception("stored pipeline is invalid; skipped", extra={"pipeline": row.name})
                     continue
                 if spec.enabled:
-                    active = ActivePipeline(row.project_id, row.name, spec, RecordFilter(spec.filter))
+                    active = ActivePipeline.build(row.project_id, row.name, spec)
                     pipelines.setdefault(row.project_id, []).append(active)
             sinks: dict[str, list[ActiveSink]] = {}
             for sink in await self._store.list_sinks():

@@ -4,7 +4,6 @@ negative acks (exponential backoff with jitter) and a dead-letter store at the e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Hashable
@@ -20,6 +19,7 @@ from vigil.errors import DeliveryError
 from vigil.specs import RetrySpec
 from vigil.store.models import DeadLetter
 from vigil.store.repo import Store, new_id, utcnow
+from vigil.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -65,49 +65,58 @@ class DeliveryWorker:
         self._handler = handler
         self._retry = retry
         self._concurrency = concurrency
-        self._tasks: list[asyncio.Task[None]] = []
+        self._task: asyncio.Task[None] | None = None
         self._handling: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(concurrency)
 
     async def start(self) -> None:
         subscription = await self._bus.pull(self._consumer)
-        self._tasks = [
-            asyncio.create_task(
-                self._loop(subscription), name=f"{self._handler.kind}-{self._consumer.name}-{i}"
-            )
-            for i in range(self._concurrency)
-        ]
+        self._task = asyncio.create_task(
+            self._loop(subscription), name=f"{self._handler.kind}-{self._consumer.name}"
+        )
 
     async def shutdown(self, grace_s: float = 20.0) -> None:
         """Stop taking work, then let attempts in progress finish; what does not finish within
         the grace period is redelivered by the bus after its ack wait."""
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         if self._handling:
             await asyncio.wait(self._handling, timeout=grace_s)
 
     async def _loop(self, subscription: object) -> None:
+        """One fetcher fills every free slot: a single pull request per round, so no slot waits
+        on a message another slot's request fetched."""
         fetch = subscription.fetch  # type: ignore[attr-defined]
         while True:
+            await self._slots.acquire()
+            free = 1
+            while free < self._concurrency and not self._slots.locked():
+                await self._slots.acquire()
+                free += 1
             try:
-                messages: list[Msg] = await fetch(1, timeout=2.0)
+                messages: list[Msg] = await fetch(free, timeout=2.0)
             except (TimeoutError, NatsTimeout):
-                continue
+                messages = []
             except asyncio.CancelledError:
+                self._release(free)
                 raise
             except Exception:
                 log.exception("fetch failed", extra={"consumer": self._consumer.name})
+                messages = []
                 await asyncio.sleep(1.0)
-                continue
+            self._release(free - len(messages))
             for msg in messages:
-                # Shielded: stopping the loop must not abandon an attempt half-way.
                 handling = asyncio.create_task(self._handle(msg))
                 self._handling.add(handling)
-                handling.add_done_callback(self._handling.discard)
-                await asyncio.shield(handling)
+                handling.add_done_callback(self._done)
+
+    def _release(self, count: int) -> None:
+        for _ in range(count):
+            self._slots.release()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._handling.discard(task)
+        self._slots.release()
 
     async def _handle(self, msg: Msg) -> None:
         attempt = msg.metadata.num_delivered

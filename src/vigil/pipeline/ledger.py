@@ -43,7 +43,9 @@ class BatchLedger:
         await cancel_and_wait(task)
         await self._flush()
 
-    async def record(self, request_id: str, project_id: str, pipeline: str, records: list[Any]) -> None:
+    async def record(
+        self, request_id: str, project_id: str, pipeline: str, records: list[Any], represented: int
+    ) -> None:
         if request_id in self._known:
             return
         now = utcnow()
@@ -52,6 +54,7 @@ class BatchLedger:
             project_id=project_id,
             pipeline=pipeline,
             record_count=len(records),
+            represented=represented,
             records=records,
             status="pending",
             attempts=0,

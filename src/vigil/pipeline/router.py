@@ -1,12 +1,19 @@
-"""Reads records messages, filters each record for every pipeline of its project, batches the
-matching ones and publishes the batches; acknowledges a message once its records are safe."""
+"""Reads records messages, filters each record for every pipeline of its project, gives it a
+template, redacts and (where asked) deduplicates it, batches it and publishes the batches; a
+message is acknowledged once its records are safe.
+
+Memory stays bounded under overload: the router holds at most `router_max_pending` messages
+(the consumer's window) and `max_inflight_batches` unpublished batches, and pauses fetching while
+the bus refuses batches, so a backlog stays on the bus and the edge answers 429.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
+import time
+from dataclasses import dataclass
 
 import orjson
 from nats.aio.msg import Msg
@@ -18,67 +25,104 @@ from vigil.bus.client import Bus
 from vigil.bus.topology import batches_subject
 from vigil.pipeline.batcher import Batch, Batcher, Ticket
 from vigil.pipeline.config import ActivePipeline, ConfigCache, agent_consumer
+from vigil.pipeline.dedupe import Deduplicator
 from vigil.pipeline.filters import ResourceContext
+from vigil.pipeline.template_store import TemplateStore
+from vigil.pipeline.templates import TemplateMiner
 from vigil.receivers.ingest import RECEIVED_HEADER
-from vigil.records import attributes, effective_severity, flatten
+from vigil.records import FlatRecord, attributes, effective_severity, flatten
 from vigil.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 RECORDS_ROUTED = Counter("vigil_records_routed_total", "Records read by the pipeline router.")
-RECORDS_MATCHED = Counter("vigil_records_matched_total", "Records that matched a pipeline.", ["pipeline"])
+RECORDS_MATCHED = Counter("vigil_records_matched_total", "Items batched for a pipeline.", ["pipeline"])
+RECORDS_REPRESENTED = Counter(
+    "vigil_records_represented_total", "Received records the batched items stand for.", ["pipeline"]
+)
 BATCH_SIZE = Histogram(
     "vigil_batch_records", "Records per batch.", buckets=(1, 2, 5, 10, 20, 50, 100, 500, 1000)
 )
 
 
+@dataclass
+class _Lane:
+    """A pipeline's stateful part in this router: its open batch and its deduplication groups."""
+
+    pipeline: ActivePipeline
+    batcher: Batcher
+    dedupe: Deduplicator | None
+
+    def matches(self, pipeline: ActivePipeline) -> bool:
+        spec, mine = pipeline.spec, self.pipeline.spec
+        return (spec.batch, spec.dedupe) == (mine.batch, mine.dedupe)
+
+    def close(self) -> None:
+        if self.dedupe is not None:
+            self.dedupe.close_all()
+        self.batcher.flush()
+
+
 class Router:
-    def __init__(self, bus: Bus, config: ConfigCache, *, fetch_batch: int = 64) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        config: ConfigCache,
+        templates: TemplateStore,
+        *,
+        fetch_batch: int = 64,
+        max_inflight_batches: int = 256,
+    ) -> None:
         self._bus = bus
         self._config = config
-        self._fetch_batch = fetch_batch
-        self._batchers: dict[tuple[str, str], Batcher] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._templates = templates
+        self._fetch_batch = min(fetch_batch, bus.settings.router_max_pending)
+        self._max_inflight = max_inflight_batches
+        self._lanes: dict[tuple[str, str], _Lane] = {}
+        self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[None]] = set()
+        self._room = asyncio.Event()
+        self._hold_until = 0.0
+        self._last_warning = 0.0
         self._stopping = False
 
     async def start(self) -> None:
         self._config.subscribe(self._on_config)
         subscription = await self._bus.pull(self._bus.topology.router_consumer())
-        self._task = asyncio.create_task(self._run(subscription), name="router")
+        self._tasks = [
+            asyncio.create_task(self._run(subscription), name="router"),
+            asyncio.create_task(self._expire_groups(), name="router-dedupe"),
+        ]
 
     async def shutdown(self) -> None:
         if self._stopping:
             return
         self._stopping = True
-        task, self._task = self._task, None
-        await cancel_and_wait(task)
-        for batcher in self._batchers.values():
-            batcher.flush()
+        for task in self._tasks:
+            await cancel_and_wait(task)
+        for lane in self._lanes.values():
+            lane.close()
         if self._inflight:
             await asyncio.wait(self._inflight, timeout=10)
 
     async def _on_config(self) -> None:
         wanted = {(p.project_id, p.name): p for p in self._config.all_pipelines()}
-        for key in list(self._batchers):
+        for key, lane in list(self._lanes.items()):
             active = wanted.get(key)
-            batcher = self._batchers[key]
-            if active is None or (
-                active.spec.batch.max_records,
-                active.spec.batch.max_wait_ms / 1000,
-            ) != (batcher.max_records, batcher.max_wait_s):
-                batcher.flush()
-                del self._batchers[key]
+            if active is None or not lane.matches(active):
+                lane.close()
+                del self._lanes[key]
+            else:
+                lane.pipeline = active
 
     async def _run(self, subscription: object) -> None:
         fetch = subscription.fetch  # type: ignore[attr-defined]
         while True:
+            await self._wait_for_room()
             try:
                 messages: list[Msg] = await fetch(self._fetch_batch, timeout=1.0)
             except (TimeoutError, NatsTimeout):
                 continue
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.exception("router fetch failed")
                 await asyncio.sleep(0.5)
@@ -90,8 +134,27 @@ class Router:
                     log.exception(
                         "router failed on a message; it will be redelivered", extra={"subject": msg.subject}
                     )
-                    with contextlib.suppress(Exception):
-                        await msg.nak(delay=1.0)
+                    await _quietly(msg.nak(delay=1.0))
+                # One message's records at a time: the receivers share this event loop.
+                await asyncio.sleep(0)
+
+    async def _wait_for_room(self) -> None:
+        while True:
+            hold = self._hold_until - time.monotonic()
+            if hold > 0:
+                await asyncio.sleep(hold)
+            elif len(self._inflight) >= self._max_inflight:
+                self._room.clear()
+                await self._room.wait()
+            else:
+                return
+
+    async def _expire_groups(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            for lane in list(self._lanes.values()):
+                if lane.dedupe is not None:
+                    lane.dedupe.expire()
 
     async def _route(self, msg: Msg) -> None:
         project_id = msg.subject.split(".", 2)[2]
@@ -108,6 +171,7 @@ class Router:
             return
         received = int((msg.headers or {}).get(RECEIVED_HEADER, "0") or 0)
         ticket = Ticket(msg, msg.metadata.sequence.stream)
+        miner: TemplateMiner | None = None
         index = 0
         for rl in request.resource_logs:
             resource_attributes = attributes(rl.resource.attributes)
@@ -119,95 +183,129 @@ class Router:
                     continue
                 for record in sl.log_records:
                     severity = effective_severity(record)
-                    flat = None
+                    flat: FlatRecord | None = None
+                    template: tuple[str, str] | None = None
                     for pipeline in candidates:
-                        if pipeline.filter.accepts_record(record, severity):
-                            if flat is None:
-                                flat = flatten(record, resource_attributes, received)
-                            self._batcher(pipeline).add(flat, ticket, index)
+                        if not pipeline.filter.accepts_record(record, severity):
+                            continue
+                        if flat is None:
+                            flat = flatten(record, resource_attributes, received)
+                        item = pipeline.redactor.redact_record(flat) if pipeline.redactor else dict(flat)
+                        if template is None:
+                            miner = miner or await self._templates.miner(project_id)
+                            match = self._templates.mine(project_id, miner, item["body"])
+                            template = (match.template_id, match.template)
+                        item["template_id"], item["template"] = template
+                        lane = self._lane(pipeline)
+                        if lane.dedupe is not None:
+                            offered = lane.dedupe.offer(item, context.service)
+                            if offered is None:
+                                continue
+                            item = offered
+                        lane.batcher.add(item, ticket, index)
                     index += 1
         RECORDS_ROUTED.inc(index)
         if ticket.pending == 0:
             await msg.ack()
 
-    def _batcher(self, pipeline: ActivePipeline) -> Batcher:
+    def _lane(self, pipeline: ActivePipeline) -> _Lane:
         key = (pipeline.project_id, pipeline.name)
-        batcher = self._batchers.get(key)
-        if batcher is None:
+        lane = self._lanes.get(key)
+        if lane is None:
             batch = pipeline.spec.batch
             batcher = Batcher(
                 pipeline.project_id, pipeline.name, batch.max_records, batch.max_wait_ms, self._emit
             )
-            self._batchers[key] = batcher
-        return batcher
+            dedupe = None
+            if pipeline.spec.dedupe is not None:
+
+                def rollup(item: FlatRecord) -> None:
+                    key_of_item = f"{item['template_id']}:{item['count']}:{item['last_seen']}"
+                    batcher.add(item, None, key_of_item)
+
+                dedupe = Deduplicator(pipeline.spec.dedupe, rollup, pipeline=pipeline.name)
+            lane = self._lanes[key] = _Lane(pipeline, batcher, dedupe)
+        return lane
 
     def _emit(self, batch: Batch) -> None:
         RECORDS_MATCHED.labels(batch.pipeline).inc(len(batch.records))
+        RECORDS_REPRESENTED.labels(batch.pipeline).inc(batch.represented)
         BATCH_SIZE.observe(len(batch.records))
         task = asyncio.create_task(self._publish(batch))
         self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
+        task.add_done_callback(self._published)
+
+    def _published(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        if len(self._inflight) < self._max_inflight:
+            self._room.set()
 
     async def _publish(self, batch: Batch) -> None:
-        pipeline = self._active(batch)
+        lane = self._lanes.get((batch.project_id, batch.pipeline))
         payload = batch.payload()
         data = orjson.dumps(payload)
         delay = 0.2
-        for attempt in range(12):
+        for _ in range(12):
             try:
-                if pipeline is not None:
-                    await self._bus.ensure_consumer(agent_consumer(self._bus.topology, pipeline))
+                if lane is not None:
+                    await self._bus.ensure_consumer(agent_consumer(self._bus.topology, lane.pipeline))
                 await self._bus.publish(
                     batches_subject(batch.project_id, batch.pipeline), data, msg_id=payload["request_id"]
                 )
                 break
             except Exception as exc:
-                log.warning(
-                    "batch publish failed; retrying",
-                    extra={"pipeline": batch.pipeline, "attempt": attempt + 1, "error": str(exc)},
-                )
-                await self._keep_alive(batch)
+                self._hold(delay, batch, exc)
+                await _keep_alive(batch)
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, 5.0)
         else:
-            await self._give_back(batch)
+            await _give_back(batch)
             return
-        await self._settle(batch)
-
-    def _active(self, batch: Batch) -> ActivePipeline | None:
-        for pipeline in self._config.pipelines.get(batch.project_id, ()):
-            if pipeline.name == batch.pipeline:
-                return pipeline
-        return None
-
-    async def _settle(self, batch: Batch) -> None:
         for ticket, count in _tickets(batch).items():
             ticket.pending -= count
             if ticket.pending == 0 and not ticket.failed and ticket.msg is not None:
                 await ticket.msg.ack()
 
-    async def _keep_alive(self, batch: Batch) -> None:
-        for ticket in _tickets(batch):
-            if ticket.msg is not None:
-                with contextlib.suppress(Exception):
-                    await ticket.msg.in_progress()
-
-    async def _give_back(self, batch: Batch) -> None:
-        """The bus would not take the batch: let its messages come again rather than lose them."""
-        log.error(
-            "batch could not be published; its messages will be redelivered",
-            extra={"pipeline": batch.pipeline},
-        )
-        for ticket in _tickets(batch):
-            if not ticket.failed and ticket.msg is not None:
-                ticket.failed = True
-                with contextlib.suppress(Exception):
-                    await ticket.msg.nak(delay=2.0)
+    def _hold(self, delay: float, batch: Batch, exc: Exception) -> None:
+        """The bus refused a batch: stop taking records for a while instead of piling them up."""
+        now = time.monotonic()
+        self._hold_until = max(self._hold_until, now + delay)
+        if now - self._last_warning > 10:
+            self._last_warning = now
+            log.warning(
+                "batches refused by the bus; routing paused",
+                extra={"pipeline": batch.pipeline, "error": str(exc)},
+            )
 
 
 def _tickets(batch: Batch) -> dict[Ticket, int]:
     """The messages a batch drew from, with how many of its records each gave."""
     counts: dict[Ticket, int] = {}
     for ticket, _ in batch.origins:
-        counts[ticket] = counts.get(ticket, 0) + 1
+        if ticket is not None:
+            counts[ticket] = counts.get(ticket, 0) + 1
     return counts
+
+
+async def _keep_alive(batch: Batch) -> None:
+    for ticket in _tickets(batch):
+        if ticket.msg is not None:
+            await _quietly(ticket.msg.in_progress())
+
+
+async def _give_back(batch: Batch) -> None:
+    """The bus would not take the batch: let its messages come again rather than lose them."""
+    log.error(
+        "batch could not be published; its messages will be redelivered", extra={"pipeline": batch.pipeline}
+    )
+    for ticket in _tickets(batch):
+        if not ticket.failed and ticket.msg is not None:
+            ticket.failed = True
+            await _quietly(ticket.msg.nak(delay=2.0))
+
+
+async def _quietly(action: object) -> None:
+    try:
+        await action  # type: ignore[misc]
+    except Exception as exc:
+        log.debug("bus acknowledgement failed", extra={"error": str(exc)})

@@ -63,6 +63,8 @@ class Batch(Base):
     project_id: Mapped[str] = mapped_column(String(36), index=True)
     pipeline: Mapped[str] = mapped_column(String(63))
     record_count: Mapped[int] = mapped_column(Integer)
+    represented: Mapped[int] = mapped_column(Integer, default=0)
+    """How many received records the batch stands for (more than record_count when deduplicated)."""
     records: Mapped[list[Any]]
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -104,3 +106,13 @@ class DeadLetter(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
     replayed_at: Mapped[datetime | None]
+
+
+class TemplateState(Base):
+    """A project's template miner, saved so template ids survive restarts."""
+
+    __tablename__ = "template_states"
+
+    project_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    state: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]

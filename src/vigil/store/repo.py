@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from vigil.errors import Conflict, NotFound
 from vigil.specs import PipelineSpec
 from vigil.store.db import session_factory
-from vigil.store.models import ApiKey, Batch, DeadLetter, Output, Pipeline, Project, Sink
+from vigil.store.models import ApiKey, Batch, DeadLetter, Output, Pipeline, Project, Sink, TemplateState
 
 KEY_PREFIX = "vgl_"
 
@@ -299,6 +299,23 @@ class Store:
             if request_id is not None:
                 query = query.where(Output.request_id == request_id)
             return (await s.scalars(query.order_by(Output.received_at.desc()).limit(limit))).all()
+
+    # template miners
+
+    async def load_template_state(self, project_id: str) -> str | None:
+        async with self.session() as s:
+            row = await s.get(TemplateState, project_id)
+            return row.state if row is not None else None
+
+    async def save_template_states(self, states: dict[str, str]) -> None:
+        async with self.session() as s:
+            for project_id, state in states.items():
+                row = await s.get(TemplateState, project_id)
+                if row is None:
+                    s.add(TemplateState(project_id=project_id, state=state, updated_at=utcnow()))
+                else:
+                    row.state, row.updated_at = state, utcnow()
+            await s.commit()
 
     # dead letters
 

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from vigil.store.db import create_engine
+import vigil.agents.builtin.budget  # noqa: F401  (its table joins the metadata)
 from vigil.store.models import Base
 
 target_metadata = Base.metadata

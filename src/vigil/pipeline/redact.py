@@ -1,0 +1,481 @@
+"""Redaction of secrets and personal data in flat records, before anything leaves Vigil.
+
+Each built-in rule is a regex whose match (or only its `secret` group, when it has one) becomes
+`[REDACTED:<rule>]`. Rules run in a fixed order, specific before generic, so a key inside a URL
+or a header is labelled by the most precise rule and later rules never see it again.
+
+Most records carry no secret, so each rule names literal triggers (lowercase substrings) and its
+regex only runs on text containing one of them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from vigil.records import FlatRecord
+
+Validate = Callable[[re.Match[str]], bool]
+Replace = Callable[[re.Match[str], str], str | None]
+"""Given a match and the default token: what replaces the match (or its `secret` group), or None
+to leave it alone."""
+
+_ALREADY = r"(?!\[REDACTED:)"
+"""Keeps a generic rule from redacting what a more specific rule already replaced."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    pattern: re.Pattern[str]
+    triggers: tuple[str, ...] = ()
+    """One of these must occur in the lowercased text for the regex to run."""
+    gate: Callable[[str], bool] | None = None
+    """Checked instead when there are no triggers; with neither, the regex always runs."""
+    replace: Replace | None = None
+
+    @property
+    def token(self) -> str:
+        return f"[REDACTED:{self.name}]"
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _is_card(digits: str) -> bool:
+    # No network issues numbers starting with 0 or 1; epoch timestamps and padded ids do.
+    return 13 <= len(digits) <= 19 and  _luhn(digits)
+
+
+_DIGIT_GROUP = re.compile(r"[0-9]+")
+_SEPARATORS = re.compile(r"[ -]")
+
+
+# Digits become "0", separators "-", anything else "."; see `_may_hold_card`.
+_DIGIT_SHAPE = bytes(0x30 if 0x30 <= b <= 0x39 else 0x2D if b in (0x20, 0x2D) else 0x2E for b in range(256))
+
+
+def _may_hold_card(text: str) -> bool:
+    """Whether 13 digits follow each other with only separators between: a regex scan costs
+    several times more, and most text has timestamps and ids but no such run."""
+    if len(text) < 13:
+        return False
+    shape = text.encode("utf-8", "surrogatepass").translate(_DIGIT_SHAPE).replace(b"-", b"")
+    return b"0000000000000" in shape
+
+
+def _replace_cards(match: re.Match[str], token: str) -> str | None:
+    """A run of digit groups may hold a card next to other numbers (`4111... 12/25`), so windows
+    of whole groups are tried, longest first, left to right."""
+    run = match.group()
+    groups = [(g.start(), g.end()) for g in _DIGIT_GROUP.finditer(run)]
+    pieces: list[str] = []
+    last = 0
+    i = 0
+    while i < len(groups):
+        ends: list[int] = []
+        digits = 0
+        for j in range(i, len(groups)):
+            digits += groups[j][1] - groups[j][0]
+            if digits > 19:
+                break
+            ends.append(j)
+        for j in reversed(ends):
+            start, end = groups[i][0], groups[j][1]
+            if _is_card(_SEPARATORS.sub("", run[start:end])):
+                pieces += [run[last:start], token]
+                last = end
+                i = j
+                break
+        i += 1
+    if not pieces:
+        return None
+    pieces.append(run[last:])
+    return "".join(pieces)
+
+
+def _replace_basic(match: re.Match[str], token: str) -> str | None:
+    # `Basic` is an ordinary word; only a value that decodes to `user:password` is a credential.
+    value = match.group("secret")
+    try:
+        decoded = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if b":" not in decoded:
+        return None
+    return token
+
+
+def _replace_bearer(match: re.Match[str], token: str) -> str | None:
+    # Real tokens are long; a short word after "bearer" is prose unless an Authorization header
+    # says otherwise.
+    if len(match.group("secret")) >= 16:
+        return token
+    before = match.string[max(0, match.start() - 24) : match.start()].lower()
+    return token if "authorization" in before else None
+
+
+def _replace_field(match: re.Match[str], token: str) -> str | None:
+    key, separator, value = match.group("key").lower(), match.group("sep"), match.group("secret")
+    if key == "pwd" and value[0] in "/~":
+        return None  # the shell's working directory, in environment dumps
+    if key in ("token", "secret") and value.isalpha() and not any(c in separator for c in "=\"'"):
+        # "failed to refresh token: expired" is prose; `auth_token: x` or `X-Auth-Token: x` is not.
+        before = match.string[match.start() - 1] if match.start() else " "
+        if not (before.isalnum() or before in "_-"):
+            return None
+    return token
+
+
+def _rule(
+    name: str, pattern: str, triggers: tuple[str, ...], flags: int = 0, replace: Replace | None = None
+) -> Rule:
+    return Rule(name, re.compile(pattern, flags | re.ASCII), triggers, replace=replace)
+
+
+_I = re.IGNORECASE
+_KEY_SEP = r"\\?[\"']?[ \t]*[:=]>?[ \t]*\\?[\"']?"
+"""Between a key and its value: `=`, `: `, `": "`, `=>`, and JSON escaped inside a string."""
+
+BUILTIN_RULES: tuple[Rule, ...] = (
+    _rule(
+        "private_key",
+        r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
+        r"(?:.*?-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|.*\Z)",
+        ("private key",),
+        re.DOTALL,
+    ),
+    _rule(
+        "url_password",
+        rf"://[^\s:/?#@\"'<>\[\]]*:{_ALREADY}(?P<secret>[^\s/?#\"'<>]+)@(?=[\w\[.-])",
+        ("@",),
+    ),
+    _rule(
+        "connection_string_password",
+        rf"(?<![\w.-])(?:passw(?:or)?d|pwd(?![ \t]*=[ \t]*[/~]))[ \t]*=(?!>)[ \t]*{_ALREADY}"
+        r"(?P<secret>\{[^}]*\}|\"[^\"]+\"|'[^']+'|[^;\s\"']+)",
+        ("passw", "pwd"),
+        _I,
+    ),
+    _rule(
+        "basic_auth",
+        r"\bbasic[ \t]+(?P<secret>[A-Za-z0-9+/]{6,}={0,2})(?![\w+/=])",
+        ("basic",),
+        _I,
+        _replace_basic,
+    ),
+    _rule(
+        "bearer_token",
+        rf"\bbearer[ \t]+{_ALREADY}(?P<secret>[\w\-.~+/]+=*)",
+        ("bearer",),
+        _I,
+        _replace_bearer,
+    ),
+    _rule("jwt", r"\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*", ("eyj",)),
+    _rule("aws_access_key", r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b", ("akia", "asia")),
+    _rule(
+        "aws_secret_key",
+        rf"(?:aws[_-]?)?secret[_-]?(?:access[_-]?)?key{_KEY_SEP}"
+        r"(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
+        ("secret",),
+        _I,
+    ),
+    _rule(
+        "github_token",
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_\w{22,242})\b",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    ),
+    _rule(
+        "slack_token",
+        r"\bxox[abposre]-[A-Za-z0-9-]{10,}|\bxapp-\d-[A-Za-z0-9-]{10,}"
+        r"|hooks\.slack\.com/(?:services|workflows|triggers)/(?P<secret>[\w/-]{8,})",
+        ("xox", "xapp-", "hooks.slack.com"),
+    ),
+    _rule("anthropic_key", r"\bsk-ant-[\w-]{20,}", ("sk-ant-",)),
+    _rule("openai_key", r"\bsk-(?:proj-|svcacct-|admin-)?[\w-]{20,}", ("sk-",)),
+    _rule(
+        "stripe_key",
+        r"\b(?:[srp]k_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9+/=]{20,})",
+        ("_live_", "_test_", "whsec_"),
+    ),
+    _rule("google_api_key", r"\bAIza[\w-]{35}(?![\w-])", ("aiza",)),
+    _rule(
+        "password_field",
+        r"(?P<key>passw(?:or)?d|pwd|secret(?:[_-]?key(?:[_-]?base)?)?|(?:private|signing|encryption)[_-]?key"
+        rf"|api[_-]?key|token)(?P<sep>{_KEY_SEP}){_ALREADY}"
+        r"(?P<secret>(?<=\")(?:[^\"\\\n]|\\[^\"\n])+|(?<=')[^'\n]+|[^\s\"'\\,;&<>(){}\[\]]+)",
+        ("passw", "pwd", "secret", "token", "apikey", "_key", "-key"),
+        _I,
+        _replace_field,
+    ),
+    _rule(
+        "email",
+        r"(?<![\w.%+-])[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,63}(?![\w-])",
+        ("@",),
+    ),
+    Rule(
+        "card_number",
+        re.compile(r"(?<![\w.])[2-9](?:[ -]?[0-9]){12,}(?![\w]|\.[0-9])", re.ASCII),
+        gate=_may_hold_card,
+        replace=_replace_cards,
+    ),
+)
+RULES_BY_NAME = {rule.name: rule for rule in BUILTIN_RULES}
+DROPPED = "drop_attributes"
+"""The counts key for attributes removed by `drop_attributes`."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CustomRule(_Strict):
+    """A user pattern. When it has a group named `secret`, only that group is replaced, so context
+    such as `customer_id=` stays readable. The replacement is literal text."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_-]+$", max_length=64)]
+    pattern: str
+    replacement: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _valid_regex(cls, value: str) -> str:
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regex {value!r}: {exc}") from exc
+        if compiled.search("") is not None:
+            raise ValueError(f"regex {value!r} matches the empty string")
+        return value
+
+
+class RedactionSpec(_Strict):
+    enabled: bool = True
+    rules: list[str] | None = Field(default=None, description="Built-in rules to apply; omit for all.")
+    custom: list[CustomRule] = Field(default_factory=list)
+    attributes: bool = Field(default=True, description="Also redact attribute and resource values.")
+    drop_attributes: list[str] = Field(
+        default_factory=list, description="Attribute keys removed entirely, at any depth."
+    )
+
+    @field_validator("rules")
+    @classmethod
+    def _known_rules(cls, value: list[str] | None) -> list[str] | None:
+        unknown = [name for name in value or () if name not in RULES_BY_NAME]
+        if unknown:
+            raise ValueError(
+                f"unknown redaction rule(s) {', '.join(unknown)}; known rules: {', '.join(RULES_BY_NAME)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _unique_custom_names(self) -> RedactionSpec:
+        seen: set[str] = set()
+        for rule in self.custom:
+            if rule.name in RULES_BY_NAME or rule.name == DROPPED or rule.name in seen:
+                raise ValueError(f"custom rule name {rule.name!r} is already taken")
+            seen.add(rule.name)
+        return self
+
+
+def _custom(rule: CustomRule) -> Rule:
+    text = rule.replacement
+
+    def replace(match: re.Match[str], token: str) -> str | None:
+        return None if not match.group() else (token if text is None else text)
+
+    return Rule(rule.name, re.compile(rule.pattern), replace=replace)
+
+
+def _wanted(rule: Rule, text: str, lowered: str) -> bool:
+    if rule.triggers:
+        return any(map(lowered.__contains__, rule.triggers))
+    return rule.gate is None or rule.gate(text)
+
+
+def _spans(match: re.Match[str]) -> tuple[int, int]:
+    """Where the replacement goes: the `secret` group when the pattern has one and it took part."""
+    if "secret" in match.re.groupindex and match.start("secret") >= 0:
+        return match.start("secret"), match.end("secret")
+    return match.start(), match.end()
+
+
+def _apply(rule: Rule, text: str) -> tuple[str, int]:
+    pieces: list[str] = []
+    last = 0
+    for match in rule.pattern.finditer(text):
+        replaced = rule.token if rule.replace is None else rule.replace(match, rule.token)
+        if replaced is None:
+            continue
+        start, end = _spans(match)
+        pieces += [text[last:start], replaced]
+        last = end
+    if not pieces:
+        return text, 0
+    pieces.append(text[last:])
+    return "".join(pieces), len(pieces) // 2
+
+
+def _strings(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _strings(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _strings(item, out)
+
+
+_RESOURCE_MEMO_SIZE = 256
+_CLEAN_SIZE = 8192
+_CLEAN_MAX_LENGTH = 256
+
+
+class Redactor:
+    """Applies one pipeline's RedactionSpec. `counts` accumulates redactions per rule, for metrics.
+
+    Attribute values repeat from record to record (methods, routes, user agents), so strings found
+    clean are remembered and skipped. The others are checked together: only the rules whose
+    triggers occur anywhere in them are tried on each string, and usually there are none.
+    """
+
+    def __init__(self, spec: RedactionSpec) -> None:
+        self.spec = spec
+        self.counts: dict[str, int] = {}
+        wanted = set(spec.rules) if spec.rules is not None else set(RULES_BY_NAME)
+        self._rules = [rule for rule in BUILTIN_RULES if rule.name in wanted]
+        self._rules += [_custom(rule) for rule in spec.custom]
+        self._drop = frozenset(key.lower() for key in spec.drop_attributes)
+        self._clean: set[str] = set()
+        # Records of one resource share its attributes; equal resources are redacted once.
+        self._resource_memo: dict[tuple[tuple[str, Any], ...], tuple[dict[str, Any], dict[str, int]]] = {}
+
+    def redact_text(self, text: str) -> tuple[str, int]:
+        if not self.spec.enabled:
+            return text, 0
+        return self._text(text, self.counts, self._candidates([text]))
+
+    def redact_record(self, record: FlatRecord) -> FlatRecord:
+        """A new record; the input and everything it holds are left as they were. Containers
+        without anything to change are shared with the input, as records already share them."""
+        out = dict(record)
+        if not self.spec.enabled:
+            return out
+        body = record.get("body")
+        attributes = record.get("attributes")
+        attributes = attributes if isinstance(attributes, dict) else None
+        strings = [body] if isinstance(body, str) else []
+        if attributes is not None and self.spec.attributes:
+            _strings(attributes, strings)
+        rules = self._candidates(strings)
+        if rules and isinstance(body, str):
+            out["body"], _ = self._text(body, self.counts, rules)
+        if attributes is not None and (rules or self._drop):
+            out["attributes"] = self._mapping(attributes, self.counts, rules)
+        resource = record.get("resourceAttributes")
+        if isinstance(resource, dict) and (self.spec.attributes or self._drop):
+            out["resourceAttributes"] = self._resource(resource)
+        return out
+
+    def _candidates(self, strings: list[str]) -> tuple[Rule, ...]:
+        """The rules worth trying on these strings; remembers the strings when there are none."""
+        fresh = [text for text in strings if text not in self._clean]
+        if not fresh:
+            return ()
+        # A newline stops every rule, so joining adds no match that spans two strings.
+        text = "\n".join(fresh)
+        lowered = text.lower()
+        rules = tuple(rule for rule in self._rules if _wanted(rule, text, lowered))
+        if not rules:
+            self._remember(fresh)
+        return rules
+
+    def _remember(self, clean: list[str]) -> None:
+        if len(self._clean) >= _CLEAN_SIZE:
+            self._clean.clear()
+        self._clean.update(text for text in clean if len(text) <= _CLEAN_MAX_LENGTH)
+
+    def _resource(self, resource: dict[str, Any]) -> dict[str, Any]:
+        try:
+            key = tuple(resource.items())
+            memo = self._resource_memo.get(key)
+        except TypeError:  # nested values are unhashable: no memo
+            return self._redact_mapping(resource, self.counts)
+        if memo is None:
+            tally: dict[str, int] = {}
+            memo = self._redact_mapping(resource, tally), tally
+            if len(self._resource_memo) >= _RESOURCE_MEMO_SIZE:
+                self._resource_memo.clear()
+            self._resource_memo[key] = memo
+        output, tally = memo
+        for name, n in tally.items():
+            self.counts[name] = self.counts.get(name, 0) + n
+        return output
+
+    def _redact_mapping(self, mapping: dict[str, Any], tally: dict[str, int]) -> dict[str, Any]:
+        strings: list[str] = []
+        if self.spec.attributes:
+            _strings(mapping, strings)
+        return self._mapping(mapping, tally, self._candidates(strings))
+
+    def _mapping(
+        self, mapping: dict[str, Any], tally: dict[str, int], rules: tuple[Rule, ...]
+    ) -> dict[str, Any]:
+        out: dict[str, Any] | None = None
+        for key, value in mapping.items():
+            if self._drop and key.lower() in self._drop:
+                out = dict(mapping) if out is None else out
+                del out[key]
+                tally[DROPPED] = tally.get(DROPPED, 0) + 1
+                continue
+            new = self._value(value, tally, rules)
+            if new is not value:
+                out = dict(mapping) if out is None else out
+                out[key] = new
+        return mapping if out is None else out
+
+    def _value(self, value: Any, tally: dict[str, int], rules: tuple[Rule, ...]) -> Any:
+        if isinstance(value, str):
+            if not rules or not self.spec.attributes:
+                return value
+            new, n = self._text(value, tally, rules)
+            return new if n else value
+        if isinstance(value, dict):
+            return self._mapping(value, tally, rules)
+        if isinstance(value, list):
+            items = [self._value(item, tally, rules) for item in value]
+            changed = any(new is not old for new, old in zip(items, value, strict=True))
+            return items if changed else value
+        return value
+
+    def _text(self, text: str, tally: dict[str, int], rules: tuple[Rule, ...]) -> tuple[str, int]:
+        if not rules or text in self._clean:
+            return text, 0
+        original = text
+        total = 0
+        lowered = text.lower()
+        for rule in rules:
+            if not _wanted(rule, text, lowered):
+                continue
+            new, n = _apply(rule, text)
+            if n:
+                text = new
+                total += n
+                tally[rule.name] = tally.get(rule.name, 0) + n
+        if not total:
+            self._remember([original])
+        return text, total

@@ -150,9 +150,9 @@ def test_agent_endpoint_accepts_http_urls(endpoint: str) -> None:
 @pytest.mark.parametrize(
     ("endpoint", "message"),
     [
-        ("ftp://agent/process", "Value error, endpoint must be an http:// or https:// URL"),
-        ("agent:8080", "Value error, endpoint must be an http:// or https:// URL"),
-        ("", "Value error, endpoint must be an http:// or https:// URL"),
+        ("ftp://agent/process", "Value error, endpoint must be an http:// or https:// URL, or builtin:<name>"),
+        ("agent:8080", "Value error, endpoint must be an http:// or https:// URL, or builtin:<name>"),
+        ("", "Value error, endpoint must be an http:// or https:// URL, or builtin:<name>"),
         ("http://", "Input should be a valid URL, empty host"),
     ],
 )
@@ -208,3 +208,13 @@ def test_name_pattern_accepts(name: str) -> None:
 @pytest.mark.parametrize("name", ["", "-a", "_a", "Errors", "a.b", "a*", "a b", "a>", "a" * 64, "abc\n"])
 def test_name_pattern_rejects(name: str) -> None:
     assert re.fullmatch(NAME_PATTERN, name) is None
+
+
+def test_builtin_agent_endpoints() -> None:
+    spec = AgentSpec(endpoint="builtin:error-summary", engine="llm")
+    assert (spec.endpoint, spec.engine) == ("builtin:error-summary", "llm")
+    assert AgentSpec(endpoint="builtin:error-summary").engine == "rules"
+    with pytest.raises(ValidationError, match="unknown built-in agent 'builtin:nope'; known: builtin:error-summary"):
+        AgentSpec(endpoint="builtin:nope")
+    with pytest.raises(ValidationError):
+        AgentSpec(endpoint="http://agent/process", engine="gpt")  # type: ignore[arg-type]

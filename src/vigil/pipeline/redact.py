@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from vigil.records import FlatRecord
 
-Validate = Callable[[re.Match[str]], bool]
 Replace = Callable[[re.Match[str], str], str | None]
 """Given a match and the default token: what replaces the match (or its `secret` group), or None
 to leave it alone."""
@@ -55,11 +54,6 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _is_card(digits: str) -> bool:
-    # No network issues numbers starting with 0 or 1; epoch timestamps and padded ids do.
-    return 13 <= len(digits) <= 19 and  _luhn(digits)
-
-
 _DIGIT_GROUP = re.compile(r"[0-9]+")
 _SEPARATORS = re.compile(r"[ -]")
 
@@ -79,7 +73,9 @@ def _may_hold_card(text: str) -> bool:
 
 def _replace_cards(match: re.Match[str], token: str) -> str | None:
     """A run of digit groups may hold a card next to other numbers (`4111... 12/25`), so windows
-    of whole groups are tried, longest first, left to right."""
+    of whole groups are tried, longest first, left to right. A card has 13 to 19 digits, passes
+    the Luhn check, and starts with 2 to 9: no network issues numbers starting with 0 or 1, while
+    epoch timestamps and padded ids do."""
     run = match.group()
     groups = [(g.start(), g.end()) for g in _DIGIT_GROUP.finditer(run)]
     pieces: list[str] = []
@@ -92,10 +88,11 @@ def _replace_cards(match: re.Match[str], token: str) -> str | None:
             digits += groups[j][1] - groups[j][0]
             if digits > 19:
                 break
-            ends.append(j)
-        for j in reversed(ends):
+            if digits >= 13:
+                ends.append(j)
+        for j in reversed(ends if run[groups[i][0]] not in "01" else ()):
             start, end = groups[i][0], groups[j][1]
-            if _is_card(_SEPARATORS.sub("", run[start:end])):
+            if _luhn(_SEPARATORS.sub("", run[start:end])):
                 pieces += [run[last:start], token]
                 last = end
                 i = j
@@ -228,7 +225,8 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "card_number",
-        re.compile(r"(?<![\w.])[2-9](?:[ -]?[0-9]){12,}(?![\w]|\.[0-9])", re.ASCII),
+        # Matches start only where a run of digit groups starts: linear time on long number lists.
+        re.compile(r"(?<![\w.])(?<![0-9][ -])[0-9](?:[ -]?[0-9]){12,}(?![\w]|\.[0-9])", re.ASCII),
         gate=_may_hold_card,
         replace=_replace_cards,
     ),
@@ -362,7 +360,7 @@ class Redactor:
         self._drop = frozenset(key.lower() for key in spec.drop_attributes)
         self._clean: set[str] = set()
         # Records of one resource share its attributes; equal resources are redacted once.
-        self._resource_memo: dict[tuple[tuple[str, Any], ...], tuple[dict[str, Any], dict[str, int]]] = {}
+        self._resource_memo: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, int]]] = {}
 
     def redact_text(self, text: str) -> tuple[str, int]:
         if not self.spec.enabled:
@@ -411,7 +409,8 @@ class Redactor:
 
     def _resource(self, resource: dict[str, Any]) -> dict[str, Any]:
         try:
-            key = tuple(resource.items())
+            # Types too: 1 == True, but the output must keep the value it was given.
+            key = (*resource.items(), *map(type, resource.values()))
             memo = self._resource_memo.get(key)
         except TypeError:  # nested values are unhashable: no memo
             return self._redact_mapping(resource, self.counts)

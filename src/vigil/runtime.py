@@ -5,9 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import httpx
+
+from vigil.agents.builtin.budget import TokenBudget
+from vigil.agents.builtin.factory import build_llm_engine
+from vigil.agents.builtin.rules import RulesEngine
+from vigil.agents.registry import AgentContext
 from vigil.api.app import ApiContext, create_api_app
 from vigil.api.auth import AdminAuth, load_or_create_admin_token
 from vigil.api.replay import Replayer
@@ -50,6 +57,7 @@ class Runtime:
     receiver_http: HttpServer | None = None
     receiver_grpc: OtlpGrpcReceiver | None = None
     api_http: HttpServer | None = None
+    budget: TokenBudget | None = None
     _started: list[Component] = field(default_factory=list)
     _stopped: bool = False
 
@@ -70,7 +78,7 @@ class Runtime:
         db_url = s.sqlalchemy_url()
         await upgrade(db_url)
         self.store = store = Store(create_engine(db_url))
-        self._started.append(_Closing(store))
+        self._started.append(_Closing(store.close))
         if s.config_file is not None:
             await apply_config(store, load_config_file(s.config_file))
 
@@ -87,7 +95,19 @@ class Runtime:
         await self._start(ledger)
         templates = TemplateStore(store)
         await self._start(templates)
-        await self._start(AgentWorkers(bus, store, config, ledger))
+        intake = OutputIntake(bus, store)
+        agents = AgentContext(
+            client=httpx.AsyncClient(limits=httpx.Limits(max_connections=512, max_keepalive_connections=128)),
+            intake=intake,
+            rules=RulesEngine(),
+            llm=None,
+        )
+        self._started.append(_Closing(agents.client.aclose))
+        if s.llm.configured:
+            agents.llm = build_llm_engine(s.llm, store, agents.rules)
+            self.budget = agents.llm.budget
+            self._started.append(_Closing(agents.llm.aclose))
+        await self._start(AgentWorkers(bus, store, config, ledger, agents))
         await self._start(Router(bus, config, templates))
         await self._start(SinkWorkers(bus, store, config))
         await self._start(SinkRouter(bus, store, config))
@@ -104,7 +124,7 @@ class Runtime:
             bus, max_request_bytes=s.max_request_bytes, max_inflight_bytes=s.max_inflight_ingest_bytes
         )
         receiver_app = create_receiver_app(
-            ingestor, OutputIntake(bus, store), keys, max_body_bytes=s.max_request_bytes, ready=ready
+            ingestor, intake, keys, max_body_bytes=s.max_request_bytes, ready=ready
         )
         self.receiver_http = HttpServer(
             receiver_app, host=s.host, port=s.otlp_http_port, name="otlp-http", limit_concurrency=1024
@@ -119,6 +139,7 @@ class Runtime:
                 replayer=Replayer(bus, store, config),
                 changed=changed,
                 ready=ready,
+                budget=self.budget,
             )
         )
         self.api_http = HttpServer(api_app, host=s.host, port=s.api_port, name="api")
@@ -162,11 +183,13 @@ class Runtime:
 
 
 class _Closing:
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    """Something that only needs closing, in its place in the shutdown order."""
+
+    def __init__(self, close: Callable[[], Awaitable[None]]) -> None:
+        self._close = close
 
     async def start(self) -> None:
         return None
 
     async def shutdown(self) -> None:
-        await self._store.close()
+        await self._close()

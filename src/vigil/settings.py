@@ -44,6 +44,22 @@ class BusSettings(BaseModel):
         return value
 
 
+class LlmSettings(BaseModel):
+    """The model behind `engine: llm` of built-in agents. Unset provider or model: rules only."""
+
+    provider: Literal["openai", "anthropic", "gemini"] | None = None
+    model: str | None = None
+    base_url: str | None = Field(default=None, description="Any OpenAI-compatible server (Ollama, vLLM).")
+    api_key: SecretStr | None = None
+    timeout_s: float | None = Field(default=None, gt=0, description="Default: AI_TIMEOUT_SECONDS, else 30.")
+    tokens_per_day: int | None = Field(default=None, ge=1, description="Per project.")
+    tokens_per_incident: int | None = Field(default=None, ge=1)
+
+    @property
+    def configured(self) -> bool:
+        return self.provider is not None and self.model is not None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VIGIL_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -69,6 +85,7 @@ class Settings(BaseSettings):
     key_cache_ttl_s: float = Field(default=5.0, ge=0)
 
     bus: BusSettings = Field(default_factory=BusSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "console"

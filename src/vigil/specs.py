@@ -130,8 +130,14 @@ class RetrySpec(_Strict):
         return self
 
 
+BUILTIN_AGENTS = ("error-summary",)
+
+
 class AgentSpec(_Strict):
-    endpoint: str = Field(description="http(s) URL the batches are POSTed to.")
+    endpoint: str = Field(description="http(s) URL the batches are POSTed to, or builtin:<name>.")
+    engine: Literal["rules", "llm"] = Field(
+        default="rules", description="Built-in agents only: offline rules, or the configured LLM."
+    )
     timeout_s: float = Field(default=30.0, gt=0, le=600)
     concurrency: int = Field(default=4, ge=1, le=256, description="Batches in flight at once.")
     headers: dict[str, SecretStr] = Field(default_factory=dict)
@@ -143,7 +149,13 @@ class AgentSpec(_Strict):
         if value.startswith(("http://", "https://")):
             AnyHttpUrl(value)
             return value
-        raise ValueError("endpoint must be an http:// or https:// URL")
+        if value.startswith("builtin:"):
+            if value.removeprefix("builtin:") not in BUILTIN_AGENTS:
+                raise ValueError(
+                    f"unknown built-in agent {value!r}; known: {', '.join('builtin:' + n for n in BUILTIN_AGENTS)}"
+                )
+            return value
+        raise ValueError("endpoint must be an http:// or https:// URL, or builtin:<name>")
 
     @field_serializer("headers", when_used="json")
     def _hide_headers(self, headers: dict[str, SecretStr]) -> dict[str, str]:

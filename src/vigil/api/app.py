@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import TypeAdapter
 
 from vigil import __version__
+from vigil.agents.builtin.budget import TokenBudget
 from vigil.api.auth import AdminAuth
 from vigil.api.errors import ORJSONResponse, install_error_handlers
 from vigil.api.replay import Replayer
@@ -44,6 +45,8 @@ class ApiContext:
     changed: Callable[[str], Awaitable[None]]
     """Called after a configuration change of a project, before the response is sent."""
     ready: Callable[[], Awaitable[bool]]
+    budget: TokenBudget | None = None
+    """The LLM engine's token budget, when an LLM is configured."""
 
 
 def _key_out(row: ApiKey) -> ApiKeyOut:
@@ -285,6 +288,14 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     async def stats(project_id: str) -> dict[str, Any]:
         await store.get_project(project_id)
         return await store.counts(project_id)
+
+    @api.get("/projects/{project_id}/llm-usage", tags=["projects"])
+    async def llm_usage(project_id: str) -> dict[str, Any]:
+        """Tokens the LLM engine spent for the project today and per incident, and what is left."""
+        await store.get_project(project_id)
+        if ctx.budget is None:
+            return {"configured": False}
+        return {"configured": True, **await ctx.budget.usage(project_id)}
 
     app.include_router(api)
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 
-import httpx
 import orjson
 
-from vigil.agents.http import HttpAgent
+from vigil.agents.registry import Agent, AgentContext, build_agent
 from vigil.bus.client import Bus
 from vigil.bus.topology import BATCHES_STREAM, agent_consumer_name
 from vigil.errors import DeliveryError
@@ -22,7 +21,7 @@ log = logging.getLogger(__name__)
 class AgentBatchHandler:
     kind = "batch"
 
-    def __init__(self, pipeline: ActivePipeline, agent: HttpAgent, ledger: BatchLedger) -> None:
+    def __init__(self, pipeline: ActivePipeline, agent: Agent, ledger: BatchLedger) -> None:
         self.project_id = pipeline.project_id
         self.target = pipeline.name
         self._agent = agent
@@ -48,14 +47,14 @@ class AgentBatchHandler:
 class AgentWorkers:
     """Keeps a worker running for every enabled pipeline, following configuration changes."""
 
-    def __init__(self, bus: Bus, store: Store, config: ConfigCache, ledger: BatchLedger) -> None:
+    def __init__(
+        self, bus: Bus, store: Store, config: ConfigCache, ledger: BatchLedger, agents: AgentContext
+    ) -> None:
         self._bus = bus
         self._store = store
         self._config = config
         self._ledger = ledger
-        self._client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128)
-        )
+        self._agents = agents
         self._workers: WorkerSet[tuple[str, str], ActivePipeline] = WorkerSet(self._worker, self._removed)
 
     async def start(self) -> None:
@@ -64,14 +63,13 @@ class AgentWorkers:
 
     async def shutdown(self) -> None:
         await self._workers.shutdown()
-        await self._client.aclose()
 
     async def reconcile(self) -> None:
         await self._workers.reconcile({(p.project_id, p.name): p for p in self._config.all_pipelines()})
 
     def _worker(self, pipeline: ActivePipeline) -> DeliveryWorker:
         agent = pipeline.spec.agent
-        handler = AgentBatchHandler(pipeline, HttpAgent(agent, self._client), self._ledger)
+        handler = AgentBatchHandler(pipeline, build_agent(agent, self._agents), self._ledger)
         consumer = agent_consumer(self._bus.topology, pipeline)
         return DeliveryWorker(
             self._bus, self._store, consumer, handler, retry=agent.retry, concurrency=agent.concurrency

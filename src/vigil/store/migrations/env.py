@@ -5,8 +5,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from vigil.store.db import create_engine
 import vigil.agents.builtin.budget  # noqa: F401  (its table joins the metadata)
+from vigil.store.db import create_engine
 from vigil.store.models import Base
 
 target_metadata = Base.metadata

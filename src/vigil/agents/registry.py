@@ -1,0 +1,38 @@
+"""Agents by endpoint scheme: `http(s)://` posts to the team's agent, `builtin:<name>` runs one of
+Vigil's in-process. Adding a kind is one class and one branch here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+
+from vigil.agents.builtin.agent import BuiltinAgent
+from vigil.agents.builtin.engine import Engine
+from vigil.agents.http import HttpAgent
+from vigil.receivers.agent_output import OutputIntake
+from vigil.specs import AgentSpec
+
+
+class Agent(Protocol):
+    async def send(self, project_id: str, request_id: str, body: bytes, attempt: int) -> None:
+        """Hand a batch (a JSON array of flat records) over; raise DeliveryError on failure."""
+
+
+@dataclass
+class AgentContext:
+    client: httpx.AsyncClient
+    intake: OutputIntake
+    rules: Engine
+    llm: Engine | None
+
+
+def build_agent(spec: AgentSpec, context: AgentContext) -> Agent:
+    if spec.endpoint.startswith("builtin:"):
+        name = spec.endpoint.removeprefix("builtin:")
+        if spec.engine == "llm" and context.llm is not None:
+            return BuiltinAgent(name, context.llm, context.intake)
+        reason = "llm_not_configured" if spec.engine == "llm" else None
+        return BuiltinAgent(name, context.rules, context.intake, fallback_reason=reason)
+    return HttpAgent(spec, context.client)

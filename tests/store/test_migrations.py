@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from alembic import command
-import asyncpg
 
 from vigil.store.db import alembic_config, upgrade
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -73,7 +74,9 @@ async def test_vigil_yaml_is_applied_at_start_and_again_without_duplicates(
             [sink] = (await handle.api.get(f"/api/v1/projects/{pid}/sinks")).json()
             assert sink["spec"]["url"] == "http://127.0.0.1:9/hook"
             sent = await handle.receiver.post(
-                "/v1/logs", content=export_bytes("payment-service", ["x"]), headers={**PROTOBUF, "X-API-Key": key}
+                "/v1/logs",
+                content=export_bytes("payment-service", ["x"]),
+                headers={**PROTOBUF, "X-API-Key": key},
             )
             assert sent.status_code == 200
         finally:
@@ -83,10 +86,58 @@ async def test_vigil_yaml_is_applied_at_start_and_again_without_duplicates(
 
 async def test_invalid_vigil_yaml_stops_start_with_file_line_and_field(tmp_path: Path) -> None:
     config = tmp_path / "vigil.yaml"
-    config.write_text(CONFIG.replace("max_records: 10", "max_records: 0").replace("${PAYMENTS_KEY}", "k" * 30))
+    config.write_text(
+        CONFIG.replace("max_records: 10", "max_records: 0").replace("${PAYMENTS_KEY}", "k" * 30)
+    )
     runtime = Runtime(make_settings(tmp_path / "data", config_file=config))
     with pytest.raises(ConfigFileError) as error:
         await runtime.start()
     await runtime.shutdown()
     assert f"{config}:10:" in str(error.value)
     assert "projects[0].pipelines.errors.batch.max_records" in str(error.value)
+
+
+async def test_template_ids_survive_a_restart(tmp_path: Path) -> None:
+    """Six users teach the miner that the last word is a variable; after a restart a seventh user
+    still gets the first template's id, which a fresh miner would not give."""
+    settings = make_settings(tmp_path / "data")
+    runs = [["alice", "bob", "carol", "dave", "erin", "frank"], ["zed"]]
+    ids: list[list[str]] = []
+    project_id = key = ""
+    for run, users in enumerate(runs):
+        runtime = Runtime(settings)
+        await runtime.start()
+        handle = VigilHandle(runtime)
+        try:
+            if run == 0:
+                project_id, key = await handle.project_with_key()
+                spec = {
+                    "batch": {"max_records": 10, "max_wait_ms": 50},
+                    "agent": {"endpoint": "builtin:error-summary"},
+                }
+                assert (
+                    await handle.api.put(f"/api/v1/projects/{project_id}/pipelines/all", json=spec)
+                ).status_code == 200
+            for user in users:
+                body = export_bytes("svc", [f"session closed for user {user}"])
+                sent = await handle.receiver.post(
+                    "/v1/logs", content=body, headers={**PROTOBUF, "X-API-Key": key}
+                )
+                assert sent.status_code == 200
+                await asyncio.sleep(0.1)
+            expected = sum(len(u) for u in runs[: run + 1])
+            for _ in range(100):
+                batches = (
+                    await handle.api.get(f"/api/v1/projects/{project_id}/batches", params={"records": True})
+                ).json()
+                records = [r for b in reversed(batches) for r in b["records"]]
+                if len(records) >= expected:
+                    break
+                await asyncio.sleep(0.1)
+            ids.append([r["template_id"] for r in records])
+        finally:
+            await handle.close()
+            await runtime.shutdown()
+    first = ids[0][0]
+    assert ids[0][-1] == first  # merged into the oldest cluster
+    assert ids[1][-1] == first

@@ -175,6 +175,7 @@ def pipeline_spec(agent_url: str) -> dict[str, Any]:
         "filter": {"min_severity": "WARN"},
         "batch": {"max_records": 10, "max_wait_ms": 500},
         "agent": {"endpoint": agent_url, "timeout_s": 30},
+        "dedupe": {"window_s": 60},
     }
 
 

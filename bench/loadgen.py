@@ -31,21 +31,21 @@ import random
 import socket
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import uvloop
-
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from procstat import CpuWindow, rss_bytes  # noqa: E402
+import contextlib
+
+from procstat import CpuWindow, rss_bytes
 
 SERVICES = 20
 RECORDS_PER_SERVICE = 50
@@ -193,7 +193,9 @@ class BodySource:
         if raw.count(marker) != 1:
             raise RuntimeError("the request-number placeholder must occur exactly once")
         head, tail = raw.split(marker)
-        return Template(head, tail, sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs))
+        return Template(
+            head, tail, sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
+        )
 
     def next(self) -> tuple[bytes, int]:
         number = self._next
@@ -260,18 +262,27 @@ class LoadResult:
     record_bytes: float
     requests_ok: int = 0
     records_ok: int = 0
+    all_requests_ok: int = 0
+    """200 answers over the whole run, warm-up included (to compare with what reached the bus)."""
     rejected_429: int = 0
     other_status: dict[int, int] = field(default_factory=dict)
     errors: int = 0
     first_error: str = ""
     request_ms_p50: float = 0.0
     request_ms_p99: float = 0.0
+    """Time to a 200 answer."""
+    answer_ms_p99: float = 0.0
+    """Time to any answer (200, 429 or other)."""
     records_per_s: float = 0.0
     requests_per_s: float = 0.0
     mb_per_s: float = 0.0
     cores_used: dict[str, float] = field(default_factory=dict)
     machine_cores_busy: float = 0.0
     rss_samples: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    timeline: list[tuple[int, int, int]] = field(default_factory=list)
+    """(second since start, 200 answers, 429 answers) per second of the whole run."""
+    answer_times: list[tuple[float, float]] = field(default_factory=list)
+    """(seconds since start, ms to the answer) of every 200 and 429 answer of the whole run."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -291,13 +302,14 @@ async def run_load(
     source: BodySource,
     watch: dict[str, int] | None = None,
     sample_every_s: float = 1.0,
-    on_window: Callable[[], None] | None = None,
 ) -> LoadResult:
     """Closed-loop load: each client sends its next request as soon as it has an answer."""
     headers = {"Content-Type": "application/x-protobuf", "X-API-Key": api_key}
     result = LoadResult(clients, duration_s, source.record_bytes)
     statuses: Counter[int] = Counter()
+    per_second: defaultdict[int, list[int]] = defaultdict(lambda: [0, 0])
     latencies: list[float] = []
+    answer_latencies: list[float] = []
     pids = {**(watch or {}), "load generator": os.getpid()}
     cpu = CpuWindow(pids)
     loop = asyncio.get_running_loop()
@@ -320,8 +332,14 @@ async def run_load(
                 await asyncio.sleep(0.05)
                 continue
             done = loop.time()
+            if status in (200, 429):
+                per_second[int(done - start)][0 if status == 200 else 1] += 1
+                result.answer_times.append((round(done - start, 3), round((done - sent) * 1000, 2)))
+            if status == 200:
+                result.all_requests_ok += 1
             if window_start <= done <= window_end:
                 statuses[status] += 1
+                answer_latencies.append((done - sent) * 1000)
                 if status == 200:
                     result.records_ok += records
                     latencies.append((done - sent) * 1000)
@@ -331,17 +349,13 @@ async def run_load(
         while not stop.is_set():
             now = loop.time() - start
             for name, pid in (watch or {}).items():
-                try:
+                with contextlib.suppress(OSError):
                     result.rss_samples.setdefault(name, []).append((round(now, 2), rss_bytes(pid)))
-                except OSError:
-                    pass
             await asyncio.sleep(sample_every_s)
 
     async def window() -> None:
         await asyncio.sleep(max(0.0, window_start - loop.time()))
         cpu.start()
-        if on_window is not None:
-            on_window()
         await asyncio.sleep(max(0.0, window_end - loop.time()))
         cpu.stop()
         stop.set()
@@ -354,6 +368,7 @@ async def run_load(
         task.cancel()
     sampling.cancel()
 
+    result.timeline = [(second, ok, rejected) for second, (ok, rejected) in sorted(per_second.items())]
     result.requests_ok = statuses.pop(200, 0)
     result.rejected_429 = statuses.pop(429, 0)
     result.other_status = dict(statuses)
@@ -362,13 +377,16 @@ async def run_load(
     result.mb_per_s = result.records_per_s * source.record_bytes / 1e6
     result.request_ms_p50 = percentile(latencies, 0.50)
     result.request_ms_p99 = percentile(latencies, 0.99)
+    result.answer_ms_p99 = percentile(answer_latencies, 0.99)
     result.cores_used = cpu.cores_used
     result.machine_cores_busy = cpu.machine_cores_busy
     return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", required=True, help="http://host:port/v1/logs")
     parser.add_argument("--key", default="none", help="X-API-Key")
     parser.add_argument("--clients", type=int, default=8)

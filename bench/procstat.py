@@ -61,13 +61,9 @@ class CpuWindow:
         self.elapsed = time.monotonic() - self.started
         end = {name: _cpu_or_zero(pid) for name, pid in self.pids.items()}
         busy, _ = machine_busy_seconds()
-        self.cores_used = {
-            name: (end[name] - self._begin[name]) / self.elapsed for name in self.pids
-        }
+        self.cores_used = {name: (end[name] - self._begin[name]) / self.elapsed for name in self.pids}
         self.machine_cores_busy = (busy - self._machine_begin[0]) / self.elapsed
-        self.cores_used["other processes"] = max(
-            0.0, self.machine_cores_busy - sum(self.cores_used.values())
-        )
+        self.cores_used["other processes"] = max(0.0, self.machine_cores_busy - sum(self.cores_used.values()))
 
 
 def _cpu_or_zero(pid: int) -> float:

@@ -139,7 +139,7 @@ class AgentSpec(_Strict):
         default="rules", description="Built-in agents only: offline rules, or the configured LLM."
     )
     timeout_s: float = Field(default=30.0, gt=0, le=600)
-    concurrency: int = Field(default=4, ge=1, le=256, description="Batches in flight at once.")
+    concurrency: int = Field(default=8, ge=1, le=256, description="Batches in flight at once.")
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     retry: RetrySpec = Field(default_factory=RetrySpec)
 

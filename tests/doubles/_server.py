@@ -97,7 +97,7 @@ class LocalServer:
         if self._thread is not None:
             raise RuntimeError("already started")
         # Binding here, before the thread starts, means the port is ours: no free-port race.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self._bind_port))
         self._port = sock.getsockname()[1]

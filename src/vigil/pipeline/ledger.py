@@ -8,6 +8,7 @@ keeps the database off the per-batch hot path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ class _Insert:
 
 
 class BatchLedger:
-    def __init__(self, store: Store, interval_s: float = 0.01) -> None:
+    def __init__(self, store: Store, interval_s: float = 0.05) -> None:
         self._store = store
         self._interval = interval_s
         self._pending: list[_Insert] = []
@@ -75,30 +76,47 @@ class BatchLedger:
         self._wake.set()
 
     async def _run(self) -> None:
+        """Inserts first, committed as soon as the previous commit ends (whatever queued meanwhile
+        forms the next group); status updates only when no insert waits, at most every interval."""
+        last_statuses = 0.0
+        loop = asyncio.get_running_loop()
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await asyncio.sleep(self._interval)
+            if not self._pending and not (self._statuses and loop.time() - last_statuses >= self._interval):
+                self._wake.clear()
+                timeout = self._interval if self._statuses else None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                continue
             try:
-                await self._flush()
+                if self._pending:
+                    await self._insert()
+                else:
+                    last_statuses = loop.time()
+                    await self._update_statuses()
             except Exception:
                 log.exception("batch ledger write failed; retrying")
                 await asyncio.sleep(1.0)
-                self._wake.set()
 
     async def _flush(self) -> None:
+        await self._insert()
+        await self._update_statuses()
+
+    async def _insert(self) -> None:
         inserts, self._pending = self._pending, []
-        if inserts:
-            try:
-                await self._store.add_batches([i.row for i in inserts])
-            except Exception as exc:
-                for item in inserts:
-                    if not item.done.done():
-                        item.done.set_exception(exc)
-                raise
+        if not inserts:
+            return
+        try:
+            await self._store.add_batches([i.row for i in inserts])
+        except Exception as exc:
             for item in inserts:
                 if not item.done.done():
-                    item.done.set_result(None)
+                    item.done.set_exception(exc)
+            raise
+        for item in inserts:
+            if not item.done.done():
+                item.done.set_result(None)
+
+    async def _update_statuses(self) -> None:
         statuses, self._statuses = self._statuses, {}
         if statuses:
             await self._store.set_batch_statuses([(rid, *update) for rid, update in statuses.items()])

@@ -236,14 +236,14 @@ class Store:
             await s.commit()
 
     async def set_batch_statuses(self, updates: Sequence[tuple[str, str, int, str | None]]) -> None:
-        """Apply (request_id, status, attempts, error) updates in one transaction."""
+        """Apply (request_id, status, attempts, error) updates in one executemany."""
+        now = utcnow()
+        rows = [
+            {"request_id": rid, "status": status, "attempts": attempts, "last_error": error, "updated_at": now}
+            for rid, status, attempts, error in updates
+        ]
         async with self.session() as s:
-            for request_id, status, attempts, error in updates:
-                await s.execute(
-                    update(Batch)
-                    .where(Batch.request_id == request_id)
-                    .values(status=status, attempts=attempts, last_error=error, updated_at=utcnow())
-                )
+            await s.execute(update(Batch), rows)
             await s.commit()
 
     async def get_batch(self, request_id: str) -> Batch | None:

@@ -1,0 +1,301 @@
+"""`make bench`: Vigil's performance on this machine, written to docs/benchmarks.md.
+
+Scenarios (see docs/benchmarks.md for what each measures and why):
+
+a. ingest      `vigil up` (subprocess) vs the straightforward receiver, same load generator
+b. pipeline    the router's filter + batch rate at 5% and 100% matching (in-process)
+c. latency     export -> agent receipt at a steady 2,000 records/s (subprocess + local agent)
+d. overload    RSS of `vigil up` under sustained overload with a small records stream
+
+Usage::
+
+    .venv/bin/python bench/run.py [--quick] [--only ingest,pipeline,latency,overload]
+                                  [--output docs/benchmarks.md] [--results results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import baseline_receiver
+import latency
+import nats
+from agent import AgentThread
+from loadgen import BodySource
+from procstat import load_average, peak_rss_bytes
+from report import describe_machine, render
+from servers import REPO, BaselineProcess, VigilProcess, free_port
+
+MiB = 1024 * 1024
+SCENARIOS = ("ingest", "pipeline", "latency", "overload")
+
+
+@dataclass(frozen=True)
+class Plan:
+    ingest_clients: int = 8
+    ingest_s: float = 15.0
+    warmup_s: float = 3.0
+    router_messages: int = 300
+    latency_s: float = 20.0
+    overload_s: float = 45.0
+    overload_variant_s: float = 30.0
+    overload_clients: int = 8
+    overload_stream_bytes: int = 64 * MiB
+
+
+QUICK = Plan(
+    ingest_s=5.0, warmup_s=2.0, router_messages=60, latency_s=6.0, overload_s=20.0, overload_variant_s=20.0
+)
+
+
+def loadgen(
+    url: str, key: str, *, clients: int, duration_s: float, warmup_s: float, watch: dict[str, int]
+) -> Any:
+    command = [
+        sys.executable,
+        str(REPO / "bench" / "loadgen.py"),
+        "--url",
+        url,
+        "--key",
+        key,
+        "--clients",
+        str(clients),
+        "--duration",
+        str(duration_s),
+        "--warmup",
+        str(warmup_s),
+        "--json",
+    ]
+    for name, pid in watch.items():
+        command += ["--watch", f"{name}={pid}"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=duration_s + 120)
+    if done.returncode != 0:
+        raise RuntimeError(f"the load generator failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout)
+
+
+def bus_messages(vigil: VigilProcess) -> int:
+    """Messages the records stream has taken so far (its last sequence number)."""
+
+    async def ask() -> int:
+        port = (vigil.data_dir / "nats" / "port").read_text().strip()
+        nc = await nats.connect(f"nats://127.0.0.1:{port}")
+        try:
+            info = await nc.jetstream().stream_info("VIGIL_RECORDS")
+            return int(info.state.last_seq)
+        finally:
+            await nc.close()
+
+    return asyncio.run(ask())
+
+
+def scenario_ingest(plan: Plan, tmp: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {"clients": plan.ingest_clients, "duration_s": plan.ingest_s}
+    vigil = VigilProcess(tmp / "ingest-vigil")
+    vigil.start()
+    try:
+        _, key = vigil.project_with_key()
+        out["load_before"] = load_average()
+        out["vigil"] = loadgen(
+            vigil.logs_url,
+            key,
+            clients=plan.ingest_clients,
+            duration_s=plan.ingest_s,
+            warmup_s=plan.warmup_s,
+            watch={"vigil": vigil.pid, "nats-server": vigil.nats_pid},
+        )
+        out["vigil_peak_rss"] = peak_rss_bytes(vigil.pid)
+        out["nats_peak_rss"] = peak_rss_bytes(vigil.nats_pid)
+        out["bus_messages"] = bus_messages(vigil)
+    finally:
+        vigil.stop()
+    out["vigil_with_pipeline"] = ingest_with_pipeline(plan, tmp)
+    baseline = BaselineProcess(tmp / "ingest-baseline")
+    baseline.start()
+    try:
+        out["baseline"] = loadgen(
+            baseline.logs_url,
+            "none",
+            clients=plan.ingest_clients,
+            duration_s=plan.ingest_s,
+            warmup_s=plan.warmup_s,
+            watch={"baseline": baseline.pid},
+        )
+        out["baseline_peak_rss"] = peak_rss_bytes(baseline.pid)
+    finally:
+        baseline.stop()
+    source = BodySource(8, prefix=999)
+    out["baseline_breakdown_ms"] = baseline_receiver.breakdown(
+        [source.next()[0] for _ in range(20)], str(tmp / "breakdown.db")
+    )
+    out["ratio"] = out["vigil"]["records_per_s"] / max(1.0, out["baseline"]["records_per_s"])
+    return out
+
+
+def ingest_with_pipeline(plan: Plan, tmp: Path) -> dict[str, Any]:
+    """The same load while a 5% pipeline routes every request to a local agent in the same process."""
+    vigil = VigilProcess(tmp / "ingest-vigil-pipeline")
+    vigil.start()
+    try:
+        project_id, key = vigil.project_with_key()
+        with AgentThread() as agent:
+            vigil.put_pipeline(
+                project_id,
+                "svc1",
+                {
+                    "filter": {"services": ["svc-1"]},
+                    "batch": {"max_records": 100, "max_wait_ms": 500},
+                    "agent": {"endpoint": agent.url},
+                },
+            )
+            time.sleep(1.0)
+            result: dict[str, Any] = loadgen(
+                vigil.logs_url,
+                key,
+                clients=plan.ingest_clients,
+                duration_s=plan.ingest_s,
+                warmup_s=plan.warmup_s,
+                watch={"vigil": vigil.pid, "nats-server": vigil.nats_pid},
+            )
+            time.sleep(2.0)
+            result["agent_records"] = agent.agent.records
+        result["peak_rss"] = peak_rss_bytes(vigil.pid)
+    finally:
+        vigil.stop()
+    return result
+
+
+def scenario_pipeline(plan: Plan) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        str(REPO / "bench" / "pipeline_rate.py"),
+        "--messages",
+        str(plan.router_messages),
+        "--json",
+    ]
+    load = load_average()
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"the router benchmark failed:\n{done.stderr[-2000:]}")
+    out: dict[str, Any] = json.loads(done.stdout)
+    out["load_before"] = load
+    return out
+
+
+def scenario_latency(plan: Plan, tmp: Path) -> list[dict[str, Any]]:
+    runs = []
+    for concurrency in (None, 16):
+        load = load_average()
+        result = latency.run(
+            tmp / f"latency-{concurrency or 'default'}", duration_s=plan.latency_s, concurrency=concurrency
+        )
+        runs.append({**asdict(result), "load_before": load})
+    return runs
+
+
+def scenario_overload(plan: Plan, tmp: Path) -> list[dict[str, Any]]:
+    """The requirement's run, then the same with a small router window (to show what bounds RSS)."""
+    limit = str(plan.overload_stream_bytes)
+    variants: list[tuple[str, dict[str, str], float]] = [
+        ("defaults", {}, plan.overload_s),
+        ("router_max_pending 16", {"VIGIL_BUS__ROUTER_MAX_PENDING": "16"}, plan.overload_variant_s),
+    ]
+    runs: list[dict[str, Any]] = []
+    for label, extra, duration_s in variants:
+        env = {"VIGIL_BUS__RECORDS_MAX_BYTES": limit, "VIGIL_BUS__BATCHES_MAX_BYTES": limit, **extra}
+        runs.append(_overload_run(plan, tmp / f"overload-{len(runs)}", label, env, duration_s))
+    return runs
+
+
+def _overload_run(
+    plan: Plan, data_dir: Path, label: str, env: dict[str, str], duration_s: float
+) -> dict[str, Any]:
+    vigil = VigilProcess(data_dir, env=env)
+    vigil.start()
+    try:
+        project_id, key = vigil.project_with_key()
+        # An agent that is down (nothing listens on the port): no batch is ever delivered.
+        vigil.put_pipeline(
+            project_id,
+            "stuck",
+            {"filter": {}, "agent": {"endpoint": f"http://127.0.0.1:{free_port()}/process"}},
+        )
+        time.sleep(1.0)
+        load = load_average()
+        result = loadgen(
+            vigil.logs_url,
+            key,
+            clients=plan.overload_clients,
+            duration_s=duration_s,
+            warmup_s=0.0,
+            watch={"vigil": vigil.pid, "nats-server": vigil.nats_pid},
+        )
+        peak = peak_rss_bytes(vigil.pid)
+        nats_peak = peak_rss_bytes(vigil.nats_pid)
+    finally:
+        vigil.stop()
+    return {
+        "label": label,
+        "env": env,
+        "stream_limit_bytes": plan.overload_stream_bytes,
+        "clients": plan.overload_clients,
+        "duration_s": duration_s,
+        "load_before": load,
+        "load": result,
+        "vigil_peak_rss": peak,
+        "nats_peak_rss": nats_peak,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="short runs, to check the benchmark itself")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    parser.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--results", type=Path, default=None, help="also write the raw results as JSON")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else Plan()
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(only) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+
+    started = time.monotonic()
+    results: dict[str, Any] = {"machine": describe_machine(), "plan": asdict(plan), "quick": args.quick}
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        for name in only:
+            print(f"== {name} ...", flush=True)
+            if name == "ingest":
+                results["ingest"] = scenario_ingest(plan, tmp)
+            elif name == "pipeline":
+                results["pipeline"] = scenario_pipeline(plan)
+            elif name == "latency":
+                results["latency"] = scenario_latency(plan, tmp)
+            elif name == "overload":
+                results["overload"] = scenario_overload(plan, tmp)
+    results["elapsed_s"] = time.monotonic() - started
+    results["machine"]["load_after"] = load_average()
+
+    document, summary = render(results)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(document)
+    if args.results is not None:
+        args.results.write_text(json.dumps(results, indent=1))
+    print(summary)
+    print(f"\nwritten to {args.output} ({results['elapsed_s']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml sdk/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]" -e sdk/python -r examples/agents/otlp-error-summary/requirements.txt
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -e "sdk/python[engines]"
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -36,7 +36,7 @@ from report import describe_machine, render
 from servers import REPO, BaselineProcess, VigilProcess, free_port
 
 MiB = 1024 * 1024
-SCENARIOS = ("ingest", "pipeline", "latency", "overload")
+SCENARIOS = ("ingest", "pipeline", "latency", "overload", "dedupe", "templates", "nab")
 
 
 @dataclass(frozen=True)
@@ -256,6 +256,14 @@ def _overload_run(
     }
 
 
+def _script(name: str) -> str:
+    """Run one of the self-contained benchmark scripts beside this one; return what it printed."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / name)], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    return done.stdout
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -285,6 +293,12 @@ def main() -> None:
                 results["latency"] = scenario_latency(plan, tmp)
             elif name == "overload":
                 results["overload"] = scenario_overload(plan, tmp)
+            elif name == "dedupe":
+                results["dedupe"] = json.loads(_script("dedupe_storm.py"))
+            elif name == "templates":
+                results["templates"] = _script("templates_accuracy.py")
+            elif name == "nab":
+                results["nab"] = _script("nab_score.py")
     results["elapsed_s"] = time.monotonic() - started
     results["machine"]["load_after"] = load_average()
 

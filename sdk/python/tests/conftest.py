@@ -14,6 +14,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_vigil_server import FakeVigil
 
+# The engines tests use the repository's model-server doubles (tests/doubles); the root on the path
+# makes `tests.doubles` importable when these tests run on their own.
+_REPO_ROOT = Path(__file__).parents[3]
+if str(_REPO_ROOT) not in sys.path:
+    sys.path.append(str(_REPO_ROOT))
+
 
 @pytest.fixture
 def vigil_server() -> Iterator[FakeVigil]:

@@ -389,6 +389,28 @@ class Redactor:
             out["resourceAttributes"] = self._resource(resource)
         return out
 
+    def redact_payload(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """An agent's output, every string at any depth: an agent may echo what it was sent."""
+        if not self.spec.enabled:
+            return payload
+        strings: list[str] = []
+        _strings(payload, strings)
+        rules = self._candidates(strings)
+        if not rules:
+            return payload
+
+        def walk(value: Any) -> Any:
+            if isinstance(value, str):
+                return self._text(value, self.counts, rules)[0]
+            if isinstance(value, dict):
+                return {key: walk(item) for key, item in value.items()}
+            if isinstance(value, list):
+                return [walk(item) for item in value]
+            return value
+
+        redacted: dict[str, Any] = walk(payload)
+        return redacted
+
     def _candidates(self, strings: list[str]) -> tuple[Rule, ...]:
         """The rules worth trying on these strings; remembers the strings when there are none."""
         fresh = [text for text in strings if text not in self._clean]

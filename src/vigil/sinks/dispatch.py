@@ -22,6 +22,7 @@ from vigil.errors import DeliveryError
 from vigil.outputs import OutputEnvelope
 from vigil.pipeline.config import ActiveSink, ConfigCache, sink_consumer
 from vigil.pipeline.delivery import DeliveryWorker, WorkerSet
+from vigil.pipeline.redact import RedactionSpec, Redactor
 from vigil.sinks import build_sink
 from vigil.sinks.base import Sink
 from vigil.store.models import Output
@@ -36,6 +37,7 @@ class SinkRouter:
         self._bus = bus
         self._store = store
         self._config = config
+        self._default_redactor = Redactor(RedactionSpec())
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -67,8 +69,19 @@ class SinkRouter:
                     with contextlib.suppress(Exception):
                         await msg.nak(delay=2.0)
 
+    def _redacted(self, envelope: OutputEnvelope) -> OutputEnvelope:
+        """Outputs are redacted with their pipeline's rules before they are stored or sent on."""
+        pipeline = next(
+            (p for p in self._config.pipelines.get(envelope.project_id, ()) if p.name == envelope.pipeline),
+            None,
+        )
+        redactor = pipeline.redactor if pipeline is not None else self._default_redactor
+        if redactor is None:
+            return envelope
+        return envelope.model_copy(update={"payload": redactor.redact_payload(envelope.payload)})
+
     async def _route(self, msg: Msg) -> None:
-        envelope = OutputEnvelope.model_validate_json(msg.data)
+        envelope = self._redacted(OutputEnvelope.model_validate_json(msg.data))
         idempotency_key = (msg.headers or {}).get("Vigil-Idempotency-Key")
         _, created = await self._store.add_output(
             Output(
@@ -83,11 +96,12 @@ class SinkRouter:
         )
         # A redelivered output fans out again: the deliveries' message ids make that a no-op on
         # the bus inside its duplicate window.
+        data = envelope.model_dump_json().encode()
         messages = []
         for sink in self._config.sinks.get(envelope.project_id, ()):
             await self._bus.ensure_consumer(sink_consumer(self._bus.topology, sink))
             messages.append(
-                (deliveries_subject(sink.project_id, sink.id), msg.data, f"{envelope.id}:{sink.id}", None)
+                (deliveries_subject(sink.project_id, sink.id), data, f"{envelope.id}:{sink.id}", None)
             )
         if messages:
             await self._bus.publish_many(messages)

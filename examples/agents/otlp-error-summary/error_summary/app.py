@@ -13,11 +13,9 @@ import httpx
 from fastapi import Body, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from vigil_sdk import AsyncVigil, VigilError
+from vigil_sdk.engines import LlmConfig, analyze
 
-from error_summary.openai_analyzer import OpenAIAnalyzer
-from error_summary.rules import RulesAnalyzer
 from error_summary.settings import Settings
-from error_summary.summary import Analyzer
 
 logger = logging.getLogger("otlp_error_summary")
 
@@ -25,12 +23,26 @@ AGENT_NAME = "otlp-error-summary"
 
 
 class Agent:
-    def __init__(self, analyzer: Analyzer, vigil: AsyncVigil) -> None:
-        self.analyzer = analyzer
-        self.vigil = vigil
+    """Analyzes a batch with Vigil's engines (through the SDK) and sends the result to Vigil."""
 
-    async def process(self, records: list[dict[str, Any]], request_id: str) -> dict[str, Any]:
-        summary = await self.analyzer.analyze(records)
+    def __init__(self, vigil: AsyncVigil, llm: LlmConfig | None, http: httpx.AsyncClient) -> None:
+        self.vigil = vigil
+        self.llm = llm
+        self.http = http
+
+    async def process(
+        self, records: list[dict[str, Any]], project_id: str, request_id: str
+    ) -> dict[str, Any]:
+        # The model when one is configured, else the rules; the rules also stand in whenever the
+        # model fails, times out or answers invalid JSON, so every batch gets an output.
+        summary = await analyze(
+            records,
+            project_id=project_id,
+            request_id=request_id,
+            llm=self.llm,
+            agent=AGENT_NAME,
+            http=self.http,
+        )
         await self.vigil.send_output(summary, request_id, idempotency_key=idempotency_key(request_id))
         return summary
 
@@ -45,18 +57,10 @@ def idempotency_key(request_id: str) -> str:
     )
 
 
-def make_analyzer(settings: Settings, http: httpx.AsyncClient) -> Analyzer:
-    rules = RulesAnalyzer()
-    if not settings.openai_api_key:
-        return rules
-    return OpenAIAnalyzer(
-        api_key=settings.openai_api_key,
-        model=settings.openai_model,
-        base_url=settings.openai_base_url,
-        timeout=settings.ai_timeout_seconds,
-        fallback=rules,
-        http=http,
-    )
+def describe(llm: LlmConfig | None) -> str:
+    if llm is None:
+        return "rules"
+    return f"llm ({llm.provider} {llm.model} at {llm.base_url or 'the default URL'}), rules as fallback"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,9 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             AsyncVigil(config.vigil_api_key, config.vigil_endpoint) as vigil,
             httpx.AsyncClient() as http,
         ):
-            analyzer = make_analyzer(config, http)
-            app.state.agent = Agent(analyzer, vigil)
-            logger.info("ready: analyzer=%s, sending to %s", type(analyzer).__name__, config.vigil_endpoint)
+            app.state.agent = Agent(vigil, config.llm, http)
+            logger.info("ready: engine %s, sending to %s", describe(config.llm), config.vigil_endpoint)
             yield
 
     app = FastAPI(title=AGENT_NAME, lifespan=lifespan)
@@ -90,18 +93,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _error(400, "missing_request_id", "the X-Request-ID header is required")
         started = time.monotonic()
         try:
-            summary = await agent.process(records, x_request_id)
+            summary = await agent.process(records, x_project_id, x_request_id)
         except VigilError as exc:
             # A 5xx makes Vigil retry the whole batch later.
             logger.error("request %s: output not delivered to Vigil: %s", x_request_id, exc)
             return _error(502, "output_not_delivered", str(exc), retryable=exc.retryable)
+        fallback = summary["fallback_reason"]
         logger.info(
-            "request %s (project %s): %d records -> %s/%s in %.2fs",
+            "request %s (project %s): %d records -> %s/%s by %s%s in %.2fs",
             x_request_id,
             x_project_id or "?",
             len(records),
             summary["error_type"],
             summary["severity"],
+            summary["engine"],
+            f" (fallback: {fallback})" if fallback else "",
             time.monotonic() - started,
         )
         return JSONResponse({"status": "ok"})

@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from vigil_sdk.engines import LlmConfig, llm_config_from_env
+
 
 class ConfigError(ValueError):
     pass
@@ -15,10 +17,8 @@ class ConfigError(ValueError):
 class Settings:
     vigil_api_key: str
     vigil_endpoint: str = "http://localhost:4318"
-    openai_api_key: str | None = None
-    openai_model: str = "gpt-4o-mini"
-    openai_base_url: str = "https://api.openai.com/v1"
-    ai_timeout_seconds: float = 30.0
+    llm: LlmConfig | None = None
+    """The model to ask; None: the rules engine answers alone."""
     log_level: str = "INFO"
 
     @classmethod
@@ -34,19 +34,14 @@ class Settings:
         api_key = get("VIGIL_API_KEY", "GLASSFLOW_API_KEY")
         if api_key is None:
             raise ConfigError("set VIGIL_API_KEY (or GLASSFLOW_API_KEY) to the project's API key")
-        timeout_text = get("AI_TIMEOUT_SECONDS") or str(cls.ai_timeout_seconds)
         try:
-            timeout = float(timeout_text)
-        except ValueError:
-            raise ConfigError(f"AI_TIMEOUT_SECONDS must be a number, got {timeout_text!r}") from None
-        if timeout <= 0:
-            raise ConfigError("AI_TIMEOUT_SECONDS must be positive")
+            # OPENAI_API_KEY, OPENAI_MODEL, OPENAI_BASE_URL and AI_TIMEOUT_SECONDS, read by the SDK.
+            llm = llm_config_from_env(env, providers=("openai",))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         return cls(
             vigil_api_key=api_key,
             vigil_endpoint=get("VIGIL_ENDPOINT", "GLASSFLOW_ENDPOINT") or cls.vigil_endpoint,
-            openai_api_key=get("OPENAI_API_KEY"),
-            openai_model=get("OPENAI_MODEL") or cls.openai_model,
-            openai_base_url=(get("OPENAI_BASE_URL") or cls.openai_base_url).rstrip("/"),
-            ai_timeout_seconds=timeout,
+            llm=llm,
             log_level=(get("LOG_LEVEL") or cls.log_level).upper(),
         )

@@ -1,4 +1,5 @@
-"""Real HTTP servers on 127.0.0.1: stand-ins for Vigil and an OpenAI-compatible server, and the agent."""
+"""Real HTTP servers on 127.0.0.1: a stand-in for Vigil, and the agent itself. (The model server is
+the repository's OpenAI double, tests/doubles/openai_server.py.)"""
 
 from __future__ import annotations
 
@@ -79,23 +80,6 @@ class JsonServer:
 def accept_output(request: Received) -> Answer:
     """How Vigil's /internal/agent-output answers a valid output."""
     return Answer(200, {"id": "out-1", "request_id": request.body["request_id"], "status": "accepted"})
-
-
-def chat_completion(content: str, delay: float = 0.0) -> Responder:
-    """An OpenAI-compatible /chat/completions that answers every request with `content`."""
-
-    def respond(request: Received) -> Answer:
-        body = {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "model": request.body.get("model"),
-            "choices": [
-                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
-            ],
-        }
-        return Answer(200, body, delay)
-
-    return respond
 
 
 def free_port() -> int:

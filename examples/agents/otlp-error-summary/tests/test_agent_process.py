@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from error_summary.app import create_app, idempotency_key
 from error_summary.settings import Settings
-from local_servers import Answer, JsonServer, Received, accept_output, chat_completion, free_port, serve_app
+from local_servers import Answer, JsonServer, Received, accept_output, free_port, serve_app
 from sample_records import SEED_BATCH
+
+from tests.doubles.openai_server import OpenAIServer
 
 AGENT_DIR = Path(__file__).parents[1]
 HEADERS = {"X-Project-ID": "0b6c3c1e-5f0e-4c55-9d43-3c1a1c1b2a10", "X-Request-ID": "req-123"}
+MODEL_ANSWER = {
+    "summary": "payment-service cannot get database connections.",
+    "severity": "warning",
+    "error_type": "SlowQueries",
+    "root_cause": "Slow queries hold every pooled connection.",
+    "remediation": ["Find the slow queries."],
+    "notify": False,
+    "confidence": 0.6,
+    "citations": [],
+}
 
 
 @pytest.fixture
@@ -39,33 +51,9 @@ def test_process_sends_the_summary_to_vigil(vigil: JsonServer) -> None:
     assert sent.headers["x-api-key"] == "proj-key"
     assert sent.headers["idempotency-key"] == "otlp-error-summary:req-123"
     assert sent.body["request_id"] == "req-123"
+    assert sent.body["payload"]["agent"] == "otlp-error-summary"
     assert sent.body["payload"]["error_type"] == "ConnectionPoolExhausted"
     assert sent.body["payload"]["records"] == 2
-
-
-def test_process_uses_the_openai_analyzer_when_a_key_is_set(vigil: JsonServer) -> None:
-    finding = {
-        "summary": "s",
-        "severity": "warning",
-        "error_type": "SlowQueries",
-        "root_cause": "r",
-        "remediation": "m",
-        "notify": False,
-    }
-    with JsonServer(chat_completion(json.dumps(finding))) as model:
-        settings = Settings(
-            vigil_api_key="proj-key",
-            vigil_endpoint=vigil.url,
-            openai_api_key="sk-test",
-            openai_base_url=model.url,
-        )
-        with serve_app(create_app(settings)) as agent_url:
-            response = httpx.post(f"{agent_url}/process", json=SEED_BATCH, headers=HEADERS)
-
-    assert response.status_code == 200
-    assert model.received[0].body["model"] == "gpt-4o-mini"
-    assert vigil.received[0].body["payload"]["error_type"] == "SlowQueries"
-    assert vigil.received[0].body["payload"]["analyzer"] == "openai"
 
 
 def test_a_rejected_output_is_a_502_so_vigil_retries_the_batch() -> None:
@@ -105,26 +93,58 @@ def test_a_body_that_is_not_an_array_is_refused(vigil: JsonServer) -> None:
 
 
 def test_uvicorn_main_app_reads_the_glassflow_variable_names(vigil: JsonServer) -> None:
+    env = {"GLASSFLOW_API_KEY": "seed-key", "GLASSFLOW_ENDPOINT": vigil.url}
+
+    with run_main(env) as base:
+        response = httpx.post(f"{base}/process", json=SEED_BATCH, headers=HEADERS)
+
+    assert response.status_code == 200
+    assert vigil.received[0].headers["x-api-key"] == "seed-key"
+    assert vigil.received[0].body["request_id"] == "req-123"
+    assert vigil.received[0].body["payload"]["engine"] == "rules"
+
+
+def test_uvicorn_main_app_reads_the_openai_variables(vigil: JsonServer) -> None:
+    with OpenAIServer(api_key="sk-env-test") as model:
+        model.reply_json(MODEL_ANSWER)
+        env = {
+            "VIGIL_API_KEY": "k",
+            "VIGIL_ENDPOINT": vigil.url,
+            "OPENAI_API_KEY": "sk-env-test",
+            "OPENAI_MODEL": "llama3.1",
+            "OPENAI_BASE_URL": model.api_base,
+            "AI_TIMEOUT_SECONDS": "5",
+        }
+        with run_main(env) as base:
+            response = httpx.post(f"{base}/process", json=SEED_BATCH, headers=HEADERS)
+
+        [request] = model.requests
+    assert response.status_code == 200
+    assert request.json()["model"] == "llama3.1"
+    assert vigil.received[0].body["payload"]["engine"] == "llm"
+    assert vigil.received[0].body["payload"]["error_type"] == "SlowQueries"
+
+
+@contextmanager
+def run_main(variables: dict[str, str]) -> Iterator[str]:
+    """`uvicorn main:app` in its own process, from the agent's folder, with only `variables` of
+    the agent's own set; yields its base URL."""
     port = free_port()
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("VIGIL_", "GLASSFLOW_", "OPENAI_"))
+        if not key.startswith(("VIGIL_", "GLASSFLOW_", "OPENAI_", "AI_", "LOG_LEVEL"))
     }
-    env |= {"GLASSFLOW_API_KEY": "seed-key", "GLASSFLOW_ENDPOINT": vigil.url, "LOG_LEVEL": "WARNING"}
+    env |= {"LOG_LEVEL": "WARNING", **variables}
     command = [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port)]
     agent = subprocess.Popen(command, cwd=AGENT_DIR, env=env)
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_until_healthy(base, agent)
-        response = httpx.post(f"{base}/process", json=SEED_BATCH, headers=HEADERS)
+        yield base
     finally:
         agent.terminate()
         agent.wait(timeout=10)
-
-    assert response.status_code == 200
-    assert vigil.received[0].headers["x-api-key"] == "seed-key"
-    assert vigil.received[0].body["request_id"] == "req-123"
 
 
 def _wait_until_healthy(base: str, process: subprocess.Popen[bytes]) -> None:

@@ -40,26 +40,35 @@ def _when(text: str) -> datetime:
     return value
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ("" if value is None else str(value))
+
+
 def _service(record: dict[str, Any]) -> str:
-    return str(record.get("resourceAttributes", {}).get("service.name", "") or "unknown")
+    return _text(_mapping(record.get("resourceAttributes")).get("service.name")) or "unknown"
 
 
 def build_evidence(project_id: str, request_id: str, records: list[dict[str, Any]]) -> Evidence:
     items: dict[tuple[str, str], EvidenceItem] = {}
     for record in records:
         service = _service(record)
-        template_id = str(record.get("template_id") or record.get("body", "")[:64])
+        body = _text(record.get("body"))
+        template_id = _text(record.get("template_id")) or body[:64]
         key = (service, template_id)
         count = int(record.get("count", 1) or 1)
         first = _when(str(record.get("first_seen") or record.get("timestamp", "")))
         last = _when(str(record.get("last_seen") or record.get("timestamp", "")))
-        samples = [str(s) for s in record.get("samples") or [record.get("body", "")]]
+        samples = [_text(s) for s in record.get("samples") or [body]]
         item = items.get(key)
         if item is None:
-            attributes = {**record.get("resourceAttributes", {}), **record.get("attributes", {})}
+            attributes = {**_mapping(record.get("resourceAttributes")), **_mapping(record.get("attributes"))}
             items[key] = EvidenceItem(
                 template_id=template_id,
-                template=str(record.get("template") or record.get("body", "")),
+                template=_text(record.get("template")) or body,
                 service=service,
                 count=count,
                 first_seen=min(first, last),

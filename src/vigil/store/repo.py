@@ -239,7 +239,13 @@ class Store:
         """Apply (request_id, status, attempts, error) updates in one executemany."""
         now = utcnow()
         rows = [
-            {"request_id": rid, "status": status, "attempts": attempts, "last_error": error, "updated_at": now}
+            {
+                "request_id": rid,
+                "status": status,
+                "attempts": attempts,
+                "last_error": error,
+                "updated_at": now,
+            }
             for rid, status, attempts, error in updates
         ]
         async with self.session() as s:

@@ -17,7 +17,6 @@ answer that stays invalid after one repair, a spent token budget); `fallback_rea
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal, get_args
@@ -33,7 +32,7 @@ try:
     from vigil.agents.builtin.evidence import build_evidence
     from vigil.agents.builtin.llm import LlmEngine
     from vigil.agents.builtin.models import Analysis
-    from vigil.agents.builtin.providers import LlmConfig, make_provider
+    from vigil.agents.builtin.providers import LlmConfig, make_provider, parse_timeout
     from vigil.agents.builtin.rules import RulesEngine
 except ImportError as exc:
     raise ImportError(
@@ -138,7 +137,7 @@ def llm_config_from_env(
         value = values.get(name, "").strip()
         return value or None
 
-    timeout = _timeout(get(TIMEOUT_ENV))
+    timeout = parse_timeout(get(TIMEOUT_ENV))
     unknown = set(providers) - set(_PROVIDER_ENV)
     if unknown:
         raise ValueError(f"unknown providers: {', '.join(sorted(unknown))}")
@@ -153,18 +152,6 @@ def llm_config_from_env(
                 timeout_s=timeout,
             )
     return None
-
-
-def _timeout(raw: str | None) -> float:
-    if raw is None:
-        return DEFAULT_TIMEOUT_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{TIMEOUT_ENV} must be a positive number of seconds, got {raw!r}")
-    return value
 
 
 def _flat(record: Mapping[str, Any]) -> dict[str, Any]:

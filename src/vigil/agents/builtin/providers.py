@@ -44,7 +44,13 @@ GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
 
 
 def _timeout_from_env() -> float:
-    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    return parse_timeout(os.environ.get(TIMEOUT_ENV))
+
+
+def parse_timeout(raw: str | None) -> float:
+    """`AI_TIMEOUT_SECONDS` as given: unset or blank means the default; anything else must be a
+    positive number of seconds."""
+    raw = (raw or "").strip()
     if not raw:
         return DEFAULT_TIMEOUT_S
     try:

@@ -1,14 +1,21 @@
-"""Real OpenTelemetry SDK log pipelines pointed at a Vigil receiver, as users configure them."""
+"""Real OpenTelemetry SDK log and trace pipelines pointed at a Vigil receiver, as users configure
+them."""
 
 from __future__ import annotations
 
 import logging
 
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 
 class OtelLogs:
@@ -36,4 +43,33 @@ class OtelLogs:
 
     def close(self) -> None:
         self.flush()
+        self.provider.shutdown()
+
+
+def span_exporter(
+    *, api_key: str, http_url: str | None = None, grpc_target: str | None = None, gzip: bool = False
+) -> SpanExporter:
+    if http_url is not None:
+        compression = Compression.Gzip if gzip else Compression.NoCompression
+        return HttpSpanExporter(
+            endpoint=f"{http_url}/v1/traces", headers={"X-API-Key": api_key}, compression=compression
+        )
+    if grpc_target is not None:
+        return GrpcSpanExporter(endpoint=grpc_target, insecure=True, headers=(("x-api-key", api_key),))
+    raise ValueError("give http_url or grpc_target")
+
+
+class OtelTraces:
+    """A service's tracer whose spans go to Vigil through the SDK's batching OTLP exporter; every
+    finished span is also kept in memory, to compare with what Vigil stored."""
+
+    def __init__(self, service: str, exporter: SpanExporter) -> None:
+        self.finished = InMemorySpanExporter()
+        self.provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        self.provider.add_span_processor(SimpleSpanProcessor(self.finished))
+        self.provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=50))
+        self.tracer = self.provider.get_tracer("vigil-tests")
+
+    def close(self) -> None:
+        assert self.provider.force_flush(10_000)
         self.provider.shutdown()

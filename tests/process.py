@@ -23,9 +23,11 @@ def free_port() -> int:
 
 
 class VigilProcess:
-    def __init__(self, data_dir: Path, **env: str) -> None:
+    def __init__(self, data_dir: Path, *, command: tuple[str, ...] = ("up",), **env: str) -> None:
         self.data_dir = data_dir
+        self.command = command
         self.api_port, self.http_port, self.grpc_port = free_port(), free_port(), free_port()
+        self.ops_port = free_port()
         self.env = {
             **os.environ,
             "VIGIL_ADMIN_TOKEN": ADMIN_TOKEN,
@@ -33,11 +35,12 @@ class VigilProcess:
             "VIGIL_API_PORT": str(self.api_port),
             "VIGIL_OTLP_HTTP_PORT": str(self.http_port),
             "VIGIL_OTLP_GRPC_PORT": str(self.grpc_port),
+            "VIGIL_OPS_PORT": str(self.ops_port),
             "VIGIL_LOG_LEVEL": "WARNING",
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None
-        self.log = data_dir.parent / "vigil-process.log"
+        self.log = data_dir.parent / f"vigil-{'-'.join(command)}.log"
 
     @property
     def api_url(self) -> str:
@@ -47,18 +50,29 @@ class VigilProcess:
     def receiver_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
+    @property
+    def probe_url(self) -> str:
+        """Where this process answers /readyz: its receiver, its API, or its ops port."""
+        port = {"up": self.http_port, "receiver": self.http_port, "api": self.api_port}.get(
+            self.command[0], self.ops_port
+        )
+        return f"http://127.0.0.1:{port}"
+
     def start(self) -> None:
         vigil = Path(sys.executable).parent / "vigil"
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(vigil), "up", "--data-dir", str(self.data_dir)], env=self.env, stdout=log, stderr=log
+                [str(vigil), *self.command, "--data-dir", str(self.data_dir)],
+                env=self.env,
+                stdout=log,
+                stderr=log,
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"vigil up exited: {self.log.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{self.receiver_url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.probe_url}/readyz", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -1,8 +1,10 @@
-"""Decoding OTLP log exports at the edge: validate, count, and cut into bus-sized messages.
+"""Decoding OTLP exports at the edge: validate, count, and cut into bus-sized messages.
 
-The receiver does per record only what it must: the request is parsed once (in C, by upb) to
-reject malformed input and count records, and the bytes the client sent go onto the bus as they
-are. Flattening happens in the pipeline, after the client has its answer.
+The receiver does per item only what it must: the request is parsed once (in C, by upb) to
+reject malformed input and count log records or spans, and the bytes the client sent go onto the
+bus as they are. Flattening happens after the client has its answer.
+
+Logs and traces share one implementation; a `Signal` names what differs between them.
 """
 
 from __future__ import annotations
@@ -10,27 +12,100 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs, ScopeLogs
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
+from vigil.bus.topology import records_subject, spans_subject
 from vigil.errors import InvalidPayload, PayloadTooLarge
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
+HexIds = tuple[tuple[str, str, int], ...]
+"""(camelCase key, snake_case key, size in bytes) of id fields that OTLP/JSON writes as hex."""
+
+_TRACE_AND_SPAN_IDS: HexIds = (("traceId", "trace_id", 16), ("spanId", "span_id", 8))
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One OTLP signal: its messages, the names of its three levels, and where it goes."""
+
+    name: str
+    """`logs` or `traces`: the OTLP/HTTP path `/v1/<name>` and the metrics label."""
+    noun: str
+    """What one item is called in error messages."""
+    request: type[Message]
+    response: type[Message]
+    grpc_service: str
+    resources: str
+    scopes: str
+    items: str
+    """Protobuf field names of the three levels; OTLP/JSON may use them as keys too."""
+    json_keys: tuple[str, str, str]
+    """camelCase names of `resources`, `scopes` and `items` in OTLP/JSON."""
+    hex_ids: HexIds
+    nested_hex_ids: tuple[tuple[str, str, HexIds], ...]
+    """Lists inside an item (camelCase, snake_case) whose entries carry hex ids too."""
+    subject: Callable[[str], str]
+    """The bus subject of a project's exports."""
+
+
+LOGS = Signal(
+    name="logs",
+    noun="log record",
+    request=ExportLogsServiceRequest,
+    response=ExportLogsServiceResponse,
+    grpc_service="opentelemetry.proto.collector.logs.v1.LogsService",
+    resources="resource_logs",
+    scopes="scope_logs",
+    items="log_records",
+    json_keys=("resourceLogs", "scopeLogs", "logRecords"),
+    hex_ids=_TRACE_AND_SPAN_IDS,
+    nested_hex_ids=(),
+    subject=records_subject,
+)
+
+TRACES = Signal(
+    name="traces",
+    noun="span",
+    request=ExportTraceServiceRequest,
+    response=ExportTraceServiceResponse,
+    grpc_service="opentelemetry.proto.collector.trace.v1.TraceService",
+    resources="resource_spans",
+    scopes="scope_spans",
+    items="spans",
+    json_keys=("resourceSpans", "scopeSpans", "spans"),
+    hex_ids=(*_TRACE_AND_SPAN_IDS, ("parentSpanId", "parent_span_id", 8)),
+    nested_hex_ids=(("links", "links", _TRACE_AND_SPAN_IDS),),
+    subject=spans_subject,
+)
+
+SIGNALS = (LOGS, TRACES)
+
 
 @dataclass(frozen=True, slots=True)
 class DecodedExport:
-    request: ExportLogsServiceRequest
+    request: Message
+    """The signal's export request message."""
     raw: bytes
     """Protobuf encoding of `request`: the client's own bytes when it sent protobuf."""
     records: int
+    """Log records or spans in the export."""
+    signal: Signal
 
 
 def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
@@ -62,55 +137,76 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
             raise InvalidPayload(f"{len(rest)} bytes follow the end of the {encoding} stream")
 
 
-def decode_logs(body: bytes, content_type: str | None) -> DecodedExport:
+def decode(signal: Signal, body: bytes, content_type: str | None) -> DecodedExport:
     kind = (content_type or PROTOBUF).split(";")[0].strip().lower()
     if kind in (PROTOBUF, "application/protobuf", "application/octet-stream"):
-        request = ExportLogsServiceRequest()
+        request = signal.request()
         try:
             request.ParseFromString(body)
         except (DecodeError, RuntimeError, ValueError) as exc:
-            raise InvalidPayload(f"body is not a valid OTLP ExportLogsServiceRequest: {exc}") from exc
-        return DecodedExport(request, body, count_records(request))
+            name = signal.request.DESCRIPTOR.name
+            raise InvalidPayload(f"body is not a valid OTLP {name}: {exc}") from exc
+        return DecodedExport(request, body, count_items(signal, request), signal)
     if kind == JSON:
-        request = _parse_json(body)
-        return DecodedExport(request, request.SerializeToString(), count_records(request))
+        request = _parse_json(signal, body)
+        return DecodedExport(request, request.SerializeToString(), count_items(signal, request), signal)
     raise InvalidPayload(
         f"unsupported Content-Type {content_type!r}; use {PROTOBUF} or {JSON}",
         details={"supported": [PROTOBUF, JSON]},
     )
 
 
+def decode_logs(body: bytes, content_type: str | None) -> DecodedExport:
+    return decode(LOGS, body, content_type)
+
+
+def count_items(signal: Signal, request: Message) -> int:
+    return sum(
+        len(getattr(scope, signal.items))
+        for resource in getattr(request, signal.resources)
+        for scope in getattr(resource, signal.scopes)
+    )
+
+
 def count_records(request: ExportLogsServiceRequest) -> int:
-    return sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
+    return count_items(LOGS, request)
 
 
-def _parse_json(body: bytes) -> ExportLogsServiceRequest:
+def _parse_json(signal: Signal, body: bytes) -> Message:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidPayload(f"body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise InvalidPayload("OTLP/JSON body must be an object with resourceLogs")
+        raise InvalidPayload(f"OTLP/JSON body must be an object with {signal.json_keys[0]}")
     try:
-        _hex_ids_to_base64(data)
-        request: ExportLogsServiceRequest = json_format.ParseDict(
-            data, ExportLogsServiceRequest(), ignore_unknown_fields=True
-        )
+        _hex_ids_to_base64(signal, data)
+        request: Message = json_format.ParseDict(data, signal.request(), ignore_unknown_fields=True)
         return request
     except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:
-        raise InvalidPayload(f"body is not a valid OTLP/JSON logs export: {exc}") from exc
+        raise InvalidPayload(f"body is not a valid OTLP/JSON {signal.name} export: {exc}") from exc
 
 
-def _hex_ids_to_base64(data: dict[str, Any]) -> None:
+def _hex_ids_to_base64(signal: Signal, data: dict[str, Any]) -> None:
     """OTLP/JSON writes trace and span ids as hex, where protobuf's JSON mapping expects base64."""
-    for rl in _list(data, "resourceLogs", "resource_logs"):
-        for sl in _list(rl, "scopeLogs", "scope_logs"):
-            for rec in _list(sl, "logRecords", "log_records"):
-                for camel, snake, size in (("traceId", "trace_id", 16), ("spanId", "span_id", 8)):
-                    for key in (camel, snake):
-                        value = rec.get(key) if isinstance(rec, dict) else None
-                        if isinstance(value, str) and value:
-                            rec[key] = _hex_to_b64(value, key, size)
+    resources, scopes, items = signal.json_keys
+    for resource in _list(data, resources, signal.resources):
+        for scope in _list(resource, scopes, signal.scopes):
+            for item in _list(scope, items, signal.items):
+                _convert_ids(item, signal.hex_ids)
+                for camel, snake_name, ids in signal.nested_hex_ids:
+                    for entry in _list(item, camel, snake_name):
+                        _convert_ids(entry, ids)
+
+
+def _convert_ids(obj: Any, ids: HexIds) -> None:
+    if not isinstance(obj, dict):
+        return
+    for camel, snake, size in ids:
+        for key in (camel, snake):
+            value = obj.get(key)
+            if isinstance(value, str) and value:
+                obj[key] = _hex_to_b64(value, key, size)
 
 
 def _list(obj: Any, *keys: str) -> list[Any]:
@@ -136,53 +232,55 @@ def _hex_to_b64(value: str, field: str, size: int) -> str:
 
 
 def split_for_bus(decoded: DecodedExport, max_bytes: int) -> list[bytes]:
-    """Cut an export into messages of at most `max_bytes`, keeping each record with its resource
-    and scope and keeping record order."""
+    """Cut an export into messages of at most `max_bytes`, keeping each item with its resource
+    and scope and keeping item order."""
     if len(decoded.raw) <= max_bytes:
         return [decoded.raw]
+    signal = decoded.signal
     budget = int(max_bytes * 0.9)
     chunks: list[bytes] = []
-    current = ExportLogsServiceRequest()
+    current = signal.request()
     size = 0
-    for rl in decoded.request.resource_logs:
-        for sl in rl.scope_logs:
-            target: ScopeLogs | None = None
-            envelope = _envelope_size(rl, sl)
-            for record in sl.log_records:
-                record_size = record.ByteSize() + 8
-                if envelope + record_size > budget:
+    for resource in getattr(decoded.request, signal.resources):
+        for scope in getattr(resource, signal.scopes):
+            target: Any = None
+            envelope = _envelope_size(resource, scope)
+            for item in getattr(scope, signal.items):
+                item_size = item.ByteSize() + 8
+                if envelope + item_size > budget:
                     raise PayloadTooLarge(
-                        f"one log record with its resource and scope is {envelope + record_size} bytes; "
+                        f"one {signal.noun} with its resource and scope is {envelope + item_size} bytes; "
                         f"the limit is {budget}"
                     )
-                # A record opening its scope in this chunk brings the resource and scope with it.
-                needed = record_size + (envelope if target is None else 0)
+                # An item opening its scope in this chunk brings the resource and scope with it.
+                needed = item_size + (envelope if target is None else 0)
                 if size + needed > budget and size:
                     chunks.append(current.SerializeToString())
-                    current, size, target = ExportLogsServiceRequest(), 0, None
+                    current, size, target = signal.request(), 0, None
                 if target is None:
-                    target = _scope_in(current, rl, sl)
+                    target = _scope_in(signal, current, resource, scope)
                     size += envelope
-                target.log_records.append(record)
-                size += record_size
+                target.append(item)
+                size += item_size
     if size:
         chunks.append(current.SerializeToString())
     return chunks
 
 
-def _envelope_size(rl: ResourceLogs, sl: ScopeLogs) -> int:
-    """An upper bound of what `_scope_in` adds to a request before any record: the resource, the
+def _envelope_size(resource: Any, scope: Any) -> int:
+    """An upper bound of what `_scope_in` adds to a request before any item: the resource, the
     scope, both schema URLs, and a tag and a length of at most 6 bytes for each of the six fields."""
-    schema_urls = len(rl.schema_url.encode()) + len(sl.schema_url.encode())
-    size: int = rl.resource.ByteSize() + sl.scope.ByteSize()
+    schema_urls = len(resource.schema_url.encode()) + len(scope.schema_url.encode())
+    size: int = resource.resource.ByteSize() + scope.scope.ByteSize()
     return size + schema_urls + 36
 
 
-def _scope_in(request: ExportLogsServiceRequest, rl: ResourceLogs, sl: ScopeLogs) -> ScopeLogs:
-    new_rl = request.resource_logs.add()
-    new_rl.resource.CopyFrom(rl.resource)
-    new_rl.schema_url = rl.schema_url
-    new_sl: ScopeLogs = new_rl.scope_logs.add()
-    new_sl.scope.CopyFrom(sl.scope)
-    new_sl.schema_url = sl.schema_url
-    return new_sl
+def _scope_in(signal: Signal, request: Message, resource: Any, scope: Any) -> Any:
+    """Add a copy of `resource` and `scope` (without items) to `request`; return its item list."""
+    new_resource = getattr(request, signal.resources).add()
+    new_resource.resource.CopyFrom(resource.resource)
+    new_resource.schema_url = resource.schema_url
+    new_scope = getattr(new_resource, signal.scopes).add()
+    new_scope.scope.CopyFrom(scope.scope)
+    new_scope.schema_url = scope.schema_url
+    return getattr(new_scope, signal.items)

@@ -15,7 +15,7 @@ from vigil.agents.builtin.budget import TokenBudget
 from vigil.agents.builtin.factory import build_llm_engine
 from vigil.agents.builtin.rules import RulesEngine
 from vigil.agents.registry import AgentContext
-from vigil.api.app import ApiContext, create_api_app
+from vigil.api.app import ApiContext, create_api_app, create_ops_app
 from vigil.api.auth import AdminAuth, load_or_create_admin_token
 from vigil.api.replay import Replayer
 from vigil.bus.client import Bus
@@ -47,9 +47,13 @@ class Component(Protocol):
     async def shutdown(self) -> None: ...
 
 
+ROLES = frozenset({"receiver", "pipeline", "sink", "api"})
+
+
 @dataclass
 class Runtime:
     settings: Settings
+    roles: frozenset[str] = ROLES
     admin_token: str = ""
     token_generated: bool = False
     bus: Bus | None = None
@@ -57,29 +61,39 @@ class Runtime:
     receiver_http: HttpServer | None = None
     receiver_grpc: OtlpGrpcReceiver | None = None
     api_http: HttpServer | None = None
+    ops_http: HttpServer | None = None
     budget: TokenBudget | None = None
     _started: list[Component] = field(default_factory=list)
     _stopped: bool = False
 
     async def start(self) -> None:
         s = self.settings
+        roles = self.roles
+        unknown = roles - ROLES
+        if unknown or not roles:
+            raise RuntimeError(f"unknown roles {sorted(unknown)}; choose from {sorted(ROLES)}")
+        if s.nats_url is None and roles != ROLES:
+            raise RuntimeError(
+                "separate services share one bus: set VIGIL_NATS_URL (only `vigil up` starts its own nats-server)"
+            )
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        configured = s.admin_token.get_secret_value() if s.admin_token else None
-        self.admin_token, self.token_generated = load_or_create_admin_token(s.data_dir, configured)
+        if "api" in roles:
+            configured = s.admin_token.get_secret_value() if s.admin_token else None
+            self.admin_token, self.token_generated = load_or_create_admin_token(s.data_dir, configured)
 
         url = s.nats_url
         if url is None:
             server = ManagedNatsServer(s.data_dir, s.bus)
             await self._start(server)
             url = server.url
-        self.bus = bus = Bus(url, s.bus)
+        self.bus = bus = Bus(url, s.bus, name=f"vigil-{'+'.join(sorted(roles))}")
         await self._start(bus)
 
         db_url = s.sqlalchemy_url()
         await upgrade(db_url)
         self.store = store = Store(create_engine(db_url))
         self._started.append(_Closing(store.close))
-        if s.config_file is not None:
+        if s.config_file is not None and "api" in roles:
             await apply_config(store, load_config_file(s.config_file))
 
         config = ConfigCache(store)
@@ -91,11 +105,62 @@ class Runtime:
             await config.reload()
 
         await bus.on_config_change(on_notice)
-        ledger = BatchLedger(store)
-        await self._start(ledger)
-        templates = TemplateStore(store)
-        await self._start(templates)
+
+        async def ready() -> bool:
+            return bus.connected
+
         intake = OutputIntake(bus, store)
+        if "pipeline" in roles:
+            await self._start_pipeline(config, intake)
+        if "sink" in roles:
+            await self._start(SinkWorkers(bus, store, config))
+            await self._start(SinkRouter(bus, store, config))
+        if "api" in roles:
+
+            async def changed(project_id: str) -> None:
+                keys.invalidate()
+                await config.reload()
+                await bus.announce_config_change(project_id)
+
+            api_app = create_api_app(
+                ApiContext(
+                    store=store,
+                    auth=AdminAuth(self.admin_token),
+                    replayer=Replayer(bus, store, config),
+                    changed=changed,
+                    ready=ready,
+                    budget=self.budget,
+                )
+            )
+            self.api_http = HttpServer(api_app, host=s.host, port=s.api_port, name="api")
+            await self._start(self.api_http)
+        if "receiver" in roles:
+            ingestor = Ingestor(
+                bus, max_request_bytes=s.max_request_bytes, max_inflight_bytes=s.max_inflight_ingest_bytes
+            )
+            receiver_app = create_receiver_app(
+                ingestor, intake, keys, max_body_bytes=s.max_request_bytes, ready=ready
+            )
+            self.receiver_http = HttpServer(
+                receiver_app, host=s.host, port=s.otlp_http_port, name="otlp-http", limit_concurrency=1024
+            )
+            self.receiver_grpc = OtlpGrpcReceiver(
+                ingestor, keys, host=s.host, port=s.otlp_grpc_port, max_message_bytes=s.max_request_bytes
+            )
+            await self._start(self.receiver_grpc)
+            await self._start(self.receiver_http)
+        if not roles & {"api", "receiver"}:
+            # Workers without a port of their own still answer probes and scrapes.
+            self.ops_http = HttpServer(create_ops_app(ready), host=s.host, port=s.ops_port, name="ops")
+            await self._start(self.ops_http)
+        log.info("vigil is up", extra={"roles": sorted(roles), "ports": self.ports(), "nats": url})
+
+    async def _start_pipeline(self, config: ConfigCache, intake: OutputIntake) -> None:
+        assert self.bus is not None and self.store is not None
+        ledger = BatchLedger(self.store)
+        await self._start(ledger)
+        templates = TemplateStore(self.store)
+        await self._start(templates)
         agents = AgentContext(
             client=httpx.AsyncClient(limits=httpx.Limits(max_connections=512, max_keepalive_connections=128)),
             intake=intake,
@@ -103,59 +168,21 @@ class Runtime:
             llm=None,
         )
         self._started.append(_Closing(agents.client.aclose))
-        if s.llm.configured:
-            agents.llm = build_llm_engine(s.llm, store, agents.rules)
+        if self.settings.llm.configured:
+            agents.llm = build_llm_engine(self.settings.llm, self.store, agents.rules)
             self.budget = agents.llm.budget
             self._started.append(_Closing(agents.llm.aclose))
-        await self._start(AgentWorkers(bus, store, config, ledger, agents))
-        await self._start(Router(bus, config, templates))
-        await self._start(SinkWorkers(bus, store, config))
-        await self._start(SinkRouter(bus, store, config))
+        await self._start(AgentWorkers(self.bus, self.store, config, ledger, agents))
+        await self._start(Router(self.bus, config, templates))
 
-        async def ready() -> bool:
-            return bus.connected
-
-        async def changed(project_id: str) -> None:
-            keys.invalidate()
-            await config.reload()
-            await bus.announce_config_change(project_id)
-
-        ingestor = Ingestor(
-            bus, max_request_bytes=s.max_request_bytes, max_inflight_bytes=s.max_inflight_ingest_bytes
-        )
-        receiver_app = create_receiver_app(
-            ingestor, intake, keys, max_body_bytes=s.max_request_bytes, ready=ready
-        )
-        self.receiver_http = HttpServer(
-            receiver_app, host=s.host, port=s.otlp_http_port, name="otlp-http", limit_concurrency=1024
-        )
-        self.receiver_grpc = OtlpGrpcReceiver(
-            ingestor, keys, host=s.host, port=s.otlp_grpc_port, max_message_bytes=s.max_request_bytes
-        )
-        api_app = create_api_app(
-            ApiContext(
-                store=store,
-                auth=AdminAuth(self.admin_token),
-                replayer=Replayer(bus, store, config),
-                changed=changed,
-                ready=ready,
-                budget=self.budget,
-            )
-        )
-        self.api_http = HttpServer(api_app, host=s.host, port=s.api_port, name="api")
-        await self._start(self.api_http)
-        await self._start(self.receiver_grpc)
-        await self._start(self.receiver_http)
-        log.info(
-            "vigil is up",
-            extra={
-                "otlp_http": self.receiver_http.port,
-                "otlp_grpc": self.receiver_grpc.port,
-                "api": self.api_http.port,
-                "nats": url,
-                "data_dir": str(s.data_dir),
-            },
-        )
+    def ports(self) -> dict[str, int]:
+        servers = {
+            "otlp_http": self.receiver_http,
+            "otlp_grpc": self.receiver_grpc,
+            "api": self.api_http,
+            "ops": self.ops_http,
+        }
+        return {name: server.port for name, server in servers.items() if server is not None and server.port}
 
     async def _start(self, component: Component) -> None:
         await component.start()

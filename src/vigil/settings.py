@@ -17,7 +17,10 @@ class BusSettings(BaseModel):
     """JetStream streams, consumers and the managed server. See docs/configuration.md."""
 
     records_max_bytes: int = Field(default=2 * GiB, ge=MiB, description="Records stream size limit.")
-    records_max_age_s: float = Field(default=7 * 86_400, gt=0)
+    records_max_age_s: float = Field(
+        default=7 * 86_400, gt=0, description="Oldest unprocessed record or span kept."
+    )
+    spans_max_bytes: int = Field(default=2 * GiB, ge=MiB, description="Spans stream size limit.")
     batches_max_bytes: int = Field(default=1 * GiB, ge=MiB)
     outputs_max_bytes: int = Field(default=512 * MiB, ge=MiB)
     max_age_s: float = Field(default=7 * 86_400, gt=0, description="Retention of batches and outputs.")
@@ -77,6 +80,12 @@ class Settings(BaseSettings):
     otlp_http_port: int = Field(default=4318, ge=0, le=65535)
     otlp_grpc_port: int = Field(default=4317, ge=0, le=65535)
     api_port: int = Field(default=8080, ge=0, le=65535)
+    ops_port: int = Field(
+        default=9464,
+        ge=0,
+        le=65535,
+        description="/healthz, /readyz and /metrics of the pipeline and sink services.",
+    )
 
     max_request_bytes: int = Field(default=16 * MiB, ge=1024, description="After decompression.")
     max_inflight_ingest_bytes: int = Field(

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Response
-from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import TypeAdapter
 
 from vigil import __version__
 from vigil.agents.builtin.budget import TokenBudget
 from vigil.api.auth import AdminAuth
 from vigil.api.errors import ORJSONResponse, install_error_handlers
+from vigil.api.probes import add_probes
 from vigil.api.replay import Replayer
 from vigil.api.schemas import (
     ApiKeyCreated,
@@ -299,17 +298,12 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
 
     app.include_router(api)
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    add_probes(app, ctx.ready)
+    return app
 
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> ORJSONResponse:
-        ok = await ctx.ready()
-        return ORJSONResponse({"status": "ready" if ok else "not_ready"}, status_code=200 if ok else 503)
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
+def create_ops_app(ready: Callable[[], Awaitable[bool]]) -> FastAPI:
+    """Probes and metrics for a service that serves nothing else."""
+    app = FastAPI(title="Vigil service", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    add_probes(app, ready)
     return app

@@ -92,6 +92,7 @@ class Bus:
             await self._ensure_stream(config)
         await self.ensure_consumer(self.topology.router_consumer())
         await self.ensure_consumer(self.topology.sink_router_consumer())
+        await self.ensure_consumer(self.topology.detector_consumer())
 
     async def _ensure_stream(self, config: StreamConfig) -> None:
         assert config.name is not None

@@ -3,6 +3,10 @@
 All streams use interest retention: a message stays until every consumer bound to it has acked
 it, so nothing is dropped while it is unprocessed, and the stream's byte limit with
 `discard: new` turns a backlog into backpressure (429 at the edge) instead of loss.
+
+Spans are not routed to pipelines; they wait on VIGIL_SPANS for the `detector` consumer. Until a
+detector runs and acks them, spans are kept, bounded by the stream's byte limit (traces exports
+then get 429, logs are unaffected) and by its max age.
 """
 
 from __future__ import annotations
@@ -25,14 +29,20 @@ RECORDS_STREAM = "VIGIL_RECORDS"
 BATCHES_STREAM = "VIGIL_BATCHES"
 OUTPUTS_STREAM = "VIGIL_OUTPUTS"
 DELIVERIES_STREAM = "VIGIL_DELIVERIES"
+SPANS_STREAM = "VIGIL_SPANS"
 
 ROUTER_CONSUMER = "router"
 SINK_ROUTER_CONSUMER = "sink-router"
+DETECTOR_CONSUMER = "detector"
 CONFIG_SUBJECT = "vigil.control.config"
 
 
 def records_subject(project_id: str) -> str:
     return f"vigil.records.{project_id}"
+
+
+def spans_subject(project_id: str) -> str:
+    return f"vigil.spans.{project_id}"
 
 
 def batches_subject(project_id: str, pipeline: str) -> str:
@@ -77,6 +87,7 @@ class Topology:
             self._stream(BATCHES_STREAM, "vigil.batches.>", s.batches_max_bytes, s.max_age_s),
             self._stream(OUTPUTS_STREAM, "vigil.outputs.>", s.outputs_max_bytes, s.max_age_s),
             self._stream(DELIVERIES_STREAM, "vigil.deliveries.>", s.outputs_max_bytes, s.max_age_s),
+            self._stream(SPANS_STREAM, "vigil.spans.>", s.spans_max_bytes, s.records_max_age_s),
         ]
 
     def _stream(self, name: str, subject: str, max_bytes: int, max_age_s: float) -> StreamConfig:
@@ -108,6 +119,15 @@ class Topology:
             SINK_ROUTER_CONSUMER,
             "vigil.outputs.>",
             max_pending=1024,
+            max_deliver=self.settings.max_deliver,
+        )
+
+    def detector_consumer(self) -> ConsumerSpec:
+        return self._consumer(
+            SPANS_STREAM,
+            DETECTOR_CONSUMER,
+            "vigil.spans.>",
+            max_pending=64,
             max_deliver=self.settings.max_deliver,
         )
 

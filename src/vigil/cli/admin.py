@@ -32,10 +32,8 @@ project_app = typer.Typer(
     help="Projects: each has its own keys, pipelines, sinks and outputs.", no_args_is_help=True
 )
 key_app = typer.Typer(help="Project API keys, for OTLP senders and agents.", no_args_is_help=True)
-pipeline_app = typer.Typer(
-    help="Pipelines: which records go to which agent, in what batches.", no_args_is_help=True
-)
-sink_app = typer.Typer(help="Sinks: where agents' outputs are delivered.", no_args_is_help=True)
+pipeline_app = typer.Typer(help="Pipelines: which records go to which agent, in what batches.")
+sink_app = typer.Typer(help="Sinks: where agents' outputs are delivered.")
 dead_letters_app = typer.Typer(help="Batches and deliveries that ran out of retries.", no_args_is_help=True)
 
 ProjectArg = Annotated[str, typer.Argument(metavar="PROJECT", help="Project id or name.")]

@@ -32,28 +32,26 @@ def version() -> None:
     print(__version__)
 
 
-@app.command()
-def up(
-    config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="A vigil.yaml to apply at start.")
-    ] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Data directory (default ./.vigil).")] = None,
-) -> None:
-    """Run every part of Vigil in one process on the embedded defaults."""
-    from vigil.runtime import Runtime
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="A vigil.yaml to apply at start.")]
+DataDirOption = Annotated[Path | None, typer.Option(help="Data directory (default ./.vigil).")]
+
+
+def serve(roles: frozenset[str], config: Path | None = None, data_dir: Path | None = None) -> None:
+    """Run the given parts of Vigil until SIGTERM or SIGINT, then stop them gracefully."""
+    from vigil.runtime import ROLES, Runtime
 
     overrides: dict[str, object] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     if config is not None:
         overrides["config_file"] = config
-    elif Path("vigil.yaml").exists():
+    elif Path("vigil.yaml").exists() and "api" in roles:
         overrides["config_file"] = Path("vigil.yaml")
     settings = Settings(**overrides)  # type: ignore[arg-type]
     configure_logging(settings.log_level, settings.log_format)
 
     async def main() -> None:
-        runtime = Runtime(settings)
+        runtime = Runtime(settings, roles)
         try:
             await runtime.start()
             if runtime.token_generated:
@@ -63,11 +61,10 @@ def up(
                         title="First start",
                     )
                 )
-            assert runtime.receiver_http and runtime.receiver_grpc and runtime.api_http
-            console.print(
-                f"[green]Vigil {__version__} is up[/]: OTLP/HTTP :{runtime.receiver_http.port}  "
-                f"OTLP/gRPC :{runtime.receiver_grpc.port}  API :{runtime.api_http.port}  (docs: /docs)"
-            )
+            names = {"otlp_http": "OTLP/HTTP", "otlp_grpc": "OTLP/gRPC", "api": "API", "ops": "metrics"}
+            ports = "  ".join(f"{names[k]} :{v}" for k, v in runtime.ports().items())
+            what = "is up" if roles == ROLES else f"{'+'.join(sorted(roles))} is up"
+            console.print(f"[green]Vigil {__version__} {what}[/]: {ports}")
             await runtime.run_until_signalled()
         finally:
             await runtime.shutdown()
@@ -79,6 +76,26 @@ def up(
         raise typer.Exit(1) from exc
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+@app.command()
+def up(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
+    """Run every part of Vigil in one process on the embedded defaults."""
+    from vigil.runtime import ROLES
+
+    serve(ROLES, config, data_dir)
+
+
+@app.command()
+def receiver(data_dir: DataDirOption = None) -> None:
+    """Run the OTLP receivers and the agents' data plane as a service of its own (needs VIGIL_NATS_URL)."""
+    serve(frozenset({"receiver"}), data_dir=data_dir)
+
+
+@app.command()
+def api(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
+    """Run the management API as a service of its own (needs VIGIL_NATS_URL)."""
+    serve(frozenset({"api"}), config, data_dir)
 
 
 @db_app.command("upgrade")
@@ -94,7 +111,27 @@ def db_upgrade() -> None:
 app.add_typer(admin.project_app, name="project")
 app.add_typer(admin.key_app, name="key")
 app.add_typer(admin.pipeline_app, name="pipeline")
+
+
+@admin.pipeline_app.callback(invoke_without_command=True)
+def pipeline_service(ctx: typer.Context, data_dir: DataDirOption = None) -> None:
+    """Pipelines: which records go to which agent, in what batches. Without a command: run the
+    pipeline service (router and agent delivery; needs VIGIL_NATS_URL)."""
+    if ctx.invoked_subcommand is None:
+        serve(frozenset({"pipeline"}), data_dir=data_dir)
+
+
 app.add_typer(admin.sink_app, name="sink")
+
+
+@admin.sink_app.callback(invoke_without_command=True)
+def sink_service(ctx: typer.Context, data_dir: DataDirOption = None) -> None:
+    """Sinks: where agents' outputs are delivered. Without a command: run the sink service
+    (output storage and delivery; needs VIGIL_NATS_URL)."""
+    if ctx.invoked_subcommand is None:
+        serve(frozenset({"sink"}), data_dir=data_dir)
+
+
 app.add_typer(admin.dead_letters_app, name="dead-letters")
 app.command("outputs")(admin.outputs)
 app.command("batches")(admin.batches)

@@ -1,4 +1,5 @@
-"""The shared ingest path of both OTLP receivers: decode, bound memory, publish durably."""
+"""The shared ingest path of both OTLP receivers and both signals: decode, bound memory, publish
+durably."""
 
 from __future__ import annotations
 
@@ -9,23 +10,24 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 
 from vigil.bus.client import Bus
-from vigil.bus.topology import records_subject
 from vigil.errors import Backpressure
-from vigil.otlp import decode_logs, decompress, split_for_bus
+from vigil.otlp import LOGS, TRACES, Signal, decode, decompress, split_for_bus
 
 RECEIVED_HEADER = "Vigil-Received-Ns"
 
-RECORDS_RECEIVED = Counter(
-    "vigil_records_received_total", "Log records accepted onto the bus.", ["transport"]
-)
+ITEMS_RECEIVED = {
+    LOGS.name: Counter("vigil_records_received_total", "Log records accepted onto the bus.", ["transport"]),
+    TRACES.name: Counter("vigil_spans_received_total", "Spans accepted onto the bus.", ["transport"]),
+}
 REQUESTS_REJECTED = Counter(
-    "vigil_ingest_rejected_total", "Export requests refused.", ["transport", "reason"]
+    "vigil_ingest_rejected_total", "Export requests refused.", ["transport", "reason", "signal"]
 )
 
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     records: int
+    """Log records or spans accepted."""
     messages: int
 
 
@@ -38,8 +40,9 @@ class Ingestor:
         self._max_inflight = max_inflight_bytes
         self._inflight = 0
 
-    async def export_logs(
+    async def export(
         self,
+        signal: Signal,
         project_id: str,
         body: bytes,
         *,
@@ -48,17 +51,18 @@ class Ingestor:
         transport: str = "http",
     ) -> IngestResult:
         size = len(body)
+        # One bound for both signals: it is the process's memory that it protects.
         if self._inflight + size > self._max_inflight:
-            REQUESTS_REJECTED.labels(transport, "overloaded").inc()
+            REQUESTS_REJECTED.labels(transport, "overloaded", signal.name).inc()
             raise Backpressure("ingest is over its in-flight limit; retry later", retry_after=1.0)
         self._inflight += size
         try:
             raw = decompress(body, content_encoding, self._max_request)
-            decoded = decode_logs(raw, content_type)
+            decoded = decode(signal, raw, content_type)
             if decoded.records == 0:
                 return IngestResult(0, 0)
             chunks = split_for_bus(decoded, self._bus.settings.max_message_bytes)
-            subject = records_subject(project_id)
+            subject = signal.subject(project_id)
             headers = {RECEIVED_HEADER: str(time.time_ns())}
             prefix = project_id.encode()
             # The id is the content's hash, so an exporter's retry of the same request is
@@ -72,9 +76,9 @@ class Ingestor:
             else:
                 await self._bus.publish_many(messages)
         except Exception as exc:
-            REQUESTS_REJECTED.labels(transport, type(exc).__name__).inc()
+            REQUESTS_REJECTED.labels(transport, type(exc).__name__, signal.name).inc()
             raise
         finally:
             self._inflight -= size
-        RECORDS_RECEIVED.labels(transport).inc(decoded.records)
+        ITEMS_RECEIVED[signal.name].labels(transport).inc(decoded.records)
         return IngestResult(decoded.records, len(messages))

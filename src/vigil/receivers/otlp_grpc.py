@@ -1,4 +1,5 @@
-"""OTLP/gRPC receiver: `LogsService/Export`, authenticated by `x-api-key` (or bearer) metadata.
+"""OTLP/gRPC receiver: `LogsService/Export` and `TraceService/Export`, authenticated by
+`x-api-key` (or bearer) metadata.
 
 Requests arrive as raw bytes and go through the same ingest path as OTLP/HTTP protobuf, so the
 bytes a client sent are what the bus stores.
@@ -12,17 +13,13 @@ from typing import Any
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 from vigil.errors import Backpressure, PayloadTooLarge, TransientError, Unauthorized, UserError
-from vigil.otlp import PROTOBUF
+from vigil.otlp import PROTOBUF, SIGNALS, Signal
 from vigil.receivers.ingest import Ingestor
 from vigil.receivers.keys import KeyResolver, key_from_headers
 
 log = logging.getLogger(__name__)
-
-EXPORT_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
-_EMPTY_RESPONSE: bytes = ExportLogsServiceResponse().SerializeToString()
 
 
 def _status_with_retry(code: grpc.StatusCode, message: str, retry_after: float) -> tuple[str, bytes]:
@@ -53,11 +50,7 @@ class OtlpGrpcReceiver:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        handler = grpc.method_handlers_generic_handler(
-            "opentelemetry.proto.collector.logs.v1.LogsService",
-            {"Export": grpc.unary_unary_rpc_method_handler(self._export)},
-        )
-        server.add_generic_rpc_handlers((handler,))
+        server.add_generic_rpc_handlers(tuple(self._handler(signal) for signal in SIGNALS))
         self.port = server.add_insecure_port(self._address)
         if self.port == 0:
             raise RuntimeError(f"could not bind the OTLP/gRPC receiver to {self._address}")
@@ -70,12 +63,25 @@ class OtlpGrpcReceiver:
         if server is not None:
             await server.stop(grace_s)
 
-    async def _export(self, request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+    def _handler(self, signal: Signal) -> grpc.GenericRpcHandler:
+        empty_response: bytes = signal.response().SerializeToString()
+
+        async def export(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+            await self._export(signal, request, context)
+            return empty_response
+
+        return grpc.method_handlers_generic_handler(
+            signal.grpc_service, {"Export": grpc.unary_unary_rpc_method_handler(export)}
+        )
+
+    async def _export(
+        self, signal: Signal, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
         metadata = {k.lower(): v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
         try:
             key = key_from_headers(metadata.get("x-api-key"), metadata.get("authorization"))
             project_id = await self._keys.project_for(key)
-            await self._ingestor.export_logs(project_id, request, content_type=PROTOBUF, transport="grpc")
+            await self._ingestor.export(signal, project_id, request, content_type=PROTOBUF, transport="grpc")
         except Unauthorized as exc:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
         except PayloadTooLarge as exc:
@@ -89,4 +95,3 @@ class OtlpGrpcReceiver:
             await context.abort(grpc.StatusCode.UNAVAILABLE, exc.message)
         except UserError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
-        return _EMPTY_RESPONSE

@@ -1,4 +1,5 @@
-"""OTLP/HTTP receiver (`/v1/logs`, protobuf or JSON, gzip) and the agents' data plane."""
+"""OTLP/HTTP receiver (`/v1/logs` and `/v1/traces`, protobuf or JSON, gzip) and the agents' data
+plane."""
 
 from __future__ import annotations
 
@@ -7,18 +8,17 @@ from typing import Annotated
 
 import orjson
 from fastapi import FastAPI, Header, Request, Response
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from pydantic import ValidationError
 
 from vigil import __version__
 from vigil.api.errors import ORJSONResponse, install_error_handlers
+from vigil.api.probes import add_probes
 from vigil.errors import InvalidPayload, PayloadTooLarge, ValidationFailed
+from vigil.otlp import JSON, PROTOBUF, SIGNALS, Signal
 from vigil.outputs import AgentOutputIn
 from vigil.receivers.agent_output import OutputIntake
 from vigil.receivers.ingest import Ingestor
 from vigil.receivers.keys import KeyResolver, key_from_headers
-
-_EMPTY_PROTOBUF_RESPONSE: bytes = ExportLogsServiceResponse().SerializeToString()
 
 ApiKeyHeader = Annotated[str | None, Header(alias="X-API-Key")]
 AuthorizationHeader = Annotated[str | None, Header(alias="Authorization")]
@@ -39,6 +39,37 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _add_export_route(
+    app: FastAPI, signal: Signal, ingestor: Ingestor, keys: KeyResolver, max_body_bytes: int
+) -> None:
+    empty_response: bytes = signal.response().SerializeToString()
+
+    async def export(
+        request: Request, x_api_key: ApiKeyHeader = None, authorization: AuthorizationHeader = None
+    ) -> Response:
+        project_id = await keys.project_for(key_from_headers(x_api_key, authorization))
+        body = await read_body(request, max_body_bytes)
+        content_type = request.headers.get("content-type")
+        await ingestor.export(
+            signal,
+            project_id,
+            body,
+            content_type=content_type,
+            content_encoding=request.headers.get("content-encoding"),
+        )
+        if content_type and content_type.split(";")[0].strip().lower() == JSON:
+            return Response(b"{}", media_type=JSON)
+        return Response(empty_response, media_type=PROTOBUF)
+
+    app.add_api_route(
+        f"/v1/{signal.name}",
+        export,
+        methods=["POST"],
+        name=f"export_{signal.name}",
+        summary=f"OTLP/HTTP {signal.name} export (protobuf or JSON)",
+    )
+
+
 def create_receiver_app(
     ingestor: Ingestor,
     outputs: OutputIntake,
@@ -50,22 +81,8 @@ def create_receiver_app(
     app = FastAPI(title="Vigil receiver", version=__version__, docs_url="/docs", redoc_url=None)
     install_error_handlers(app)
 
-    @app.post("/v1/logs", summary="OTLP/HTTP logs export (protobuf or JSON)")
-    async def export_logs(
-        request: Request, x_api_key: ApiKeyHeader = None, authorization: AuthorizationHeader = None
-    ) -> Response:
-        project_id = await keys.project_for(key_from_headers(x_api_key, authorization))
-        body = await read_body(request, max_body_bytes)
-        content_type = request.headers.get("content-type")
-        await ingestor.export_logs(
-            project_id,
-            body,
-            content_type=content_type,
-            content_encoding=request.headers.get("content-encoding"),
-        )
-        if content_type and content_type.split(";")[0].strip().lower() == "application/json":
-            return Response(b"{}", media_type="application/json")
-        return Response(_EMPTY_PROTOBUF_RESPONSE, media_type="application/x-protobuf")
+    for signal in SIGNALS:
+        _add_export_route(app, signal, ingestor, keys, max_body_bytes)
 
     @app.post("/internal/agent-output", summary="An agent's output for a batch (seed 000 contract)")
     async def agent_output(
@@ -91,13 +108,5 @@ def create_receiver_app(
         envelope = await outputs.accept(project_id, body, idempotency_key)
         return ORJSONResponse({"id": envelope.id, "request_id": envelope.request_id, "status": "accepted"})
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> ORJSONResponse:
-        ok = await ready()
-        return ORJSONResponse({"status": "ready" if ok else "not_ready"}, status_code=200 if ok else 503)
-
+    add_probes(app, ready)
     return app

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 import vigil.agents.builtin.budget  # noqa: F401  (its table joins the metadata)
@@ -12,9 +13,15 @@ from vigil.store.models import Base
 target_metadata = Base.metadata
 
 
+_MIGRATION_LOCK = 7_424_242
+
+
 def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together would race to migrate; one waits for the other.
+            connection.execute(text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"))
         context.run_migrations()
 
 

@@ -18,9 +18,12 @@ class BusSettings(BaseModel):
 
     records_max_bytes: int = Field(default=2 * GiB, ge=MiB, description="Records stream size limit.")
     records_max_age_s: float = Field(
-        default=7 * 86_400, gt=0, description="Oldest unprocessed record or span kept."
+        default=7 * 86_400, gt=0, description="Oldest unprocessed record kept."
     )
     spans_max_bytes: int = Field(default=2 * GiB, ge=MiB, description="Spans stream size limit.")
+    spans_max_age_s: float = Field(
+        default=3_600, gt=0, description="Oldest unprocessed span kept (spans feed detection, a live view)."
+    )
     batches_max_bytes: int = Field(default=1 * GiB, ge=MiB)
     outputs_max_bytes: int = Field(default=512 * MiB, ge=MiB)
     max_age_s: float = Field(default=7 * 86_400, gt=0, description="Retention of batches and outputs.")

@@ -4,9 +4,9 @@ All streams use interest retention: a message stays until every consumer bound t
 it, so nothing is dropped while it is unprocessed, and the stream's byte limit with
 `discard: new` turns a backlog into backpressure (429 at the edge) instead of loss.
 
-Spans are not routed to pipelines; they wait on VIGIL_SPANS for the `detector` consumer. Until a
-detector runs and acks them, spans are kept, bounded by the stream's byte limit (traces exports
-then get 429, logs are unaffected) and by its max age.
+Spans are not routed to pipelines; they wait on VIGIL_SPANS for the `detector` consumer, bounded
+by the stream's byte limit (trace exports then get 429, logs are unaffected) and by a short max
+age (an hour by default): detection is a live view, so old spans are not worth a backlog.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class Topology:
             self._stream(BATCHES_STREAM, "vigil.batches.>", s.batches_max_bytes, s.max_age_s),
             self._stream(OUTPUTS_STREAM, "vigil.outputs.>", s.outputs_max_bytes, s.max_age_s),
             self._stream(DELIVERIES_STREAM, "vigil.deliveries.>", s.outputs_max_bytes, s.max_age_s),
-            self._stream(SPANS_STREAM, "vigil.spans.>", s.spans_max_bytes, s.records_max_age_s),
+            self._stream(SPANS_STREAM, "vigil.spans.>", s.spans_max_bytes, s.spans_max_age_s),
         ]
 
     def _stream(self, name: str, subject: str, max_bytes: int, max_age_s: float) -> StreamConfig:

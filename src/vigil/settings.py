@@ -35,6 +35,9 @@ class BusSettings(BaseModel):
     )
     replicas: int = Field(default=1, ge=1, le=5, description="Stream replicas (3 on a cluster).")
     ack_wait_s: float = Field(default=30.0, gt=0)
+    ack_margin_s: float = Field(
+        default=30.0, gt=0, description="Added to an agent's or sink's timeout to give its consumer's ack wait."
+    )
     max_deliver: int = Field(default=20, ge=1, description="Bus-level redelivery bound for records.")
     router_max_pending: int = Field(
         default=64, ge=1, description="Records messages a router holds unacknowledged (its memory window)."

@@ -48,7 +48,7 @@ def agent_consumer(topology: Topology, pipeline: ActivePipeline) -> ConsumerSpec
     return topology.agent_consumer(
         pipeline.project_id,
         pipeline.name,
-        ack_wait_s=agent.timeout_s + 30,
+        ack_wait_s=agent.timeout_s + topology.settings.ack_margin_s,
         max_pending=max(agent.concurrency * 4, 16),
         max_attempts=agent.retry.max_attempts,
     )
@@ -58,7 +58,7 @@ def sink_consumer(topology: Topology, sink: ActiveSink) -> ConsumerSpec:
     return topology.sink_consumer(
         sink.project_id,
         sink.id,
-        ack_wait_s=sink.spec.timeout_s + 30,
+        ack_wait_s=sink.spec.timeout_s + topology.settings.ack_margin_s,
         max_attempts=sink.spec.retry.max_attempts,
     )
 

@@ -17,9 +17,7 @@ class BusSettings(BaseModel):
     """JetStream streams, consumers and the managed server. See docs/configuration.md."""
 
     records_max_bytes: int = Field(default=2 * GiB, ge=MiB, description="Records stream size limit.")
-    records_max_age_s: float = Field(
-        default=7 * 86_400, gt=0, description="Oldest unprocessed record kept."
-    )
+    records_max_age_s: float = Field(default=7 * 86_400, gt=0, description="Oldest unprocessed record kept.")
     spans_max_bytes: int = Field(default=2 * GiB, ge=MiB, description="Spans stream size limit.")
     spans_max_age_s: float = Field(
         default=3_600, gt=0, description="Oldest unprocessed span kept (spans feed detection, a live view)."
@@ -36,7 +34,9 @@ class BusSettings(BaseModel):
     replicas: int = Field(default=1, ge=1, le=5, description="Stream replicas (3 on a cluster).")
     ack_wait_s: float = Field(default=30.0, gt=0)
     ack_margin_s: float = Field(
-        default=30.0, gt=0, description="Added to an agent's or sink's timeout to give its consumer's ack wait."
+        default=30.0,
+        gt=0,
+        description="Added to an agent's or sink's timeout to give its consumer's ack wait.",
     )
     max_deliver: int = Field(default=20, ge=1, description="Bus-level redelivery bound for records.")
     router_max_pending: int = Field(

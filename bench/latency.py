@@ -137,8 +137,10 @@ async def measure(
         body, _ = templates.stamped(number)
         try:
             status = await connection.post(body)
-        except OSError:
-            status = -1
+        except (OSError, asyncio.IncompleteReadError):
+            # The server closed this keep-alive connection: count the failure, drop the connection.
+            answers[-1] = answers.get(-1, 0) + 1
+            return
         answers[status] = answers.get(status, 0) + 1
         idle.append(connection)
 

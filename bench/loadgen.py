@@ -5,6 +5,8 @@ Usage::
     .venv/bin/python bench/loadgen.py --url http://127.0.0.1:4318/v1/logs --key KEY \\
         --clients 8 --duration 15 [--warmup 3] [--watch vigil=PID ...] [--json]
 
+`--url` may be repeated (several receivers): client i sends to the i-th URL modulo their number.
+
 Request bodies. A pool of `--templates` distinct exports is built up front, each with 20
 resources (services svc-0 .. svc-19) of 50 records: realistic records of about 250 bytes with a
 severity mix (5% ERROR, 10% WARN, 15% DEBUG, 70% INFO), bodies with variables, typed attributes,
@@ -293,7 +295,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run_load(
-    url: str,
+    url: str | list[str],
     api_key: str,
     *,
     clients: int,
@@ -303,7 +305,10 @@ async def run_load(
     watch: dict[str, int] | None = None,
     sample_every_s: float = 1.0,
 ) -> LoadResult:
-    """Closed-loop load: each client sends its next request as soon as it has an answer."""
+    """Closed-loop load: each client sends its next request as soon as it has an answer.
+
+    With several URLs (receivers), client i sends to URL i modulo their number."""
+    urls = [url] if isinstance(url, str) else url
     headers = {"Content-Type": "application/x-protobuf", "X-API-Key": api_key}
     result = LoadResult(clients, duration_s, source.record_bytes)
     statuses: Counter[int] = Counter()
@@ -318,8 +323,8 @@ async def run_load(
     window_end = window_start + duration_s
     stop = asyncio.Event()
 
-    async def client() -> None:
-        connection = HttpConnection(url, headers)
+    async def client(number: int) -> None:
+        connection = HttpConnection(urls[number % len(urls)], headers)
         while not stop.is_set():
             body, records = source.next()
             sent = loop.time()
@@ -360,7 +365,7 @@ async def run_load(
         cpu.stop()
         stop.set()
 
-    tasks = [asyncio.create_task(client()) for _ in range(clients)]
+    tasks = [asyncio.create_task(client(n)) for n in range(clients)]
     sampling = asyncio.create_task(sampler())
     await window()
     await asyncio.wait(tasks, timeout=30)
@@ -387,7 +392,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--url", required=True, help="http://host:port/v1/logs")
+    parser.add_argument(
+        "--url",
+        action="append",
+        required=True,
+        help="http://host:port/v1/logs; repeat it to spread the clients over several receivers",
+    )
     parser.add_argument("--key", default="none", help="X-API-Key")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--duration", type=float, default=15.0, help="measurement window, seconds")

@@ -23,6 +23,9 @@ INGEST_TARGET = 150_000
 RATIO_TARGET = 10.0
 LATENCY_SLACK_MS = 100
 GROWTH_LIMIT = 0.10
+SCALED_CPU_LIMIT = 1.25
+HEADROOM = 0.6  # plan every process and node at no more than 60% of its cores
+SERVICE_ORDER = ("receiver", "pipeline", "api", "sink")
 ANSWER_P99_LIMIT_MS = 1000
 
 
@@ -108,6 +111,8 @@ def render(results: dict[str, Any]) -> tuple[str, str]:
         sections.append(_templates(results["templates"], targets))
     if "nab" in results:
         sections.append(_nab(results["nab"]))
+    if "scaled" in results:
+        sections.append(_scaled(results["scaled"], targets))
 
     table = ["| Requirement | Target | Measured | Result |", "|---|---|---|---|"]
     table += [
@@ -571,6 +576,197 @@ NAB does (one global threshold per profile, normalised so the null detector is 0
 
 {text.strip().removeprefix("## ").split(chr(10), 1)[1].strip()}
 """
+
+
+def _by_service(run: dict[str, Any]) -> dict[str, float]:
+    """CPU seconds per million records, summed by service (replicas and nats nodes together)."""
+    out: dict[str, float] = {}
+    for name, value in run["cpu_s_per_million"].items():
+        service = run["services"].get(name)
+        if service is not None:
+            out[service] = out.get(service, 0.0) + value
+    return out
+
+
+def _vigil_sum(run: dict[str, Any]) -> float:
+    return sum(v for k, v in _by_service(run).items() if k not in ("nats", "postgres"))
+
+
+def _scaled(data: dict[str, Any], targets: list[tuple[str, str, str, bool]]) -> str:
+    if "skipped" in data:
+        targets.append(
+            (
+                "Separate services: summed CPU per record vs `vigil up`",
+                f"≤ {SCALED_CPU_LIMIT}x",
+                "not measured (no PostgreSQL)",
+                False,
+            )
+        )
+        return f"""
+## h. Scaled deployment (separate services on a three-node NATS cluster)
+
+**Skipped**: {data["skipped"]}. The separate services share one PostgreSQL database; start one
+(trust authentication, database `test`) and rerun `make bench`.
+"""
+    runs = data["runs"]
+    plan = data["plan"]
+    single, one = runs[0], runs[1]
+    two = runs[2] if len(runs) > 2 else None
+    single_sum, one_sum = _vigil_sum(single), _vigil_sum(one)
+    ratio = one_sum / max(1e-9, single_sum)
+    targets.append(
+        (
+            "Separate services: summed CPU per record vs `vigil up`",
+            f"≤ {SCALED_CPU_LIMIT}x",
+            f"{one_sum:.1f} vs {single_sum:.1f} CPU s per million records ({ratio:.2f}x)",
+            ratio <= SCALED_CPU_LIMIT,
+        )
+    )
+    rows = []
+    for run in runs:
+        ingest = run["ingest"]
+        drained = (
+            f"{run['drained_s'] - run['load_end_s']:.1f} s" if run["drained_s"] is not None else "not drained"
+        )
+        rows.append(
+            f"| {run['label']} | **{_n(ingest['records_per_s'])}** | {ingest['request_ms_p50']:.0f} / {ingest['request_ms_p99']:.0f} ms"
+            f" | {ingest['rejected_429']} / {sum(ingest['other_status'].values())} / {ingest['errors']}"
+            f" | **{_n(run['pipeline_records_per_s'])}** | {_n(run['backlog_messages_at_load_end'] * 1000)} | {drained}"
+            f" | {_n(run['agent_records'])} of {_n(run['records'] * 0.05)} | {_cores(ingest['cores_used'])} | {_load(run['load_before'])} |"
+        )
+    services = sorted({s for run in runs for s in _by_service(run)}, key=_service_key)
+    cost_rows = []
+    for service in services:
+        cells = [
+            f"{_by_service(run).get(service, 0.0):.1f}" if service in _by_service(run) else "" for run in runs
+        ]
+        cost_rows.append(f"| {service} | " + " | ".join(cells) + " |")
+    cost_rows.append(
+        "| **Vigil, summed** | " + " | ".join(f"**{_vigil_sum(run):.1f}**" for run in runs) + " |"
+    )
+    per_process = []
+    for run in runs:
+        parts = ", ".join(
+            f"{name} {value:.1f}"
+            for name, value in run["cpu_s_per_million"].items()
+            if not name.startswith("postgres")
+        )
+        per_process.append(f"- {run['label']}: {parts}")
+    header = " | ".join(run["label"] for run in runs)
+    nats_one = _by_service(one).get("nats", 0.0)
+    nats_leader = max(v for k, v in one["cpu_s_per_million"].items() if one["services"].get(k) == "nats")
+    record_bytes = one["ingest"]["record_bytes"]
+    capacity = [
+        "| Ingest rate | receiver | pipeline | api + sink | NATS cluster (R3) | NATS bytes in, per node |",
+        "|---|---|---|---|---|---|",
+    ]
+    cost = _by_service(one)
+    for rate in (10_000, 100_000, 1_000_000):
+        cells = []
+        for service in ("receiver", "pipeline"):
+            cores = rate / 1e6 * cost.get(service, 0.0)
+            processes = max(2, math.ceil(cores / HEADROOM))
+            cells.append(f"{cores:.2f} cores -> **{processes}** processes")
+        leader_cores = rate / 1e6 * nats_leader
+        total_nats = rate / 1e6 * nats_one
+        node_cores = max(1, math.ceil(leader_cores / HEADROOM))
+        cells.append("1 process each (2 for availability)")
+        cells.append(
+            f"{total_nats:.2f} cores over 3 nodes, busiest {leader_cores:.2f} -> **3 nodes x {node_cores} cores**"
+            + (" (one records stream: its leader node is the limit)" if leader_cores > 4 else "")
+        )
+        cells.append(f"{rate * record_bytes / MB:,.1f} MB/s")
+        capacity.append(f"| {_n(rate)} records/s | " + " | ".join(cells) + " |")
+    two_note = ""
+    if two is not None:
+        two_note = (
+            f" With two replicas of each, ingest was {_n(two['ingest']['records_per_s'])} records/s and the"
+            f" pipelines {_n(two['pipeline_records_per_s'])} records/s, against {_n(one['ingest']['records_per_s'])} and"
+            f" {_n(one['pipeline_records_per_s'])} with one: on two cores a second replica only"
+            " adds processes competing for the same CPU, so this machine cannot show scaling; the"
+            " per-record costs are what carry over to bigger machines."
+        )
+    return f"""
+## h. Scaled deployment (separate services on a three-node NATS cluster)
+
+`bench/scaled.py`. Three deployments, one after the other, each with a project and one pipeline
+(`services: [svc-1]`, 5% of the records; batches of 100 records / 500 ms; Vigil's defaults for
+everything else) delivering to a local agent that answers at once (`bench/agent.py`, a thread of
+the benchmark process):
+
+1. **single process**: `vigil up` with its managed nats-server (one node, streams R1), SQLite;
+2. **separate services, one replica each**: `vigil api`, `vigil receiver`, `vigil pipeline` and
+   `vigil sink` as four processes, on a three-node NATS JetStream cluster on loopback
+   (`VIGIL_BUS__REPLICAS=3`: every stream stored on all three nodes) and a fresh PostgreSQL database;
+3. **separate services, two replicas** of the receiver and of the pipeline (plus one api and one sink),
+   same cluster set-up and a fresh database; client i of the load generator sends to receiver i mod 2.
+
+The load is `bench/loadgen.py` with {plan["clients"]} clients and unique 1,000-record requests (about
+{record_bytes:.0f} bytes per record) for {plan["duration_s"]:.0f} s after a {plan["warmup_s"]:.0f} s warm-up. Ingest records/s counts the
+200 answers inside that window. After the load, the run waits until the router's consumer has
+nothing pending or unacknowledged and the agent has every matching record. Pipeline records/s is
+the rate at which the router consumer's acknowledged floor advanced, from its first
+acknowledgement until the backlog was drained: while the load runs the pipeline shares the cores
+with ingest, afterwards it has them to itself.
+
+**How the two cores were shared.** Everything runs on the same two cores: the load generator,
+the Vigil processes, the nats-servers, PostgreSQL and the agent. The CPU column is each process's
+share during the load generator's window (in cores, from `/proc`); the load generator takes a few
+hundredths of a core, the rest is the deployment under test. Nothing is pinned.
+
+| Deployment | Ingest records/s | Request p50 / p99 | 429 / other / errors | Pipeline records/s | Backlog at load end (records) | Drain after load | Agent received (of matching) | CPU (cores) during the load window | Load before |
+|---|---|---|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+{two_note}
+
+### CPU seconds per million records
+
+CPU seconds of each process from the start of the load until the backlog was delivered (so every
+accepted record's ingest, routing and delivery is inside the window), divided by the records
+accepted (warm-up included), x 10^6. Replicas of one service are summed; "nats" is the sum over
+the nats-servers; "postgres" the backends connected to the benchmark's database. The single
+process's figure is measured in this scenario, with the same load and pipeline (not taken from
+scenario a), for a like-for-like comparison; it uses SQLite in-process where the separate services
+use PostgreSQL.
+
+| Service | {header} |
+|---|{"---|" * len(runs)}
+{chr(10).join(cost_rows)}
+
+Summed over Vigil's processes, the separate services (one replica each) cost **{one_sum:.1f}** CPU
+seconds per million records against **{single_sum:.1f}** for `vigil up`: **{ratio:.2f}x** (target ≤ {SCALED_CPU_LIMIT}x,
+{_verdict(ratio <= SCALED_CPU_LIMIT)}). NATS (three nodes, R3) adds {nats_one:.1f}, against {_by_service(single).get("nats", 0.0):.1f} for the single R1 node.
+
+Per process:
+
+{chr(10).join(per_process)}
+
+### Capacity model
+
+From the one-replica run's CPU seconds per million records (the two-replica run shares the same
+two cores between twice the processes, so its per-record figures carry more contention). Each
+Vigil process is one Python event loop, so it uses at most about one core: the number of processes
+of a service is its cores divided by the planned utilisation. **Headroom**: every process and
+NATS node is planned at {HEADROOM:.0%} CPU ({1 - HEADROOM:.0%} spare for bursts, redelivery after a failure and
+losing one replica), with at least 2 processes of each for availability. NATS is sized from its
+busiest node (the stream leaders), since each of the three nodes stores every message.
+
+Assumptions: records of about {record_bytes:.0f} bytes (OTLP protobuf), sent in 1,000-record requests; one
+pipeline matching 5% of the records with a resource-level (`services`) filter, batches of 100
+records; an agent that answers at once; no detection, sinks or LLM in the path. A pipeline matching
+more records costs more per record (scenario b: 100% matching is about 15x the 5% case).
+
+{chr(10).join(capacity)}
+
+These are linear extrapolations from per-record costs measured on one small machine; at 1M records/s
+a single records stream puts every message through one leader node, so check the NATS leader's
+CPU and disk before trusting that row.
+"""
+
+
+def _service_key(service: str) -> tuple[int, str]:
+    order = (*SERVICE_ORDER, "vigil up", "nats", "postgres")
+    return (order.index(service) if service in order else len(order), service)
 
 
 def _design() -> str:

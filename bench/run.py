@@ -6,10 +6,12 @@ a. ingest      `vigil up` (subprocess) vs the straightforward receiver, same loa
 b. pipeline    the router's filter + batch rate at 5% and 100% matching (in-process)
 c. latency     export -> agent receipt at a steady 2,000 records/s (subprocess + local agent)
 d. overload    RSS of `vigil up` under sustained overload with a small records stream
+e. scaled      separate services on a three-node NATS cluster (1 and 2 replicas) vs `vigil up`:
+               records/s, CPU seconds per million records per service, and a capacity model
 
 Usage::
 
-    .venv/bin/python bench/run.py [--quick] [--only ingest,pipeline,latency,overload]
+    .venv/bin/python bench/run.py [--quick] [--only ingest,pipeline,latency,overload,scaled]
                                   [--output docs/benchmarks.md] [--results results.json]
 """
 
@@ -29,6 +31,7 @@ from typing import Any
 import baseline_receiver
 import latency
 import nats
+import scaled
 from agent import AgentThread
 from loadgen import BodySource
 from procstat import load_average, peak_rss_bytes
@@ -36,7 +39,7 @@ from report import describe_machine, render
 from servers import REPO, BaselineProcess, VigilProcess, free_port
 
 MiB = 1024 * 1024
-SCENARIOS = ("ingest", "pipeline", "latency", "overload", "dedupe", "templates", "nab")
+SCENARIOS = ("ingest", "pipeline", "latency", "overload", "scaled", "dedupe", "templates", "nab")
 
 
 @dataclass(frozen=True)
@@ -293,6 +296,8 @@ def main() -> None:
                 results["latency"] = scenario_latency(plan, tmp)
             elif name == "overload":
                 results["overload"] = scenario_overload(plan, tmp)
+            elif name == "scaled":
+                results["scaled"] = scaled.run(scaled.Plan(), tmp / "scaled")
             elif name == "dedupe":
                 results["dedupe"] = json.loads(_script("dedupe_storm.py"))
             elif name == "templates":

@@ -22,6 +22,7 @@ from vigil.bus.client import Bus
 from vigil.bus.server import ManagedNatsServer
 from vigil.config_apply import apply_config
 from vigil.config_file import load_config_file
+from vigil.detect.service import Detector
 from vigil.http_server import HttpServer
 from vigil.pipeline.agent_workers import AgentWorkers
 from vigil.pipeline.config import ConfigCache
@@ -174,6 +175,8 @@ class Runtime:
             self._started.append(_Closing(agents.llm.aclose))
         await self._start(AgentWorkers(self.bus, self.store, config, ledger, agents))
         await self._start(Router(self.bus, config, templates))
+        if self.settings.detect.enabled:
+            await self._start(Detector(self.bus, self.store, self.settings.detect))
 
     def ports(self) -> dict[str, int]:
         servers = {

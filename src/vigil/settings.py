@@ -53,6 +53,30 @@ class BusSettings(BaseModel):
         return value
 
 
+class DetectSettings(BaseModel):
+    """The detector: windows over request facts, baselines, signals, incidents."""
+
+    enabled: bool = True
+    from_records: bool = Field(
+        default=False,
+        description="Also read request/response facts from log records (seed 001's style); costs a second read of every record.",
+    )
+    window_s: float = Field(default=60.0, gt=0, description="Tumbling window size.")
+    allowed_lateness_s: float = Field(
+        default=10.0, ge=0, description="Late data accepted after a window's end."
+    )
+    idle_grace_s: float = Field(
+        default=60.0, ge=0, description="How long a quiet service's last window waits for stragglers."
+    )
+    quiet_period_s: float = Field(
+        default=600.0, gt=0, description="An incident resolves after this long quiet."
+    )
+    cooldown_s: float = Field(
+        default=1800.0, ge=0, description="A resolved incident that recurs within this reopens."
+    )
+    save_every_s: float = Field(default=10.0, gt=0, description="How often baselines are saved.")
+
+
 class LlmSettings(BaseModel):
     """The model behind `engine: llm` of built-in agents. Unset provider or model: rules only."""
 
@@ -101,6 +125,7 @@ class Settings(BaseSettings):
 
     bus: BusSettings = Field(default_factory=BusSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    detect: DetectSettings = Field(default_factory=DetectSettings)
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "console"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import grpc
@@ -28,6 +28,18 @@ from vigil.bus.topology import DETECTOR_CONSUMER, RECORDS_STREAM, SPANS_STREAM
 from vigil.errors import InvalidPayload, PayloadTooLarge
 from vigil.otlp import TRACES, count_items, decode, split_for_bus
 from vigil.runtime import Runtime
+
+
+@pytest.fixture
+async def vigil(tmp_path: Path) -> AsyncIterator[VigilHandle]:
+    """No detector runs here, so what the receivers stored stays on the spans stream to be read."""
+    runtime = Runtime(make_settings(tmp_path / "vigil", detect={"enabled": False}))
+    await runtime.start()
+    handle = VigilHandle(runtime)
+    yield handle
+    await handle.close()
+    await runtime.shutdown()
+
 
 MiB = 1024 * 1024
 JSON = {"Content-Type": "application/json"}
@@ -62,17 +74,27 @@ def traces_export(
 
 
 def json_traces(span: dict[str, object]) -> bytes:
-    return orjson.dumps({
-        "resourceSpans": [{
-            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "checkout"}}]},
-            "scopeSpans": [{"scope": {"name": "manual"}, "spans": [span]}],
-        }]
-    })
+    return orjson.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {
+                        "attributes": [{"key": "service.name", "value": {"stringValue": "checkout"}}]
+                    },
+                    "scopeSpans": [{"scope": {"name": "manual"}, "spans": [span]}],
+                }
+            ]
+        }
+    )
 
 
-def channel_export(channel: grpc.aio.Channel) -> grpc.aio.UnaryUnaryMultiCallable[bytes, ExportTraceServiceResponse]:
+def channel_export(
+    channel: grpc.aio.Channel,
+) -> grpc.aio.UnaryUnaryMultiCallable[bytes, ExportTraceServiceResponse]:
     return channel.unary_unary(
-        TRACE_EXPORT, request_serializer=lambda b: b, response_deserializer=ExportTraceServiceResponse.FromString
+        TRACE_EXPORT,
+        request_serializer=lambda b: b,
+        response_deserializer=ExportTraceServiceResponse.FromString,
     )
 
 
@@ -95,7 +117,9 @@ async def stored(vigil: VigilHandle) -> list[tuple[str, ExportTraceServiceReques
     return messages
 
 
-def stored_spans(messages: list[tuple[str, ExportTraceServiceRequest]]) -> list[tuple[str, str, bytes, bytes, bytes]]:
+def stored_spans(
+    messages: list[tuple[str, ExportTraceServiceRequest]],
+) -> list[tuple[str, str, bytes, bytes, bytes]]:
     """(service, name, trace id, span id, parent span id) of every stored span."""
     return [
         (service_name(rs.resource.attributes), s.name, s.trace_id, s.span_id, s.parent_span_id)
@@ -199,7 +223,9 @@ async def test_json_traces_hex_ids_become_the_right_bytes(vigil: VigilHandle) ->
         "events": [{"name": "retry", "timeUnixNano": "1700000000100000000"}],
         "links": [{"traceId": LINK_TRACE_HEX, "spanId": LINK_SPAN_HEX}],
     }
-    response = await vigil.receiver.post("/v1/traces", content=json_traces(span), headers={**JSON, "X-API-Key": key})
+    response = await vigil.receiver.post(
+        "/v1/traces", content=json_traces(span), headers={**JSON, "X-API-Key": key}
+    )
     assert response.status_code == 200, response.text
     assert response.json() == {}
     assert response.headers["content-type"] == "application/json"
@@ -209,7 +235,10 @@ async def test_json_traces_hex_ids_become_the_right_bytes(vigil: VigilHandle) ->
     assert got.trace_id == bytes.fromhex(TRACE_HEX)
     assert got.span_id == bytes.fromhex(SPAN_HEX)
     assert got.parent_span_id == bytes.fromhex(PARENT_HEX)
-    assert (got.links[0].trace_id, got.links[0].span_id) == (bytes.fromhex(LINK_TRACE_HEX), bytes.fromhex(LINK_SPAN_HEX))
+    assert (got.links[0].trace_id, got.links[0].span_id) == (
+        bytes.fromhex(LINK_TRACE_HEX),
+        bytes.fromhex(LINK_SPAN_HEX),
+    )
     assert got.kind == Span.SPAN_KIND_CLIENT
     assert (got.status.code, got.status.message) == (Status.STATUS_CODE_ERROR, "card declined")
     assert got.end_time_unix_nano - got.start_time_unix_nano == 500_000_000
@@ -220,7 +249,9 @@ async def test_gzip_protobuf_is_accepted_with_an_otlp_response(vigil: VigilHandl
     project_id, key = await vigil.project_with_key()
     raw = traces_export(("checkout", ["a", "b", "c"])).SerializeToString()
     response = await vigil.receiver.post(
-        "/v1/traces", content=gzip.compress(raw), headers={**PROTOBUF, "Content-Encoding": "gzip", "X-API-Key": key}
+        "/v1/traces",
+        content=gzip.compress(raw),
+        headers={**PROTOBUF, "Content-Encoding": "gzip", "X-API-Key": key},
     )
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/x-protobuf"
@@ -246,7 +277,9 @@ async def test_malformed_traces_are_refused_and_nothing_is_stored(vigil: VigilHa
         (b"hello", {"Content-Type": "text/plain"}, "unsupported Content-Type"),
     ]
     for body, headers, message in cases:
-        response = await vigil.receiver.post("/v1/traces", content=body, headers={**headers, "X-API-Key": key})
+        response = await vigil.receiver.post(
+            "/v1/traces", content=body, headers={**headers, "X-API-Key": key}
+        )
         assert response.status_code == 400, (body[:40], response.text)
         assert response.json()["error"] == "invalid_payload"
         assert message in response.json()["message"], response.json()
@@ -271,7 +304,9 @@ async def test_missing_or_wrong_key_is_refused(vigil: VigilHandle) -> None:
                 await export(body, metadata=metadata)
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert await last_sequence(vigil) == 0
-        assert await export(body, metadata=(("authorization", f"Bearer {key}"),)) == ExportTraceServiceResponse()
+        assert (
+            await export(body, metadata=(("authorization", f"Bearer {key}"),)) == ExportTraceServiceResponse()
+        )
     assert await last_sequence(vigil) == 1
 
 
@@ -279,7 +314,9 @@ async def test_a_retried_export_is_stored_once(vigil: VigilHandle) -> None:
     _, key = await vigil.project_with_key()
     body = traces_export(("checkout", ["same request, sent again"])).SerializeToString()
     for _ in range(3):
-        response = await vigil.receiver.post("/v1/traces", content=body, headers={**PROTOBUF, "X-API-Key": key})
+        response = await vigil.receiver.post(
+            "/v1/traces", content=body, headers={**PROTOBUF, "X-API-Key": key}
+        )
         assert response.status_code == 200
     async with grpc.aio.insecure_channel(vigil.grpc_target) as channel:
         await channel_export(channel)(body, metadata=(("x-api-key", key),))
@@ -305,7 +342,10 @@ async def test_an_export_bigger_than_a_bus_message_is_split(vigil: VigilHandle) 
 
 @pytest.fixture
 async def small_spans_vigil(tmp_path: Path):  # type: ignore[no-untyped-def]
-    runtime = Runtime(make_settings(tmp_path / "vigil", bus={"spans_max_bytes": MiB}))
+    # No detector: nothing drains the spans stream, so it fills.
+    runtime = Runtime(
+        make_settings(tmp_path / "vigil", bus={"spans_max_bytes": MiB}, detect={"enabled": False})
+    )
     await runtime.start()
     handle = VigilHandle(runtime)
     yield handle
@@ -320,7 +360,9 @@ async def test_a_full_spans_stream_answers_429_and_resource_exhausted(small_span
     shed = None
     for i in range(50):
         body = traces_export(("checkout", [f"{i}-{n}" for n in range(100)]), padding=1000).SerializeToString()
-        response = await vigil.receiver.post("/v1/traces", content=body, headers={**PROTOBUF, "X-API-Key": key})
+        response = await vigil.receiver.post(
+            "/v1/traces", content=body, headers={**PROTOBUF, "X-API-Key": key}
+        )
         statuses.append(response.status_code)
         if response.status_code != 200:
             shed = response
@@ -336,7 +378,9 @@ async def test_a_full_spans_stream_answers_429_and_resource_exhausted(small_span
             body = traces_export(("checkout", ["more"] * 100), padding=1000).SerializeToString()
             await channel_export(channel)(body, metadata=(("x-api-key", key),))
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    status = status_pb2.Status.FromString(dict(refused.value.trailing_metadata() or ())["grpc-status-details-bin"])
+    status = status_pb2.Status.FromString(
+        dict(refused.value.trailing_metadata() or ())["grpc-status-details-bin"]
+    )
     retry = error_details_pb2.RetryInfo()
     assert status.details[0].Unpack(retry)
     assert retry.retry_delay.seconds >= 1
@@ -352,16 +396,32 @@ async def test_a_full_spans_stream_answers_429_and_resource_exhausted(small_span
 
 
 def test_json_snake_case_keys_and_ids_are_accepted() -> None:
-    body = orjson.dumps({
-        "resource_spans": [{"scope_spans": [{"spans": [{
-            "trace_id": TRACE_HEX, "span_id": SPAN_HEX, "parent_span_id": PARENT_HEX,
-            "links": [{"trace_id": LINK_TRACE_HEX, "span_id": LINK_SPAN_HEX}],
-        }]}]}]
-    })
+    body = orjson.dumps(
+        {
+            "resource_spans": [
+                {
+                    "scope_spans": [
+                        {
+                            "spans": [
+                                {
+                                    "trace_id": TRACE_HEX,
+                                    "span_id": SPAN_HEX,
+                                    "parent_span_id": PARENT_HEX,
+                                    "links": [{"trace_id": LINK_TRACE_HEX, "span_id": LINK_SPAN_HEX}],
+                                }
+                            ]
+                        }
+                    ]
+                }
+            ]
+        }
+    )
     decoded = decode(TRACES, body, "application/json")
     span = decoded.request.resource_spans[0].scope_spans[0].spans[0]
     assert (span.trace_id, span.span_id, span.parent_span_id) == (
-        bytes.fromhex(TRACE_HEX), bytes.fromhex(SPAN_HEX), bytes.fromhex(PARENT_HEX)
+        bytes.fromhex(TRACE_HEX),
+        bytes.fromhex(SPAN_HEX),
+        bytes.fromhex(PARENT_HEX),
     )
     assert span.links[0].trace_id == bytes.fromhex(LINK_TRACE_HEX)
     assert decoded.records == 1

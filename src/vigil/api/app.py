@@ -288,6 +288,34 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
         await store.get_project(project_id)
         return await store.counts(project_id)
 
+    @api.get("/projects/{project_id}/incidents", tags=["incidents"])
+    async def list_incidents(
+        project_id: str,
+        status: Annotated[str | None, Query(pattern="^(open|resolved)$")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        """Incidents, most recently updated first, without their signals and timeline."""
+        await store.get_project(project_id)
+        rows = await store.list_incidents(project_id, status=status, limit=limit)
+        summary = (
+            "id",
+            "title",
+            "severity",
+            "status",
+            "services",
+            "opened_at",
+            "updated_at",
+            "resolved_at",
+            "reopened",
+        )
+        return [{key: row.body.get(key) for key in summary} for row in rows]
+
+    @api.get("/projects/{project_id}/incidents/{incident_id}", tags=["incidents"])
+    async def get_incident(project_id: str, incident_id: str) -> dict[str, Any]:
+        """One incident with its signals (each with its evidence) and its timeline."""
+        body: dict[str, Any] = (await store.get_incident(project_id, incident_id)).body
+        return body
+
     @api.get("/projects/{project_id}/llm-usage", tags=["projects"])
     async def llm_usage(project_id: str) -> dict[str, Any]:
         """Tokens the LLM engine spent for the project today and per incident, and what is left."""

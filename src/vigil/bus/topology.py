@@ -34,6 +34,7 @@ SPANS_STREAM = "VIGIL_SPANS"
 ROUTER_CONSUMER = "router"
 SINK_ROUTER_CONSUMER = "sink-router"
 DETECTOR_CONSUMER = "detector"
+DETECTOR_RECORDS_CONSUMER = "detector-records"
 CONFIG_SUBJECT = "vigil.control.config"
 
 
@@ -127,6 +128,17 @@ class Topology:
             SPANS_STREAM,
             DETECTOR_CONSUMER,
             "vigil.spans.>",
+            max_pending=64,
+            max_deliver=self.settings.max_deliver,
+        )
+
+    def detector_records_consumer(self) -> ConsumerSpec:
+        """Created by the detector when it starts, so records never wait on a detector that no
+        deployment runs."""
+        return self._consumer(
+            RECORDS_STREAM,
+            DETECTOR_RECORDS_CONSUMER,
+            "vigil.records.>",
             max_pending=64,
             max_deliver=self.settings.max_deliver,
         )

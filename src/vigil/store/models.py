@@ -116,3 +116,27 @@ class TemplateState(Base):
     project_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     state: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime]
+
+
+class IncidentRow(Base):
+    """An incident as the detector last saw it; `body` is the whole incident (signals, timeline)."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_project_updated", "project_id", "updated_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    body: Mapped[dict[str, Any]]
+
+
+class DetectorState(Base):
+    __tablename__ = "detector_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]

@@ -17,7 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from vigil.errors import Conflict, NotFound
 from vigil.specs import PipelineSpec
 from vigil.store.db import session_factory
-from vigil.store.models import ApiKey, Batch, DeadLetter, Output, Pipeline, Project, Sink, TemplateState
+from vigil.store.models import (
+    ApiKey,
+    Batch,
+    DeadLetter,
+    DetectorState,
+    IncidentRow,
+    Output,
+    Pipeline,
+    Project,
+    Sink,
+    TemplateState,
+)
 
 KEY_PREFIX = "vgl_"
 
@@ -322,6 +333,60 @@ class Store:
                 else:
                     row.state, row.updated_at = state, utcnow()
             await s.commit()
+
+    # detection
+
+    async def load_detector_state(self) -> dict[str, Any] | None:
+        async with self.session() as s:
+            row = await s.get(DetectorState, "detector")
+            return row.state if row is not None else None
+
+    async def save_detector_state(self, state: dict[str, Any]) -> None:
+        async with self.session() as s:
+            row = await s.get(DetectorState, "detector")
+            if row is None:
+                s.add(DetectorState(key="detector", state=state, updated_at=utcnow()))
+            else:
+                row.state, row.updated_at = state, utcnow()
+            await s.commit()
+
+    async def save_incidents(self, incidents: Sequence[Any]) -> None:
+        """Upsert incidents (`vigil.detect.incidents.Incident`), newest snapshot wins."""
+        async with self.session() as s:
+            for incident in incidents:
+                body = incident.model_dump(mode="json")
+                values = {
+                    "project_id": incident.project,
+                    "status": incident.status,
+                    "severity": str(incident.severity),
+                    "title": incident.title,
+                    "opened_at": datetime.fromtimestamp(incident.opened_at, UTC),
+                    "updated_at": datetime.fromtimestamp(incident.updated_at, UTC),
+                    "body": body,
+                }
+                row = await s.get(IncidentRow, incident.id)
+                if row is None:
+                    s.add(IncidentRow(id=incident.id, **values))
+                else:
+                    for key, value in values.items():
+                        setattr(row, key, value)
+            await s.commit()
+
+    async def list_incidents(
+        self, project_id: str, *, status: str | None, limit: int
+    ) -> Sequence[IncidentRow]:
+        async with self.session() as s:
+            query = select(IncidentRow).where(IncidentRow.project_id == project_id)
+            if status is not None:
+                query = query.where(IncidentRow.status == status)
+            return (await s.scalars(query.order_by(IncidentRow.updated_at.desc()).limit(limit))).all()
+
+    async def get_incident(self, project_id: str, incident_id: str) -> IncidentRow:
+        async with self.session() as s:
+            row = await s.get(IncidentRow, incident_id)
+        if row is None or row.project_id != project_id:
+            raise NotFound(f"no incident {incident_id!r} in project {project_id!r}")
+        return row
 
     # dead letters
 

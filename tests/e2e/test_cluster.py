@@ -9,14 +9,12 @@ import asyncio
 import itertools
 import re
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import httpx
 import nats
 import pytest
@@ -25,30 +23,17 @@ from tests.cluster import NatsCluster
 from tests.conftest import ADMIN_TOKEN
 from tests.doubles.agent import AgentServer
 from tests.logs_factory import PROTOBUF, export_bytes
+from tests.postgres import fresh_database
 from tests.process import VigilProcess
 from vigil.bus.topology import BATCHES_STREAM, RECORDS_STREAM, agent_consumer_name
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 PIPELINE = "errors"
-
-
-async def _postgres(statement: str) -> None:
-    connection = await asyncpg.connect(POSTGRES, timeout=5)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 @pytest.fixture
 def database_url() -> Iterator[str]:
-    name = f"vigil_{uuid.uuid4().hex[:10]}"
-    try:
-        asyncio.run(_postgres(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL is not usable at 127.0.0.1:5432: {exc}")
-    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    asyncio.run(_postgres(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,11 +4,9 @@ process, sharing one NATS server and one database, configured at run time throug
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
@@ -16,11 +14,10 @@ from tests.conftest import ADMIN_TOKEN
 from tests.doubles.agent import AgentServer
 from tests.doubles.webhook_receiver import WebhookReceiver
 from tests.logs_factory import PROTOBUF, export_bytes
+from tests.postgres import fresh_database
 from tests.process import VigilProcess
 from vigil.bus.server import ManagedNatsServer
 from vigil.settings import BusSettings
-
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
@@ -31,26 +28,13 @@ async def nats_url(tmp_path: Path) -> AsyncIterator[str]:
     await server.shutdown()
 
 
-async def _postgres(statement: str) -> None:
-    connection = await asyncpg.connect(POSTGRES, timeout=5)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
         return
-    name = f"vigil_{uuid.uuid4().hex[:10]}"
-    try:
-        asyncio.run(_postgres(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL is not usable at 127.0.0.1:5432: {exc}")
-    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    asyncio.run(_postgres(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with fresh_database() as url:
+        yield url
 
 
 async def test_separate_services_deliver_end_to_end(tmp_path: Path, nats_url: str, database_url: str) -> None:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from alembic import command
 
+from tests.postgres import fresh_database
 from vigil.store.db import alembic_config, upgrade
-
-POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def test_sqlite_migrations_match_the_models(tmp_path: Path) -> None:
@@ -24,25 +21,10 @@ def test_sqlite_migrations_match_the_models(tmp_path: Path) -> None:
     asyncio.run(upgrade(url))
 
 
-async def _admin(statement: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN, timeout=5)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture
 def postgres_database() -> Iterator[str]:
-    name = f"vigil_{uuid.uuid4().hex[:10]}"
-    try:
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL is not usable at 127.0.0.1:5432: {exc}")
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with fresh_database() as url:
+        yield url
 
 
 def test_postgres_migrations_match_the_models(postgres_database: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,10 @@ class VigilHandle:
         await self.receiver.aclose()
 
 
-@pytest.fixture
-async def vigil(tmp_path: Path) -> AsyncIterator[VigilHandle]:
-    runtime = Runtime(make_settings(tmp_path / "vigil"))
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[VigilHandle]:
+    """A runtime started with `settings`, stopped when the block ends."""
+    runtime = Runtime(settings)
     await runtime.start()
     handle = VigilHandle(runtime)
     try:
@@ -67,3 +69,9 @@ async def vigil(tmp_path: Path) -> AsyncIterator[VigilHandle]:
     finally:
         await handle.close()
         await runtime.shutdown()
+
+
+@pytest.fixture
+async def vigil(tmp_path: Path) -> AsyncIterator[VigilHandle]:
+    async with running(make_settings(tmp_path / "vigil")) as handle:
+        yield handle

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from opentelemetry.trace import SpanKind
 
-from tests.conftest import VigilHandle, make_settings
+from tests.conftest import VigilHandle, make_settings, running
 from tests.otel import OtelTraces, span_exporter
-from vigil.runtime import Runtime
 
 
 @pytest.fixture
@@ -21,12 +20,8 @@ async def fast_windows(tmp_path: Path) -> AsyncIterator[VigilHandle]:
     settings = make_settings(
         tmp_path / "vigil", detect={"window_s": 1.0, "allowed_lateness_s": 0.2, "idle_grace_s": 0.5}
     )
-    runtime = Runtime(settings)
-    await runtime.start()
-    handle = VigilHandle(runtime)
-    yield handle
-    await handle.close()
-    await runtime.shutdown()
+    async with running(settings) as handle:
+        yield handle
 
 
 def checkout_request(traces: OtelTraces, start_ns: int, duration_ms: float, queries: int) -> None:

@@ -8,10 +8,9 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from tests.conftest import VigilHandle, make_settings
+from tests.conftest import VigilHandle, make_settings, running
 from tests.doubles.agent import AgentServer
 from tests.logs_factory import PROTOBUF, export_bytes
-from vigil.runtime import Runtime
 
 MiB = 1024 * 1024
 
@@ -22,15 +21,13 @@ async def small_vigil(tmp_path: Path):  # type: ignore[no-untyped-def]
         tmp_path / "vigil",
         bus={"records_max_bytes": MiB, "batches_max_bytes": MiB, "router_max_pending": 4},
     )
-    runtime = Runtime(settings)
-    await runtime.start()
-    handle = VigilHandle(runtime)
-    yield handle
-    await handle.close()
-    await runtime.shutdown()
+    async with running(settings) as handle:
+        yield handle
 
 
-async def test_full_bus_answers_429_with_retry_after_and_grpc_resource_exhausted(small_vigil: VigilHandle) -> None:
+async def test_full_bus_answers_429_with_retry_after_and_grpc_resource_exhausted(
+    small_vigil: VigilHandle,
+) -> None:
     vigil = small_vigil
     project_id, key = await vigil.project_with_key()
     with AgentServer() as probe:
@@ -55,7 +52,8 @@ async def test_full_bus_answers_429_with_retry_after_and_grpc_resource_exhausted
 
     async with grpc.aio.insecure_channel(vigil.grpc_target) as channel:
         export = channel.unary_unary(
-            "/opentelemetry.proto.collector.logs.v1.LogsService/Export", request_serializer=lambda b: b,
+            "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+            request_serializer=lambda b: b,
         )
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await export(export_bytes("svc", ["y" * 300] * 400), metadata=(("x-api-key", key),))

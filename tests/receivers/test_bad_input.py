@@ -30,12 +30,21 @@ async def test_malformed_and_oversized_bodies_are_refused(vigil: VigilHandle) ->
         (b"\xff\xff\xff\x00garbage", PROTOBUF, 400, "invalid_payload"),
         (b'{"resourceLogs": [', {"Content-Type": "application/json"}, 400, "invalid_payload"),
         (b'{"resourceLogs": {"oops": 1}}', {"Content-Type": "application/json"}, 400, "invalid_payload"),
-        (b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"traceId": "xyz"}]}]}]}',
-         {"Content-Type": "application/json"}, 400, "invalid_payload"),
+        (
+            b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"traceId": "xyz"}]}]}]}',
+            {"Content-Type": "application/json"},
+            400,
+            "invalid_payload",
+        ),
         (b"hello", {"Content-Type": "text/plain"}, 400, "invalid_payload"),
         (b"not gzip", {**PROTOBUF, "Content-Encoding": "gzip"}, 400, "invalid_payload"),
         (b"x" * (17 * 1024 * 1024), PROTOBUF, 413, "payload_too_large"),
-        (gzip.compress(b"\x00" * (17 * 1024 * 1024)), {**PROTOBUF, "Content-Encoding": "gzip"}, 413, "payload_too_large"),
+        (
+            gzip.compress(b"\x00" * (17 * 1024 * 1024)),
+            {**PROTOBUF, "Content-Encoding": "gzip"},
+            413,
+            "payload_too_large",
+        ),
     ]
     for body, extra, status, code in cases:
         response = await vigil.receiver.post("/v1/logs", content=body, headers={**headers, **extra})
@@ -44,7 +53,9 @@ async def test_malformed_and_oversized_bodies_are_refused(vigil: VigilHandle) ->
         assert response.json()["message"]
     assert await last_sequence(vigil) == before
 
-    ok = await vigil.receiver.post("/v1/logs", content=export_bytes("svc", ["fine"]), headers={**headers, **PROTOBUF})
+    ok = await vigil.receiver.post(
+        "/v1/logs", content=export_bytes("svc", ["fine"]), headers={**headers, **PROTOBUF}
+    )
     assert ok.status_code == 200
     assert ExportLogsServiceResponse.FromString(ok.content) == ExportLogsServiceResponse()
     assert await last_sequence(vigil) == before + 1
@@ -53,11 +64,18 @@ async def test_malformed_and_oversized_bodies_are_refused(vigil: VigilHandle) ->
 async def test_keys_missing_wrong_and_revoked(vigil: VigilHandle) -> None:
     project_id, key = await vigil.project_with_key()
     body = export_bytes("svc", ["hello"])
-    for headers in ({}, {"X-API-Key": "vgl_wrong"}, {"Authorization": "Bearer vgl_wrong"}, {"Authorization": "Basic abc"}):
+    for headers in (
+        {},
+        {"X-API-Key": "vgl_wrong"},
+        {"Authorization": "Bearer vgl_wrong"},
+        {"Authorization": "Basic abc"},
+    ):
         response = await vigil.receiver.post("/v1/logs", content=body, headers={**PROTOBUF, **headers})
         assert response.status_code == 401
         assert response.json()["error"] == "unauthorized"
-    bearer = await vigil.receiver.post("/v1/logs", content=body, headers={**PROTOBUF, "Authorization": f"Bearer {key}"})
+    bearer = await vigil.receiver.post(
+        "/v1/logs", content=body, headers={**PROTOBUF, "Authorization": f"Bearer {key}"}
+    )
     assert bearer.status_code == 200
 
     keys = (await vigil.api.get(f"/api/v1/projects/{project_id}/api-keys")).json()
@@ -105,20 +123,33 @@ async def test_a_retried_export_is_stored_once(vigil: VigilHandle) -> None:
 async def test_json_export_is_accepted(vigil: VigilHandle) -> None:
     _, key = await vigil.project_with_key()
     body = {
-        "resourceLogs": [{
-            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
-            "scopeLogs": [{"logRecords": [{
-                "timeUnixNano": "1700000000000000000", "severityNumber": 17, "severityText": "ERROR",
-                "body": {"stringValue": "boom"}, "traceId": "5b8efff798038103d269b633813fc60c",
-                "spanId": "eee19b7ec3c1b174",
-            }]}],
-        }]
+        "resourceLogs": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+                "scopeLogs": [
+                    {
+                        "logRecords": [
+                            {
+                                "timeUnixNano": "1700000000000000000",
+                                "severityNumber": 17,
+                                "severityText": "ERROR",
+                                "body": {"stringValue": "boom"},
+                                "traceId": "5b8efff798038103d269b633813fc60c",
+                                "spanId": "eee19b7ec3c1b174",
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
     }
     response = await vigil.receiver.post("/v1/logs", json=body, headers={"X-API-Key": key})
     assert response.status_code == 200
     assert response.json() == {}
     empty = await vigil.receiver.post(
-        "/v1/logs", content=ExportLogsServiceRequest().SerializeToString(), headers={**PROTOBUF, "X-API-Key": key}
+        "/v1/logs",
+        content=ExportLogsServiceRequest().SerializeToString(),
+        headers={**PROTOBUF, "X-API-Key": key},
     )
     assert empty.status_code == 200
 
@@ -132,10 +163,22 @@ async def test_agent_output_checks_key_request_id_and_body(vigil: VigilHandle) -
 
     project_one = (await vigil.api.get("/api/v1/projects")).json()[0]["id"]
     now = utcnow()
-    await vigil.runtime.store.add_batches([
-        Batch(request_id="req-1", project_id=project_one, pipeline="errors", record_count=1, records=[{}],
-              status="delivered", attempts=1, last_error=None, created_at=now, updated_at=now)
-    ])
+    await vigil.runtime.store.add_batches(
+        [
+            Batch(
+                request_id="req-1",
+                project_id=project_one,
+                pipeline="errors",
+                record_count=1,
+                records=[{}],
+                status="delivered",
+                attempts=1,
+                last_error=None,
+                created_at=now,
+                updated_at=now,
+            )
+        ]
+    )
     good = {"request_id": "req-1", "payload": {"summary": "ok"}}
     cases = [
         ({}, good, 401, "unauthorized"),

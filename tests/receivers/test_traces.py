@@ -21,24 +21,19 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from tests.conftest import VigilHandle, make_settings
+from tests.conftest import VigilHandle, make_settings, running
 from tests.logs_factory import PROTOBUF, export_bytes
 from tests.otel import OtelTraces, span_exporter
 from vigil.bus.topology import DETECTOR_CONSUMER, RECORDS_STREAM, SPANS_STREAM
 from vigil.errors import InvalidPayload, PayloadTooLarge
 from vigil.otlp import TRACES, count_items, decode, split_for_bus
-from vigil.runtime import Runtime
 
 
 @pytest.fixture
 async def vigil(tmp_path: Path) -> AsyncIterator[VigilHandle]:
     """No detector runs here, so what the receivers stored stays on the spans stream to be read."""
-    runtime = Runtime(make_settings(tmp_path / "vigil", detect={"enabled": False}))
-    await runtime.start()
-    handle = VigilHandle(runtime)
-    yield handle
-    await handle.close()
-    await runtime.shutdown()
+    async with running(make_settings(tmp_path / "vigil", detect={"enabled": False})) as handle:
+        yield handle
 
 
 MiB = 1024 * 1024
@@ -343,14 +338,9 @@ async def test_an_export_bigger_than_a_bus_message_is_split(vigil: VigilHandle) 
 @pytest.fixture
 async def small_spans_vigil(tmp_path: Path):  # type: ignore[no-untyped-def]
     # No detector: nothing drains the spans stream, so it fills.
-    runtime = Runtime(
-        make_settings(tmp_path / "vigil", bus={"spans_max_bytes": MiB}, detect={"enabled": False})
-    )
-    await runtime.start()
-    handle = VigilHandle(runtime)
-    yield handle
-    await handle.close()
-    await runtime.shutdown()
+    settings = make_settings(tmp_path / "vigil", bus={"spans_max_bytes": MiB}, detect={"enabled": False})
+    async with running(settings) as handle:
+        yield handle
 
 
 async def test_a_full_spans_stream_answers_429_and_resource_exhausted(small_spans_vigil: VigilHandle) -> None:

@@ -315,7 +315,7 @@ def _latency(runs: list[dict[str, Any]], targets: list[tuple[str, str, str, bool
                     (
                         f"p99 {_ms(run['p99_ms'])}, p50 {_ms(run['p50_ms'])}"
                         if run["received_records"] >= run["sent_records"]
-                        else f"only {_n(run['received_records'])} of {_n(run['sent_records'])} records arrived"
+                        else f"only {_n(run['received_records'])} of {_n(run['sent_records'])} accepted records arrived"
                         f" (those in a median {_ms(run['delivered_p50_ms'])})"
                     ),
                     ok,
@@ -366,7 +366,7 @@ send time, same clock. "Delivery attempt / capacity" is the mean time of one del
 deliver at that pace: concurrency / attempt time x records per batch. Records not delivered within {first["straggler_wait_s"]:.0f} s after the run count as
 infinitely late, so a backlog cannot hide in the percentiles.
 
-| Pipeline | p50 | p90 | p99 | max | Received / sent | Delivered records: p50 / max | Batches (mean records) | Delivery attempt / capacity (records/s) | p99 ≤ max_wait_ms + 100 | CPU (cores) | Load before |
+| Pipeline | p50 | p90 | p99 | max | Received / accepted (answered 200) | Delivered records: p50 / max | Batches (mean records) | Delivery attempt / capacity (records/s) | p99 ≤ max_wait_ms + 100 | CPU (cores) | Load before |
 |---|---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 {explanation}"""

@@ -58,7 +58,6 @@ ProviderName = Literal["openai", "anthropic", "gemini"]
 
 DEFAULT_AGENT = "vigil-sdk"
 TIMEOUT_ENV = "AI_TIMEOUT_SECONDS"
-DEFAULT_TIMEOUT_S = 30.0
 
 # Per provider, in the order `llm_config_from_env` looks for them: key, model and base URL
 # variables, and the model used when the model variable is unset.

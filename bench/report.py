@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -93,9 +94,7 @@ def _cores(cores: dict[str, float]) -> str:
     return ", ".join(f"{name} {value:.2f}" for name, value in cores.items())
 
 
-def render(results: dict[str, Any]) -> tuple[str, str]:
-    machine = results["machine"]
-    targets: list[tuple[str, str, str, bool]] = []
+def _sections(results: dict[str, Any], targets: list[tuple[str, str, str, bool]]) -> list[str]:
     sections: list[str] = []
     if "ingest" in results:
         sections.append(_ingest(results["ingest"], targets))
@@ -113,6 +112,15 @@ def render(results: dict[str, Any]) -> tuple[str, str]:
         sections.append(_nab(results["nab"]))
     if "scaled" in results:
         sections.append(_scaled(results["scaled"], targets))
+    if "detection" in results:
+        sections.append(_detection(results["detection"]))
+    return sections
+
+
+def render(results: dict[str, Any]) -> tuple[str, str]:
+    machine = results["machine"]
+    targets: list[tuple[str, str, str, bool]] = []
+    sections = _sections(results, targets)
 
     table = ["| Requirement | Target | Measured | Result |", "|---|---|---|---|"]
     table += [
@@ -150,10 +158,56 @@ the ones under test took during its measurement window ("other processes", in co
 `/proc/stat` and `/proc/<pid>/stat`). A large "other processes" share means the number is low.
 """
     document = head + "\n" + "\n".join(sections) + _design()
-    summary = "\n".join(
+    return document, _summary(targets)
+
+
+def _summary(targets: list[tuple[str, str, str, bool]]) -> str:
+    return "\n".join(
         f"{name:<48} {measured:<36} {'PASS' if ok else 'MISS'}" for name, _, measured, ok in targets
     )
-    return document, summary
+
+
+_HEADING = re.compile(r"^## ([a-z]\.|Why )", re.M)
+
+
+def splice(existing: str, results: dict[str, Any]) -> tuple[str, str]:
+    """`existing` (a page written by a full run) with only the sections of the scenarios in
+    `results` replaced, or added before "Why the design gets there"; their rows of the summary
+    table are replaced or added too. Everything else, the machine table included, is kept."""
+    machine = results["machine"]
+    targets: list[tuple[str, str, str, bool]] = []
+    note = (
+        f"> This section alone was refreshed by `bench/run.py --only {','.join(results['scenarios'])}"
+        f"{' --quick' if results['quick'] else ''}` on {machine['date']} (Vigil {machine['vigil']}; load average"
+        f" {_load(machine['load_before'])} before, {_load(machine['load_after'])} after); the rest of the page is"
+        " from the run described above.\n"
+    )
+    document = existing
+    for section in _sections(results, targets):
+        body = section.strip("\n")
+        heading, _, rest = body.partition("\n")
+        body = f"{heading}\n\n{note}{rest}\n"
+        found = _HEADING.search(heading)
+        key = heading[: found.end()] if found else heading
+        starts = [m.start() for m in _HEADING.finditer(document)]
+        at = next((i for i in starts if document.startswith(key, i)), None)
+        if at is not None:
+            end = next((i for i in starts if i > at), len(document))
+            document = document[:at] + body + "\n" + document[end:]
+        else:
+            design = document.find("## Why the design gets there")
+            at = design if design >= 0 else len(document)
+            document = document[:at] + body + "\n" + document[at:]
+    for name, target, measured, ok in targets:
+        row = f"| {name} | {target} | {measured} | {_verdict(ok)} |"
+        old = re.search(rf"^\| {re.escape(name)} \|.*$", document, re.M)
+        if old is not None:
+            document = document[: old.start()] + row + document[old.end() :]
+        else:
+            last = [m for m in re.finditer(r"^\|.*\|$", document.split("## Machine")[0], re.M)]
+            if last:
+                document = document[: last[-1].end()] + "\n" + row + document[last[-1].end() :]
+    return document, _summary(targets)
 
 
 def _ingest(data: dict[str, Any], targets: list[tuple[str, str, str, bool]]) -> str:
@@ -762,6 +816,164 @@ These are linear extrapolations from per-record costs measured on one small mach
 a single records stream puts every message through one leader node, so check the NATS leader's
 CPU and disk before trusting that row.
 """
+
+
+def _detection(data: dict[str, Any]) -> str:
+    plan = data["plan"]
+    spans, records = data["spans"], data["records"]
+    rows = []
+    for label, run, unit in (("a. spans", spans, "spans"), ("b. records", records, "records")):
+        parts = run["us_per_item"]
+        rows.append(
+            f"| {label} | {_n(run['items'])} {unit} in {_n(run['messages'])} exports ({run['mean_message_bytes'] / 1000:,.0f} kB)"
+            f" | **{_n(run['items_per_s'])}** | {_n(run['facts_per_s'])} |"
+            f" {parts['parse_and_facts']:.1f} / {parts['windows_add_and_loop']:.1f} / {parts['window_close']:.1f} |"
+            f" {run['closed_windows']} ({_n(run['endpoint_windows'])}) | {run['ms_per_endpoint_window']:.2f} ms |"
+            f" {run['signals']} / {run['incident_events']} | {_cores(run['cores_used'])} | {_load(run['load_before'])} |"
+        )
+    e2e = data.get("e2e")
+    e2e_text = (
+        "End to end through `vigil up` was not run (`--no-e2e`)."
+        if e2e is None
+        else f"""**End to end through `vigil up`.** `vigil up` (a subprocess with default settings: its detector
+reads the spans stream, and the receiver, router and API share its event loop) gets
+{_n(e2e["spans"])} spans ({_plural(plan["e2e_windows"], "window")} of the same traffic, event times from a minute before the run) as
+{_n(e2e["messages"])} protobuf POSTs to `/v1/traces`, one after the other. The clock runs from the first POST until
+`vigil_detect_facts_total{{source="spans"}}` on `/metrics` has counted every span ({_n(e2e["facts_counted"])} counted):
+**{_n(e2e["spans_per_s"])} spans/s**, {e2e["spans_per_s"] / spans["items_per_s"]:.0%} of the in-process rate above. The POSTs took {e2e["posted_s"]:.1f} s of that
+time: the receiver answers on the loop that the detector keeps busy. CPU (cores):
+{_cores(e2e["cores_used"])}. Load average before: {_load(e2e["load_before"])}."""
+    )
+    mem_rows = []
+    for case in data["memory"]:
+        parts = case["reachable_parts_bytes"]
+        traced = f"{case['traced_bytes'] / MiB:,.1f}" if "traced_bytes" in case else "not run"
+        mem_rows.append(
+            f"| {_n(case['endpoints'])} | {case['history']} ({_n(case['ready_baselines'])} ready) | {case['detector_points']} |"
+            f" {case['reachable_bytes'] / MiB:,.1f} MiB | **{case['mib_per_1000']:.1f}** |"
+            f" {parts['windows'] / MiB:,.1f} / {parts['baselines'] / MiB:,.1f} / {parts['incidents'] / MiB:,.2f} |"
+            f" {traced} | {case['open_incidents']} |"
+            f" {case['state_json_bytes'] / MB:,.1f} MB, {case['save_s']:.2f} s |"
+        )
+    largest = max(data["memory"], key=lambda c: c["endpoints"])
+    small = min(data["memory"], key=lambda c: (c["endpoints"], c["history"]))
+    per_endpoint = small["reachable_parts_bytes"]["windows"] / small["endpoints"] / 1000
+    held = small.get("window_parts_bytes") or {}
+    held_text = (
+        ""
+        if not held
+        else f"\n({held['samples'] / small['endpoints'] / 1000:.1f} kB of it the sample facts, {held['sketches'] / small['endpoints'] / 1000:.1f} kB"
+        f" the sketches and {held['traces'] / small['endpoints'] / 1000:.1f} kB the trace bookkeeping, in the"
+        f" {_n(small['endpoints'])}-endpoint case)"
+    )
+    per_request_text = (
+        ""
+        if not held
+        else f": {held['traces'] / (small['endpoints'] * small['requests_per_window']):,.0f} bytes per request here, for its two"
+        " query counters and a trace -> endpoint entry in this window's map and in the previous window's\n(kept one"
+        " window longer for queries that start after their request's window)"
+    )
+    deep = [c for c in data["memory"] if c["history"] > 10]
+    deep_text = (
+        ""
+        if not deep
+        else f"\nWith {deep[0]['history']} windows closed, the detector holds {deep[0]['detector_points']} points per endpoint and the"
+        f" baselines take {deep[0]['reachable_parts_bytes']['baselines'] / deep[0]['endpoints'] / 1000:.1f} kB per endpoint, against"
+        f" {small['reachable_parts_bytes']['baselines'] / small['endpoints'] / 1000:.1f} kB after 10."
+    )
+    cross = next((c for c in data["memory"] if "traced_bytes" in c), None)
+    cross_text = (
+        ""
+        if cross is None
+        else f"\nFor {_n(cross['endpoints'])} endpoints tracemalloc was also run (the child process traces every allocation"
+        f"\nfrom before the detector is built; parts by freeing them in turn): {cross['traced_bytes'] / MiB:.1f} MiB"
+        f" against {cross['reachable_bytes'] / MiB:.1f} MiB reachable.\ntracemalloc makes the run about three times"
+        " slower, so the other cases use the object walk alone."
+    )
+    shares = {
+        name: {
+            part: value / max(1e-9, sum(run["us_per_item"].values()))
+            for part, value in run["us_per_item"].items()
+        }
+        for name, run in (("spans", spans), ("records", records))
+    }
+    return f"""
+## i. Detection path (spans and records through windows, signals and incidents)
+
+`bench/detection.py`; `.venv/bin/python bench/run.py --only detection` refreshes this section alone
+(about 2 minutes). No target is set for detection: the section reports throughput and memory.
+
+**How it is driven.** A `Detector` (`vigil.detect.service`) is constructed with no bus and a real
+SQLite store, and never started; its own consume loop (`Detector._consume`) reads the pre-built
+bus messages from an in-memory subscription (64 per fetch, as the service fetches). So every
+message takes the service's path: protobuf parse, `facts_from_span` (`Detector._span_facts`) or
+flattening and `facts_from_record` (`Detector._record_facts`, plain lines skipped on their
+attribute keys), `Windower.add`, and for every window closed `evaluate` (signals, then baselines
+learn) and `Correlator.observe` (`Detector._closed`), with incident events upserted in the store.
+What is not in the numbers: the bus (fetch and ack are free here) and the detector's 1 s tick
+(quiet-stream closes, and the state save measured below).
+
+**Traffic.** {plan["services"]} services x {plan["routes_per_service"]} routes ({spans["baselines"]} endpoints, counting those of the HTTP client
+calls), each route {plan["requests_per_window"]} requests per {data["window_s"]:.0f} s window (Vigil's default window, lateness 10 s), in event time
+over {plan["span_windows"]} windows for spans and {plan["record_windows"]} for records, so windows close as the stream's own watermark
+passes and baselines are ready (10 windows) before the last ones. Spans: per request a server
+span (half of the services with current semantic conventions and `http.route`, half with the old
+names and only `http.target`, which is normalised), 0 to 4 database client spans with literal
+values in `db.statement` / `db.query.text` (normalised to their shape), and for one route in ten
+an HTTP call to another service: {spans["items"] / spans["requests"]:.1f} spans per request on average, in exports
+of at most {plan["spans_per_export"]} spans from one service (an SDK's batch). Records: {plan["records_per_export"]:,}-record exports
+from one service, {plan["plain_share"]:.0%} plain log lines (body and logger/thread attributes, no request keys) and {1 - plan["plain_share"]:.0%} request/response records (method, route or
+target, status code and a duration attribute). In the last two windows one route is 8x slower
+and one fails 20% of its requests; one route runs the same query 30 times per request (N+1) in
+every window: those make the signals and incident events counted below.
+
+| Path | Input (mean export size) | Items/s | Facts/s | µs per item: parse + facts / `Windower.add` + loop / window close | Windows closed (endpoint windows) | Close per endpoint window | Signals / incident events | CPU (cores) | Load before |
+|---|---|---|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+The per-item Python work before the windows (parse, attribute dictionaries, normalising routes
+and statements, building the fact) is {shares["spans"]["parse_and_facts"]:.0%} of the time for spans and {shares["records"]["parse_and_facts"]:.0%} for records;
+`Windower.add` with the consume loop's own work {shares["spans"]["windows_add_and_loop"]:.0%} and {shares["records"]["windows_add_and_loop"]:.0%}. Closing a window costs about
+{spans["ms_per_endpoint_window"]:.2f} ms per endpoint with traffic in it (its statistics, signals, baseline and streaming-detector
+updates, the correlator), {shares["spans"]["window_close"]:.0%} of the time at {plan["requests_per_window"]} requests per endpoint and window: it weighs more
+where endpoints have few requests per window. For records, facts/s counts the request records
+({records["request_items"]:,} of the {records["items"]:,}); the plain lines are skipped on their attribute keys. The record path
+runs only with `detect.from_records` (off by default: a second read of every record).
+
+{e2e_text}
+
+### Memory per 1,000 active endpoints
+
+A subprocess per case builds a `Detector` and feeds it facts (`Windower.add`, then
+`Detector._closed` for every closed window) for N active endpoints, 100 per service: every
+endpoint has 3 requests in each of the first windows (enough for its baselines to learn latency
+and error rate) and {plan["memory_requests"]} requests with 3 queries each (two statements, one run twice) in the last
+closed window and in the open one; in the last closed window 1% of the endpoints fail, so the
+correlator holds incidents. Measured with the open window full, just before it closes (the
+peak of a window's cycle): the bytes of every object reachable from the windower, the correlator
+and the baseline store (`sys.getsizeof` over the object graph, each object once, in that order:
+shared objects count where first reached).{cross_text}
+
+| Active endpoints | Windows closed (ready baselines) | Streaming-detector points per endpoint | Detector state | MiB per 1,000 endpoints | Open windows / baselines / correlator (MiB) | tracemalloc (MiB) | Open incidents | State save: JSON, time |
+|---|---|---|---|---|---|---|---|---|
+{chr(10).join(mem_rows)}
+
+The open windows are the largest part, about {per_endpoint:.1f} kB per endpoint{held_text}: per endpoint a
+latency sketch, status counts and up to 3 slowest and 3 failed facts kept as samples (each a
+pydantic `RequestFact`), and per-trace query counters and trace -> endpoint maps that grow with
+the requests in the window rather than with the endpoints{per_request_text}, up to
+`max_trace_entries` = 50,000 per service and window.{deep_text}
+
+The state save (`Detector._save`, every `save_every_s` = 10 s while the state changed) builds the
+whole state (all baselines with their streaming detectors, the incidents) and writes it as one
+JSON row. Building it and encoding the JSON is Python on the detector's event loop (the SQLite
+driver's own work runs in a thread), so with {_n(largest["endpoints"])} endpoints a save, {largest["save_s"]:.1f} s here, holds that loop
+(and, in `vigil up`, the receiver and the API on it) for most of that time.
+"""
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
 
 
 def _service_key(service: str) -> tuple[int, str]:

@@ -8,11 +8,19 @@ c. latency     export -> agent receipt at a steady 2,000 records/s (subprocess +
 d. overload    RSS of `vigil up` under sustained overload with a small records stream
 e. scaled      separate services on a three-node NATS cluster (1 and 2 replicas) vs `vigil up`:
                records/s, CPU seconds per million records per service, and a capacity model
+   dedupe, templates, nab: the deduplication storm, template mining accuracy, the NAB score
+   detection   spans and records per second through the detector's windows, signals and
+               incidents (in-process, and end to end through `vigil up`), and its memory per
+               1,000 active endpoints (bench/detection.py; section i of the page)
 
 Usage::
 
-    .venv/bin/python bench/run.py [--quick] [--only ingest,pipeline,latency,overload,scaled]
+    .venv/bin/python bench/run.py [--quick] [--only ingest,pipeline,...,detection]
                                   [--output docs/benchmarks.md] [--results results.json]
+
+Without `--only` every scenario runs and the page is written anew. With `--only`, only the
+sections (and summary rows) of the scenarios run are replaced in the existing page, so one
+scenario can be refreshed alone: `.venv/bin/python bench/run.py --only detection`.
 """
 
 from __future__ import annotations
@@ -35,11 +43,21 @@ import scaled
 from agent import AgentThread
 from loadgen import BodySource
 from procstat import load_average, peak_rss_bytes
-from report import describe_machine, render
+from report import describe_machine, render, splice
 from servers import REPO, BaselineProcess, VigilProcess, free_port
 
 MiB = 1024 * 1024
-SCENARIOS = ("ingest", "pipeline", "latency", "overload", "scaled", "dedupe", "templates", "nab")
+SCENARIOS = (
+    "ingest",
+    "pipeline",
+    "latency",
+    "overload",
+    "scaled",
+    "dedupe",
+    "templates",
+    "nab",
+    "detection",
+)
 
 
 @dataclass(frozen=True)
@@ -259,6 +277,18 @@ def _overload_run(
     }
 
 
+def scenario_detection(quick: bool) -> dict[str, Any]:
+    """bench/detection.py in its own process (its memory cases each get one more); progress on stderr."""
+    command = [sys.executable, str(REPO / "bench" / "detection.py"), "--json"] + (
+        ["--quick"] if quick else []
+    )
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False, cwd=REPO, timeout=1200)
+    if done.returncode != 0:
+        raise RuntimeError("the detection benchmark failed (its error is above)")
+    out: dict[str, Any] = json.loads(done.stdout)
+    return out
+
+
 def _script(name: str) -> str:
     """Run one of the self-contained benchmark scripts beside this one; return what it printed."""
     done = subprocess.run(
@@ -304,10 +334,17 @@ def main() -> None:
                 results["templates"] = _script("templates_accuracy.py")
             elif name == "nab":
                 results["nab"] = _script("nab_score.py")
+            elif name == "detection":
+                results["detection"] = scenario_detection(args.quick)
     results["elapsed_s"] = time.monotonic() - started
     results["machine"]["load_after"] = load_average()
 
-    document, summary = render(results)
+    results["scenarios"] = only
+    if set(only) != set(SCENARIOS) and args.output.exists():
+        # a partial run refreshes its own sections and keeps the rest of the page
+        document, summary = splice(args.output.read_text(), results)
+    else:
+        document, summary = render(results)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(document)
     if args.results is not None:

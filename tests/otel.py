@@ -73,3 +73,13 @@ class OtelTraces:
     def close(self) -> None:
         assert self.provider.force_flush(10_000)
         self.provider.shutdown()
+
+
+def log_at(
+    logs: OtelLogs, at_s: float, message: str, attributes: dict[str, object], level: int = logging.INFO
+) -> None:
+    """Log one record through the SDK handler with an explicit event time (epoch seconds), as a
+    service replaying or batching its request logs would; attributes become OTLP record attributes."""
+    record = logs.logger.makeRecord(logs.logger.name, level, __file__, 0, message, (), None, extra=attributes)
+    record.created = at_s
+    logs.logger.handle(record)

@@ -22,6 +22,7 @@ from vigil.bus.client import Bus
 from vigil.bus.server import ManagedNatsServer
 from vigil.config_apply import apply_config
 from vigil.config_file import load_config_file
+from vigil.detect.archive import EvidenceArchive, archive_from_settings
 from vigil.detect.service import Detector
 from vigil.http_server import HttpServer
 from vigil.pipeline.agent_workers import AgentWorkers
@@ -64,6 +65,7 @@ class Runtime:
     api_http: HttpServer | None = None
     ops_http: HttpServer | None = None
     budget: TokenBudget | None = None
+    evidence: EvidenceArchive | None = None
     _started: list[Component] = field(default_factory=list)
     _stopped: bool = False
 
@@ -94,6 +96,10 @@ class Runtime:
         await upgrade(db_url)
         self.store = store = Store(create_engine(db_url))
         self._started.append(_Closing(store.close))
+        if roles & {"pipeline", "api"}:
+            # the detector writes the evidence of its signals, the API reads it back
+            self.evidence = archive_from_settings(s)
+            await self._start(self.evidence)
         if s.config_file is not None and "api" in roles:
             await apply_config(store, load_config_file(s.config_file))
 
@@ -131,6 +137,7 @@ class Runtime:
                     changed=changed,
                     ready=ready,
                     budget=self.budget,
+                    evidence=self.evidence,
                 )
             )
             self.api_http = HttpServer(api_app, host=s.host, port=s.api_port, name="api")
@@ -139,6 +146,7 @@ class Runtime:
             ingestor = Ingestor(
                 bus, max_request_bytes=s.max_request_bytes, max_inflight_bytes=s.max_inflight_ingest_bytes
             )
+            await self._start(ingestor)  # keeps the records partitions' leaders apart on a cluster
             receiver_app = create_receiver_app(
                 ingestor, intake, keys, max_body_bytes=s.max_request_bytes, ready=ready
             )
@@ -174,9 +182,16 @@ class Runtime:
             self.budget = agents.llm.budget
             self._started.append(_Closing(agents.llm.aclose))
         await self._start(AgentWorkers(self.bus, self.store, config, ledger, agents))
-        await self._start(Router(self.bus, config, templates))
-        if self.settings.detect.enabled:
-            await self._start(Detector(self.bus, self.store, self.settings.detect))
+        detector = (
+            Detector(self.bus, self.store, self.settings.detect, evidence=self.evidence)
+            if self.settings.detect.enabled
+            else None
+        )
+        if detector is not None:
+            # before the router, which reports new error templates to it and stops first
+            await self._start(detector)
+        on_new_error_template = detector.new_error_template if detector is not None else None
+        await self._start(Router(self.bus, config, templates, on_new_error_template=on_new_error_template))
 
     def ports(self) -> dict[str, int]:
         servers = {

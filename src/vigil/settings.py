@@ -32,6 +32,21 @@ class BusSettings(BaseModel):
         description="How often the managed server fsyncs its store: a duration such as 2m, or 'always'.",
     )
     replicas: int = Field(default=1, ge=1, le=5, description="Stream replicas (3 on a cluster).")
+    records_partitions: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Streams the records are spread over (VIGIL_RECORDS, VIGIL_RECORDS_1, ...); on a "
+        "cluster, as many as NATS nodes, so that a node's loss stops one partition only while its "
+        "leader is re-elected (4-9 s) and receivers publish to the others.",
+    )
+    publish_failover_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="With several records partitions: how long a receiver waits for one partition "
+        "to acknowledge an export (per bus message of it) before it tries the next; the last "
+        "partition tried gets the bus's usual 10 s.",
+    )
     ack_wait_s: float = Field(default=30.0, gt=0)
     ack_margin_s: float = Field(
         default=30.0,
@@ -75,6 +90,42 @@ class DetectSettings(BaseModel):
         default=1800.0, ge=0, description="A resolved incident that recurs within this reopens."
     )
     save_every_s: float = Field(default=10.0, gt=0, description="How often baselines are saved.")
+    new_template_warmup_s: float = Field(
+        default=900.0,
+        ge=0,
+        description="After a start on an empty state, every template is new: no new_error_template signal for this long.",
+    )
+    evidence_url: str | None = Field(
+        default=None,
+        description="Where the evidence of each signal is archived: a path or file:///path, or "
+        "s3://bucket/prefix. Default: <data_dir>/evidence.",
+    )
+    evidence_retention_s: float = Field(
+        default=7 * 86_400, gt=0, description="Evidence of windows older than this is deleted (hourly)."
+    )
+    evidence_s3_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint of an S3-compatible server (MinIO, Ceph, ...); default AWS S3. "
+        "Credentials come from the standard AWS variables and files.",
+    )
+    evidence_s3_region: str | None = Field(
+        default=None, description="Region of the evidence bucket; default from the AWS configuration."
+    )
+
+    @field_validator("evidence_url")
+    @classmethod
+    def _evidence_url(cls, value: str | None) -> str | None:
+        from vigil.detect.archive import check_url  # the registry of backends; imported late
+
+        check_url(value)
+        return value
+
+    @field_validator("evidence_s3_endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("evidence_s3_endpoint_url must be an http:// or https:// URL")
+        return value
 
 
 class LlmSettings(BaseModel):

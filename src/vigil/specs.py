@@ -92,6 +92,10 @@ def _check_regex(pattern: str) -> None:
 class FilterSpec(_Strict):
     """Which records a pipeline takes. Every condition given must hold; an empty filter takes all."""
 
+    kinds: list[Literal["log", "incident"]] = Field(
+        default=["log"],
+        description="What the pipeline takes: log records, the detector's incident events, or both.",
+    )
     min_severity: int | None = Field(default=None, description="Name (ERROR) or number (1-24).")
     services: list[str] | None = Field(default=None, description="service.name must be one of these.")
     attributes: dict[str, ValueMatch] = Field(default_factory=dict)
@@ -104,6 +108,13 @@ class FilterSpec(_Strict):
         if value is None:
             return None
         return parse_severity(value)
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("kinds must not be empty: give log, incident or both")
+        return sorted(set(value), key=value.index)
 
     @field_validator("services")
     @classmethod

@@ -116,6 +116,7 @@ async def test_pipeline_set_with_flags_then_get(vigil: VigilHandle) -> None:
     assert shown.exit_code == 0, shown.output
     spec = json.loads(shown.stdout)
     assert spec["filter"] == {
+        "kinds": ["log"],
         "min_severity": 17,
         "services": ["payment-service", "checkout"],
         "attributes": {"http.route": {"equals": "/api/checkout"}, "db.system": {"equals": "postgresql"}},
@@ -134,6 +135,16 @@ async def test_pipeline_set_with_flags_then_get(vigil: VigilHandle) -> None:
     assert deleted.exit_code == 0, deleted.output
     gone = await cli(vigil, "pipeline", "get", "payments", "errors")
     assert gone.exit_code == 1 and "not_found" in gone.stderr
+
+    incidents = await cli(
+        vigil, "pipeline", "set", "payments", "on-call", "--agent", "http://127.0.0.1:9/process", "--kind", "incident"
+    )
+    assert incidents.exit_code == 0, incidents.output
+    assert "kinds incident" in incidents.stdout
+    shown = await cli(vigil, "pipeline", "get", "payments", "on-call")
+    assert json.loads(shown.stdout)["filter"]["kinds"] == ["incident"]
+    wrong = await cli(vigil, "pipeline", "set", "payments", "x", "--agent", "http://127.0.0.1:9/p", "--kind", "metric")
+    assert wrong.exit_code != 0 and "kinds" in wrong.output
 
 
 async def test_pipeline_set_from_a_yaml_file(vigil: VigilHandle, tmp_path: Path) -> None:

@@ -159,3 +159,14 @@ def test_a_regression_end_to_end_is_one_incident_that_resolves() -> None:
     assert resolved.incident.id == opened.incident.id
     assert {s.kind for s in resolved.incident.signals} == kinds
     assert resolved.incident.occurrences and max(resolved.incident.occurrences.values()) == 8
+
+
+def test_a_recurrence_announces_nothing_but_is_there_to_store() -> None:
+    c = Correlator(CONFIG)
+    [opened] = c.observe([signal(SignalKind.SLOW_ENDPOINT, 0)], at(0))
+    assert c.take_recurred() == []
+    assert c.observe([signal(SignalKind.SLOW_ENDPOINT, 1)], at(1)) == []
+    [stored] = c.take_recurred()
+    assert stored.id == opened.incident.id and stored.last_window_end == T0 + 120
+    assert next(iter(stored.occurrences.values())) == 2
+    assert c.take_recurred() == []  # taken once

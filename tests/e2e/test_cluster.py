@@ -1,7 +1,7 @@
 """Scale out: Vigil's services as separate processes against a real three-node NATS JetStream
-cluster (streams and consumers replicated three times) and PostgreSQL, with pipeline replicas
-sharing the work, and a pipeline replica, a NATS node and a receiver each killed with `kill -9`
-under load."""
+cluster (streams and consumers replicated three times, records in three partitions whose leaders
+sit on different nodes) and PostgreSQL, with pipeline replicas sharing the work, and a pipeline
+replica, a NATS node and a receiver each killed with `kill -9` under load."""
 
 from __future__ import annotations
 
@@ -25,9 +25,14 @@ from tests.doubles.agent import AgentServer
 from tests.logs_factory import PROTOBUF, export_bytes
 from tests.postgres import fresh_database
 from tests.process import VigilProcess
-from vigil.bus.topology import BATCHES_STREAM, RECORDS_STREAM, agent_consumer_name
+from vigil.bus.client import Bus
+from vigil.bus.topology import BATCHES_STREAM, agent_consumer_name, records_stream
+from vigil.settings import BusSettings
 
 PIPELINE = "errors"
+PARTITIONS = 3
+"""Records partitions: one per NATS node, as docs/operations.md recommends."""
+RECORDS_STREAMS = [records_stream(k) for k in range(PARTITIONS)]
 
 
 @pytest.fixture
@@ -102,9 +107,19 @@ class Deployment:
                 except Exception:
                     assert time.monotonic() < deadline, "no pipeline replica created the agent consumer"
                     await asyncio.sleep(0.1)
-            info = await js.stream_info(RECORDS_STREAM)
-            assert info.config.num_replicas == 3 and info.cluster is not None
-            assert len(info.cluster.replicas or []) == 2
+            for stream in RECORDS_STREAMS:
+                info = await js.stream_info(stream)
+                assert info.config.num_replicas == 3 and info.cluster is not None
+                assert len(info.cluster.replicas or []) == 2
+            # the services spread the partitions' leaders when they start
+            deadline = time.monotonic() + 20
+            while True:
+                infos = [(await js.stream_info(s)).cluster for s in RECORDS_STREAMS]
+                leaders = [info.leader if info is not None else None for info in infos]
+                if None not in leaders and len(set(leaders)) == PARTITIONS:
+                    break
+                assert time.monotonic() < deadline, f"partition leaders not spread: {leaders}"
+                await asyncio.sleep(0.2)
         finally:
             await nc.close()
         await asyncio.sleep(1.0)  # every replica's notice handler has reloaded by now
@@ -119,6 +134,7 @@ async def deployment(tmp_path: Path, cluster: NatsCluster, database_url: str) ->
         "VIGIL_NATS_URL": cluster.urls,
         "VIGIL_DATABASE_URL": database_url,
         "VIGIL_BUS__REPLICAS": "3",
+        "VIGIL_BUS__RECORDS_PARTITIONS": str(PARTITIONS),
         "VIGIL_BUS__ACK_WAIT_S": "3",
         "VIGIL_BUS__ACK_MARGIN_S": "2",
     }
@@ -283,28 +299,55 @@ async def _step_down_to(cluster: NatsCluster, stream: str, node: str) -> str | N
         await nc.close()
 
 
+async def _records_leaders(cluster: NatsCluster) -> dict[str, str | None]:
+    return {s: await asyncio.to_thread(cluster.stream_leader, s) for s in RECORDS_STREAMS}
+
+
+async def _partition_failovers(service: VigilProcess) -> float:
+    async with httpx.AsyncClient(timeout=5) as client:
+        metrics = (await client.get(f"{service.probe_url}/metrics")).text
+    found = re.findall(r"^vigil_ingest_partition_failovers_total\{[^}]*\} ([0-9.e+]+)$", metrics, re.M)
+    return sum(float(n) for n in found)
+
+
+MAX_PAUSE_S = 3.0
+OBSERVE_S = 12.0
+"""Longer than a stream leader's re-election (4-9 s) and the partition's return after it."""
+
+
 @pytest.mark.parametrize(
-    ("leads_records", "max_pause_s"),
+    "leads_records",
     [
-        # The receiver's node, but not the records stream's leader: only the client fails over.
-        pytest.param(False, 3.0, id="follower"),
-        # The receiver's node and the records stream's leader: writes wait for a Raft election,
-        # which nats-server starts 4-9 s (minElectionTimeoutDefault..maxElectionTimeoutDefault in
-        # server/raft.go, not configurable) after it last heard from a leader killed with -9.
-        pytest.param(True, 12.0, id="records-leader"),
+        # The receiver's node, but no records partition's leader: only the client fails over.
+        pytest.param(False, id="follower"),
+        # The receiver's node and a records partition's leader: that partition takes no writes
+        # until a Raft election, which nats-server starts 4-9 s (minElectionTimeoutDefault..
+        # maxElectionTimeoutDefault in server/raft.go, not configurable) after it last heard from
+        # a leader killed with -9; the receiver publishes to the other partitions meanwhile.
+        pytest.param(True, id="records-leader"),
     ],
 )
 async def test_one_nats_node_killed_under_load_loses_no_acknowledged_record(
-    deployment: Deployment, cluster: NatsCluster, leads_records: bool, max_pause_s: float
+    deployment: Deployment, cluster: NatsCluster, leads_records: bool
 ) -> None:
     await deployment.start("api", "receiver", "pipeline-1")
     async with AgentServer() as agent:
         await deployment.configure(agent.url, concurrency=8, timeout_s=5)
         victim = await asyncio.to_thread(cluster.client_node, "vigil-receiver")
         assert victim is not None
-        other = next(n.name for n in cluster.nodes if n.name != victim)
-        leader = await _step_down_to(cluster, RECORDS_STREAM, victim if leads_records else other)
-        assert (leader == victim) is leads_records, f"could not move the records leader ({leader})"
+        others = [n.name for n in cluster.nodes if n.name != victim]
+        if leads_records:
+            # spread at start: the victim leads one partition, like every node
+            led = [s for s, node in (await _records_leaders(cluster)).items() if node == victim]
+            assert len(led) == 1, await _records_leaders(cluster)
+        else:
+            for stream, node in (await _records_leaders(cluster)).items():
+                if node == victim:
+                    moved = await _step_down_to(cluster, stream, others[0])
+                    assert moved == others[0], f"could not move the leader of {stream} ({moved})"
+        leaders = await _records_leaders(cluster)
+        led = [s for s, node in leaders.items() if node == victim]
+        assert bool(led) is leads_records, f"the records leaders are {leaders}"
 
         load = Load(deployment.services["receiver"].receiver_url, deployment.key, pause_s=0.05)
         stop = asyncio.Event()
@@ -313,7 +356,7 @@ async def test_one_nats_node_killed_under_load_loses_no_acknowledged_record(
         before = len(load.ok_times)
         await asyncio.to_thread(cluster.kill, victim)
         killed_at = time.monotonic()
-        await asyncio.sleep(max_pause_s + 1.0)
+        await asyncio.sleep(OBSERVE_S)
         stop.set()
         await running
         assert before > 0
@@ -322,14 +365,15 @@ async def test_one_nats_node_killed_under_load_loses_no_acknowledged_record(
         gaps = [b - a for a, b in itertools.pairwise(times)]
         longest = max(gaps) if gaps else float("inf")
         print(
-            f"\nkilled {victim} (records leader: {leader}); {before} exports accepted in the 2s "
-            f"before, {len(times) - 1} in the {max_pause_s + 1.0:.0f}s after; longest pause "
+            f"\nkilled {victim} (records partitions it led: {led or 'none'}); {before} exports accepted in the 2s "
+            f"before, {len(times) - 1} in the {OBSERVE_S:.0f}s after; longest pause "
             f"{longest:.2f}s (first 200 after the kill at +{times[1] - killed_at if len(times) > 1 else -1:.2f}s); "
-            f"answers {dict(load.statuses)}"
+            f"answers {dict(load.statuses)}; partition failovers "
+            f"{await _partition_failovers(deployment.services['receiver']):.0f}"
         )
         took = await wait_delivered(agent, load.accepted, timeout_s=60)
         print(f"all {len(load.accepted)} acknowledged records delivered {took:.1f}s after the load")
-        assert longest < max_pause_s, f"no export was accepted for {longest:.1f}s"
+        assert longest < MAX_PAUSE_S, f"no export was accepted for {longest:.1f}s"
 
 
 async def test_receiver_killed_after_answering_200_loses_nothing(deployment: Deployment) -> None:
@@ -359,3 +403,46 @@ async def test_receiver_killed_after_answering_200_loses_nothing(deployment: Dep
             f"(answers {dict(first.statuses)}), {len(second.accepted)} by the other; "
             f"all delivered in {took:.1f}s"
         )
+
+
+async def test_records_partition_leaders_are_spread_and_spread_again_after_a_node_returns(
+    cluster: NatsCluster,
+) -> None:
+    bus = Bus(cluster.urls, BusSettings(replicas=3, records_partitions=PARTITIONS), name="spreader")
+    await bus.start()  # creates the streams and spreads their leaders
+    try:
+
+        async def spread() -> bool:
+            leaders = await _records_leaders(cluster)
+            return None not in leaders.values() and len(set(leaders.values())) == PARTITIONS
+
+        assert await spread(), await _records_leaders(cluster)
+
+        # one node leads everything: two moves spread it again
+        for stream in RECORDS_STREAMS:
+            assert await _step_down_to(cluster, stream, "n2") == "n2"
+        assert await bus.spread_leaders() == 2
+        assert await spread(), await _records_leaders(cluster)
+
+        # a node dies: its partition is re-elected onto a node that already leads one
+        victim = next(node for node in (await _records_leaders(cluster)).values() if node != "n2")
+        assert victim is not None
+        await asyncio.to_thread(cluster.kill, victim)
+        deadline = time.monotonic() + 30
+        while True:
+            leaders = await _records_leaders(cluster)
+            if None not in leaders.values() and victim not in leaders.values():
+                break
+            assert time.monotonic() < deadline, f"no re-election: {leaders}"
+            await asyncio.sleep(0.2)
+        assert await bus.spread_leaders() == 0  # nowhere to go while the node is away
+        # it returns: once it has caught up, it gets a partition back
+        await asyncio.to_thread(cluster.restart, victim)
+        deadline = time.monotonic() + 30
+        while not await spread():
+            assert time.monotonic() < deadline, f"leaders not spread again: {await _records_leaders(cluster)}"
+            await bus.spread_leaders()
+            await asyncio.sleep(0.5)
+        print(f"\nleaders after {victim} returned: {await _records_leaders(cluster)}")
+    finally:
+        await bus.shutdown()

@@ -136,3 +136,21 @@ def test_payload_carries_the_request_id_and_records() -> None:
         "represented": 42,
         "records": [{"body": "x"}, {"body": "y", "count": 41}],
     }
+
+
+def test_batches_of_two_streams_with_equal_sequences_get_different_ids() -> None:
+    """Records partitions (and the incidents stream) number their messages independently: equal
+    (sequence, index) origins on two streams are different records, and the bus's duplicate window
+    would drop the second batch if the ids were equal."""
+    ids = set()
+    for stream in ("VIGIL_RECORDS", "VIGIL_RECORDS_1", "VIGIL_RECORDS_2", "VIGIL_INCIDENTS"):
+        batch = Batch("proj-1", "errors")
+        batch.origins += [(Ticket(None, 5, stream), 0), (Ticket(None, 5, stream), 1)]
+        ids.add(batch.request_id())
+    assert len(ids) == 4
+
+
+def test_request_ids_of_the_first_records_stream_are_unchanged() -> None:
+    """VIGIL_RECORDS's batches keep the ids they had before partitions (redeliveries across an
+    upgrade are still recognised)."""
+    assert build([(1, 0), (2, 3)]).request_id() == "95aa1506b4ec6803ddb8fc78348b451a"

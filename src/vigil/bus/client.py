@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -16,7 +19,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck, StreamConfig
 from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
 
-from vigil.bus.topology import CONFIG_SUBJECT, ConsumerSpec, Topology
+from vigil.bus.topology import CONFIG_SUBJECT, RECORDS_STREAM, ConsumerSpec, Topology
 from vigil.errors import Backpressure, TransientError
 from vigil.settings import BusSettings
 
@@ -24,6 +27,15 @@ log = logging.getLogger(__name__)
 
 # JetStream error codes that mean "over a limit": the client should slow down, not give up.
 _LIMIT_ERROR_CODES = {10077, 10047, 10028, 10023, 10027}
+_BAD_REQUEST = 10003
+"""What a nats-server before 2.11 answers a stream step-down that names a preferred leader."""
+_NO_PEERS = 10005
+"""No suitable peers, or (on a step-down) the preferred peer already leads."""
+_CLUSTER_NOT_READY = {_NO_PEERS, 10008}
+"""No suitable peers for placement (yet); JetStream cluster temporarily unavailable."""
+_SEEN_WITHIN_NS = 3_000_000_000
+"""A follower its leader has not heard from for this long may be gone (a killed node stays
+`current` for a few seconds): no leadership is handed to it."""
 
 Headers = dict[str, str]
 
@@ -90,16 +102,106 @@ class Bus:
     async def ensure_streams(self) -> None:
         for config in self.topology.streams():
             await self._ensure_stream(config)
-        await self.ensure_consumer(self.topology.router_consumer())
+        for spec in self.topology.router_consumers():
+            await self.ensure_consumer(spec)
         await self.ensure_consumer(self.topology.sink_router_consumer())
         await self.ensure_consumer(self.topology.detector_consumer())
+        await self._warn_of_dropped_partitions()
+        await self.spread_leaders()
+
+    async def _warn_of_dropped_partitions(self) -> None:
+        """Records partitions beyond `records_partitions` are read by nobody: say so loudly."""
+        wanted = set(self.topology.records_streams())
+        try:
+            infos = await self.js.streams_info()
+        except Exception as exc:
+            log.debug("streams not listed", extra={"error": str(exc)})
+            return
+        for info in infos:
+            name = info.config.name or ""
+            if name.startswith(f"{RECORDS_STREAM}_") and name not in wanted and info.state.messages:
+                log.error(
+                    "a records partition beyond records_partitions holds messages nobody reads; "
+                    "raise records_partitions again until it is drained",
+                    extra={"stream": name, "messages": info.state.messages},
+                )
+
+    async def spread_leaders(self, *, moves: int = 3) -> int:
+        """On a cluster, give the records partitions' leaders to different nodes: where a node
+        leads two partitions while another current peer leads none, ask one of them to step down
+        in favour of that peer (at most `moves` times). Never raises; returns the moves made."""
+        if self.settings.replicas < 2 or self.topology.records_partitions < 2:
+            return 0
+        moved = 0
+        try:
+            for _ in range(moves):
+                leaders, peers = await self._records_leaders()
+                plan = plan_leader_move(leaders, peers)
+                if plan is None:
+                    break
+                stream, node = plan
+                leader = leaders[stream]
+                assert leader is not None
+                log.info(
+                    "moving a records partition's leader",
+                    extra={"stream": stream, "from": leader, "to": node},
+                )
+                if not await self._step_down(stream, node, leader):
+                    break
+                moved += 1
+        except Exception as exc:
+            log.warning("records partition leaders not spread", extra={"error": repr(exc)})
+        return moved
+
+    async def _records_leaders(self) -> tuple[dict[str, str | None], dict[str, set[str]]]:
+        leaders: dict[str, str | None] = {}
+        peers: dict[str, set[str]] = {}
+        for stream in self.topology.records_streams():
+            cluster = (await self.js.stream_info(stream)).cluster
+            if cluster is None:
+                leaders[stream], peers[stream] = None, set()
+                continue
+            leaders[stream] = cluster.leader
+            peers[stream] = {
+                peer.name
+                for peer in cluster.replicas or []
+                if peer.name
+                and peer.current
+                and not peer.offline
+                and peer.active is not None
+                and peer.active < _SEEN_WITHIN_NS
+            }
+        return leaders, peers
+
+    async def _step_down(self, stream: str, node: str, leader: str) -> bool:
+        """Ask `stream`'s leader to step down in favour of `node`; True once another node leads."""
+        subject = f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}"
+        preferred = json.dumps({"placement": {"preferred": node}}).encode()
+        error = _api_error(await self.nc.request(subject, preferred, timeout=5))
+        if error is not None and error.get("err_code") == _BAD_REQUEST:
+            # An older server elects among the followers at random; the next round corrects it.
+            error = _api_error(await self.nc.request(subject, b"", timeout=5))
+        if error is not None and error.get("err_code") == _NO_PEERS and "already leader" in str(error):
+            return True  # another process moved it there meanwhile
+        if error is not None:
+            log.warning("leader step-down refused", extra={"stream": stream, "error": error})
+            return False
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+            with contextlib.suppress(Exception):
+                cluster = (await self.js.stream_info(stream)).cluster
+                if cluster is not None and cluster.leader not in (None, leader):
+                    return True
+        log.warning("no new leader after a step-down", extra={"stream": stream})
+        return False
 
     async def _ensure_stream(self, config: StreamConfig) -> None:
         assert config.name is not None
         try:
             await self.js.stream_info(config.name)
         except NotFoundError:
-            await self.js.add_stream(config)
+            await self._add_stream(config)
             return
         try:
             await self.js.update_stream(config)
@@ -107,6 +209,23 @@ class Bus:
             log.warning(
                 "stream settings could not be updated", extra={"stream": config.name, "error": str(exc)}
             )
+
+    async def _add_stream(self, config: StreamConfig) -> None:
+        """A cluster that has just formed may not know every peer yet ("no suitable peers for
+        placement"): wait a little for it rather than fail the start."""
+        deadline = time.monotonic() + 20.0
+        while True:
+            try:
+                await self.js.add_stream(config)
+                return
+            except APIError as exc:
+                if exc.err_code not in _CLUSTER_NOT_READY or time.monotonic() > deadline:
+                    raise
+                log.warning(
+                    "the bus cannot place the stream yet; retrying",
+                    extra={"stream": config.name, "error": exc.description},
+                )
+                await asyncio.sleep(0.5)
 
     async def ensure_consumer(self, spec: ConsumerSpec) -> None:
         """Create the durable consumer, or update it in place (JetStream's create is
@@ -129,22 +248,31 @@ class Bus:
             await self.js.delete_consumer(stream, name)
 
     async def publish(
-        self, subject: str, payload: bytes, *, msg_id: str, headers: Headers | None = None
+        self,
+        subject: str,
+        payload: bytes,
+        *,
+        msg_id: str,
+        headers: Headers | None = None,
+        ack_timeout_s: float | None = None,
     ) -> PubAck:
+        """`ack_timeout_s`: how long to wait for the bus's acknowledgement (default 10 s)."""
         hdrs = {"Nats-Msg-Id": msg_id, **(headers or {})}
         try:
-            return await self.js.publish(subject, payload, headers=hdrs)
+            return await self.js.publish(subject, payload, headers=hdrs, timeout=ack_timeout_s)
         except Exception as exc:
             raise to_vigil_error(exc) from exc
 
-    async def publish_many(self, messages: Sequence[tuple[str, bytes, str, Headers | None]]) -> None:
-        """Publish without waiting for each ack in turn, then wait for all of them."""
+    async def publish_many(
+        self, messages: Sequence[tuple[str, bytes, str, Headers | None]], *, ack_timeout_s: float = 10.0
+    ) -> None:
+        """Publish without waiting for each ack in turn, then wait (up to `ack_timeout_s`) for all."""
         futures: list[asyncio.Future[PubAck]] = []
         try:
             for subject, payload, msg_id, headers in messages:
                 hdrs = {"Nats-Msg-Id": msg_id, **(headers or {})}
                 futures.append(await self.js.publish_async(subject, payload, headers=hdrs, wait_stall=5.0))
-            await asyncio.wait_for(asyncio.gather(*futures), timeout=10.0)
+            await asyncio.wait_for(asyncio.gather(*futures), timeout=ack_timeout_s)
         except Exception as exc:
             for future in futures:
                 future.cancel()
@@ -172,3 +300,33 @@ class Bus:
 
     async def _on_reconnect(self) -> None:
         log.info("bus reconnected", extra={"url": self.url})
+
+
+def _api_error(reply: Msg) -> dict[str, object] | None:
+    error: dict[str, object] | None = json.loads(reply.data or b"{}").get("error")
+    return error
+
+
+def plan_leader_move(
+    leaders: Mapping[str, str | None], peers: Mapping[str, Collection[str]]
+) -> tuple[str, str] | None:
+    """The next step towards leaders on different nodes: (stream, node) where the stream's leader
+    leads another stream too and `node`, one of the stream's current followers, leads none; None
+    when there is no such step or while some stream has no leader (an election is under way).
+
+    `leaders`: stream -> its leader's node; `peers`: stream -> its current followers' nodes."""
+    if not leaders or any(leader is None for leader in leaders.values()):
+        return None
+    load = Counter(leaders.values())
+    nodes = set(load).union(*peers.values())
+    idle = sorted(node for node in nodes if node is not None and load[node] == 0)
+    if not idle:
+        return None
+    # the last partitions move first: partition 0 keeps its leader where it can
+    for stream in reversed(list(leaders)):
+        if load[leaders[stream]] < 2:
+            continue
+        for node in idle:
+            if node in peers.get(stream, ()):
+                return stream, node
+    return None

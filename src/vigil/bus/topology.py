@@ -7,6 +7,16 @@ it, so nothing is dropped while it is unprocessed, and the stream's byte limit w
 Spans are not routed to pipelines; they wait on VIGIL_SPANS for the `detector` consumer, bounded
 by the stream's byte limit (trace exports then get 429, logs are unaffected) and by a short max
 age (an hour by default): detection is a live view, so old spans are not worth a backlog.
+
+Incident events from the detector go to VIGIL_INCIDENTS, where the pipeline router's
+`incident-router` consumer hands them to the pipelines that take the `incident` kind.
+
+Records can be spread over several streams, `records_partitions` of them: partition 0 is
+VIGIL_RECORDS on `vigil.records.<project>` (the only one by default), partition k > 0 is
+VIGIL_RECORDS_<k> on `vigil.records<k>.<project>`. On a cluster their leaders sit on different
+nodes, so the loss of a node stops one partition while its leader is re-elected, and receivers
+publish to the others meanwhile. The project is the third token of every records subject. The
+router and the detector read every partition through a consumer of the same name on each.
 """
 
 from __future__ import annotations
@@ -30,20 +40,37 @@ BATCHES_STREAM = "VIGIL_BATCHES"
 OUTPUTS_STREAM = "VIGIL_OUTPUTS"
 DELIVERIES_STREAM = "VIGIL_DELIVERIES"
 SPANS_STREAM = "VIGIL_SPANS"
+INCIDENTS_STREAM = "VIGIL_INCIDENTS"
 
 ROUTER_CONSUMER = "router"
+INCIDENT_ROUTER_CONSUMER = "incident-router"
 SINK_ROUTER_CONSUMER = "sink-router"
 DETECTOR_CONSUMER = "detector"
 DETECTOR_RECORDS_CONSUMER = "detector-records"
 CONFIG_SUBJECT = "vigil.control.config"
 
 
-def records_subject(project_id: str) -> str:
-    return f"vigil.records.{project_id}"
+def records_stream(partition: int = 0) -> str:
+    """The stream of records partition `partition`."""
+    return RECORDS_STREAM if partition == 0 else f"{RECORDS_STREAM}_{partition}"
+
+
+def records_subject(project_id: str, partition: int = 0) -> str:
+    """The subject of a project's records on partition `partition`."""
+    return f"vigil.records.{project_id}" if partition == 0 else f"vigil.records{partition}.{project_id}"
+
+
+def records_filter(partition: int = 0) -> str:
+    """Every subject of records partition `partition`."""
+    return records_subject(">", partition)
 
 
 def spans_subject(project_id: str) -> str:
     return f"vigil.spans.{project_id}"
+
+
+def incidents_subject(project_id: str) -> str:
+    return f"vigil.incidents.{project_id}"
 
 
 def batches_subject(project_id: str, pipeline: str) -> str:
@@ -81,14 +108,26 @@ class ConsumerSpec:
 class Topology:
     settings: BusSettings
 
+    @property
+    def records_partitions(self) -> int:
+        return self.settings.records_partitions
+
+    def records_streams(self) -> list[str]:
+        return [records_stream(k) for k in range(self.records_partitions)]
+
     def streams(self) -> list[StreamConfig]:
         s = self.settings
+        records = [
+            self._stream(records_stream(k), records_filter(k), s.records_max_bytes, s.records_max_age_s)
+            for k in range(self.records_partitions)
+        ]
         return [
-            self._stream(RECORDS_STREAM, "vigil.records.>", s.records_max_bytes, s.records_max_age_s),
+            *records,
             self._stream(BATCHES_STREAM, "vigil.batches.>", s.batches_max_bytes, s.max_age_s),
             self._stream(OUTPUTS_STREAM, "vigil.outputs.>", s.outputs_max_bytes, s.max_age_s),
             self._stream(DELIVERIES_STREAM, "vigil.deliveries.>", s.outputs_max_bytes, s.max_age_s),
             self._stream(SPANS_STREAM, "vigil.spans.>", s.spans_max_bytes, s.spans_max_age_s),
+            self._stream(INCIDENTS_STREAM, "vigil.incidents.>", s.outputs_max_bytes, s.max_age_s),
         ]
 
     def _stream(self, name: str, subject: str, max_bytes: int, max_age_s: float) -> StreamConfig:
@@ -105,12 +144,25 @@ class Topology:
             duplicate_window=self.settings.duplicate_window_s,
         )
 
-    def router_consumer(self) -> ConsumerSpec:
+    def router_consumer(self, partition: int = 0) -> ConsumerSpec:
+        """The router's consumer on one records partition; `router_max_pending` is per partition."""
         return self._consumer(
-            RECORDS_STREAM,
+            records_stream(partition),
             ROUTER_CONSUMER,
-            "vigil.records.>",
+            records_filter(partition),
             max_pending=self.settings.router_max_pending,
+            max_deliver=self.settings.max_deliver,
+        )
+
+    def router_consumers(self) -> list[ConsumerSpec]:
+        return [self.router_consumer(k) for k in range(self.records_partitions)]
+
+    def incident_router_consumer(self) -> ConsumerSpec:
+        return self._consumer(
+            INCIDENTS_STREAM,
+            INCIDENT_ROUTER_CONSUMER,
+            "vigil.incidents.>",
+            max_pending=256,
             max_deliver=self.settings.max_deliver,
         )
 
@@ -132,16 +184,19 @@ class Topology:
             max_deliver=self.settings.max_deliver,
         )
 
-    def detector_records_consumer(self) -> ConsumerSpec:
+    def detector_records_consumer(self, partition: int = 0) -> ConsumerSpec:
         """Created by the detector when it starts, so records never wait on a detector that no
         deployment runs."""
         return self._consumer(
-            RECORDS_STREAM,
+            records_stream(partition),
             DETECTOR_RECORDS_CONSUMER,
-            "vigil.records.>",
+            records_filter(partition),
             max_pending=64,
             max_deliver=self.settings.max_deliver,
         )
+
+    def detector_records_consumers(self) -> list[ConsumerSpec]:
+        return [self.detector_records_consumer(k) for k in range(self.records_partitions)]
 
     def agent_consumer(
         self, project_id: str, pipeline: str, *, ack_wait_s: float, max_pending: int, max_attempts: int

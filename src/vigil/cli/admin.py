@@ -183,6 +183,7 @@ def _attributes(pairs: list[str]) -> dict[str, str]:
 
 def _spec_from_flags(
     agent: str,
+    kinds: list[str],
     min_severity: str | None,
     services: list[str],
     attrs: list[str],
@@ -193,6 +194,7 @@ def _spec_from_flags(
 ) -> dict[str, Any]:
     # Only what was given is sent: the API fills in its own defaults and validates the rest.
     given_filter: dict[str, Any] = {
+        "kinds": kinds or None,
         "min_severity": min_severity,
         "services": services or None,
         "attributes": _attributes(attrs) or None,
@@ -228,6 +230,8 @@ def _severity(number: int) -> str:
 def describe_filter(spec: dict[str, Any]) -> str:
     flt = spec.get("filter", {})
     parts = []
+    if flt.get("kinds", ["log"]) != ["log"]:
+        parts.append("kinds " + ",".join(flt["kinds"]))
     if "min_severity" in flt:
         parts.append(f"severity>={_severity(flt['min_severity'])}")
     if flt.get("services"):
@@ -236,7 +240,7 @@ def describe_filter(spec: dict[str, Any]) -> str:
         parts.append(f"{key} {json.dumps(match)}")
     if flt.get("body"):
         parts.append(f"body {json.dumps(flt['body'])}")
-    return "; ".join(parts) or "every record"
+    return "; ".join(parts) or "every log record"
 
 
 def describe_batch(spec: dict[str, Any]) -> str:
@@ -251,6 +255,10 @@ def pipeline_set(
         str, typer.Argument(metavar="NAME", help="Pipeline name: lowercase letters, digits, - and _.")
     ],
     agent: Annotated[str | None, typer.Option("--agent", help="URL the batches are POSTed to.")] = None,
+    kinds: Annotated[
+        list[str] | None,
+        typer.Option("--kind", help="What the pipeline takes: log (default) or incident (repeatable)."),
+    ] = None,
     min_severity: Annotated[
         str | None,
         typer.Option("--min-severity", help="Lowest severity taken: a name (WARN, ERROR) or 1-24."),
@@ -282,7 +290,7 @@ def pipeline_set(
     token: TokenOption = None,
 ) -> None:
     """Create or replace a pipeline (flags not given take the API's defaults)."""
-    flags = [min_severity, services, attrs, body_contains, max_records, max_wait_ms, timeout_s, agent]
+    flags = [kinds, min_severity, services, attrs, body_contains, max_records, max_wait_ms, timeout_s, agent]
     if file is not None:
         if any(f is not None and f != [] for f in flags):
             raise typer.BadParameter("give either --file or the flags, not both", param_hint="--file")
@@ -292,6 +300,7 @@ def pipeline_set(
     else:
         spec = _spec_from_flags(
             agent,
+            kinds or [],
             min_severity,
             services or [],
             attrs or [],

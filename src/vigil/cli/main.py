@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from vigil import __version__
-from vigil.cli import admin, demo
+from vigil.cli import admin, demo, replay
 from vigil.errors import VigilError
 from vigil.logs import configure_logging
 from vigil.settings import Settings
@@ -137,6 +137,7 @@ app.command("outputs")(admin.outputs)
 app.command("batches")(admin.batches)
 app.command("stats")(admin.stats)
 app.command("demo")(demo.demo)
+app.command("replay")(replay.replay)
 
 
 @app.command()

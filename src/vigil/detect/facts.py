@@ -9,32 +9,84 @@ Spans use either the old or the current semantic-convention names (http.method a
 http.request.method, db.statement and db.query.text, ...). Paths become routes by replacing ids
 (numbers, uuids, hex and long mixed tokens) with `{id}`; statements are masked so that one query shape
 is one key (literals and placeholders become `?`, IN lists collapse): see `normalize`.
+
+A served request (kind `server`) whose span or record names the concrete request (`url.full`,
+`http.url`, `url.path`, `http.target`, or an RRPair's request) also carries it as `request`
+(`HttpRequest`), so that an incident's samples can be replayed (`vigil replay`): method, scheme,
+host, port, path, query, the headers captured as `http.request.header.<name>` except credentials,
+cookies, client addresses and hop-by-hop headers, and a text body (`http.request.body`) of at most
+`MAX_BODY_BYTES`. Query, header values and body go through the built-in redaction rules for
+credentials and card numbers, so a stored incident holds no secret; a replay sends the placeholders.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections.abc import Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import orjson
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from pydantic import BaseModel, ConfigDict, computed_field
 
 from vigil.detect.normalize import normalize_route, normalize_statement
+from vigil.pipeline.redact import RULES_BY_NAME, RedactionSpec, Redactor
 from vigil.records import FlatRecord, attributes
 
 __all__ = [
+    "MAX_BODY_BYTES",
     "Fact",
+    "HttpRequest",
     "QueryFact",
     "RequestFact",
     "facts_from_record",
     "facts_from_span",
+    "is_safe_header",
     "normalize_route",
     "normalize_statement",
 ]
 
 Kind = Literal["server", "client", "db"]
+
+MAX_BODY_BYTES = 4 * 1024
+"""Longest request body kept (UTF-8 bytes); a longer one is cut and marked `body_truncated`."""
+MAX_HEADERS = 64
+MAX_HEADER_VALUE = 1024
+
+
+class HttpRequest(BaseModel):
+    """The concrete HTTP request a server fact served, as far as its telemetry told (see the module
+    docstring for what is left out)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    method: str
+    scheme: str | None = None
+    host: str | None = None
+    port: int | None = None
+    path: str = "/"
+    query: str | None = None
+    headers: dict[str, str] = {}
+    body: str | None = None
+    body_truncated: bool = False
+    """The request had a body that `body` does not hold whole (longer than MAX_BODY_BYTES, or binary)."""
+
+    @property
+    def target(self) -> str:
+        """Path and query, as in the request line."""
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+    @property
+    def url(self) -> str:
+        """The original URL when the host is known, else the target."""
+        if not self.host:
+            return self.target
+        port = f":{self.port}" if self.port else ""
+        return f"{self.scheme or 'http'}://{self.host}{port}{self.target}"
 
 
 class RequestFact(BaseModel):
@@ -53,6 +105,7 @@ class RequestFact(BaseModel):
     span_id: str | None = None
     parent_span_id: str | None = None
     peer_service: str | None = None
+    request: HttpRequest | None = None  # server facts whose telemetry names the concrete request
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -125,6 +178,189 @@ def _route(attrs: dict[str, Any]) -> str | None:
     return normalize_route(str(target)) if target is not None else None
 
 
+# --- HTTP request details ---------------------------------------------------------------------
+
+_HEADER_PREFIX = "http.request.header."
+_BODY_ATTRS = ("http.request.body", "http.request.body.content")
+# credentials, sessions and client addresses are never kept; hop-by-hop and framing headers are
+# the replaying client's business
+_DROPPED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+        "forwarded",
+        "x-forwarded-for",
+        "x-real-ip",
+        "true-client-ip",
+        "cf-connecting-ip",
+    }
+)
+_SECRET_HEADER_PARTS = (
+    "auth",
+    "cookie",
+    "token",
+    "secret",
+    "passw",
+    "session",
+    "signature",
+    "credential",
+    "api-key",
+    "api_key",
+    "apikey",
+    "csrf",
+    "xsrf",
+)
+# credentials and card numbers; e-mail addresses stay, as request bodies often need them to be valid
+_REDACTOR = Redactor(RedactionSpec(rules=[name for name in RULES_BY_NAME if name != "email"]))
+
+
+@lru_cache(maxsize=1024)
+def _safe_name(lowered: str) -> bool:
+    if lowered in _DROPPED_HEADERS or lowered.startswith(("proxy-", "x-amz-security")):
+        return False
+    return not any(part in lowered for part in _SECRET_HEADER_PARTS)
+
+
+def is_safe_header(name: str) -> bool:
+    """Whether a request header may be stored and replayed: no credentials, cookies, client
+    addresses or hop-by-hop headers."""
+    return _safe_name(name.lower())
+
+
+def _redacted(text: str) -> str:
+    return _REDACTOR.redact_text(text)[0]
+
+
+def _header_value(value: Any) -> str | None:
+    if isinstance(value, list | tuple):
+        value = ", ".join(str(v) for v in value if v is not None)
+    if value is None or value == "":
+        return None
+    return _redacted(str(value)[:MAX_HEADER_VALUE])
+
+
+def _safe_headers(items: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, raw in items:
+        if len(out) >= MAX_HEADERS:
+            break
+        name = str(name).strip().lower()
+        if not name or not _safe_name(name):
+            continue
+        value = _header_value(raw)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _body(text: Any) -> tuple[str | None, bool]:
+    """A body as kept: text of at most MAX_BODY_BYTES, redacted; and whether it was cut."""
+    if text is None or text == "":
+        return None, False
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            return None, True
+    elif not isinstance(text, str):
+        text = orjson.dumps(text).decode() if isinstance(text, dict | list) else str(text)
+    truncated = False
+    if len(text) > MAX_BODY_BYTES // 4:  # a cheap test first: 4 bytes per character at most
+        raw = text.encode("utf-8")
+        if len(raw) > MAX_BODY_BYTES:
+            text, truncated = raw[:MAX_BODY_BYTES].decode("utf-8", "ignore"), True
+    return _redacted(text), truncated
+
+
+def _port(value: Any) -> int | None:
+    port = _int(value)
+    return port if 0 < port < 65536 else None
+
+
+def _url_port(parts: SplitResult) -> int | None:
+    try:
+        return parts.port
+    except ValueError:  # not a number, or out of range
+        return None
+
+
+def _http_request(attrs: dict[str, Any], method: str) -> HttpRequest | None:
+    """The concrete request a server span or record describes, or None when it names no path."""
+    full = _first(attrs, "url.full", "http.url")
+    target = _first(attrs, "url.path", "http.target")
+    if full is None and target is None:
+        return None  # a route alone (/orders/{id}) is no request to send
+    scheme = _first(attrs, "url.scheme", "http.scheme")
+    host = _first(attrs, "server.address", "net.host.name", "http.host")
+    port = _port(_first(attrs, "server.port", "net.host.port"))
+    path, query = "/", None
+    if full is not None:
+        parts = urlsplit(str(full))
+        scheme, host = scheme or parts.scheme or None, host or parts.hostname
+        port = port or _url_port(parts)
+        path, query = parts.path or "/", parts.query or None
+    if target is not None:
+        path, _, target_query = str(target).partition("?")
+        query = query or target_query or None
+    query = _first(attrs, "url.query") or query
+    if isinstance(host, str) and ":" in host and not host.startswith("["):  # http.host: "name:port"
+        host, _, host_port = host.partition(":")
+        port = port or _port(host_port)
+    skip = len(_HEADER_PREFIX)
+    headers = _safe_headers((k[skip:], v) for k, v in attrs.items() if k.startswith(_HEADER_PREFIX))
+    body, truncated = _body(_first(attrs, *_BODY_ATTRS))
+    return HttpRequest(
+        method=method,
+        scheme=None if scheme is None else str(scheme).lower(),
+        host=None if host is None else str(host),
+        port=port,
+        path=path if path.startswith("/") else f"/{path}",
+        query=None if query is None else _redacted(str(query)),
+        headers=headers,
+        body=body,
+        body_truncated=truncated,
+    )
+
+
+def _rrpair_request(request: dict[str, Any], method: str, proto: str) -> HttpRequest:
+    url = str(request.get("url") or request.get("uri") or "/")
+    parts = urlsplit(url)
+    raw_headers = request.get("headers")
+    headers = _safe_headers(raw_headers.items()) if isinstance(raw_headers, Mapping) else {}
+    body: Any = request.get("body")
+    if body is None and isinstance(request.get("bodyBase64"), str):
+        try:
+            body = base64.b64decode(request["bodyBase64"], validate=True)
+        except (binascii.Error, ValueError):
+            body = None
+    text, truncated = _body(body)
+    host = parts.hostname or (str(request["host"]) if request.get("host") else None)
+    port = _url_port(parts)
+    if host is not None and ":" in host and not host.startswith("["):
+        host, _, host_port = host.partition(":")
+        port = port or _port(host_port)
+    scheme = parts.scheme or ("https" if proto == "https" else "http")
+    return HttpRequest(
+        method=method,
+        scheme=scheme.lower(),
+        host=host,
+        port=port,
+        path=parts.path or "/",
+        query=_redacted(parts.query) if parts.query else None,
+        headers=headers,
+        body=text,
+        body_truncated=truncated,
+    )
+
+
 # --- spans ------------------------------------------------------------------------------------
 
 _SPAN_KINDS: dict[int, Kind] = {Span.SPAN_KIND_SERVER: "server", Span.SPAN_KIND_CLIENT: "client"}
@@ -172,17 +408,19 @@ def facts_from_span(span: Span, resource_attrs: dict[str, Any], project: str = "
         return None
     status = _int(_first(attrs, "http.response.status_code", "http.status_code"))
     peer = _first(attrs, "peer.service", "server.address", "net.peer.name") if kind != "server" else None
+    method = str(method).upper()
     return RequestFact(
         project=project,
         service=service,
         kind=kind,
-        method=str(method).upper(),
+        method=method,
         route=route or "/",
         status=status,
         is_error=_is_error(kind, status, failed),
         duration_ms=duration,
         start_s=start,
         peer_service=None if peer is None else str(peer),
+        request=_http_request(attrs, method) if kind == "server" and "rpc.system" not in attrs else None,
         **ids,
     )
 
@@ -268,17 +506,19 @@ def facts_from_record(record: FlatRecord, project: str = "default") -> Fact | No
     kind_attr = str(_first(attrs, "span.kind", "kind", "direction") or "server").lower()
     kind: Kind = "client" if kind_attr in ("client", "out", "outbound") else "server"
     peer = _first(attrs, "peer.service", "server.address") if kind == "client" else None
+    method = str(method).upper()
     return RequestFact(
         project=project,
         service=service,
         kind=kind,
-        method=str(method).upper(),
+        method=method,
         route=route,
         status=status,
         is_error=_is_error(kind, status, False),
         duration_ms=duration,
         start_s=start,
         peer_service=None if peer is None else str(peer),
+        request=_http_request(attrs, method) if kind == "server" else None,
         **ids,
     )
 
@@ -311,21 +551,27 @@ def _from_rrpair(
     if proto not in _RRPAIR_HTTP:
         return None
     http = rr.get("http") or {}
-    request = http.get("request") or {}
-    url = str(request.get("url") or rr.get("location") or "/")
-    status = _int((http.get("response") or {}).get("statusCode"))
+    request = http.get("request") or http.get("req") or {}
+    response = http.get("response") or http.get("res") or {}
+    url = str(request.get("url") or request.get("uri") or rr.get("location") or "/")
+    status = _int(response.get("statusCode"))
     kind: Kind = "client" if str(rr.get("direction") or "IN").upper() == "OUT" else "server"
     peer = (urlsplit(url).hostname if "://" in url else None) if kind == "client" else None
+    method = str(request.get("method") or "GET").upper()
+    replayable = (
+        kind == "server" and isinstance(request, dict) and bool(request.get("url") or request.get("uri"))
+    )
     return RequestFact(
         project=project,
         service=service,
         kind=kind,
-        method=str(request.get("method") or "GET").upper(),
+        method=method,
         route=normalize_route(url),
         status=status,
         is_error=_is_error(kind, status, failed and status == 0),
         duration_ms=duration,
         start_s=start,
         peer_service=peer,
+        request=_rrpair_request(request, method, proto) if replayable else None,
         **ids,
     )

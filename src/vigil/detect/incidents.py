@@ -138,6 +138,7 @@ class Correlator:
         self._by_fingerprint: dict[str, str] = {}
         self._by_trace: dict[str, str] = {}  # only open incidents' traces
         self._by_service: dict[tuple[str, str], set[str]] = {}  # only open incidents
+        self._recurred: set[str] = set()  # changed by recurrence alone since `take_recurred`
 
     @property
     def incidents(self) -> list[Incident]:
@@ -159,6 +160,7 @@ class Correlator:
             incident, placed = self._place(group, now)
             changed = self._absorb(incident, group, now)
             if placed == "updated" and not changed:
+                self._recurred.add(incident.id)
                 continue
             previous = events.get(incident.id)
             kind: EventType = placed if previous is None or previous.type == "updated" else previous.type
@@ -169,6 +171,12 @@ class Correlator:
         self._forget(now)
         # snapshots, so later changes to an incident do not rewrite events already handed out
         return [e.model_copy(update={"incident": e.incident.model_copy(deep=True)}) for e in events.values()]
+
+    def take_recurred(self) -> list[Incident]:
+        """Snapshots of the incidents whose signals recurred (new windows, occurrences, evidence)
+        without an event since the last call: worth storing, not worth announcing."""
+        recurred, self._recurred = self._recurred, set()
+        return [self._incidents[i].model_copy(deep=True) for i in sorted(recurred) if i in self._incidents]
 
     def tick(self, now: float) -> list[IncidentEvent]:
         """Resolve and forget by time alone (same as `observe([], now)`)."""

@@ -5,6 +5,13 @@ consumer of its own: a second read of every record, so off by default), turns wh
 rolling baselines, raises signals and correlates them into incidents, which it stores. Baselines
 and the correlator are saved with the incidents, so they survive restarts.
 
+Every incident event is published on VIGIL_INCIDENTS (`vigil.incidents.<project>`) for pipelines to
+route to agents. Events wait in an outbox until the bus has them; the outbox is saved with the
+state, and a notice's id makes a second publication of the same event harmless.
+
+The pipeline router reports error records whose template is new (`new_error_template`); they become
+new_error_template signals, after a warm-up in which every template is new.
+
 One detector per deployment sees every fact of a service; replicas would split a service's facts
 between them (partitioning the streams by service is the way to scale it).
 """
@@ -20,17 +27,23 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from vigil.bus.client import Bus
+from vigil.bus.topology import incidents_subject
+from vigil.detect.archive import EvidenceArchive
 from vigil.detect.baselines import BaselineStore
+from vigil.detect.error_templates import NewErrorTemplates, TemplateSignalConfig
 from vigil.detect.facts import Fact, facts_from_record, facts_from_span
 from vigil.detect.incidents import Correlator, IncidentConfig, IncidentEvent
-from vigil.detect.signals import evaluate
+from vigil.detect.notices import IncidentNotice
+from vigil.detect.recorder import EvidenceRecorder
+from vigil.detect.signals import Signal, evaluate
 from vigil.detect.stats import ClosedWindow
 from vigil.detect.windows import WindowConfig, Windower
+from vigil.pipeline.templates import TemplateMatch
 from vigil.receivers.ingest import RECEIVED_HEADER
-from vigil.records import attributes, flatten
+from vigil.records import FlatRecord, attributes, flatten
 from vigil.settings import DetectSettings
 from vigil.store.repo import Store
 from vigil.tasks import cancel_and_wait
@@ -43,6 +56,13 @@ WINDOWS = Counter("vigil_detect_windows_total", "Per-service windows closed.")
 INCIDENT_EVENTS = Counter(
     "vigil_incident_events_total", "Incidents opened, updated, reopened, resolved.", ["type"]
 )
+INCIDENTS_OPEN = Gauge("vigil_incidents_open", "Open incidents held by this detector.")
+NOTICES_PUBLISHED = Counter("vigil_incident_notices_published_total", "Incident events put on the bus.")
+OUTBOX = Gauge("vigil_incident_outbox", "Incident events waiting for the bus.")
+NOTICES_DROPPED = Counter(
+    "vigil_incident_notices_dropped_total", "Incident events dropped from a full outbox (stored still)."
+)
+_OUTBOX_LIMIT = 10_000
 
 _REQUEST_KEYS = frozenset(
     {
@@ -58,7 +78,9 @@ _REQUEST_KEYS = frozenset(
 
 
 class Detector:
-    def __init__(self, bus: Bus, store: Store, settings: DetectSettings) -> None:
+    def __init__(
+        self, bus: Bus, store: Store, settings: DetectSettings, evidence: EvidenceArchive | None = None
+    ) -> None:
         self._bus = bus
         self._store = store
         self._settings = settings
@@ -73,33 +95,68 @@ class Detector:
         self._incidents = Correlator(
             IncidentConfig(quiet_period_s=settings.quiet_period_s, cooldown_s=settings.cooldown_s)
         )
+        self._templates = NewErrorTemplates(TemplateSignalConfig(warmup_s=settings.new_template_warmup_s))
+        self._outbox: list[IncidentNotice] = []
+        self._outbox_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._dirty = False
+        # the evidence of every signal, archived in the background (and swept)
+        self._evidence = EvidenceRecorder(evidence) if evidence is not None else None
 
     async def start(self) -> None:
+        if self._evidence is not None:
+            await self._evidence.start()
         saved = await self._store.load_detector_state()
         if saved:
             self._baselines = BaselineStore.from_state(saved.get("baselines", {}))
             self._incidents = Correlator.from_state(saved.get("incidents", {}), self._incidents.config)
+            if "templates" in saved:
+                self._templates = NewErrorTemplates.from_state(saved["templates"], self._templates.config)
+            self._outbox = [IncidentNotice.model_validate(n) for n in saved.get("outbox", [])]
         topology = self._bus.topology
+        # before anything is published: the stream keeps only what some consumer wants
+        await self._bus.ensure_consumer(topology.incident_router_consumer())
         spans = await self._bus.pull(topology.detector_consumer())
         self._tasks = [
             asyncio.create_task(self._consume(spans, self._span_facts, "spans"), name="detector-spans"),
             asyncio.create_task(self._tick(), name="detector-tick"),
+            asyncio.create_task(self._publish_outbox(), name="detector-outbox"),
         ]
         if self._settings.from_records:
-            records = await self._bus.pull(topology.detector_records_consumer())
-            self._tasks.append(
-                asyncio.create_task(
-                    self._consume(records, self._record_facts, "records"), name="detector-records"
+            for spec in topology.detector_records_consumers():  # one per records partition
+                records = await self._bus.pull(spec)
+                self._tasks.append(
+                    asyncio.create_task(
+                        self._consume(records, self._record_facts, "records"),
+                        name=f"detector-records-{spec.stream}",
+                    )
                 )
-            )
 
     async def shutdown(self) -> None:
         for task in self._tasks:
             await cancel_and_wait(task)
         self._tasks = []
+        if self._evidence is not None:
+            await self._evidence.shutdown()
         await self._save()
+
+    async def new_error_template(
+        self, project: str, service: str, match: TemplateMatch, record: FlatRecord
+    ) -> None:
+        """The router's report of an error record that opened a template."""
+        signal = self._templates.observe(
+            project=project,
+            service=service,
+            template_id=match.template_id,
+            template=match.template,
+            time_s=time.time(),
+            severity_number=int(record.get("severityNumber") or 17),
+            trace_id=record.get("traceId") or None,
+            record=record,
+        )
+        self._dirty = True
+        if signal is not None:
+            await self._signals([signal])
 
     async def _consume(self, subscription: Any, facts_of: Any, source: str) -> None:
         while True:
@@ -172,10 +229,18 @@ class Detector:
             WINDOWS.inc()
             signals = evaluate(window, self._baselines)
             self._dirty = True
-            for signal in signals:
-                SIGNALS.labels(signal.kind.value).inc()
-            if signals:
-                await self._events(self._incidents.observe(signals, time.time()))
+            await self._signals(signals)
+
+    async def _signals(self, signals: list[Signal]) -> None:
+        if self._evidence is not None:
+            self._evidence.submit(signals)  # never waits: queued for the writer
+        for signal in signals:
+            SIGNALS.labels(signal.kind.value).inc()
+        if signals:
+            await self._events(self._incidents.observe(signals, time.time()))
+            # a recurrence announces nothing, but the stored incident shows its latest window
+            if recurred := self._incidents.take_recurred():
+                await self._store.save_incidents(recurred)
 
     async def _events(self, events: list[IncidentEvent]) -> None:
         if not events:
@@ -193,9 +258,49 @@ class Detector:
                 },
             )
         await self._store.save_incidents([event.incident for event in events])
+        INCIDENTS_OPEN.set(len(self._incidents.open_incidents))
+        self._outbox.extend(IncidentNotice.of(event) for event in events)
+        if len(self._outbox) > _OUTBOX_LIMIT:
+            dropped = len(self._outbox) - _OUTBOX_LIMIT
+            NOTICES_DROPPED.inc(dropped)
+            log.error("incident outbox full; oldest events dropped from the bus", extra={"dropped": dropped})
+            del self._outbox[:dropped]
+        OUTBOX.set(len(self._outbox))
+        self._outbox_ready.set()
+
+    async def _publish_outbox(self) -> None:
+        delay = 0.5
+        while True:
+            await self._outbox_ready.wait()
+            while self._outbox:
+                notice = self._outbox[0]
+                try:
+                    await self._bus.publish(
+                        incidents_subject(notice.project),
+                        notice.model_dump_json().encode(),
+                        msg_id=notice.msg_id,
+                    )
+                except Exception as exc:
+                    log.warning("incident event not published; will retry", extra={"error": str(exc)})
+                    self._dirty = True  # the outbox is saved with the state meanwhile
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                    continue
+                delay = 0.5
+                # the list may have been trimmed meanwhile; remove this notice, wherever it is
+                if self._outbox and self._outbox[0] is notice:
+                    self._outbox.pop(0)
+                NOTICES_PUBLISHED.inc()
+                OUTBOX.set(len(self._outbox))
+            self._outbox_ready.clear()
 
     async def _save(self) -> None:
         self._dirty = False
         await self._store.save_detector_state(
-            {"baselines": self._baselines.state(), "incidents": self._incidents.state()}
+            {
+                "baselines": self._baselines.state(),
+                "incidents": self._incidents.state(),
+                "templates": self._templates.state(),
+                "outbox": [notice.model_dump(mode="json") for notice in self._outbox],
+            }
         )

@@ -245,7 +245,8 @@ class _Builder:
                 value=value,
                 threshold=threshold,
                 evidence=Evidence(
-                    stats=s,
+                    # the samples are kept once, below: a request with its body is not small
+                    stats=s.model_copy(update={"error_samples": [], "slow_samples": []}),
                     baseline=self.baseline,
                     query=query,
                     trace_ids=list(dict.fromkeys(t for t in traces if t))[: c.max_trace_ids],

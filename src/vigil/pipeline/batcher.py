@@ -12,6 +12,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
+from vigil.bus.topology import RECORDS_STREAM
 from vigil.records import FlatRecord
 
 
@@ -21,6 +22,8 @@ class Ticket:
 
     msg: Msg | None
     sequence: int
+    stream: str = RECORDS_STREAM
+    """The stream of `sequence`: the sequences of different streams overlap."""
     pending: int = 0
     failed: bool = False
 
@@ -34,12 +37,19 @@ class Batch:
     """Per record: its bus message and index there, or (None, a key) for a deduplication roll-up."""
 
     def request_id(self) -> str:
-        """Derived from where the records came from, so a batch rebuilt identically after a
-        redelivery gets the same id and the bus deduplicates it."""
+        """Derived from where the records came from (stream, sequence, index), so a batch rebuilt
+        identically after a redelivery gets the same id and the bus deduplicates it, and batches
+        of different records never share one. (VIGIL_RECORDS's name is left out, as before
+        partitions.)"""
         digest = hashlib.blake2b(digest_size=16)
         digest.update(f"{self.project_id}/{self.pipeline}".encode())
         for ticket, index in self.origins:
-            digest.update(f"/{ticket.sequence if ticket else 'x'}:{index}".encode())
+            if ticket is None:
+                digest.update(f"/x:{index}".encode())
+            elif ticket.stream == RECORDS_STREAM:
+                digest.update(f"/{ticket.sequence}:{index}".encode())
+            else:
+                digest.update(f"/{ticket.stream}:{ticket.sequence}:{index}".encode())
         return digest.hexdigest()
 
     @property

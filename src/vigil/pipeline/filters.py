@@ -13,7 +13,7 @@ from typing import Any
 
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from vigil.records import attributes, body_text
+from vigil.records import FlatRecord, attributes, body_text
 from vigil.specs import BodyMatch, FilterSpec, ValueMatch
 
 ValueTest = Callable[[Any], bool]
@@ -59,11 +59,22 @@ def _body_test(match: BodyMatch) -> Callable[[str], bool]:
 
 
 class RecordFilter:
-    """`matches(record, resource, severity)`: every condition of the spec holds."""
+    """Every condition of the spec holds: `accepts_resource` then `accepts_record` for OTLP log
+    records, `accepts_incident` for the detector's incident records (flat already)."""
 
-    __slots__ = ("_attr_tests", "_body", "_min_severity", "_resource_tests", "_services")
+    __slots__ = (
+        "_attr_tests",
+        "_body",
+        "_min_severity",
+        "_resource_tests",
+        "_services",
+        "takes_incidents",
+        "takes_logs",
+    )
 
     def __init__(self, spec: FilterSpec) -> None:
+        self.takes_logs = "log" in spec.kinds
+        self.takes_incidents = "incident" in spec.kinds
         self._min_severity = spec.min_severity or 0
         self._services = frozenset(spec.services) if spec.services is not None else None
         self._attr_tests = [(k, _value_test(m)) for k, m in spec.attributes.items()]
@@ -84,3 +95,17 @@ class RecordFilter:
             if not all(test(attrs.get(key)) for key, test in self._attr_tests):
                 return False
         return self._body is None or self._body(body_text(record.body))
+
+    def accepts_incident(self, record: FlatRecord, services: list[str]) -> bool:
+        """An incident record: `services` holds when any of the incident's services is wanted."""
+        if not self.takes_incidents or record["severityNumber"] < self._min_severity:
+            return False
+        if self._services is not None and self._services.isdisjoint(services):
+            return False
+        resource = record["resourceAttributes"]
+        if not all(test(resource.get(key)) for key, test in self._resource_tests):
+            return False
+        attrs = record["attributes"]
+        if not all(test(attrs.get(key)) for key, test in self._attr_tests):
+            return False
+        return self._body is None or self._body(record["body"])

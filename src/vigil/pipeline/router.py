@@ -1,10 +1,15 @@
 """Reads records messages, filters each record for every pipeline of its project, gives it a
 template, redacts and (where asked) deduplicates it, batches it and publishes the batches; a
-message is acknowledged once its records are safe.
+message is acknowledged once its records are safe. Incident events from the detector take the
+same way (without templates or deduplication) to the pipelines that take the `incident` kind.
+
+Error records whose template is new are reported to `on_new_error_template` (the detector), whether
+a pipeline took them or not.
 
 Memory stays bounded under overload: the router holds at most `router_max_pending` messages
-(the consumer's window) and `max_inflight_batches` unpublished batches, and pauses fetching while
-the bus refuses batches, so a backlog stays on the bus and the edge answers 429.
+per records partition (each partition's consumer window) and `max_inflight_batches` unpublished
+batches, and pauses fetching while the bus refuses batches, so a backlog stays on the bus and the
+edge answers 429.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
@@ -23,17 +29,23 @@ from prometheus_client import Counter, Histogram
 
 from vigil.bus.client import Bus
 from vigil.bus.topology import batches_subject
+from vigil.detect.notices import IncidentNotice
 from vigil.pipeline.batcher import Batch, Batcher, Ticket
 from vigil.pipeline.config import ActivePipeline, ConfigCache, agent_consumer
 from vigil.pipeline.dedupe import Deduplicator
 from vigil.pipeline.filters import ResourceContext
+from vigil.pipeline.redact import RedactionSpec, Redactor
 from vigil.pipeline.template_store import TemplateStore
-from vigil.pipeline.templates import TemplateMiner
+from vigil.pipeline.templates import TemplateMatch, TemplateMiner
 from vigil.receivers.ingest import RECEIVED_HEADER
 from vigil.records import FlatRecord, attributes, effective_severity, flatten
 from vigil.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
+
+_ERROR = 17
+NewErrorTemplate = Callable[[str, str, TemplateMatch, FlatRecord], Awaitable[None]]
+"""(project, service, the match, the redacted record) of an error record that opened a template."""
 
 RECORDS_ROUTED = Counter("vigil_records_routed_total", "Records read by the pipeline router.")
 RECORDS_MATCHED = Counter("vigil_records_matched_total", "Items batched for a pipeline.", ["pipeline"])
@@ -72,6 +84,7 @@ class Router:
         *,
         fetch_batch: int = 64,
         max_inflight_batches: int = 256,
+        on_new_error_template: NewErrorTemplate | None = None,
     ) -> None:
         self._bus = bus
         self._config = config
@@ -85,12 +98,22 @@ class Router:
         self._hold_until = 0.0
         self._last_warning = 0.0
         self._stopping = False
+        self._on_new_error_template = on_new_error_template
+        # error records no pipeline took are still mined, redacted with the built-in rules
+        self._default_redactor = Redactor(RedactionSpec())
 
     async def start(self) -> None:
         self._config.subscribe(self._on_config)
-        subscription = await self._bus.pull(self._bus.topology.router_consumer())
+        topology = self._bus.topology
+        # one reader per records partition
+        partitions = [(spec, await self._bus.pull(spec)) for spec in topology.router_consumers()]
+        incidents = await self._bus.pull(topology.incident_router_consumer())
         self._tasks = [
-            asyncio.create_task(self._run(subscription), name="router"),
+            *(
+                asyncio.create_task(self._run(records, self._route), name=f"router-{spec.stream}")
+                for spec, records in partitions
+            ),
+            asyncio.create_task(self._run(incidents, self._route_incident), name="incident-router"),
             asyncio.create_task(self._expire_groups(), name="router-dedupe"),
         ]
 
@@ -115,7 +138,7 @@ class Router:
             else:
                 lane.pipeline = active
 
-    async def _run(self, subscription: object) -> None:
+    async def _run(self, subscription: object, route: Callable[[Msg], Awaitable[None]]) -> None:
         fetch = subscription.fetch  # type: ignore[attr-defined]
         while True:
             await self._wait_for_room()
@@ -129,7 +152,7 @@ class Router:
                 continue
             for msg in messages:
                 try:
-                    await self._route(msg)
+                    await route(msg)
                 except Exception:
                     log.exception(
                         "router failed on a message; it will be redelivered", extra={"subject": msg.subject}
@@ -158,8 +181,9 @@ class Router:
 
     async def _route(self, msg: Msg) -> None:
         project_id = msg.subject.split(".", 2)[2]
-        pipelines = self._config.pipelines.get(project_id)
-        if not pipelines:
+        pipelines = self._config.pipelines.get(project_id) or []
+        watch_errors = self._on_new_error_template is not None
+        if not pipelines and not watch_errors:
             await msg.ack()
             return
         request = ExportLogsServiceRequest()
@@ -170,21 +194,24 @@ class Router:
             await msg.term()
             return
         received = int((msg.headers or {}).get(RECEIVED_HEADER, "0") or 0)
-        ticket = Ticket(msg, msg.metadata.sequence.stream)
+        metadata = msg.metadata
+        ticket = Ticket(msg, metadata.sequence.stream, metadata.stream)
         miner: TemplateMiner | None = None
         index = 0
         for rl in request.resource_logs:
             resource_attributes = attributes(rl.resource.attributes)
             context = ResourceContext(resource_attributes, str(resource_attributes.get("service.name", "")))
-            candidates = [p for p in pipelines if p.filter.accepts_resource(context)]
+            candidates = [p for p in pipelines if p.filter.takes_logs and p.filter.accepts_resource(context)]
             for sl in rl.scope_logs:
-                if not candidates:
+                if not candidates and not watch_errors:
                     index += len(sl.log_records)
                     continue
                 for record in sl.log_records:
                     severity = effective_severity(record)
                     flat: FlatRecord | None = None
                     template: tuple[str, str] | None = None
+                    match: TemplateMatch | None = None
+                    first_item: FlatRecord | None = None
                     for pipeline in candidates:
                         if not pipeline.filter.accepts_record(record, severity):
                             continue
@@ -195,6 +222,7 @@ class Router:
                             miner = miner or await self._templates.miner(project_id)
                             match = self._templates.mine(project_id, miner, item["body"])
                             template = (match.template_id, match.template)
+                            first_item = item
                         item["template_id"], item["template"] = template
                         lane = self._lane(pipeline)
                         if lane.dedupe is not None:
@@ -203,8 +231,53 @@ class Router:
                                 continue
                             item = offered
                         lane.batcher.add(item, ticket, index)
+                    if watch_errors and severity >= _ERROR:
+                        if match is None:
+                            flat = flat or flatten(record, resource_attributes, received)
+                            first_item = self._default_redactor.redact_record(flat)
+                            miner = miner or await self._templates.miner(project_id)
+                            match = self._templates.mine(project_id, miner, first_item["body"])
+                        if match.is_new and first_item is not None:
+                            await self._new_error_template(project_id, context.service, match, first_item)
                     index += 1
         RECORDS_ROUTED.inc(index)
+        if ticket.pending == 0:
+            await msg.ack()
+
+    async def _new_error_template(
+        self, project_id: str, service: str, match: TemplateMatch, item: FlatRecord
+    ) -> None:
+        assert self._on_new_error_template is not None
+        try:
+            await self._on_new_error_template(project_id, service, match, item)
+        except Exception:
+            log.exception("new error template not reported", extra={"project": project_id})
+
+    async def _route_incident(self, msg: Msg) -> None:
+        project_id = msg.subject.split(".", 2)[2]
+        try:
+            notice = IncidentNotice.model_validate_json(msg.data)
+        except ValueError:
+            log.error("undecodable incident message dropped", extra={"subject": msg.subject})
+            await msg.term()
+            return
+        metadata = msg.metadata
+        ticket = Ticket(msg, metadata.sequence.stream, metadata.stream)
+        record: FlatRecord | None = None
+        for pipeline in self._config.pipelines.get(project_id) or []:
+            if not pipeline.filter.takes_incidents:
+                continue
+            record = record or notice.record()
+            if not pipeline.filter.accepts_incident(record, notice.services):
+                continue
+            item = dict(record)
+            if pipeline.redactor is not None:
+                item = pipeline.redactor.redact_record(record)
+                item["incident"] = pipeline.redactor.redact_payload(record["incident"])
+            item["template_id"], item["template"] = "incident", notice.title
+            # the ticket's stream keeps this origin apart from any record's (sequence, index):
+            # the streams' sequences overlap, and a batch id must not
+            self._lane(pipeline).batcher.add(item, ticket, "incident")
         if ticket.pending == 0:
             await msg.ack()
 

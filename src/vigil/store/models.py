@@ -140,3 +140,24 @@ class DetectorState(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
+
+
+class IncidentReplay(Base):
+    """One `vigil replay` of an incident's archived requests, and whether its failure reproduced.
+
+    Kept apart from `incidents`, whose body the detector rewrites whole on every update.
+    """
+
+    __tablename__ = "incident_replays"
+    __table_args__ = (Index("ix_incident_replays_incident_at", "project_id", "incident_id", "at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(36))
+    incident_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    target: Mapped[str] = mapped_column(Text)
+    reproduced: Mapped[bool]
+    attempted: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    """Replayed requests that failed again (the way their signal expected)."""
+    results: Mapped[list[Any]]

@@ -22,6 +22,7 @@ from vigil.store.models import (
     Batch,
     DeadLetter,
     DetectorState,
+    IncidentReplay,
     IncidentRow,
     Output,
     Pipeline,
@@ -387,6 +388,74 @@ class Store:
         if row is None or row.project_id != project_id:
             raise NotFound(f"no incident {incident_id!r} in project {project_id!r}")
         return row
+
+    async def add_incident_replay(
+        self,
+        project_id: str,
+        incident_id: str,
+        *,
+        target: str,
+        reproduced: bool,
+        attempted: int,
+        failed: int,
+        results: list[Any],
+    ) -> IncidentReplay:
+        """Record a replay of an incident's requests (NotFound for an unknown incident)."""
+        await self.get_incident(project_id, incident_id)
+        row = IncidentReplay(
+            id=new_id(),
+            project_id=project_id,
+            incident_id=incident_id,
+            at=utcnow(),
+            target=target,
+            reproduced=reproduced,
+            attempted=attempted,
+            failed=failed,
+            results=results,
+        )
+        async with self.session() as s:
+            s.add(row)
+            await s.commit()
+        return row
+
+    async def list_incident_replays(
+        self, project_id: str, incident_id: str, *, limit: int
+    ) -> Sequence[IncidentReplay]:
+        """An incident's replays, newest first."""
+        async with self.session() as s:
+            query = (
+                select(IncidentReplay)
+                .where(IncidentReplay.project_id == project_id, IncidentReplay.incident_id == incident_id)
+                .order_by(IncidentReplay.at.desc())
+                .limit(limit)
+            )
+            return (await s.scalars(query)).all()
+
+    async def latest_incident_replays(
+        self, project_id: str, incident_ids: Sequence[str]
+    ) -> dict[str, IncidentReplay]:
+        """The newest replay of each of these incidents that has one."""
+        if not incident_ids:
+            return {}
+        async with self.session() as s:
+            newest = (
+                select(IncidentReplay.incident_id, func.max(IncidentReplay.at).label("at"))
+                .where(
+                    IncidentReplay.project_id == project_id,
+                    IncidentReplay.incident_id.in_(list(incident_ids)),
+                )
+                .group_by(IncidentReplay.incident_id)
+                .subquery()
+            )
+            query = (
+                select(IncidentReplay)
+                .join(
+                    newest,
+                    (IncidentReplay.incident_id == newest.c.incident_id) & (IncidentReplay.at == newest.c.at),
+                )
+                .where(IncidentReplay.project_id == project_id)
+            )
+            return {row.incident_id: row for row in (await s.scalars(query)).all()}
 
     # dead letters
 

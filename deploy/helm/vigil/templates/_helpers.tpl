@@ -65,6 +65,18 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
+{{/* Records partitions: config.bus.recordsPartitions, else one per node of the bundled cluster of 3
+or more (each node leads one; see docs/operations.md), else 1. */}}
+{{- define "vigil.busRecordsPartitions" -}}
+{{- if .Values.config.bus.recordsPartitions -}}
+{{- .Values.config.bus.recordsPartitions -}}
+{{- else if and .Values.nats.enabled (ge (int .Values.nats.replicas) 3) -}}
+{{- int .Values.nats.replicas -}}
+{{- else -}}
+1
+{{- end -}}
+{{- end -}}
+
 {{/* A value kept in the chart's Secret across upgrades: call with (dict "root" $ "key" "admin-token"). */}}
 {{- define "vigil.existingSecretValue" -}}
 {{- $secret := lookup "v1" "Secret" .root.Release.Namespace (include "vigil.fullname" .root) -}}

@@ -100,7 +100,7 @@ async def test_a_kind_filter_is_validated(vigil: VigilHandle) -> None:
 
 async def test_error_records_that_open_a_template_raise_a_signal(fast_windows: VigilHandle) -> None:
     vigil = fast_windows
-    project_id, key = await vigil.project_with_key()  # no pipeline at all: the detector still watches errors
+    project_id, key = await vigil.project_with_key()
 
     async def send(body: str, severity: int | None = None) -> None:
         kwargs: dict[str, Any] = {} if severity is None else {"severity": severity}
@@ -109,18 +109,29 @@ async def test_error_records_that_open_a_template_raise_a_signal(fast_windows: V
         )
         assert response.status_code == 200
 
-    await send("database connection refused host=db1 port=5432")  # during the warm-up: known, not news
-    await asyncio.sleep(2.0)
-    assert (await vigil.api.get(f"/api/v1/projects/{project_id}/incidents")).json() == []
-    await send("database connection refused host=db2 port=5433")  # the same template
-    await send("cache warmed in 35 ms", severity=INFO)  # new, but not an error
-    await send("payment gateway timeout after 30 s for order 981")  # new and an error
+    async with AgentServer() as on_call:
+        # a pipeline that takes incidents only: no log record is delivered, error records are still watched
+        body = pipeline(on_call.url, {"kinds": ["incident"]})
+        response = await vigil.api.put(f"/api/v1/projects/{project_id}/pipelines/on-call", json=body)
+        assert response.status_code == 200, response.text
 
-    [listed] = await incidents_of(vigil, project_id)
-    await asyncio.sleep(1.5)  # nothing else comes of the other records
-    assert len((await vigil.api.get(f"/api/v1/projects/{project_id}/incidents")).json()) == 1
-    incident = (await vigil.api.get(f"/api/v1/projects/{project_id}/incidents/{listed['id']}")).json()
-    [signal] = incident["signals"]
-    assert signal["kind"] == "new_error_template" and signal["service"] == "payments"
-    assert signal["evidence"]["template"].startswith("payment gateway timeout after")
-    assert signal["evidence"]["records"][0]["body"] == "payment gateway timeout after 30 s for order 981"
+        await send("database connection refused host=db1 port=5432")  # during the warm-up: known, not news
+        await asyncio.sleep(2.0)
+        assert (await vigil.api.get(f"/api/v1/projects/{project_id}/incidents")).json() == []
+        await send("database connection refused host=db2 port=5433")  # the same template
+        await send("cache warmed in 35 ms", severity=INFO)  # new, but not an error
+        await send("payment gateway timeout after 30 s for order 981")  # new and an error
+
+        [listed] = await incidents_of(vigil, project_id)
+        await asyncio.sleep(1.5)  # nothing else comes of the other records
+        assert len((await vigil.api.get(f"/api/v1/projects/{project_id}/incidents")).json()) == 1
+        incident = (await vigil.api.get(f"/api/v1/projects/{project_id}/incidents/{listed['id']}")).json()
+        [signal] = incident["signals"]
+        assert signal["kind"] == "new_error_template" and signal["service"] == "payments"
+        assert signal["evidence"]["template"].startswith("payment gateway timeout after")
+        assert signal["evidence"]["records"][0]["body"] == "payment gateway timeout after 30 s for order 981"
+
+        await on_call.wait_for(1)
+        [(_, [record])] = on_call.batches()
+        assert record["kind"] == "incident"
+        assert record["attributes"]["vigil.incident.signal_kinds"] == ["new_error_template"]

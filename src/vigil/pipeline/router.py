@@ -4,7 +4,7 @@ message is acknowledged once its records are safe. Incident events from the dete
 same way (without templates or deduplication) to the pipelines that take the `incident` kind.
 
 Error records whose template is new are reported to `on_new_error_template` (the detector), whether
-a pipeline took them or not.
+a pipeline took them or not, in projects that have a pipeline at all.
 
 Memory stays bounded under overload: the router holds at most `router_max_pending` messages
 per records partition (each partition's consumer window) and `max_inflight_batches` unpublished
@@ -181,11 +181,12 @@ class Router:
 
     async def _route(self, msg: Msg) -> None:
         project_id = msg.subject.split(".", 2)[2]
-        pipelines = self._config.pipelines.get(project_id) or []
-        watch_errors = self._on_new_error_template is not None
-        if not pipelines and not watch_errors:
+        pipelines = self._config.pipelines.get(project_id)
+        if not pipelines:
+            # nothing to deliver to, so nothing is worth parsing (new error templates included)
             await msg.ack()
             return
+        watch_errors = self._on_new_error_template is not None
         request = ExportLogsServiceRequest()
         try:
             request.ParseFromString(msg.data)

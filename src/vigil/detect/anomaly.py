@@ -40,6 +40,7 @@ import math
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["DetectorConfig", "StreamingDetector"]
@@ -275,7 +276,7 @@ class StreamingDetector:
         """The detector's full state as plain JSON types; `from_state` restores it exactly."""
         return {
             "version": STATE_VERSION,
-            "config": asdict(self.config),
+            "config": _config_state(self.config),
             "n": self.n,
             "prev": self.prev,
             "values": list(self.values.items),
@@ -325,3 +326,10 @@ class StreamingDetector:
         det.last_alert = int(state["last_alert"])
         det.last_alert_score = float(state["last_alert_score"])
         return det
+
+
+@lru_cache(maxsize=16)
+def _config_state(config: DetectorConfig) -> dict[str, Any]:
+    """One dict per configuration, shared by every detector's state (read, never changed): a
+    baseline store saves thousands of detectors with the same settings."""
+    return asdict(config)

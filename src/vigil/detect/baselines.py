@@ -242,19 +242,21 @@ class BaselineStore:
         return len(stale)
 
     def state(self) -> dict[str, Any]:
+        """Plain JSON types, built directly: with 10,000 endpoints, going through the models
+        doubled the periodic save, which runs on the event loop. `from_state` validates."""
         entries = [
-            _EntryState(
-                project=k[0],
-                service=k[1],
-                endpoint=k[2],
-                windows=b.windows,
-                last_seen=b.last_seen,
-                values=list(b.values),
-                detector=None if b.detector is None else b.detector.state(),
-            )
+            {
+                "project": k[0],
+                "service": k[1],
+                "endpoint": k[2],
+                "windows": b.windows,
+                "last_seen": b.last_seen,
+                "values": list(b.values),
+                "detector": None if b.detector is None else b.detector.state(),
+            }
             for k, b in self._entries.items()
         ]
-        return _StoreState(version=_STATE_VERSION, entries=entries).model_dump(mode="json")
+        return {"version": _STATE_VERSION, "entries": entries}
 
     @classmethod
     def from_state(cls, data: dict[str, Any], config: BaselineConfig | None = None) -> BaselineStore:

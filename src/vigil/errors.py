@@ -60,6 +60,13 @@ class ValidationFailed(UserError):
     status = 422
 
 
+class MessageTooLarge(VigilError):
+    """The bus will never take this message as it is: split or cut it, never retry it whole."""
+
+    code = "message_too_large"
+    status = 413
+
+
 class TransientError(VigilError):
     """A failure that may succeed on retry."""
 

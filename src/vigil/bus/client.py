@@ -13,20 +13,22 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.errors import NoRespondersError
+from nats.errors import MaxPayloadError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, StreamConfig
 from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
 
 from vigil.bus.topology import CONFIG_SUBJECT, RECORDS_STREAM, ConsumerSpec, Topology
-from vigil.errors import Backpressure, TransientError
+from vigil.errors import Backpressure, MessageTooLarge, TransientError
 from vigil.settings import BusSettings
 
 log = logging.getLogger(__name__)
 
 # JetStream error codes that mean "over a limit": the client should slow down, not give up.
 _LIMIT_ERROR_CODES = {10077, 10047, 10028, 10023, 10027}
+_MESSAGE_TOO_LARGE = 10054
+"""The message is larger than the stream's max_msg_size: no retry will change that."""
 _BAD_REQUEST = 10003
 """What a nats-server before 2.11 answers a stream step-down that names a preferred leader."""
 _NO_PEERS = 10005
@@ -41,6 +43,8 @@ Headers = dict[str, str]
 
 
 def to_vigil_error(exc: Exception) -> Exception:
+    if isinstance(exc, MaxPayloadError) or (isinstance(exc, APIError) and exc.err_code == _MESSAGE_TOO_LARGE):
+        return MessageTooLarge(f"the bus refused a message as too large: {exc}")
     if isinstance(exc, APIError):
         if exc.err_code in _LIMIT_ERROR_CODES or "maximum" in (exc.description or ""):
             return Backpressure(f"the bus is over its limit: {exc.description}", retry_after=2.0)

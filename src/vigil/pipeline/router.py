@@ -30,10 +30,12 @@ from prometheus_client import Counter, Histogram
 from vigil.bus.client import Bus
 from vigil.bus.topology import batches_subject
 from vigil.detect.notices import IncidentNotice
+from vigil.errors import MessageTooLarge
 from vigil.pipeline.batcher import Batch, Batcher, Ticket
 from vigil.pipeline.config import ActivePipeline, ConfigCache, agent_consumer
 from vigil.pipeline.dedupe import Deduplicator
 from vigil.pipeline.filters import ResourceContext
+from vigil.pipeline.fit import ENVELOPE_BYTES, split_batch
 from vigil.pipeline.redact import RedactionSpec, Redactor
 from vigil.pipeline.template_store import TemplateStore
 from vigil.pipeline.templates import TemplateMatch, TemplateMiner
@@ -231,7 +233,7 @@ class Router:
                             if offered is None:
                                 continue
                             item = offered
-                        lane.batcher.add(item, ticket, index)
+                        lane.batcher.add(item, ticket, index, _approx_bytes(item))
                     if watch_errors and severity >= _ERROR:
                         if match is None:
                             flat = flat or flatten(record, resource_attributes, received)
@@ -278,7 +280,7 @@ class Router:
             item["template_id"], item["template"] = "incident", notice.title
             # the ticket's stream keeps this origin apart from any record's (sequence, index):
             # the streams' sequences overlap, and a batch id must not
-            self._lane(pipeline).batcher.add(item, ticket, "incident")
+            self._lane(pipeline).batcher.add(item, ticket, "incident", _approx_bytes(item))
         if ticket.pending == 0:
             await msg.ack()
 
@@ -288,7 +290,12 @@ class Router:
         if lane is None:
             batch = pipeline.spec.batch
             batcher = Batcher(
-                pipeline.project_id, pipeline.name, batch.max_records, batch.max_wait_ms, self._emit
+                pipeline.project_id,
+                pipeline.name,
+                batch.max_records,
+                batch.max_wait_ms,
+                self._emit,
+                max_bytes=self._max_batch_bytes(pipeline),
             )
             dedupe = None
             if pipeline.spec.dedupe is not None:
@@ -314,10 +321,20 @@ class Router:
         if len(self._inflight) < self._max_inflight:
             self._room.set()
 
+    def _max_batch_bytes(self, pipeline: ActivePipeline) -> int:
+        """The pipeline's byte cap, within what the bus takes in one message."""
+        return min(pipeline.spec.batch.max_bytes, self._bus.settings.max_message_bytes - ENVELOPE_BYTES)
+
     async def _publish(self, batch: Batch) -> None:
         lane = self._lanes.get((batch.project_id, batch.pipeline))
         payload = batch.payload()
         data = orjson.dumps(payload)
+        limit = self._bus.settings.max_message_bytes - ENVELOPE_BYTES
+        if lane is not None:
+            limit = self._max_batch_bytes(lane.pipeline)
+        if len(data) > limit:
+            await self._publish_parts(batch, limit)
+            return
         delay = 0.2
         for _ in range(12):
             try:
@@ -327,6 +344,11 @@ class Router:
                     batches_subject(batch.project_id, batch.pipeline), data, msg_id=payload["request_id"]
                 )
                 break
+            except MessageTooLarge:
+                # the bus takes less than it said (an external server's own limit): never retried
+                # as it is, and never a reason to pause other pipelines
+                await self._publish_parts(batch, max(len(data) // 2, 4096))
+                return
             except Exception as exc:
                 self._hold(delay, batch, exc)
                 await _keep_alive(batch)
@@ -340,6 +362,15 @@ class Router:
             if ticket.pending == 0 and not ticket.failed and ticket.msg is not None:
                 await ticket.msg.ack()
 
+    async def _publish_parts(self, batch: Batch, max_bytes: int) -> None:
+        parts = split_batch(batch, max_bytes)
+        log.warning(
+            "batch over its byte cap: split, and records too large alone cut down",
+            extra={"pipeline": batch.pipeline, "project": batch.project_id, "parts": len(parts)},
+        )
+        for part in parts:
+            await self._publish(part)
+
     def _hold(self, delay: float, batch: Batch, exc: Exception) -> None:
         """The bus refused a batch: stop taking records for a while instead of piling them up."""
         now = time.monotonic()
@@ -350,6 +381,13 @@ class Router:
                 "batches refused by the bus; routing paused",
                 extra={"pipeline": batch.pipeline, "error": str(exc)},
             )
+
+
+def _approx_bytes(item: FlatRecord) -> int:
+    """A cheap guess of a record's JSON size, for the batcher's byte cap."""
+    body = item.get("body")
+    size = len(body) if isinstance(body, str) else 256
+    return size + 320 + 48 * (len(item.get("attributes") or ()) + len(item.get("resourceAttributes") or ()))
 
 
 def _tickets(batch: Batch) -> dict[Ticket, int]:

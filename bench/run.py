@@ -12,6 +12,8 @@ e. scaled      separate services on a three-node NATS cluster (1 and 2 replicas)
    detection   spans and records per second through the detector's windows, signals and
                incidents (in-process, and end to end through `vigil up`), and its memory per
                1,000 active endpoints (bench/detection.py; section i of the page)
+   saturation  16 and 32 concurrent exporters at default limits: time to every answer, 429s,
+               throughput (bench/saturation.py; section j)
 
 Usage::
 
@@ -39,6 +41,7 @@ from typing import Any
 import baseline_receiver
 import latency
 import nats
+import saturation
 import scaled
 from agent import AgentThread
 from loadgen import BodySource
@@ -57,6 +60,7 @@ SCENARIOS = (
     "templates",
     "nab",
     "detection",
+    "saturation",
 )
 
 
@@ -79,7 +83,14 @@ QUICK = Plan(
 
 
 def loadgen(
-    url: str, key: str, *, clients: int, duration_s: float, warmup_s: float, watch: dict[str, int]
+    url: str,
+    key: str,
+    *,
+    clients: int,
+    duration_s: float,
+    warmup_s: float,
+    watch: dict[str, int],
+    backoff_429_s: float = 0.0,
 ) -> Any:
     command = [
         sys.executable,
@@ -98,6 +109,8 @@ def loadgen(
     ]
     for name, pid in watch.items():
         command += ["--watch", f"{name}={pid}"]
+    if backoff_429_s:
+        command += ["--backoff-429", str(backoff_429_s)]
     done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=duration_s + 120)
     if done.returncode != 0:
         raise RuntimeError(f"the load generator failed:\n{done.stderr[-2000:]}")
@@ -336,6 +349,10 @@ def main() -> None:
                 results["nab"] = _script("nab_score.py")
             elif name == "detection":
                 results["detection"] = scenario_detection(args.quick)
+            elif name == "saturation":
+                results["saturation"] = saturation.run(
+                    loadgen, tmp, duration_s=plan.ingest_s, warmup_s=plan.warmup_s
+                )
     results["elapsed_s"] = time.monotonic() - started
     results["machine"]["load_after"] = load_average()
 

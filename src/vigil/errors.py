@@ -55,6 +55,13 @@ class PayloadTooLarge(UserError):
     status = 413
 
 
+class ClientGone(UserError):
+    """The client closed the connection mid-request: nobody is left to answer, nothing to log."""
+
+    code = "client_closed_request"
+    status = 499
+
+
 class ValidationFailed(UserError):
     code = "validation_error"
     status = 422

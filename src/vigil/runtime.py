@@ -138,13 +138,17 @@ class Runtime:
                     ready=ready,
                     budget=self.budget,
                     evidence=self.evidence,
+                    max_body_bytes=s.max_api_body_bytes,
                 )
             )
             self.api_http = HttpServer(api_app, host=s.host, port=s.api_port, name="api")
             await self._start(self.api_http)
         if "receiver" in roles:
             ingestor = Ingestor(
-                bus, max_request_bytes=s.max_request_bytes, max_inflight_bytes=s.max_inflight_ingest_bytes
+                bus,
+                max_request_bytes=s.max_request_bytes,
+                max_inflight_bytes=s.max_inflight_ingest_bytes,
+                admission=s.admission,
             )
             await self._start(ingestor)  # keeps the records partitions' leaders apart on a cluster
             receiver_app = create_receiver_app(

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vigil.receivers.admission import AdmissionSettings
+
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
@@ -170,7 +172,14 @@ class Settings(BaseSettings):
 
     max_request_bytes: int = Field(default=16 * MiB, ge=1024, description="After decompression.")
     max_inflight_ingest_bytes: int = Field(
-        default=256 * MiB, ge=MiB, description="Bodies waiting for the bus; over it ingest sheds (429)."
+        default=256 * MiB,
+        ge=MiB,
+        description="Memory held by exports in progress (bodies as read, unpacked and parsed); "
+        "over it ingest sheds (429).",
+    )
+    admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
+    max_api_body_bytes: int = Field(
+        default=4 * MiB, ge=1024, description="Largest body the management API reads."
     )
     key_cache_ttl_s: float = Field(default=5.0, ge=0)
 

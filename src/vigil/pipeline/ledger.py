@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class _Insert:
     row: Batch
-    done: asyncio.Future[None]
+    done: asyncio.Future[int]
+    """Resolves to the attempts already recorded for the batch (0 for a new one)."""
 
 
 class BatchLedger:
@@ -46,9 +47,11 @@ class BatchLedger:
 
     async def record(
         self, request_id: str, project_id: str, pipeline: str, records: list[Any], represented: int
-    ) -> None:
+    ) -> int:
+        """Record the batch before its first attempt in this process; return the attempts already
+        recorded for it (by an earlier process, before a crash), 0 when there are none."""
         if request_id in self._known:
-            return
+            return 0
         now = utcnow()
         row = Batch(
             request_id=request_id,
@@ -63,13 +66,14 @@ class BatchLedger:
             created_at=now,
             updated_at=now,
         )
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append(_Insert(row, done))
         self._wake.set()
-        await done
+        attempts = await done
         if len(self._known) > 100_000:
             self._known.clear()
         self._known.add(request_id)
+        return attempts
 
     def status(self, request_id: str, status: str, attempts: int, error: str | None = None) -> None:
         self._statuses[request_id] = (status, attempts, error)
@@ -106,7 +110,7 @@ class BatchLedger:
         if not inserts:
             return
         try:
-            await self._store.add_batches([i.row for i in inserts])
+            known = await self._store.add_batches([i.row for i in inserts])
         except Exception as exc:
             for item in inserts:
                 if not item.done.done():
@@ -114,7 +118,7 @@ class BatchLedger:
             raise
         for item in inserts:
             if not item.done.done():
-                item.done.set_result(None)
+                item.done.set_result(known.get(item.row.request_id, 0))
 
     async def _update_statuses(self) -> None:
         statuses, self._statuses = self._statuses, {}

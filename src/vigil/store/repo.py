@@ -234,18 +234,21 @@ class Store:
 
     # batches
 
-    async def add_batches(self, rows: Sequence[Batch]) -> None:
-        """Insert batches, ignoring ones already recorded (a redelivered batch keeps its row)."""
+    async def add_batches(self, rows: Sequence[Batch]) -> dict[str, int]:
+        """Insert batches, ignoring ones already recorded (a redelivered batch keeps its row);
+        return the attempts recorded for those, by request id."""
         async with self.session() as s:
-            known = set(
-                (
-                    await s.scalars(
-                        select(Batch.request_id).where(Batch.request_id.in_([r.request_id for r in rows]))
+            known: dict[str, int] = {
+                request_id: attempts
+                for request_id, attempts in await s.execute(
+                    select(Batch.request_id, Batch.attempts).where(
+                        Batch.request_id.in_([r.request_id for r in rows])
                     )
-                ).all()
-            )
+                )
+            }
             s.add_all([r for r in rows if r.request_id not in known])
             await s.commit()
+        return known
 
     async def set_batch_statuses(self, updates: Sequence[tuple[str, str, int, str | None]]) -> None:
         """Apply (request_id, status, attempts, error) updates in one executemany."""

@@ -117,6 +117,19 @@ class RestServer(LocalServer):
         super().__init__(port=port)
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
 
+    def fail_next(
+        self,
+        count: int = 1,
+        status: int = 503,
+        *,
+        body: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """As `LocalServer.fail_next`, with the vendor's error body (`failure_body`) sent as JSON."""
+        if headers is None and body is None and self.failure_body(status).startswith((b"{", b"[")):
+            headers = {"content-type": JSON_TYPE}
+        super().fail_next(count, status, body=body, headers=headers)
+
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         self._routes.append((method, re.compile(pattern), handler))
 

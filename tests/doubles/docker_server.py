@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from tests.doubles._rest import Call, HttpError, Response, RestServer, utc_iso
 
 __all__ = ["API_VERSION", "DockerContainer", "DockerServer"]
@@ -149,6 +151,9 @@ class DockerServer(RestServer):
             return self.actions.count(("restart", name))
 
     # --- the API -----------------------------------------------------------------------------
+
+    def failure_body(self, status: int) -> bytes:
+        return orjson.dumps({"message": f"scripted failure {status}"})
 
     def not_found(self, method: str, path: str) -> HttpError:
         return HttpError(404, {"message": "page not found"})

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from tests.doubles._rest import Call, HttpError, Response, RestServer
 
 __all__ = ["ElasticsearchServer", "parse_query_string"]
@@ -240,6 +242,11 @@ class ElasticsearchServer(RestServer):
                 self.indices.setdefault(index, {})[doc_id] = source
                 ids.append(doc_id)
         return ids
+
+    def failure_body(self, status: int) -> bytes:
+        return orjson.dumps(
+            _error(status, "es_rejected_execution_exception", f"scripted failure {status}").body
+        )
 
     def not_found(self, method: str, path: str) -> HttpError:
         return _error(

@@ -21,6 +21,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from tests.doubles._rest import Call, HttpError, Response, RestServer, utc_iso
 
 __all__ = ["GitHubServer", "StoredIssue"]
@@ -95,6 +97,11 @@ class GitHubServer(RestServer):
             return [c["body"] for c in self.repos[repo][number].comments]
 
     # --- the API -----------------------------------------------------------------------------
+
+    def failure_body(self, status: int) -> bytes:
+        return orjson.dumps(
+            {"message": f"scripted failure {status}", "documentation_url": DOCS, "status": str(status)}
+        )
 
     def not_found(self, method: str, path: str) -> HttpError:
         return HttpError(404, {"message": "Not Found", "documentation_url": DOCS, "status": "404"})

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from tests.doubles._rest import Call, HttpError, Response, RestServer, utc_iso
 
 __all__ = ["GitLabServer", "StoredIssue"]
@@ -104,6 +106,9 @@ class GitLabServer(RestServer):
             return [n["body"] for n in self.issue(project, iid).notes]
 
     # --- the API -----------------------------------------------------------------------------
+
+    def failure_body(self, status: int) -> bytes:
+        return orjson.dumps({"message": f"{status} scripted failure"})
 
     def not_found(self, method: str, path: str) -> HttpError:
         return HttpError(404, {"error": "404 Not Found"})

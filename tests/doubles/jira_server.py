@@ -24,6 +24,8 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from tests.doubles._rest import Call, HttpError, Response, RestServer
 
 __all__ = ["ISSUE_TYPES", "TRANSITIONS", "JiraServer", "StoredIssue"]
@@ -98,6 +100,9 @@ class JiraServer(RestServer):
             return [c["body"] for c in self.stored[key].comments]
 
     # --- the API -----------------------------------------------------------------------------
+
+    def failure_body(self, status: int) -> bytes:
+        return orjson.dumps({"errorMessages": [f"scripted failure {status}"], "errors": {}})
 
     def not_found(self, method: str, path: str) -> HttpError:
         return HttpError(404, {"message": "null for uri: " + path, "status-code": 404})

@@ -6,6 +6,7 @@
         k8s.add_event("default", kind="Pod", name=pod, reason="BackOff", message="...")
         k8s.set_logs("default", pod, "line 1\\nline 2\\n")
         api = kubernetes.client.ApiClient(k8s.configuration())    # the official client, unchanged
+        kubernetes.config.new_client_from_config(str(k8s.write_kubeconfig(tmp_path / "kubeconfig")))
         ...
         assert k8s.restarts("default", "web") == 1                # patches setting restartedAt
         assert k8s.count_calls("delete", "pods", name=pod) == 1   # every call, parsed (`calls`)
@@ -22,7 +23,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import orjson
+import yaml
 
 from tests.doubles._rest import Call, HttpError, Response, RestServer
 from tests.doubles.k8s_cluster import KINDS, RESTARTED_AT, REVISION, KubeCluster, status
@@ -69,6 +74,23 @@ class KubernetesServer(RestServer, KubeCluster):
             config.api_key_prefix = {"BearerToken": "Bearer"}
         return config
 
+    def write_kubeconfig(self, path: str | Path, *, namespace: str = "default") -> Path:
+        """A kubeconfig file whose current context is this server (for code that loads one)."""
+        user = {"token": self.token} if self.token is not None else {}
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "double", "cluster": {"server": self.base_url}}],
+            "users": [{"name": "double", "user": user}],
+            "contexts": [
+                {"name": "double", "context": {"cluster": "double", "user": "double", "namespace": namespace}}
+            ],
+            "current-context": "double",
+        }
+        target = Path(path)
+        target.write_text(yaml.safe_dump(config))
+        return target
+
     # --- inspection --------------------------------------------------------------------------
 
     def count_calls(
@@ -95,6 +117,11 @@ class KubernetesServer(RestServer, KubeCluster):
             return self._restarts.get((namespace, name), 0)
 
     # --- the API -----------------------------------------------------------------------------
+
+    def failure_body(self, code: int) -> bytes:
+        return orjson.dumps(
+            status(code, "InternalError" if code >= 500 else "BadRequest", f"scripted failure {code}").body
+        )
 
     def not_found(self, method: str, path: str) -> HttpError:
         return status(404, "NotFound", "the server could not find the requested resource")

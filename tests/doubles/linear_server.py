@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from tests.doubles._graphql import GraphQLError, parse_operation, select
 from tests.doubles._rest import Call, HttpError, Response, RestServer, utc_iso
 
@@ -354,6 +356,10 @@ class LinearServer(RestServer):
                 f'Cannot query field "{name}" on type "{"Mutation" if kind == "mutation" else "Query"}".'
             )
         return table[name]
+
+    def failure_body(self, status: int) -> bytes:
+        error = {"message": f"scripted failure {status}", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+        return orjson.dumps({"errors": [error]})
 
     def check_auth(self, call: Call) -> None:
         if self.api_key is None:

@@ -152,6 +152,9 @@ class LokiServer(RestServer):
         with self._cond:
             self.entries.extend((dict(labels), start + i, line) for i, line in enumerate(lines))
 
+    def failure_body(self, status: int) -> bytes:
+        return f"scripted failure {status}\n".encode()
+
     def not_found(self, method: str, path: str) -> HttpError:
         return HttpError(404, "404 page not found\n", {"content-type": "text/plain; charset=utf-8"})
 

@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from tests.doubles._rest import Call, HttpError, RestServer
 
 __all__ = ["PrometheusServer", "parse_duration", "parse_time"]
@@ -110,6 +112,10 @@ class PrometheusServer(RestServer):
         """Refuse `expr` with this error (`bad_data`: 400, `execution`: 422, `timeout`: 503)."""
         with self._cond:
             self._errors[expr.strip()] = f"{error_type}\0{error}"
+
+    def failure_body(self, status: int) -> bytes:
+        kind = {422: "execution", 503: "timeout"}.get(status, "internal" if status >= 500 else "bad_data")
+        return orjson.dumps({"status": "error", "errorType": kind, "error": f"scripted failure {status}"})
 
     def not_found(self, method: str, path: str) -> HttpError:
         return HttpError(404, b"404 page not found\n", {"content-type": "text/plain; charset=utf-8"})

@@ -79,3 +79,8 @@ def test_refusals(gh: GitHubServer, client: Github) -> None:
     with pytest.raises(github.BadCredentialsException):
         fast_client(gh, "wrong").get_repo("acme/shop")
     assert gh.issues("acme/shop") == []
+    gh.fail_next(1, 502)
+    with pytest.raises(github.GithubException) as unavailable:
+        client.get_repo("acme/shop")
+    assert unavailable.value.status == 502
+    assert unavailable.value.data["message"] == "scripted failure 502"

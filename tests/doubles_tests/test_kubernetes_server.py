@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
-from kubernetes import client
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from tests.doubles.kubernetes_server import REVISION, KubernetesServer
@@ -148,3 +149,14 @@ def test_wrong_token_is_refused() -> None:
             client.AppsV1Api(api).list_namespaced_deployment("default")
         assert refused.value.status == 401
         assert k8s.calls == []
+
+
+def test_kubeconfig_and_scripted_failures(k8s: KubernetesServer, tmp_path: Path) -> None:
+    api = config.new_client_from_config(config_file=str(k8s.write_kubeconfig(tmp_path / "kubeconfig")))
+    core = client.CoreV1Api(api)
+    k8s.fail_next(1, 503)
+    with pytest.raises(ApiException) as unavailable:
+        core.list_namespaced_pod("shop")
+    assert unavailable.value.status == 503
+    assert json.loads(unavailable.value.body)["kind"] == "Status"
+    assert len(core.list_namespaced_pod("shop").items) == 2

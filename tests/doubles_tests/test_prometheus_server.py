@@ -67,5 +67,8 @@ def test_bad_queries_get_prometheus_errors(prom: PrometheusServer) -> None:
         )
         assert too_many.status_code == 400
         assert http.get("/api/v1/query", params={"query": "x", "time": "yesterday"}).status_code == 400
+        prom.fail_next(1, 503)
+        down = http.get("/api/v1/query", params={"query": "up"})
+        assert (down.status_code, down.json()["errorType"]) == (503, "timeout")
         failing = http.get("/api/v1/query", params={"query": "histogram_quantile(0.9, x)"})
         assert (failing.status_code, failing.json()["errorType"]) == (422, "execution")

@@ -154,13 +154,13 @@ class RestServer(LocalServer):
             params = {k: urllib.parse.unquote(v) for k, v in match.groupdict().items() if v is not None}
             call = Call(method, urllib.parse.unquote(raw_path), params, args, headers, body)
             try:
-                with self._cond:
+                with self._cond:  # encoded under the lock too: handlers may return live state
                     self.check_auth(call)
                     result = handler(call)
+                    response = result if isinstance(result, Response) else Response(body=result)
+                    out_headers = dict(response.headers)
+                    return (response.status, _encode(response.body, out_headers), out_headers), None
             except HttpError as exc:
                 return (exc.status, _encode(exc.body, exc.headers), exc.headers), exc.reason
-            response = result if isinstance(result, Response) else Response(body=result)
-            out_headers = dict(response.headers)
-            return (response.status, _encode(response.body, out_headers), out_headers), None
         exc = self.not_found(method, urllib.parse.unquote(raw_path))
         return (exc.status, _encode(exc.body, exc.headers), exc.headers), exc.reason

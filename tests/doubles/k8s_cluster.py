@@ -62,7 +62,7 @@ class KubeCluster:
     def _init_cluster(self) -> None:
         self.objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {p: {} for p in KINDS}
         """plural -> (namespace, name) -> the stored object (read under `with k8s.lock`)."""
-        self.logs: dict[tuple[str, str, str], str] = {}
+        self.logs: dict[tuple[str, str, str, bool], str] = {}
         self._versions = itertools.count(1000)
 
     @property
@@ -135,10 +135,27 @@ class KubeCluster:
             event |= {"firstTimestamp": now, "lastTimestamp": now, "source": {"component": component}}
             return copy.deepcopy(event)
 
-    def set_logs(self, namespace: str, pod: str, text: str, container: str | None = None) -> None:
+    def set_logs(
+        self, namespace: str, pod: str, text: str, container: str | None = None, *, previous: bool = False
+    ) -> None:
+        """The container's log (`previous`: its last terminated instance's, as `?previous=true` reads)."""
         with self._cond:
             spec = self._get("pods", namespace, pod)["spec"]
-            self.logs[(namespace, pod, container or spec["containers"][0]["name"])] = text
+            self.logs[(namespace, pod, container or spec["containers"][0]["name"], previous)] = text
+
+    def crash_loop(
+        self, namespace: str, pod: str, container: str | None = None, *, restarts: int = 5, exit_code: int = 1
+    ) -> None:
+        """Put a container in CrashLoopBackOff: waiting, not ready, restarted, its last run terminated."""
+        now = utc_iso()
+        with self._cond:
+            statuses = self._get("pods", namespace, pod)["status"]["containerStatuses"]
+            state = next(s for s in statuses if container in (None, s["name"]))
+            message = f"back-off 5m0s restarting failed container={state['name']} pod={pod}"
+            state |= {"ready": False, "started": False, "restartCount": restarts}
+            state["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": message}}
+            terminated = {"exitCode": exit_code, "reason": "Error", "startedAt": now, "finishedAt": now}
+            state["lastState"] = {"terminated": terminated}
 
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
         with self._cond:

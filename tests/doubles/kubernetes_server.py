@@ -4,7 +4,8 @@
         k8s.add_deployment("web", image="shop:1.0", replicas=2)   # its ReplicaSet (revision 1), pods
         k8s.set_image("default", "web", "shop:1.1")               # history: a rollout, revision 2
         k8s.add_event("default", kind="Pod", name=pod, reason="BackOff", message="...")
-        k8s.set_logs("default", pod, "line 1\\nline 2\\n")
+        k8s.set_logs("default", pod, "line 1\\nline 2\\n")        # previous=True: the last crash's
+        k8s.crash_loop("default", pod, restarts=5)                # CrashLoopBackOff in its status
         api = kubernetes.client.ApiClient(k8s.configuration())    # the official client, unchanged
         kubernetes.config.new_client_from_config(str(k8s.write_kubeconfig(tmp_path / "kubeconfig")))
         ...
@@ -33,12 +34,12 @@ from tests.doubles._rest import Call, HttpError, Response, RestServer
 from tests.doubles.k8s_cluster import KINDS, RESTARTED_AT, REVISION, KubeCluster, status
 from tests.doubles.k8s_patch import apply_patch, matches_fields, matches_labels
 
+__all__ = ["REVISION", "KubeCall", "KubernetesServer"]
+
 PATH = re.compile(
     r"/(?P<prefix>apis/apps/v1|api/v1)(?:/namespaces/(?P<ns>[^/]+))?"
     r"/(?P<plural>deployments|replicasets|pods|events)(?:/(?P<name>[^/]+))?(?:/(?P<sub>scale|log))?"
 )
-
-__all__ = ["REVISION", "KubeCall", "KubernetesServer"]
 
 
 @dataclass(frozen=True)
@@ -269,7 +270,12 @@ class KubernetesServer(RestServer, KubeCluster):
             container = names[0]
         if container not in names:
             raise status(400, "BadRequest", f"container {container} is not valid for pod {pod_name}")
-        text = self.logs.get((pod["metadata"]["namespace"], pod_name, container), "")
+        previous = call.arg("previous") == "true"
+        key = (pod["metadata"]["namespace"], pod_name, container, previous)
+        if previous and key not in self.logs:
+            message = f'previous terminated container "{container}" in pod "{pod_name}" not found'
+            raise status(400, "BadRequest", message)
+        text = self.logs.get(key, "")
         tail = call.arg("tailLines")
         if tail is not None:
             lines = text.splitlines(keepends=True)

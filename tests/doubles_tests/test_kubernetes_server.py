@@ -160,3 +160,20 @@ def test_kubeconfig_and_scripted_failures(k8s: KubernetesServer, tmp_path: Path)
     assert unavailable.value.status == 503
     assert json.loads(unavailable.value.body)["kind"] == "Status"
     assert len(core.list_namespaced_pod("shop").items) == 2
+
+
+def test_a_crash_looping_pod_as_an_investigator_sees_it(k8s: KubernetesServer, api: client.ApiClient) -> None:
+    core = client.CoreV1Api(api)
+    pod = core.list_namespaced_pod("shop").items[0].metadata.name
+    with pytest.raises(ApiException) as no_previous:
+        core.read_namespaced_pod_log(pod, "shop", previous=True)
+    assert no_previous.value.status == 400
+    k8s.crash_loop("shop", pod, restarts=7, exit_code=137)
+    k8s.set_logs("shop", pod, "panic: pool exhausted\n", previous=True)
+
+    [state] = core.read_namespaced_pod(pod, "shop").status.container_statuses
+    assert (state.ready, state.restart_count) == (False, 7)
+    assert state.state.waiting.reason == "CrashLoopBackOff"
+    assert state.last_state.terminated.exit_code == 137
+    assert core.read_namespaced_pod_log(pod, "shop", previous=True) == "panic: pool exhausted\n"
+    assert core.read_namespaced_pod_log(pod, "shop") == ""

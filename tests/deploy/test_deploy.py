@@ -141,7 +141,7 @@ def test_compose_env_is_valid_settings(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert settings.nats_url == "nats://nats:4222"
+    assert settings.nats_url is not None and settings.nats_url.get_secret_value() == "nats://nats:4222"
     assert settings.sqlalchemy_url() == "postgresql+asyncpg://vigil:vigil@postgres:5432/vigil"
     for _, port, var in PORTS[name]:
         assert getattr(settings, var.removeprefix("VIGIL_").lower()) == port

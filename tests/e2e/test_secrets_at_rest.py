@@ -37,7 +37,10 @@ def not_private(data_dir: Path) -> list[str]:
 
 def raw_specs(db: Path) -> list[str]:
     with sqlite3.connect(db) as connection:
-        return [row[0] for row in connection.execute("SELECT spec FROM pipelines UNION ALL SELECT spec FROM sinks")]
+        return [
+            row[0]
+            for row in connection.execute("SELECT spec FROM pipelines UNION ALL SELECT spec FROM sinks")
+        ]
 
 
 def database_bytes(db: Path) -> bytes:
@@ -71,7 +74,9 @@ async def test_secrets_are_private_encrypted_delivered_migrated_and_rotated(tmp_
     db = data_dir / "vigil.db"
     vigil = VigilProcess(data_dir)
     await asyncio.to_thread(vigil.start)
-    api = httpx.AsyncClient(base_url=f"{vigil.api_url}/api/v1", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    api = httpx.AsyncClient(
+        base_url=f"{vigil.api_url}/api/v1", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
     try:
         project_id = (await api.post("/projects", json={"name": "payments"})).json()["id"]
         key = (await api.post(f"/projects/{project_id}/api-keys", json={"name": "k"})).json()["key"]
@@ -87,11 +92,20 @@ async def test_secrets_are_private_encrypted_delivered_migrated_and_rotated(tmp_
                 "batch": {"max_records": 10, "max_wait_ms": 100},
                 "agent": {"endpoint": agent.url, "headers": {"Authorization": AGENT_TOKEN}},
             }
-            assert (await api.put(f"/projects/{project_id}/pipelines/errors", json=pipeline)).status_code == 200
-            webhook = {"type": "webhook", "url": hook.url, "secret": HOOK_SECRET, "headers": {"X-Team": HOOK_HEADER}}
+            assert (
+                await api.put(f"/projects/{project_id}/pipelines/errors", json=pipeline)
+            ).status_code == 200
+            webhook = {
+                "type": "webhook",
+                "url": hook.url,
+                "secret": HOOK_SECRET,
+                "headers": {"X-Team": HOOK_HEADER},
+            }
             assert (await api.post(f"/projects/{project_id}/sinks", json=webhook)).status_code == 201
             assert (
-                await api.post(f"/projects/{project_id}/sinks", json={"type": "slack", "webhook_url": slack.url})
+                await api.post(
+                    f"/projects/{project_id}/sinks", json={"type": "slack", "webhook_url": slack.url}
+                )
             ).status_code == 201
 
             # delivered with their secrets...
@@ -106,7 +120,14 @@ async def test_secrets_are_private_encrypted_delivered_migrated_and_rotated(tmp_
 
             # ...while every file is private and the database holds none of them in clear
             assert (data_dir / "secret.key").exists()
-            for name in ("vigil.db", "vigil.db-wal", "vigil.db-shm", "secret.key", "nats/password", "nats/nats.conf"):
+            for name in (
+                "vigil.db",
+                "vigil.db-wal",
+                "vigil.db-shm",
+                "secret.key",
+                "nats/password",
+                "nats/nats.conf",
+            ):
                 assert (data_dir / name).stat().st_mode & 0o777 == 0o600, name
             assert data_dir.stat().st_mode & 0o777 == 0o700
             assert not_private(data_dir) == []

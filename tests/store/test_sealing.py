@@ -210,7 +210,8 @@ def postgres_url() -> Iterator[str]:
 
 async def test_postgres_rows_hold_no_secret_in_clear(postgres_url: str) -> None:
     await upgrade(postgres_url)
-    store = Store(create_engine(postgres_url), SecretBox([generate_key()]))
+    box = SecretBox([generate_key()])
+    store = Store(create_engine(postgres_url), box)
     try:
         project = await store.create_project("payments")
         await store.put_pipeline(project.id, "errors", PIPELINE)
@@ -226,8 +227,24 @@ async def test_postgres_rows_hold_no_secret_in_clear(postgres_url: str) -> None:
         rows = await connection.fetch(
             "SELECT spec::text AS spec FROM pipelines UNION ALL SELECT spec::text FROM sinks"
         )
+        stored = [row["spec"] for row in rows]
+        assert len(stored) == 3 and all(SEALED in row for row in stored)
+        assert not [s for s in SECRETS if any(s in row for row in stored)]
+
+        # a row as an earlier version wrote it: read as it is, sealed by the start-up pass
+        await connection.execute(
+            "INSERT INTO sinks VALUES ('legacy', $1, 'slack', NULL, $2, now())",
+            project.id,
+            json.dumps({"type": "slack", "webhook_url": SLACK_URL}),
+        )
+        store = Store(create_engine(postgres_url), box)
+        try:
+            assert (await store.get_sink(project.id, "legacy")).spec["webhook_url"] == SLACK_URL
+            assert (await store.seal_secrets()).sealed == 1
+            assert (await store.get_sink(project.id, "legacy")).spec["webhook_url"] == SLACK_URL
+        finally:
+            await store.close()
+        legacy = await connection.fetchval("SELECT spec::text FROM sinks WHERE id = 'legacy'")
+        assert SEALED in legacy and SLACK_URL not in legacy
     finally:
         await connection.close()
-    stored = [row["spec"] for row in rows]
-    assert len(stored) == 3 and all(SEALED in row for row in stored)
-    assert not [s for s in SECRETS if any(s in row for row in stored)]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -27,6 +26,7 @@ from vigil.errors import VigilError
 log = logging.getLogger(__name__)
 
 SEALED = "$sealed"
+_OPENED_MAX = 100_000
 KEY_FILE = "secret.key"
 Table = Literal["pipelines", "sinks"]
 
@@ -77,6 +77,8 @@ class SecretBox:
         fernets = [_fernet(key) for key in keys]
         self._primary = fernets[0]
         self._all = MultiFernet(fernets)
+        self._opened: dict[str, str] = {}
+        """Tokens already decrypted: every config reload reads every spec again."""
 
     @classmethod
     def generate(cls) -> SecretBox:
@@ -90,14 +92,22 @@ class SecretBox:
         """The plain value of a sealed one; a plain string (stored before encryption) as is."""
         if not is_sealed(value):
             return value
+        token: str = value[SEALED]
+        known = self._opened.get(token)
+        if known is not None:
+            return known
         try:
-            return self._all.decrypt(value[SEALED].encode()).decode()
+            plain = self._all.decrypt(token.encode()).decode()
         except InvalidToken as exc:
             raise SecretKeyError(
                 f"a stored secret{' of ' + where if where else ''} cannot be decrypted with the "
                 "configured secret keys (VIGIL_SECRET_KEY / the key file): was the key replaced "
                 "instead of rotated?"
             ) from exc
+        if len(self._opened) >= _OPENED_MAX:
+            self._opened.clear()
+        self._opened[token] = plain
+        return plain
 
     def is_current(self, value: Any) -> bool:
         """Sealed with the first key (nothing to rotate)."""
@@ -133,9 +143,24 @@ def _slots(table: Table, spec: dict[str, Any]) -> Iterator[tuple[dict[str, Any],
         yield spec, "webhook_url"
 
 
+def _copy_holders(table: Table, spec: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `spec` whose dicts holding secrets are new (the rest is shared, and read only):
+    a deep copy would cost more than the decryption on every config reload."""
+    out = dict(spec)
+    if table == "pipelines":
+        agent = out.get("agent")
+        if isinstance(agent, dict):
+            agent = out["agent"] = dict(agent)
+            if isinstance(agent.get("headers"), dict):
+                agent["headers"] = dict(agent["headers"])
+    elif isinstance(out.get("headers"), dict):
+        out["headers"] = dict(out["headers"])
+    return out
+
+
 def seal_spec(box: SecretBox, table: Table, spec: dict[str, Any]) -> dict[str, Any]:
     """A copy of `spec` (plain, as `reveal` gives it) with its secrets sealed."""
-    sealed = copy.deepcopy(spec)
+    sealed = _copy_holders(table, spec)
     for holder, key in _slots(table, sealed):
         if isinstance(holder[key], str):
             holder[key] = box.seal(holder[key])
@@ -143,7 +168,7 @@ def seal_spec(box: SecretBox, table: Table, spec: dict[str, Any]) -> dict[str, A
 
 
 def open_spec(box: SecretBox, table: Table, spec: dict[str, Any], *, where: str = "") -> dict[str, Any]:
-    opened = copy.deepcopy(spec)
+    opened = _copy_holders(table, spec)
     for holder, key in _slots(table, opened):
         holder[key] = box.open(holder[key], where=where)
     return opened

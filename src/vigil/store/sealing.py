@@ -199,18 +199,34 @@ def load_secret_box(
                 "Make a key with `vigil secrets generate-key`."
             )
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process made it meanwhile
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(generate_key() + "\n")
+        if _create_key_file(path):
             log.warning(
                 "generated the secret key that encrypts stored secrets; back it up apart from "
                 "the database (without it, agents' headers and sink secrets cannot be read)",
                 extra={"path": str(path)},
             )
     if path.stat().st_mode & 0o077:
-        log.warning("the secret key file is readable by others; chmod 600 it", extra={"path": str(path)})
+        log.warning(
+            "the secret key file is readable by others: chmod 600 it (a Kubernetes Secret "
+            "volume: defaultMode 0400)",
+            extra={"path": str(path)},
+        )
     return SecretBox(parse_keys(path.read_text())), path
+
+
+def _create_key_file(path: Path) -> bool:
+    """Write a new key to `path` whole or not at all (a crash leaves no empty key file), unless
+    another process made one meanwhile. True if this call made it."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(generate_key() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temporary, path)
+    except FileExistsError:
+        return False
+    finally:
+        temporary.unlink(missing_ok=True)
+    return True

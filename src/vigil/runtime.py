@@ -195,7 +195,7 @@ class Runtime:
             log.info("encrypted stored secrets that were in plain text", extra={"specs": report.sealed})
         if report.unreadable:
             raise RuntimeError(
-                f"the secret key cannot decrypt {len(report.unreadable)} stored secrets "
+                f"the secret key cannot decrypt the secrets of {len(report.unreadable)} pipelines and sinks "
                 f"({'; '.join(report.unreadable[:5])}): set VIGIL_SECRET_KEY to the key they were "
                 "encrypted with (while rotating, the new key first and the old one after a comma)"
             )

@@ -177,7 +177,7 @@ async def test_secrets_are_private_encrypted_delivered_migrated_and_rotated(tmp_
                 await asyncio.to_thread(refused.start)
                 raise AssertionError("vigil started with a key that opens none of the stored secrets")
             except RuntimeError:
-                assert "cannot decrypt 4 stored secrets" in refused.log.read_text()
+                assert "cannot decrypt the secrets of 4 pipelines and sinks" in refused.log.read_text()
             finally:
                 refused.stop()
     finally:

@@ -131,6 +131,8 @@ async def test_secrets_are_private_encrypted_delivered_migrated_and_rotated(tmp_
                 assert (data_dir / name).stat().st_mode & 0o777 == 0o600, name
             assert data_dir.stat().st_mode & 0o777 == 0o700
             assert not_private(data_dir) == []
+            nats_password = (data_dir / "nats" / "password").read_text().strip()
+            assert nats_password not in vigil.log.read_text()
             stored = raw_specs(db)
             assert len(stored) == 3 and all(SEALED in spec for spec in stored)
             assert [s for s in secrets if s.encode() in database_bytes(db)] == []

@@ -49,6 +49,8 @@ from procstat import load_average, peak_rss_bytes
 from report import describe_machine, render, splice
 from servers import REPO, BaselineProcess, VigilProcess, free_port
 
+from vigil.bus.server import managed_nats_url
+
 MiB = 1024 * 1024
 SCENARIOS = (
     "ingest",
@@ -121,8 +123,7 @@ def bus_messages(vigil: VigilProcess) -> int:
     """Messages the records stream has taken so far (its last sequence number)."""
 
     async def ask() -> int:
-        port = (vigil.data_dir / "nats" / "port").read_text().strip()
-        nc = await nats.connect(f"nats://127.0.0.1:{port}")
+        nc = await nats.connect(managed_nats_url(vigil.data_dir))
         try:
             info = await nc.jetstream().stream_info("VIGIL_RECORDS")
             return int(info.state.last_seq)

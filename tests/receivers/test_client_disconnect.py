@@ -12,7 +12,7 @@ from tests.conftest import ADMIN_TOKEN, VigilHandle
 
 async def half_a_request(url: str, path: str, headers: dict[str, str]) -> None:
     host, port = url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
+    _reader, writer = await asyncio.open_connection(host, int(port))
     lines = [f"POST {path} HTTP/1.1", f"Host: {host}", "Content-Length: 100000", *(f"{k}: {v}" for k, v in headers.items())]
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + b"x" * 1000)
     await writer.drain()

@@ -9,6 +9,9 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -42,6 +45,34 @@ _SEEN_WITHIN_NS = 3_000_000_000
 Headers = dict[str, str]
 
 
+@dataclass(frozen=True)
+class NatsCredentials:
+    """Credentials kept apart from the URL (which may carry a user and password, or a token)."""
+
+    creds_file: Path | None = None
+    """A NATS .creds file: a user JWT and its nkey seed."""
+    nkey_seed_file: Path | None = None
+
+
+def mask_url(url: str) -> str:
+    """`url` (one NATS URL or several, comma-separated) with passwords and tokens replaced by
+    `***`, fit for a log line."""
+    masked = []
+    for one in url.split(","):
+        parts = urlsplit(one.strip())
+        if parts.username is None and parts.password is None:
+            masked.append(one.strip())
+            continue
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        who = f"{parts.username}:***" if parts.password is not None else "***"
+        masked.append(urlunsplit((parts.scheme, f"{who}@{host}", parts.path, parts.query, parts.fragment)))
+    return ",".join(masked)
+
+
 def to_vigil_error(exc: Exception) -> Exception:
     if isinstance(exc, MaxPayloadError) or (isinstance(exc, APIError) and exc.err_code == _MESSAGE_TOO_LARGE):
         return MessageTooLarge(f"the bus refused a message as too large: {exc}")
@@ -55,8 +86,17 @@ def to_vigil_error(exc: Exception) -> Exception:
 
 
 class Bus:
-    def __init__(self, url: str, settings: BusSettings, *, name: str = "vigil") -> None:
+    def __init__(
+        self,
+        url: str,
+        settings: BusSettings,
+        *,
+        name: str = "vigil",
+        credentials: NatsCredentials | None = None,
+    ) -> None:
         self.url = url
+        self.masked_url = mask_url(url)
+        self._credentials = credentials or NatsCredentials()
         self.settings = settings
         self.topology = Topology(settings)
         self._name = name
@@ -81,8 +121,11 @@ class Bus:
         return self._nc is not None and self._nc.is_connected
 
     async def start(self) -> None:
+        creds = self._credentials
         self._nc = await nats.connect(
-            servers=self.url.split(","),
+            servers=[one.strip() for one in self.url.split(",")],
+            user_credentials=str(creds.creds_file) if creds.creds_file is not None else None,
+            nkeys_seed=str(creds.nkey_seed_file) if creds.nkey_seed_file is not None else None,
             name=self._name,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
@@ -300,10 +343,10 @@ class Bus:
         log.warning("bus error", extra={"error": repr(exc)})
 
     async def _on_disconnect(self) -> None:
-        log.warning("bus disconnected", extra={"url": self.url})
+        log.warning("bus disconnected", extra={"url": self.masked_url})
 
     async def _on_reconnect(self) -> None:
-        log.info("bus reconnected", extra={"url": self.url})
+        log.info("bus reconnected", extra={"url": self.masked_url})
 
 
 def _api_error(reply: Msg) -> dict[str, object] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,7 @@ from rich.panel import Panel
 
 from vigil import __version__
 from vigil.cli import admin, demo, replay
+from vigil.cli.secrets import secrets_app
 from vigil.errors import VigilError
 from vigil.logs import configure_logging
 from vigil.settings import Settings
@@ -49,6 +51,7 @@ def serve(roles: frozenset[str], config: Path | None = None, data_dir: Path | No
         overrides["config_file"] = Path("vigil.yaml")
     settings = Settings(**overrides)  # type: ignore[arg-type]
     configure_logging(settings.log_level, settings.log_format)
+    os.umask(0o077)  # what Vigil and its nats-server write is theirs alone: the data dir holds secrets
 
     async def main() -> None:
         runtime = Runtime(settings, roles)
@@ -108,6 +111,7 @@ def db_upgrade() -> None:
     console.print("[green]database is up to date[/]")
 
 
+app.add_typer(secrets_app, name="secrets")
 app.add_typer(admin.project_app, name="project")
 app.add_typer(admin.key_app, name="key")
 app.add_typer(admin.pipeline_app, name="pipeline")

@@ -6,11 +6,12 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import AnyUrl, BaseModel, SecretStr
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -30,8 +31,17 @@ from vigil.store.models import (
     Sink,
     TemplateState,
 )
+from vigil.store.sealing import SecretBox, SecretKeyError, Table, needs_sealing, open_spec, seal_spec
 
 KEY_PREFIX = "vgl_"
+
+RowT = TypeVar("RowT", Pipeline, Sink)
+
+
+def _describe(row: Pipeline | Sink) -> str:
+    if isinstance(row, Pipeline):
+        return f"pipeline {row.name!r} of project {row.project_id}"
+    return f"sink {row.id} of project {row.project_id}"
 
 
 def utcnow() -> datetime:
@@ -51,7 +61,7 @@ def generate_key() -> str:
 
 
 def reveal(value: Any) -> Any:
-    """A spec as stored: secrets in clear (the database holds them), URLs as strings."""
+    """A spec as plain data: secrets in clear (the store seals them), URLs as strings."""
     if isinstance(value, BaseModel):
         return reveal(value.model_dump(mode="python", by_alias=True, exclude_none=True))
     if isinstance(value, SecretStr):
@@ -65,10 +75,24 @@ def reveal(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class SealReport:
+    """What a pass over the stored secrets did (`Store.seal_secrets`)."""
+
+    sealed: int = 0
+    """Specs whose secrets were (re-)encrypted."""
+    unreadable: list[str] = field(default_factory=list)
+    """Specs with a secret none of the keys opens."""
+
+
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
+    """`secret_box` seals the secrets of pipeline and sink specs on write and opens them on read:
+    callers see plain specs, the database holds ciphertext."""
+
+    def __init__(self, engine: AsyncEngine, secret_box: SecretBox) -> None:
         self.engine = engine
         self._sessions = session_factory(engine)
+        self._box = secret_box
 
     def session(self) -> AsyncSession:
         session: AsyncSession = self._sessions()
@@ -161,7 +185,8 @@ class Store:
 
     async def put_pipeline(self, project_id: str, name: str, spec: PipelineSpec) -> tuple[Pipeline, bool]:
         await self.get_project(project_id)
-        stored = reveal(spec)
+        plain = reveal(spec)
+        stored = seal_spec(self._box, "pipelines", plain)
         now = utcnow()
         async with self.session() as s:
             row = await s.get(Pipeline, (project_id, name))
@@ -172,6 +197,7 @@ class Store:
             else:
                 row.spec, row.updated_at = stored, now
             await s.commit()
+        row.spec = plain  # detached: what callers see, never flushed
         return row, created
 
     async def get_pipeline(self, project_id: str, name: str) -> Pipeline:
@@ -179,14 +205,15 @@ class Store:
             row = await s.get(Pipeline, (project_id, name))
         if row is None:
             raise NotFound(f"no pipeline {name!r} in project {project_id!r}")
-        return row
+        return self._opened("pipelines", row)
 
     async def list_pipelines(self, project_id: str | None = None) -> Sequence[Pipeline]:
         async with self.session() as s:
             query = select(Pipeline).order_by(Pipeline.project_id, Pipeline.name)
             if project_id is not None:
                 query = query.where(Pipeline.project_id == project_id)
-            return (await s.scalars(query)).all()
+            rows = (await s.scalars(query)).all()
+        return [self._opened("pipelines", row) for row in rows]
 
     async def delete_pipeline(self, project_id: str, name: str) -> None:
         await self.get_pipeline(project_id, name)
@@ -198,18 +225,19 @@ class Store:
 
     async def add_sink(self, project_id: str, spec: BaseModel) -> Sink:
         await self.get_project(project_id)
-        stored = reveal(spec)
+        plain = reveal(spec)
         row = Sink(
             id=new_id(),
             project_id=project_id,
-            type=stored["type"],
-            name=stored.get("name"),
-            spec=stored,
+            type=plain["type"],
+            name=plain.get("name"),
+            spec=seal_spec(self._box, "sinks", plain),
             created_at=utcnow(),
         )
         async with self.session() as s:
             s.add(row)
             await s.commit()
+        row.spec = plain
         return row
 
     async def list_sinks(self, project_id: str | None = None) -> Sequence[Sink]:
@@ -217,20 +245,83 @@ class Store:
             query = select(Sink).order_by(Sink.created_at)
             if project_id is not None:
                 query = query.where(Sink.project_id == project_id)
-            return (await s.scalars(query)).all()
+            rows = (await s.scalars(query)).all()
+        return [self._opened("sinks", row) for row in rows]
 
     async def get_sink(self, project_id: str, sink_id: str) -> Sink:
         async with self.session() as s:
             row = await s.get(Sink, sink_id)
         if row is None or row.project_id != project_id:
             raise NotFound(f"no sink {sink_id!r} in project {project_id!r}")
-        return row
+        return self._opened("sinks", row)
 
     async def delete_sink(self, project_id: str, sink_id: str) -> None:
         await self.get_sink(project_id, sink_id)
         async with self.session() as s:
             await s.execute(delete(Sink).where(Sink.id == sink_id))
             await s.commit()
+
+    # secrets of pipelines and sinks
+
+    def _opened(self, table: Table, row: RowT) -> RowT:
+        """The row, detached from its session, with its spec's secrets in clear."""
+        row.spec = open_spec(self._box, table, row.spec, where=_describe(row))
+        return row
+
+    async def seal_secrets(self, *, rotate: bool = False) -> SealReport:
+        """Encrypt every secret still stored in plain text (written before encryption); with
+        `rotate`, also re-encrypt those sealed with another key than the first. Reports the specs
+        none of the keys opens. Each spec is read again, locked, when it is sealed, so a change
+        made meanwhile through the API is kept."""
+        sealed, unreadable = 0, []
+        async with self.session() as s:
+            pipelines = (await s.scalars(select(Pipeline))).all()
+            sinks = (await s.scalars(select(Sink))).all()
+        stored: list[tuple[Table, Pipeline | Sink]] = [("pipelines", row) for row in pipelines]
+        stored += [("sinks", row) for row in sinks]
+        for table, row in stored:
+            where = _describe(row)
+            try:
+                open_spec(self._box, table, row.spec, where=where)
+            except SecretKeyError:
+                unreadable.append(where)
+                continue
+            if needs_sealing(self._box, table, row.spec, rotate=rotate):
+                sealed += await self._reseal(table, row, rotate=rotate)
+        if sealed:
+            await self._scrub_free_pages()
+        return SealReport(sealed, unreadable)
+
+    async def _reseal(self, table: Table, row: Pipeline | Sink, *, rotate: bool) -> int:
+        """Seal one spec as it is now (locked where the database can), on one connection."""
+        if isinstance(row, Pipeline):
+            model: type[Pipeline | Sink] = Pipeline
+            where = [Pipeline.project_id == row.project_id, Pipeline.name == row.name]
+        else:
+            model, where = Sink, [Sink.id == row.id]
+        sqlite = self.engine.dialect.name == "sqlite"
+        async with self.engine.connect() as connection:
+            if sqlite:  # zero the cells that held plain text rather than leave them as free space
+                await connection.execute(text("PRAGMA secure_delete=ON"))
+            query = select(model.spec).where(*where).with_for_update()
+            spec: dict[str, Any] | None = (await connection.execute(query)).scalar_one_or_none()
+            changed = spec is not None and needs_sealing(self._box, table, spec, rotate=rotate)
+            if spec is not None and changed:
+                opened = open_spec(self._box, table, spec, where=_describe(row))
+                sealed = seal_spec(self._box, table, opened)
+                await connection.execute(update(model).where(*where).values(spec=sealed))
+            await connection.commit()
+            if sqlite:
+                await connection.execute(text("PRAGMA secure_delete=OFF"))
+                await connection.commit()
+        return int(changed)
+
+    async def _scrub_free_pages(self) -> None:
+        """Copy the rewritten pages from SQLite's WAL into the database file and empty the WAL,
+        which still held the plain text's pages."""
+        if self.engine.dialect.name == "sqlite":
+            async with self.engine.connect() as connection:
+                await connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
 
     # batches
 

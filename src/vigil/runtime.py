@@ -31,6 +31,7 @@ from vigil.pipeline.ledger import BatchLedger
 from vigil.pipeline.router import Router
 from vigil.pipeline.template_store import TemplateStore
 from vigil.private_files import private_dir
+from vigil.receivers.admission import Pressure
 from vigil.receivers.agent_output import OutputIntake
 from vigil.receivers.ingest import Ingestor
 from vigil.receivers.keys import KeyResolver
@@ -70,6 +71,8 @@ class Runtime:
     evidence: EvidenceArchive | None = None
     _started: list[Component] = field(default_factory=list)
     _stopped: bool = False
+    _pressure: Pressure = field(default_factory=Pressure)
+    """Shared by the receivers and the router when they run in one process."""
 
     async def start(self) -> None:
         s = self.settings
@@ -154,6 +157,7 @@ class Runtime:
                 max_request_bytes=s.max_request_bytes,
                 max_inflight_bytes=s.max_inflight_ingest_bytes,
                 admission=s.admission,
+                pressure=self._pressure,
             )
             await self._start(ingestor)  # keeps the records partitions' leaders apart on a cluster
             receiver_app = create_receiver_app(
@@ -231,7 +235,15 @@ class Runtime:
             # before the router, which reports new error templates to it and stops first
             await self._start(detector)
         on_new_error_template = detector.new_error_template if detector is not None else None
-        await self._start(Router(self.bus, config, templates, on_new_error_template=on_new_error_template))
+        await self._start(
+            Router(
+                self.bus,
+                config,
+                templates,
+                on_new_error_template=on_new_error_template,
+                pressure=self._pressure,
+            )
+        )
 
     def ports(self) -> dict[str, int]:
         servers = {

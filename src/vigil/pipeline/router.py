@@ -39,6 +39,7 @@ from vigil.pipeline.fit import ENVELOPE_BYTES, split_batch
 from vigil.pipeline.redact import RedactionSpec, Redactor
 from vigil.pipeline.template_store import TemplateStore
 from vigil.pipeline.templates import TemplateMatch, TemplateMiner
+from vigil.receivers.admission import Pressure
 from vigil.receivers.ingest import RECEIVED_HEADER
 from vigil.records import FlatRecord, attributes, effective_severity, flatten
 from vigil.tasks import cancel_and_wait
@@ -46,6 +47,9 @@ from vigil.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 _ERROR = 17
+_YIELD_EVERY_RECORDS = 256
+"""The receivers share the event loop: a large message is routed in slices."""
+_YIELD_UNDER_PRESSURE_S = 0.01
 NewErrorTemplate = Callable[[str, str, TemplateMatch, FlatRecord], Awaitable[None]]
 """(project, service, the match, the redacted record) of an error record that opened a template."""
 
@@ -87,8 +91,10 @@ class Router:
         fetch_batch: int = 64,
         max_inflight_batches: int = 256,
         on_new_error_template: NewErrorTemplate | None = None,
+        pressure: Pressure | None = None,
     ) -> None:
         self._bus = bus
+        self._pressure = pressure
         self._config = config
         self._templates = templates
         self._fetch_batch = min(fetch_batch, bus.settings.router_max_pending)
@@ -160,8 +166,15 @@ class Router:
                         "router failed on a message; it will be redelivered", extra={"subject": msg.subject}
                     )
                     await _quietly(msg.nak(delay=1.0))
-                # One message's records at a time: the receivers share this event loop.
-                await asyncio.sleep(0)
+                await self._yield()
+
+    async def _yield(self) -> None:
+        """Let the receivers that share this event loop run; while they answer late, step back
+        (the records wait on the bus, where they are safe)."""
+        if self._pressure is not None and self._pressure.high:
+            await asyncio.sleep(_YIELD_UNDER_PRESSURE_S)
+        else:
+            await asyncio.sleep(0)
 
     async def _wait_for_room(self) -> None:
         while True:
@@ -234,6 +247,8 @@ class Router:
                                 continue
                             item = offered
                         lane.batcher.add(item, ticket, index, _approx_bytes(item))
+                    if index % _YIELD_EVERY_RECORDS == _YIELD_EVERY_RECORDS - 1:
+                        await self._yield()
                     if watch_errors and severity >= _ERROR:
                         if match is None:
                             flat = flat or flatten(record, resource_attributes, received)

@@ -57,6 +57,22 @@ class AdmissionSettings(BaseModel):
     adjust_every_s: float = Field(default=0.25, gt=0, le=60, description="How often the limit adapts.")
 
 
+class Pressure:
+    """Whether the receivers in this process answer late. Work that can wait (routing records
+    already safe on the bus) then leaves them the event loop, so that exporters get their answers
+    in time and the backlog waits on the bus instead of in their queues."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+
+    def hold_for(self, seconds: float) -> None:
+        self._until = max(self._until, time.monotonic() + seconds)
+
+    @property
+    def high(self) -> bool:
+        return time.monotonic() < self._until
+
+
 class MemoryClaim:
     """The bytes one export holds; given back whole when it ends."""
 
@@ -82,8 +98,11 @@ class _Window:
 
 
 class Admission:
-    def __init__(self, settings: AdmissionSettings, *, max_inflight_bytes: int) -> None:
+    def __init__(
+        self, settings: AdmissionSettings, *, max_inflight_bytes: int, pressure: Pressure | None = None
+    ) -> None:
         self._settings = settings
+        self.pressure = pressure or Pressure()
         self._max_bytes = max_inflight_bytes
         self.inflight_bytes = 0
         self.inflight = 0
@@ -145,6 +164,7 @@ class Admission:
         if window.slow * 10 > window.answered or self.loop_lag_s > s.target_delay_s * 0.5:
             # more than a tenth answered late: fewer at once drains the queue
             self.limit = max(float(s.min_concurrency), self.limit * 0.8)
+            self.pressure.hold_for(s.adjust_every_s * 4)
         elif window.peak_inflight >= int(self.limit):
             self.limit = min(float(s.max_concurrency), self.limit + max(1.0, self.limit * 0.05))
         CONCURRENCY_LIMIT.set(self.limit)
@@ -158,3 +178,5 @@ class Admission:
             # rises at once, decays over a few samples: one long stall is reacted to quickly
             self.loop_lag_s = lag if lag > self.loop_lag_s else self.loop_lag_s * 0.7 + lag * 0.3
             LOOP_LAG.set(self.loop_lag_s)
+            if self.inflight and self.loop_lag_s > self._settings.target_delay_s * 0.1:
+                self.pressure.hold_for(self._settings.adjust_every_s * 4)

@@ -36,6 +36,7 @@ from vigil.receivers.admission import (
     Admission,
     AdmissionSettings,
     MemoryClaim,
+    Pressure,
 )
 from vigil.tasks import cancel_and_wait
 
@@ -90,10 +91,13 @@ class Ingestor:
         max_request_bytes: int,
         max_inflight_bytes: int,
         admission: AdmissionSettings | None = None,
+        pressure: Pressure | None = None,
     ) -> None:
         self._bus = bus
         self._max_request = max_request_bytes
-        self.admission = Admission(admission or AdmissionSettings(), max_inflight_bytes=max_inflight_bytes)
+        self.admission = Admission(
+            admission or AdmissionSettings(), max_inflight_bytes=max_inflight_bytes, pressure=pressure
+        )
         self._partitions = bus.settings.records_partitions
         self._failover_s = bus.settings.publish_failover_s
         self._avoid_until = [0.0] * self._partitions

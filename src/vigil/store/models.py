@@ -176,3 +176,35 @@ class AlertNotification(Base):
     alerts: Mapped[int] = mapped_column(Integer)
     incident_ids: Mapped[list[Any]]
     payload: Mapped[dict[str, Any]]
+
+
+class RunbookRow(Base):
+    """A project's runbook, set through the API or loaded from the runbooks folder."""
+
+    __tablename__ = "runbooks"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    spec: Mapped[dict[str, Any]]
+    origin: Mapped[str] = mapped_column(String(16))
+    """api, or file (loaded from VIGIL_RUNBOOKS_DIR at start)."""
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AuditEntry(Base):
+    """Append-only: every change and decision, who made it, when and why."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_project_at", "project_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(String(36))
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    """admin, a project key's name, the workflow, a person (an approval's `by`)."""
+    kind: Mapped[str] = mapped_column(String(64))
+    """config.change, workflow.step, model.call, action, approval, ..."""
+    subject: Mapped[str] = mapped_column(String(200))
+    """What it is about: a runbook id, a workflow id, a pipeline name."""
+    detail: Mapped[dict[str, Any]]

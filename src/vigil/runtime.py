@@ -25,6 +25,7 @@ from vigil.config_file import load_config_file
 from vigil.detect.archive import EvidenceArchive, archive_from_settings
 from vigil.detect.service import Detector
 from vigil.http_server import HttpServer
+from vigil.outbound_policy import OutboundPolicy, outbound_client
 from vigil.pipeline.agent_workers import AgentWorkers
 from vigil.pipeline.config import ConfigCache
 from vigil.pipeline.ledger import BatchLedger
@@ -66,6 +67,7 @@ class Runtime:
     ops_http: HttpServer | None = None
     budget: TokenBudget | None = None
     evidence: EvidenceArchive | None = None
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     _started: list[Component] = field(default_factory=list)
     _stopped: bool = False
 
@@ -84,11 +86,15 @@ class Runtime:
             configured = s.admin_token.get_secret_value() if s.admin_token else None
             self.admin_token, self.token_generated = load_or_create_admin_token(s.data_dir, configured)
 
+        self.outbound = OutboundPolicy(s.outbound)
+        self.outbound.add_own_ports([s.api_port, s.otlp_http_port, s.otlp_grpc_port, s.ops_port])
+        self.outbound.add_own_hosts([s.host])
         url = s.nats_url
         if url is None:
             server = ManagedNatsServer(s.data_dir, s.bus)
             await self._start(server)
             url = server.url
+        self.outbound.add_own_urls(url)
         self.bus = bus = Bus(url, s.bus, name=f"vigil-{'+'.join(sorted(roles))}")
         await self._start(bus)
 
@@ -101,7 +107,7 @@ class Runtime:
             self.evidence = archive_from_settings(s)
             await self._start(self.evidence)
         if s.config_file is not None and "api" in roles:
-            await apply_config(store, load_config_file(s.config_file))
+            await apply_config(store, load_config_file(s.config_file), self.outbound)
 
         config = ConfigCache(store)
         keys = KeyResolver(store, s.key_cache_ttl_s)
@@ -120,7 +126,7 @@ class Runtime:
         if "pipeline" in roles:
             await self._start_pipeline(config, intake)
         if "sink" in roles:
-            await self._start(SinkWorkers(bus, store, config))
+            await self._start(SinkWorkers(bus, store, config, self.outbound))
             await self._start(SinkRouter(bus, store, config))
         if "api" in roles:
 
@@ -138,6 +144,7 @@ class Runtime:
                     ready=ready,
                     budget=self.budget,
                     evidence=self.evidence,
+                    outbound=self.outbound,
                 )
             )
             self.api_http = HttpServer(api_app, host=s.host, port=s.api_port, name="api")
@@ -162,6 +169,7 @@ class Runtime:
             # Workers without a port of their own still answer probes and scrapes.
             self.ops_http = HttpServer(create_ops_app(ready), host=s.host, port=s.ops_port, name="ops")
             await self._start(self.ops_http)
+        self.outbound.add_own_ports(self.ports().values())
         log.info("vigil is up", extra={"roles": sorted(roles), "ports": self.ports(), "nats": url})
 
     async def _start_pipeline(self, config: ConfigCache, intake: OutputIntake) -> None:
@@ -171,7 +179,9 @@ class Runtime:
         templates = TemplateStore(self.store)
         await self._start(templates)
         agents = AgentContext(
-            client=httpx.AsyncClient(limits=httpx.Limits(max_connections=512, max_keepalive_connections=128)),
+            client=outbound_client(
+                self.outbound, httpx.Limits(max_connections=512, max_keepalive_connections=128)
+            ),
             intake=intake,
             rules=RulesEngine(),
             llm=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Response
@@ -33,7 +33,10 @@ from vigil.api.schemas import (
     SinkOut,
 )
 from vigil.detect.archive import SEGMENT, EvidenceArchive
-from vigil.specs import NAME_PATTERN, PipelineSpec, ProjectSpec, SinkSpec
+from vigil.errors import NotFound, ValidationFailed
+from vigil.masking import mask_url
+from vigil.outbound_policy import OutboundPolicy, OutboundRefused
+from vigil.specs import NAME_PATTERN, PipelineSpec, ProjectSpec, SinkSpec, WebhookSinkSpec
 from vigil.store.models import ApiKey, Batch, IncidentReplay, Sink
 from vigil.store.repo import Store
 
@@ -56,6 +59,8 @@ class ApiContext:
     """The LLM engine's token budget, when an LLM is configured."""
     evidence: EvidenceArchive | None = None
     """The evidence archive the detector writes, read back for incidents."""
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
+    """Where agents and sinks may be sent: checked when a pipeline or sink is saved."""
 
 
 def _key_out(row: ApiKey) -> ApiKeyOut:
@@ -71,12 +76,28 @@ def _key_out(row: ApiKey) -> ApiKeyOut:
 
 
 def _public_spec(spec: Any) -> dict[str, Any]:
+    """A spec as the API shows it: secrets masked (headers, signing secrets, credentials in URLs)."""
     dumped: dict[str, Any] = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    agent = dumped.get("agent")
+    if isinstance(agent, dict) and isinstance(agent.get("endpoint"), str):
+        agent["endpoint"] = mask_url(agent["endpoint"])
     return dumped
+
+
+def _check_outbound(policy: OutboundPolicy, url: str, loc: list[str]) -> None:
+    try:
+        policy.check_url(url)
+    except OutboundRefused as exc:
+        where = ".".join(loc)
+        message = f"{where}: refused by the outbound policy: {exc}"
+        details = {"errors": [{"loc": ["body", *loc], "msg": str(exc), "type": "outbound_refused"}]}
+        raise ValidationFailed(message, details=details) from None
 
 
 def _sink_out(row: Sink) -> SinkOut:
     spec = _public_spec(_SINK_ADAPTER.validate_python(row.spec))
+    if "url" in spec:
+        spec["url"] = mask_url(spec["url"])
     if "url" in spec and spec.get("secret"):
         spec["secret"] = "**********"
     return SinkOut(
@@ -172,6 +193,8 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
 
     @api.put("/projects/{project_id}/pipelines/{name}", response_model=PipelineOut, tags=["pipelines"])
     async def put_pipeline(project_id: str, name: PipelineName, body: PipelineSpec) -> Any:
+        if not body.agent.endpoint.startswith("builtin:"):
+            _check_outbound(ctx.outbound, body.agent.endpoint, ["agent", "endpoint"])
         row, _ = await store.put_pipeline(project_id, name, body)
         await ctx.changed(project_id)
         return PipelineOut(
@@ -215,6 +238,10 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
 
     @api.post("/projects/{project_id}/sinks", status_code=201, response_model=SinkOut, tags=["sinks"])
     async def add_sink(project_id: str, body: SinkSpec) -> Any:
+        if isinstance(body, WebhookSinkSpec):
+            _check_outbound(ctx.outbound, str(body.url), ["url"])
+        else:
+            _check_outbound(ctx.outbound, body.webhook_url.get_secret_value(), ["webhook_url"])
         row = await store.add_sink(project_id, body)
         await ctx.changed(project_id)
         return _sink_out(row)
@@ -274,8 +301,6 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     async def get_batch(project_id: str, request_id: str) -> Any:
         row = await store.get_batch(request_id)
         if row is None or row.project_id != project_id:
-            from vigil.errors import NotFound
-
             raise NotFound(f"no batch {request_id!r} in project {project_id!r}")
         return _batch_out(row, with_records=True)
 

@@ -31,7 +31,9 @@ class ApiKeyCreated(ApiKeyOut):
 
 
 class KeyIn(BaseModel):
-    name: str = "default"
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=200)] = "default"
 
 
 class PipelineOut(BaseModel):

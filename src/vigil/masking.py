@@ -6,10 +6,11 @@ parameters named like credentials); logs, errors, dead letters and API answers a
 
 from __future__ import annotations
 
+import logging
 import re
 from functools import lru_cache
 from typing import TYPE_CHECKING
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+from urllib.parse import unquote_plus
 
 if TYPE_CHECKING:
     from vigil.pipeline.redact import Redactor
@@ -51,23 +52,29 @@ def is_secret_param(name: str) -> bool:
 def mask_url(url: str) -> str:
     """`url` with its userinfo and credential-like query values replaced by `***`.
 
-    A comma-separated list of URLs (NATS server lists) is masked URL by URL. Text that does not
-    parse as a URL is masked as far as it can be: anything between `://` and an `@` goes.
+    A comma-separated list of URLs (NATS server lists) is masked URL by URL. Parsing is by hand,
+    not `urlsplit`, so that a URL too broken to parse (or already redacted) is masked all the same.
     """
     if "," in url and _URL_LIST_SPLIT.search(url):
         return ",".join(mask_url(part) for part in _URL_LIST_SPLIT.split(url))
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return re.sub(r"://[^/?#]*@", f"://{MASK}@", url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
-        netloc = f"{MASK}:{MASK}@{host}" if ":" in userinfo else f"{MASK}@{host}"
-    query = _mask_query(parts.query) if parts.query else parts.query
-    if netloc == parts.netloc and query == parts.query:
-        return url
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    match = _PARTS.match(url)
+    if match is None:  # no `//`: no authority, only a query may hold a secret
+        scheme, authority, rest = "", "", url
+    else:
+        scheme, authority, rest = match.group("scheme"), match.group("authority"), match.group("rest")
+    if "@" in authority:
+        userinfo, _, host = authority.rpartition("@")
+        authority = f"{MASK}:{MASK}@{host}" if ":" in userinfo else f"{MASK}@{host}"
+    path, hash_, fragment = rest.partition("#")
+    path, question, query = path.partition("?")
+    if query:
+        query = _mask_query(query)
+    return f"{scheme}{authority}{path}{question}{query}{hash_}{fragment}"
+
+
+_PARTS = re.compile(
+    r"(?P<scheme>(?:[A-Za-z][A-Za-z0-9+.-]*:)?//)(?P<authority>[^/?#]*)(?P<rest>.*)", re.DOTALL
+)
 
 
 def _mask_query(query: str) -> str:
@@ -108,8 +115,26 @@ def scrub(text: str, limit: int = ERROR_TEXT_MAX) -> str:
     passwords, keys: the pipeline redaction engine's built-in rules) redacted, control characters
     flattened, and cut to `limit` characters."""
     text, _ = _redactor().redact_text(text)
-    text = mask_urls_in_text(text)  # after: masks what redaction labelled inside URLs alike
+    # After redaction, which also labels what it finds inside URLs: the URL masks are the same
+    # whether a URL came in masked already or not.
+    text = mask_urls_in_text(text)
     text = "".join(ch if ch.isprintable() else " " for ch in text)
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
+
+
+class UrlMaskingFilter(logging.Filter):
+    """Masks URLs in the records of a logger that logs them (httpx logs every request's URL)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_urls_in_text(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def mask_urls_logged_by(logger: logging.Logger) -> None:
+    if not any(isinstance(f, UrlMaskingFilter) for f in logger.filters):
+        logger.addFilter(UrlMaskingFilter())

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import socket
 import typing
 from collections.abc import Iterable
@@ -26,6 +27,7 @@ import httpcore
 import httpx
 
 from vigil.errors import UserError
+from vigil.masking import mask_urls_logged_by
 from vigil.settings import OutboundSettings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -104,6 +106,17 @@ def _address(text: str) -> IPAddress | None:
     return address
 
 
+def _numeric_form(host: str) -> IPAddress | None:
+    """What the resolver makes of a numeric host (`127.1`, `0x7f000001`), without asking DNS."""
+    if not host or not host[0].isdigit():
+        return None
+    try:
+        infos = socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return None
+    return _address(str(infos[0][4][0])) if infos else None
+
+
 def _normal_host(host: str) -> str:
     return host.strip().lower().rstrip(".")
 
@@ -148,7 +161,7 @@ class OutboundPolicy:
             port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
         except ValueError as exc:
             raise OutboundRefused(f"invalid port in URL: {exc}") from None
-        literal = _address(host)
+        literal = _address(host) or _numeric_form(host)
         if literal is not None:
             addresses: list[IPAddress] = [literal]
         elif host in LOCAL_NAMES or host.endswith(".localhost"):
@@ -279,6 +292,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
 
 def outbound_client(policy: OutboundPolicy, limits: httpx.Limits) -> httpx.AsyncClient:
     """The HTTP client for agents and sinks: every connection checked against `policy`."""
+    mask_urls_logged_by(logging.getLogger("httpx"))  # it logs each request's URL, credentials included
     return httpx.AsyncClient(transport=GuardedTransport(policy, limits=limits))
 
 

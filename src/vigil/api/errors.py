@@ -65,7 +65,8 @@ def install_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         first = problems[0] if problems else {"loc": [], "msg": "invalid request"}
-        where = ".".join(str(p) for p in first["loc"] if p != "body")
+        loc = first["loc"][1:] if first["loc"][:1] == ["body"] else first["loc"]
+        where = ".".join(str(p) for p in loc)  # a field may itself be named `body` (filter.body)
         message = f"{where}: {first['msg']}" if where else str(first["msg"])
         return error_response(422, "validation_error", message, {"errors": problems})
 

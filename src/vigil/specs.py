@@ -10,6 +10,7 @@ import itertools
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
@@ -36,7 +37,14 @@ TEXT_MAX = 1000
 KEY_MAX = 256
 """An attribute key or a service name."""
 
-Label = Annotated[str, Field(min_length=1, max_length=LABEL_MAX)]
+
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("must not contain control characters or line breaks")
+    return value
+
+
+Label = Annotated[str, Field(min_length=1, max_length=LABEL_MAX), AfterValidator(_printable)]
 Text = Annotated[str, Field(max_length=TEXT_MAX)]
 Key = Annotated[str, Field(min_length=1, max_length=KEY_MAX)]
 Scalar = Text | int | float | bool

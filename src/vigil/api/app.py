@@ -14,7 +14,7 @@ from pydantic import TypeAdapter
 from vigil import __version__
 from vigil.agents.builtin.budget import TokenBudget
 from vigil.api.auth import AdminAuth
-from vigil.api.errors import ORJSONResponse, install_error_handlers
+from vigil.api.errors import API_ERRORS, ORJSONResponse, install_error_handlers
 from vigil.api.probes import add_probes
 from vigil.api.replay import Replayer
 from vigil.api.schemas import (
@@ -156,7 +156,7 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     async def admin(authorization: Annotated[str | None, Header()] = None) -> None:
         ctx.auth.check(authorization)
 
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(admin)])
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(admin)], responses=API_ERRORS)
 
     @api.post("/projects", status_code=201, response_model=ProjectOut, tags=["projects"])
     async def create_project(body: ProjectSpec) -> Any:

@@ -76,6 +76,10 @@ async def test_agent_url_credentials_are_masked_everywhere_but_used_to_deliver(
         listed = (await vigil.api.get(f"/api/v1/projects/{project_id}/pipelines")).json()
         assert listed[0]["spec"]["agent"]["endpoint"] == masked_url(agent)
 
+        # Saved again as read back (masked), the pipeline keeps its stored credentials.
+        again = await vigil.api.put(f"/api/v1/projects/{project_id}/pipelines/errors", json=got["spec"])
+        assert again.status_code == 200, again.text
+
         await send(vigil, key, ["payment failed"])
         [request] = await agent.wait_for(1)
         # Delivery used the real credentials: userinfo as Basic auth, the token in the query.

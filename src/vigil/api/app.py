@@ -34,7 +34,7 @@ from vigil.api.schemas import (
 )
 from vigil.detect.archive import SEGMENT, EvidenceArchive
 from vigil.errors import NotFound, ValidationFailed
-from vigil.masking import mask_url
+from vigil.masking import MASK, mask_url
 from vigil.outbound_policy import OutboundPolicy, OutboundRefused
 from vigil.specs import NAME_PATTERN, PipelineSpec, ProjectSpec, SinkSpec, WebhookSinkSpec
 from vigil.store.models import ApiKey, Batch, IncidentReplay, Sink
@@ -92,6 +92,21 @@ def _check_outbound(policy: OutboundPolicy, url: str, loc: list[str]) -> None:
         message = f"{where}: refused by the outbound policy: {exc}"
         details = {"errors": [{"loc": ["body", *loc], "msg": str(exc), "type": "outbound_refused"}]}
         raise ValidationFailed(message, details=details) from None
+
+
+async def _keep_stored_credentials(
+    store: Store, project_id: str, name: str, spec: PipelineSpec
+) -> PipelineSpec:
+    """A spec read back (masked) and saved again keeps the credentials of the stored endpoint."""
+    if MASK not in spec.agent.endpoint:
+        return spec
+    try:
+        stored = (await store.get_pipeline(project_id, name)).spec["agent"]["endpoint"]
+    except (NotFound, KeyError, TypeError):
+        return spec
+    if not isinstance(stored, str) or mask_url(stored) != spec.agent.endpoint:
+        return spec
+    return spec.model_copy(update={"agent": spec.agent.model_copy(update={"endpoint": stored})})
 
 
 def _sink_out(row: Sink) -> SinkOut:
@@ -193,6 +208,7 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
 
     @api.put("/projects/{project_id}/pipelines/{name}", response_model=PipelineOut, tags=["pipelines"])
     async def put_pipeline(project_id: str, name: PipelineName, body: PipelineSpec) -> Any:
+        body = await _keep_stored_credentials(store, project_id, name, body)
         if not body.agent.endpoint.startswith("builtin:"):
             _check_outbound(ctx.outbound, body.agent.endpoint, ["agent", "endpoint"])
         row, _ = await store.put_pipeline(project_id, name, body)

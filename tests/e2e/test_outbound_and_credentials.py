@@ -189,6 +189,19 @@ async def test_a_name_resolving_to_a_refused_address_is_refused_at_delivery(tmp_
             assert "refused by the outbound policy" in letter["error"]
             assert "not on the outbound allow list" in letter["error"]
             assert letter["attempts"] == 1  # final at once: retrying cannot help
+
+            # Sinks go through the same check: an output for that batch is refused on its way out.
+            sink = {"type": "webhook", "url": f"http://{host}:{agent.port}/hook"}
+            added = await vigil.api.post(f"/api/v1/projects/{project_id}/sinks", json=sink)
+            assert added.status_code == 201, added.text
+            output = {"request_id": letter["ref"], "payload": {"summary": "x"}}
+            posted = await vigil.receiver.post(
+                "/internal/agent-output", json=output, headers={"X-API-Key": key}
+            )
+            assert posted.status_code == 200, posted.text
+            _, sink_letter = await dead_letters(vigil, project_id, count=2)
+            assert sink_letter["kind"] == "sink" and sink_letter["target"] == added.json()["id"]
+            assert "not on the outbound allow list" in sink_letter["error"]
             assert agent.requests == []
 
 
@@ -206,3 +219,20 @@ async def test_a_name_resolving_to_vigils_own_port_is_refused_at_delivery(vigil:
     [letter] = await dead_letters(vigil, project_id)
     assert "refused by the outbound policy" in letter["error"]
     assert "Vigil's own listening ports" in letter["error"]
+
+
+async def test_webhook_url_credentials_are_masked_in_answers(vigil: VigilHandle) -> None:
+    project_id, _ = await vigil.project_with_key()
+    url = f"https://hooks:{PASSWORD}@hooks.example.com/vigil?sig={TOKEN}&team=pay"
+    masked = "https://***:***@hooks.example.com/vigil?sig=***&team=pay"
+    created = await vigil.api.post(
+        f"/api/v1/projects/{project_id}/sinks", json={"type": "webhook", "url": url, "secret": "s"}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["spec"]["url"] == masked
+    got = (await vigil.api.get(f"/api/v1/projects/{project_id}/sinks/{created.json()['id']}")).json()
+    listed = (await vigil.api.get(f"/api/v1/projects/{project_id}/sinks")).json()
+    assert got["spec"]["url"] == listed[0]["spec"]["url"] == masked
+    assert vigil.runtime.store is not None
+    [row] = await vigil.runtime.store.list_sinks(project_id)
+    assert row.spec["url"] == url  # stored as given: deliveries use it

@@ -297,8 +297,8 @@ def _custom(rule: CustomRule) -> Rule:
     def replace(match: re.Match[str], token: str) -> str | None:
         return None if not match.group() else (token if text is None else text)
 
-    # The set test is cheap; matches are only built for text the pattern occurs in.
-    return Rule(rule.name, pattern, gate=pattern.search, replace=replace)
+    # No gate: gates see the record's strings joined, where an anchored pattern could miss.
+    return Rule(rule.name, pattern, replace=replace)
 
 
 def _wanted(rule: Rule, text: str, lowered: str) -> bool:

@@ -61,4 +61,6 @@ class UserRegex:
         return bool(self._set.Match(text))
 
     def finditer(self, text: str) -> Iterator[Any]:
+        if not self._set.Match(text):  # most text holds no match: skip building match objects
+            return iter(())
         return iter(self._finder.finditer(text))

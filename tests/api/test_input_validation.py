@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import VigilHandle
+from vigil.store.models import Pipeline, Sink
+from vigil.store.repo import new_id, utcnow
 
 AGENT = {"endpoint": "builtin:error-summary"}
 
@@ -133,3 +135,42 @@ async def test_sink_specs_are_bounded(
 ) -> None:
     project_id, _ = await vigil.project_with_key()
     assert_422(await vigil.api.post(f"/api/v1/projects/{project_id}/sinks", json=sink), loc, words)
+
+
+async def test_specs_stored_under_older_rules_are_shown_with_their_problem(vigil: VigilHandle) -> None:
+    """A pipeline or sink saved before the rules tightened (a lookbehind regex, a Host header)
+    does not run, is shown with why, secrets masked, and does not stop the others."""
+    project_id, _ = await vigil.project_with_key()
+    store = vigil.runtime.store
+    assert store is not None
+    now = utcnow()
+    old_pipeline = {
+        "filter": {"body": {"regex": "(?<=user )\\w+"}},
+        "agent": {"endpoint": "http://u:pw1234@agent.example.com/p?token=t0k", "headers": {"X-Key": "k3y"}},
+    }
+    old_sink = {"type": "webhook", "url": "https://hooks.example.com/x", "headers": {"Host": "evil.example"}}
+    async with store.session() as session:
+        session.add(
+            Pipeline(project_id=project_id, name="old", spec=old_pipeline, created_at=now, updated_at=now)
+        )
+        session.add(
+            Sink(id=new_id(), project_id=project_id, type="webhook", name=None, spec=old_sink, created_at=now)
+        )
+        await session.commit()
+    good = await vigil.api.put(f"/api/v1/projects/{project_id}/pipelines/good", json={"agent": AGENT})
+    # Saving reloads the configuration before answering: the old specs are skipped, not fatal.
+    assert good.status_code == 200, good.text
+
+    pipelines = {
+        p["name"]: p for p in (await vigil.api.get(f"/api/v1/projects/{project_id}/pipelines")).json()
+    }
+    assert pipelines["good"]["problem"] is None
+    old = pipelines["old"]
+    assert old["problem"].startswith("stored under older rules") and "filter.body" in old["problem"]
+    assert old["spec"]["agent"] == {
+        "endpoint": "http://***:***@agent.example.com/p?token=***",
+        "headers": {"X-Key": "**********"},
+    }
+    assert (await vigil.api.get(f"/api/v1/projects/{project_id}/pipelines/old")).json() == old
+    [sink] = (await vigil.api.get(f"/api/v1/projects/{project_id}/sinks")).json()
+    assert "headers" in sink["problem"]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Response
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from vigil import __version__
 from vigil.agents.builtin.budget import TokenBudget
@@ -18,6 +19,7 @@ from vigil.api.errors import API_ERRORS, ORJSONResponse, install_error_handlers
 from vigil.api.probes import add_probes
 from vigil.api.replay import Replayer
 from vigil.api.schemas import (
+    STORED_INVALID,
     ApiKeyCreated,
     ApiKeyOut,
     BatchOut,
@@ -37,7 +39,7 @@ from vigil.errors import NotFound, ValidationFailed
 from vigil.masking import MASK, mask_url
 from vigil.outbound_policy import OutboundPolicy, OutboundRefused
 from vigil.specs import NAME_PATTERN, PipelineSpec, ProjectSpec, SinkSpec, WebhookSinkSpec
-from vigil.store.models import ApiKey, Batch, IncidentReplay, Sink
+from vigil.store.models import ApiKey, Batch, IncidentReplay, Pipeline, Sink
 from vigil.store.repo import Store
 
 log = logging.getLogger(__name__)
@@ -109,12 +111,51 @@ async def _keep_stored_credentials(
     return spec.model_copy(update={"agent": spec.agent.model_copy(update={"endpoint": stored})})
 
 
+def _stored_spec(stored: Any, validate: Callable[[Any], Any]) -> tuple[dict[str, Any], str | None]:
+    """A stored spec as the API shows it, and why it no longer validates when it does not (saved
+    under older, looser rules): then shown as stored, its secrets masked all the same."""
+    try:
+        return _public_spec(validate(stored)), None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return _masked_stored(stored), f"{STORED_INVALID} ({where}: {first['msg']})"
+
+
+def _masked_stored(stored: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = copy.deepcopy(stored) if isinstance(stored, dict) else {}
+    agent = spec.get("agent")
+    for holder in (spec, agent if isinstance(agent, dict) else {}):
+        for key in ("endpoint", "url"):
+            if isinstance(holder.get(key), str):
+                holder[key] = mask_url(holder[key])
+        for key in ("secret", "webhook_url"):
+            if holder.get(key) is not None:
+                holder[key] = "**********"
+        if isinstance(holder.get("headers"), dict) and holder is agent:
+            holder["headers"] = {name: "**********" for name in holder["headers"]}
+    return spec
+
+
+def _pipeline_out(row: Pipeline) -> PipelineOut:
+    spec, problem = _stored_spec(row.spec, PipelineSpec.model_validate)
+    return PipelineOut(
+        project_id=row.project_id,
+        name=row.name,
+        spec=spec,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        problem=problem,
+    )
+
+
 def _sink_out(row: Sink) -> SinkOut:
-    spec = _public_spec(_SINK_ADAPTER.validate_python(row.spec))
-    if "url" in spec:
-        spec["url"] = mask_url(spec["url"])
-    if "url" in spec and spec.get("secret"):
-        spec["secret"] = "**********"
+    spec, problem = _stored_spec(row.spec, _SINK_ADAPTER.validate_python)
+    if problem is None:
+        if "url" in spec:
+            spec["url"] = mask_url(spec["url"])
+        if "url" in spec and spec.get("secret"):
+            spec["secret"] = "**********"
     return SinkOut(
         id=row.id,
         project_id=row.project_id,
@@ -122,6 +163,7 @@ def _sink_out(row: Sink) -> SinkOut:
         name=row.name,
         spec=spec,
         created_at=row.created_at,
+        problem=problem,
     )
 
 
@@ -224,27 +266,11 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     @api.get("/projects/{project_id}/pipelines", response_model=list[PipelineOut], tags=["pipelines"])
     async def list_pipelines(project_id: str) -> Any:
         await store.get_project(project_id)
-        return [
-            PipelineOut(
-                project_id=row.project_id,
-                name=row.name,
-                spec=_public_spec(PipelineSpec.model_validate(row.spec)),
-                created_at=row.created_at,
-                updated_at=row.updated_at,
-            )
-            for row in await store.list_pipelines(project_id)
-        ]
+        return [_pipeline_out(row) for row in await store.list_pipelines(project_id)]
 
     @api.get("/projects/{project_id}/pipelines/{name}", response_model=PipelineOut, tags=["pipelines"])
     async def get_pipeline(project_id: str, name: PipelineName) -> Any:
-        row = await store.get_pipeline(project_id, name)
-        return PipelineOut(
-            project_id=row.project_id,
-            name=row.name,
-            spec=_public_spec(PipelineSpec.model_validate(row.spec)),
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+        return _pipeline_out(await store.get_pipeline(project_id, name))
 
     @api.delete("/projects/{project_id}/pipelines/{name}", status_code=204, tags=["pipelines"])
     async def delete_pipeline(project_id: str, name: PipelineName) -> Response:

@@ -46,12 +46,17 @@ class KeyIn(BaseModel):
     name: Label = "default"
 
 
+STORED_INVALID = "stored under older rules, this spec is no longer valid and does not run; save it again"
+
+
 class PipelineOut(BaseModel):
     project_id: str
     name: str
     spec: dict[str, Any]
     created_at: Timestamp
     updated_at: Timestamp
+    problem: str | None = None
+    """Set when the stored spec no longer validates (it does not run): why, and what to do."""
 
 
 class SinkOut(BaseModel):
@@ -61,6 +66,8 @@ class SinkOut(BaseModel):
     name: str | None
     spec: dict[str, Any]
     created_at: Timestamp
+    problem: str | None = None
+    """Set when the stored spec no longer validates (it does not run): why, and what to do."""
 
 
 class BatchOut(BaseModel):

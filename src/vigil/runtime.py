@@ -87,7 +87,7 @@ class Runtime:
             self.admin_token, self.token_generated = load_or_create_admin_token(s.data_dir, configured)
 
         self.outbound = OutboundPolicy(s.outbound)
-        self.outbound.add_own_ports([s.api_port, s.otlp_http_port, s.otlp_grpc_port, s.ops_port])
+        self.outbound.add_own_ports(_listening_ports(s, roles))  # bound ports are added once known
         self.outbound.add_own_hosts([s.host])
         url = s.nats_url
         if url is None:
@@ -235,6 +235,19 @@ class Runtime:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("shutting down")
+
+
+def _listening_ports(settings: Settings, roles: frozenset[str]) -> list[int]:
+    """The ports this process will listen on: only its own, so that an agent beside a service (a
+    sidecar on a port another Vigil service uses elsewhere) is not mistaken for Vigil."""
+    ports = []
+    if "api" in roles:
+        ports.append(settings.api_port)
+    if "receiver" in roles:
+        ports += [settings.otlp_http_port, settings.otlp_grpc_port]
+    if not roles & {"api", "receiver"}:
+        ports.append(settings.ops_port)
+    return ports
 
 
 class _Closing:

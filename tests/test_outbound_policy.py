@@ -3,6 +3,8 @@ from the addresses the host name resolves to."""
 
 from __future__ import annotations
 
+import ipaddress
+
 import httpx
 import pytest
 from pydantic import ValidationError
@@ -121,3 +123,11 @@ async def test_a_refused_delivery_is_final_and_names_the_rule() -> None:
         assert "refused by the outbound policy" in str(info.value)
         assert "Vigil's own listening ports" in str(info.value)
         assert agent.requests == []
+
+
+def test_an_allowed_network_must_hold_every_address_a_name_resolves_to() -> None:
+    policy = OutboundPolicy(OutboundSettings(allow=["169.254.10.0/24"]))
+    inside, metadata = ipaddress.ip_address("169.254.10.7"), ipaddress.ip_address("169.254.169.254")
+    policy.check("agent.internal", 80, [inside])
+    with pytest.raises(OutboundRefused, match="metadata"):
+        policy.check("agent.internal", 80, [inside, metadata])

@@ -170,6 +170,16 @@ class OutboundPolicy:
             addresses = []
         self.check(host, port, addresses, resolved=literal is not None)
 
+    def _allowed(self, host: str, addresses: list[IPAddress]) -> bool:
+        """Named on the allow list, or every address in an allowed network: a name that resolves
+        to an allowed address and a refused one could connect to either."""
+        if any(pattern.network is None and pattern.matches(host, ()) for pattern in self._allow):
+            return True
+        networks = [pattern for pattern in self._allow if pattern.network is not None]
+        return bool(addresses and networks) and all(
+            any(pattern.matches(host, [address]) for pattern in networks) for address in addresses
+        )
+
     def check(self, host: str, port: int, addresses: list[IPAddress], *, resolved: bool = True) -> None:
         """Raise OutboundRefused unless `host` (resolved to `addresses`) may be reached on `port`.
 
@@ -183,7 +193,7 @@ class OutboundPolicy:
         for pattern in self._deny:
             if pattern.matches(host, addresses):
                 raise OutboundRefused(f"{where}{resolved_to} is on the outbound deny list")
-        if any(pattern.matches(host, addresses) for pattern in self._allow):
+        if self._allowed(host, addresses):
             return
         if host in METADATA_HOSTS:
             raise OutboundRefused(f"{where} is a cloud metadata service" + _HOW_TO_ALLOW)

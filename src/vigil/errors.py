@@ -99,9 +99,14 @@ class DeliveryError(Exception):
 
     `retryable` says whether another attempt may succeed (5xx, timeouts, connection errors) or
     whether the work must go to the dead-letter store at once (4xx, invalid configuration).
+
+    The message is logged, stored with the batch and in dead letters, and shown by the API, so it
+    is scrubbed here, once for every path: URLs masked, secret-looking text redacted, length capped.
     """
 
     def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
-        super().__init__(message)
+        from vigil.masking import scrub  # imported late: the masking rules import most of the package
+
+        super().__init__(scrub(message))
         self.retryable = retryable
         self.status = status

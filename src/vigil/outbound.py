@@ -8,9 +8,11 @@ from collections.abc import Mapping
 import httpx
 
 from vigil.errors import DeliveryError
+from vigil.outbound_policy import OutboundRefused
 
-ERROR_BODY_BYTES = 512
-"""How much of a failed answer goes into the error: enough for Slack's `invalid_blocks`, never a page."""
+ERROR_BODY_BYTES = 256
+"""How much of a failed answer goes into the error: enough for Slack's `invalid_blocks`, never a page
+(and, scrubbed by `DeliveryError`, never a credential the receiver echoed)."""
 
 _DRAIN_BYTES = 64 * 1024
 """A short success body is read to the end so the connection can be reused; a long one is abandoned."""
@@ -47,6 +49,8 @@ async def post(
                 return
             status = response.status_code
             snippet = (await _read_head(response, ERROR_BODY_BYTES)).decode("utf-8", "replace").strip()
+    except OutboundRefused as exc:
+        raise DeliveryError(f"{target}: refused by the outbound policy: {exc}", retryable=False) from None
     except (TimeoutError, httpx.TimeoutException) as exc:
         raise DeliveryError(f"{target}: no answer within {timeout_s:g}s", retryable=True) from exc
     except httpx.UnsupportedProtocol as exc:

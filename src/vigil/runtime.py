@@ -25,6 +25,7 @@ from vigil.config_file import load_config_file
 from vigil.detect.archive import EvidenceArchive, archive_from_settings
 from vigil.detect.service import Detector
 from vigil.http_server import HttpServer
+from vigil.outbound_policy import OutboundPolicy, outbound_client
 from vigil.pipeline.agent_workers import AgentWorkers
 from vigil.pipeline.config import ConfigCache
 from vigil.pipeline.ledger import BatchLedger
@@ -69,6 +70,7 @@ class Runtime:
     ops_http: HttpServer | None = None
     budget: TokenBudget | None = None
     evidence: EvidenceArchive | None = None
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     _started: list[Component] = field(default_factory=list)
     _stopped: bool = False
     _pressure: Pressure = field(default_factory=Pressure)
@@ -90,12 +92,16 @@ class Runtime:
             configured = s.admin_token.get_secret_value() if s.admin_token else None
             self.admin_token, self.token_generated = load_or_create_admin_token(s.data_dir, configured)
 
+        self.outbound = OutboundPolicy(s.outbound)
+        self.outbound.add_own_ports(_listening_ports(s, roles))  # bound ports are added once known
+        self.outbound.add_own_hosts([s.host])
         if s.nats_url is None:
             server = ManagedNatsServer(s.data_dir, s.bus)
             await self._start(server)
             url, credentials = server.url, NatsCredentials()
         else:
             url, credentials = s.nats_url.get_secret_value(), self._nats_credentials()
+        self.outbound.add_own_urls(url)
         self.bus = bus = Bus(url, s.bus, name=f"vigil-{'+'.join(sorted(roles))}", credentials=credentials)
         await self._start(bus)
 
@@ -109,7 +115,7 @@ class Runtime:
             self.evidence = archive_from_settings(s)
             await self._start(self.evidence)
         if s.config_file is not None and "api" in roles:
-            await apply_config(store, load_config_file(s.config_file))
+            await apply_config(store, load_config_file(s.config_file), self.outbound)
 
         config = ConfigCache(store)
         keys = KeyResolver(store, s.key_cache_ttl_s)
@@ -128,7 +134,7 @@ class Runtime:
         if "pipeline" in roles:
             await self._start_pipeline(config, intake)
         if "sink" in roles:
-            await self._start(SinkWorkers(bus, store, config))
+            await self._start(SinkWorkers(bus, store, config, self.outbound))
             await self._start(SinkRouter(bus, store, config))
         if "api" in roles:
 
@@ -148,6 +154,7 @@ class Runtime:
                     evidence=self.evidence,
                     max_body_bytes=s.max_api_body_bytes,
                     keys=keys,
+                    outbound=self.outbound,
                 )
             )
             self.api_http = HttpServer(api_app, host=s.host, port=s.api_port, name="api")
@@ -176,6 +183,7 @@ class Runtime:
             # Workers without a port of their own still answer probes and scrapes.
             self.ops_http = HttpServer(create_ops_app(ready), host=s.host, port=s.ops_port, name="ops")
             await self._start(self.ops_http)
+        self.outbound.add_own_ports(self.ports().values())
         log.info("vigil is up", extra={"roles": sorted(roles), "ports": self.ports(), "nats": mask_url(url)})
 
     def _secret_box(self) -> SecretBox:
@@ -216,7 +224,9 @@ class Runtime:
         templates = TemplateStore(self.store)
         await self._start(templates)
         agents = AgentContext(
-            client=httpx.AsyncClient(limits=httpx.Limits(max_connections=512, max_keepalive_connections=128)),
+            client=outbound_client(
+                self.outbound, httpx.Limits(max_connections=512, max_keepalive_connections=128)
+            ),
             intake=intake,
             rules=RulesEngine(),
             llm=None,
@@ -278,6 +288,19 @@ class Runtime:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("shutting down")
+
+
+def _listening_ports(settings: Settings, roles: frozenset[str]) -> list[int]:
+    """The ports this process will listen on: only its own, so that an agent beside a service (a
+    sidecar on a port another Vigil service uses elsewhere) is not mistaken for Vigil."""
+    ports = []
+    if "api" in roles:
+        ports.append(settings.api_port)
+    if "receiver" in roles:
+        ports += [settings.otlp_http_port, settings.otlp_grpc_port]
+    if not roles & {"api", "receiver"}:
+        ports.append(settings.ops_port)
+    return ports
 
 
 class _Closing:

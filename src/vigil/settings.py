@@ -146,6 +146,35 @@ class LlmSettings(BaseModel):
         return self.provider is not None and self.model is not None
 
 
+class OutboundSettings(BaseModel):
+    """Where agents, webhooks and Slack sinks may be sent. See docs/security.md."""
+
+    allow: list[str] = Field(
+        default_factory=list,
+        description="IPs, CIDR networks, host names or *.domain patterns permitted even where the "
+        "built-in rules refuse (a metadata proxy, a link-local agent).",
+    )
+    deny: list[str] = Field(
+        default_factory=list,
+        description="IPs, CIDR networks, host names or *.domain patterns refused besides the built-in rules.",
+    )
+    only_allowed: bool = Field(
+        default=False, description="Refuse every destination the allow list does not name."
+    )
+    refuse_own_ports: bool = Field(
+        default=True, description="Refuse Vigil's own listening ports on this host's loopback."
+    )
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _patterns(cls, entries: list[str]) -> list[str]:
+        from vigil.outbound_policy import parse_pattern  # the policy module imports these settings
+
+        for entry in entries:
+            parse_pattern(entry)
+        return entries
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VIGIL_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -207,6 +236,7 @@ class Settings(BaseSettings):
     bus: BusSettings = Field(default_factory=BusSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     detect: DetectSettings = Field(default_factory=DetectSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "console"

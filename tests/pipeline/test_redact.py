@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from vigil.pipeline.redact import BUILTIN_RULES, DROPPED, RedactionSpec, Redactor
+from vigil.pipeline.redact import BUILTIN_RULES, DROPPED, CustomRule, RedactionSpec, Redactor
 
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
@@ -486,3 +486,10 @@ def test_records_missing_fields_pass_through() -> None:
     assert redactor.redact_record({"body": "mail bob@example.com"}) == {"body": "mail [REDACTED:email]"}
     odd = {"body": None, "attributes": None, "resourceAttributes": ["x"]}
     assert redactor.redact_record(odd) == odd
+
+
+def test_anchored_custom_patterns_apply_to_each_string_of_a_record() -> None:
+    spec = RedactionSpec(rules=[], custom=[CustomRule(name="ticket", pattern=r"^T-\d+$")])
+    record = {"body": "first line", "attributes": {"a": "x", "ticket": "T-1234"}, "resourceAttributes": {}}
+    out = Redactor(spec).redact_record(record)
+    assert out["attributes"]["ticket"] == "[REDACTED:ticket]"

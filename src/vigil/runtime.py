@@ -18,13 +18,14 @@ from vigil.agents.registry import AgentContext
 from vigil.api.app import ApiContext, create_api_app, create_ops_app
 from vigil.api.auth import AdminAuth, load_or_create_admin_token
 from vigil.api.replay import Replayer
-from vigil.bus.client import Bus, NatsCredentials, mask_url
+from vigil.bus.client import Bus, NatsCredentials
 from vigil.bus.server import ManagedNatsServer
 from vigil.config_apply import apply_config
 from vigil.config_file import load_config_file
 from vigil.detect.archive import EvidenceArchive, archive_from_settings
 from vigil.detect.service import Detector
 from vigil.http_server import HttpServer
+from vigil.masking import mask_url
 from vigil.outbound_policy import OutboundPolicy, outbound_client
 from vigil.pipeline.agent_workers import AgentWorkers
 from vigil.pipeline.config import ConfigCache

@@ -44,6 +44,7 @@ from vigil.sinks.dispatch import SinkRouter, SinkWorkers
 from vigil.store.db import create_engine, upgrade
 from vigil.store.repo import Store
 from vigil.store.sealing import SecretBox, load_secret_box
+from vigil.workflow.loading import load_runbooks
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,8 @@ class Runtime:
             await self._start(self.evidence)
         if s.config_file is not None and "api" in roles:
             await apply_config(store, load_config_file(s.config_file), self.outbound)
+        if s.runbooks_dir is not None and "api" in roles:
+            await load_runbooks(store, s.runbooks_dir)
 
         config = ConfigCache(store)
         keys = KeyResolver(store, s.key_cache_ttl_s)

@@ -208,6 +208,10 @@ class Settings(BaseSettings):
         default=None, description="A file holding the nkey seed Vigil signs in to VIGIL_NATS_URL with."
     )
     config_file: Path | None = Field(default=None, description="A vigil.yaml applied at start.")
+    runbooks_dir: Path | None = Field(
+        default=None,
+        description="Runbooks loaded at start: <dir>/<project name or id>/<runbook id>.yaml.",
+    )
 
     host: str = "0.0.0.0"
     otlp_http_port: int = Field(default=4318, ge=0, le=65535)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Header
 from vigil.alerts.intake import AlertIntake
 from vigil.alerts.models import Source, WebhookNotification
 from vigil.api.auth import AdminAuth
+from vigil.api.errors import API_ERRORS
 from vigil.errors import Forbidden, Unauthorized
 from vigil.receivers.keys import KeyResolver, key_from_headers
 from vigil.store.repo import Store
@@ -40,7 +41,7 @@ class AlertCallers:
 
 
 def alerts_router(store: Store, callers: AlertCallers) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["alerts"])
+    router = APIRouter(prefix="/api/v1", tags=["alerts"], responses=API_ERRORS)
     intake = AlertIntake(store)
 
     async def accept(

@@ -21,6 +21,7 @@ from vigil.api.errors import API_ERRORS, ORJSONResponse, install_error_handlers
 from vigil.api.guard import RequestGuard, header
 from vigil.api.probes import add_probes
 from vigil.api.replay import Replayer
+from vigil.api.runbooks import runbooks_router
 from vigil.api.schemas import (
     STORED_INVALID,
     ApiKeyCreated,
@@ -45,6 +46,7 @@ from vigil.receivers.keys import KeyResolver
 from vigil.specs import NAME_PATTERN, PipelineSpec, ProjectSpec, SinkSpec, WebhookSinkSpec
 from vigil.store.models import ApiKey, Batch, IncidentReplay, Pipeline, Sink
 from vigil.store.repo import Store
+from vigil.store.workflow_repo import WorkflowRepo
 
 log = logging.getLogger(__name__)
 
@@ -511,6 +513,7 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
             return {"configured": False}
         return {"configured": True, **await ctx.budget.usage(project_id)}
 
+    api.include_router(runbooks_router(store, WorkflowRepo(store)))
     app.include_router(api)
     app.include_router(alerts_router(store, callers))
 

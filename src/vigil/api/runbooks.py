@@ -15,7 +15,7 @@ from vigil.errors import InvalidPayload, ValidationFailed
 from vigil.store.models import AuditEntry, RunbookRow
 from vigil.store.repo import Store
 from vigil.store.workflow_repo import WorkflowRepo
-from vigil.workflow.runbooks import RUNBOOK_ID, Runbook, RunbookSpec, parse_runbook
+from vigil.workflow.runbooks import RUNBOOK_ID, Runbook, RunbookSpec, invalid, parse_runbook
 
 RunbookId = Annotated[str, Path(pattern=RUNBOOK_ID, description="Lowercase letters, digits, ., - and _.")]
 _YAML = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
@@ -59,10 +59,7 @@ async def runbook_from(request: Request, runbook_id: str) -> Runbook:
         try:
             runbook = Runbook(id=runbook_id, spec=RunbookSpec.model_validate(data))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            problems = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ValidationFailed(f"{where}: {first['msg']}", details={"errors": problems}) from exc
+            raise invalid(exc) from exc
     if runbook.id != runbook_id:
         raise ValidationFailed(f"the body names runbook {runbook.id!r}, the path {runbook_id!r}")
     return runbook

@@ -22,7 +22,6 @@ inverse where one exists), the tier it needs, and how to verify that the problem
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from vigil.alerts.models import Tier
 from vigil.errors import ValidationFailed
+from vigil.pipeline.user_regex import UserRegex, check_pattern
 
 RUNBOOK_ID = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
 ACTION_NAME = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$"
@@ -47,10 +47,7 @@ class LabelMatch(_Strict):
     @field_validator("regex")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regex: {exc}") from exc
+        check_pattern(value)
         return value
 
 
@@ -122,7 +119,7 @@ def score(match: RunbookMatch, context: MatchContext) -> int | None:
         if value is None:
             return None
         if isinstance(wanted, LabelMatch):
-            if re.search(wanted.regex, value) is None:
+            if not UserRegex(wanted.regex).search(value):
                 return None
         elif value != wanted:
             return None
@@ -155,10 +152,17 @@ def parse_runbook(text: str, source: str, runbook_id: str | None = None) -> Runb
     try:
         return Runbook(id=ident, spec=RunbookSpec.model_validate(data))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        problems = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
-        raise ValidationFailed(f"{source}: {where}: {first['msg']}", details={"errors": problems}) from exc
+        raise invalid(exc, f"{source}: ") from exc
+
+
+def invalid(exc: ValidationError, prefix: str = "") -> ValidationFailed:
+    """A validation error as the API words it; of a union's alternatives, the deepest error
+    (the one that got furthest) is the one named."""
+    errors = exc.errors()
+    first = max(errors, key=lambda e: len(e["loc"]))
+    where = ".".join(str(p) for p in first["loc"])
+    problems = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in errors]
+    return ValidationFailed(f"{prefix}{where}: {first['msg']}", details={"errors": problems})
 
 
 def load_folder(folder: Path) -> dict[str, list[Runbook]]:

@@ -115,6 +115,6 @@ async def test_the_runbooks_folder_is_loaded_at_start(tmp_path: Path) -> None:
         listed = (await vigil.api.get(f"/api/v1/projects/{project_id}/runbooks")).json()
         assert [(r["id"], r["origin"]) for r in listed] == [("page-someone", "file"), ("restart-checkout", "file")]
     (folder / "broken.yaml").write_text("steps: [{action: 'rm -rf /'}]\n")
-    with pytest.raises(ValidationFailed, match="broken.yaml"):
+    with pytest.raises(ValidationFailed, match=r"broken\.yaml"):
         async with running(make_settings(tmp_path / "vigil", runbooks_dir=tmp_path / "runbooks")):
             pass

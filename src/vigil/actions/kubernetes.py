@@ -4,8 +4,10 @@ Idempotency: each change is one JSON patch that also writes the key's note on th
 `kubernetes_api`). A repeat with the same key finds the note and returns the first attempt's result,
 before-state included, without patching again.
 
-- rollout_restart sets `kubectl.kubernetes.io/restartedAt` on the pod template to now (as kubectl);
-  the note holds the revision seen before, for the inverse (rollout_undo to it).
+- rollout_restart sets `kubectl.kubernetes.io/restartedAt` on the pod template to now (as kubectl,
+  to the microsecond so two restarts in one second are two) and `vigil.dev/action-key` to the key
+  (which incident's step restarted these pods); the note holds the revision seen before, for the
+  inverse (rollout_undo to it).
 - scale patches `spec.replicas` (with the note, which the scale subresource could not carry); when
   the deployment already has that many replicas it is skipped; the note holds the replicas before.
 - rollout_undo copies the pod template of the target revision's ReplicaSet (`to_revision`, or the
@@ -35,6 +37,7 @@ from vigil.actions.params import RolloutUndoParams, ScaleParams
 __all__ = ["RolloutRestart", "RolloutUndo", "Scale"]
 
 Raw = dict[str, Any]
+ACTION_KEY = "vigil.dev/action-key"
 Change = tuple[str, Raw, list[Raw]]
 """The sentence for what will be done, the before-state to note, the JSON patch ops (empty: nothing to do)."""
 
@@ -43,7 +46,7 @@ class _DeploymentAction:
     name: ActionName
     verb: str
 
-    async def change(self, step: ActionStep, ctx: ActionContext, deployment: Raw) -> Change:
+    async def change(self, step: ActionStep, ctx: ActionContext, deployment: Raw, key: str) -> Change:
         raise NotImplementedError
 
     async def plan(self, step: ActionStep, ctx: ActionContext) -> DryRun:
@@ -58,7 +61,7 @@ class _DeploymentAction:
                 refused=refusal,
             )
         deployment = await read_deployment(ctx, namespace, name)
-        sentence, _, _ = await self.change(step, ctx, deployment)
+        sentence, _, _ = await self.change(step, ctx, deployment, "")
         return DryRun(
             action=self.name, target=target, description=sentence, state=deployment_state(deployment)
         )
@@ -86,7 +89,7 @@ class _DeploymentAction:
                 details={"state": deployment_state(deployment)},
                 repeated=True,
             )
-        sentence, before, ops = await self.change(step, ctx, deployment)
+        sentence, before, ops = await self.change(step, ctx, deployment, key)
         if not ops:
             return ActionResult(**result, status="skipped", description=sentence, before=before)
         patched = await noted_patch(ctx, deployment, key, self.name, before, ops)
@@ -108,12 +111,13 @@ class RolloutRestart(_DeploymentAction):
     name: ActionName = "kubernetes.rollout_restart"
     verb = "restart"
 
-    async def change(self, step: ActionStep, ctx: ActionContext, deployment: Raw) -> Change:
+    async def change(self, step: ActionStep, ctx: ActionContext, deployment: Raw, key: str) -> Change:
         target = f"{step.params['namespace']}/{step.params['deployment']}"
         template_meta = deployment["spec"]["template"].get("metadata") or {}
         annotations = dict(template_meta.get("annotations") or {})
         before = {"revision": revision_of(deployment) or None, "restarted_at": annotations.get(RESTARTED_AT)}
-        annotations[RESTARTED_AT] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        annotations[RESTARTED_AT] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        annotations[ACTION_KEY] = key
         path = "/spec/template/metadata/annotations" if template_meta else "/spec/template/metadata"
         value: Raw = annotations if template_meta else {"annotations": annotations}
         op = {"op": "add", "path": path, "value": value}
@@ -124,7 +128,7 @@ class Scale(_DeploymentAction):
     name: ActionName = "kubernetes.scale"
     verb = "scale"
 
-    async def change(self, step: ActionStep, ctx: ActionContext, deployment: Raw) -> Change:
+    async def change(self, step: ActionStep, ctx: ActionContext, deployment: Raw, key: str) -> Change:
         params = step.typed(ScaleParams)
         target = f"{params.namespace}/{params.deployment}"
         current = deployment["spec"].get("replicas", 1)
@@ -139,7 +143,7 @@ class RolloutUndo(_DeploymentAction):
     name: ActionName = "kubernetes.rollout_undo"
     verb = "roll back"
 
-    async def change(self, step: ActionStep, ctx: ActionContext, deployment: Raw) -> Change:
+    async def change(self, step: ActionStep, ctx: ActionContext, deployment: Raw, key: str) -> Change:
         params = step.typed(RolloutUndoParams)
         target = f"{params.namespace}/{params.deployment}"
         current = revision_of(deployment)

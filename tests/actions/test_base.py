@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from pydantic import ValidationError
 
-from vigil.actions import ACTIONS, ActionResult, ActionStep, inverse
+from vigil.actions import ACTIONS, ActionContext, ActionPolicy, ActionResult, ActionStep, execute, inverse
 from vigil.actions.params import PARAMS
 
 
@@ -62,3 +63,10 @@ def test_inverse_only_for_what_was_done_and_can_be_taken_back() -> None:
     assert inverse(restart, result(restart, "done", {"revision": None})) is None
     pod = ActionStep(action="kubernetes.delete_pod", params={"namespace": "shop", "pod": "web-1"})
     assert inverse(pod, result(pod, "done", {"uid": "u"})) is None
+
+
+async def test_an_idempotency_key_is_required() -> None:
+    step = ActionStep(action="notify", params={"message": "m"})
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(ValueError, match="an idempotency key is required"):
+            await execute(step, ActionContext(policy=ActionPolicy(), http=client), " ")

@@ -40,4 +40,6 @@ async def plan(step: ActionStep, ctx: ActionContext) -> DryRun:
 
 async def execute(step: ActionStep, ctx: ActionContext, idempotency_key: str) -> ActionResult:
     """Run `step` once per `idempotency_key` (the same key on every attempt of a workflow step)."""
+    if not idempotency_key.strip():
+        raise ValueError("an idempotency key is required: the same one on every attempt of the step")
     return await get_action(step.action).execute(step, ctx, idempotency_key)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.actions.conftest import TOKEN, MakeContext, kube_writes, policy_for
 from tests.doubles.kubernetes_server import REVISION, KubernetesServer
 from vigil.actions import ActionStep, execute, inverse, plan
@@ -247,3 +249,17 @@ async def test_a_kubeconfig_connection(
     async with make_context(policy) as ctx:
         dry = await plan(step("kubernetes.scale", deployment="cart", replicas=2), ctx)
     assert dry.description == "scale deployment shop/cart from 1 to 2 replicas (revision 1)"
+
+
+async def test_a_connection_that_cannot_be_loaded_fails_for_good(
+    make_context: MakeContext, tmp_path: Any
+) -> None:
+    restart = step("kubernetes.rollout_restart", deployment="checkout")
+    for connection, problem in (
+        ({"in_cluster": True}, "kubernetes: cannot load the in-cluster config"),
+        ({"kubeconfig": str(tmp_path / "missing")}, "kubernetes: cannot load the kubeconfig"),
+    ):
+        async with make_context(policy_for(kubernetes=LIVE | {"connection": connection})) as ctx:
+            result = await execute(restart, ctx, "k1")
+        assert (result.status, result.retryable) == ("failed", False)
+        assert result.description.startswith(problem), result.description

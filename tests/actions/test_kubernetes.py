@@ -252,8 +252,9 @@ async def test_a_kubeconfig_connection(
 
 
 async def test_a_connection_that_cannot_be_loaded_fails_for_good(
-    make_context: MakeContext, tmp_path: Any
+    make_context: MakeContext, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     restart = step("kubernetes.rollout_restart", deployment="checkout")
     for connection, problem in (
         ({"in_cluster": True}, "kubernetes: cannot load the in-cluster config"),

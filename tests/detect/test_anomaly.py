@@ -166,7 +166,8 @@ def test_run_detect_writes_scores_and_echoes_rows(tmp_path: Path) -> None:
         ("timestamp,value\n2014-04-01 00:00:00,1\nnot-a-time,2\n", 3, "timestamp"),
         ("timestamp,value\n2014-04-01 00:00:00,1,7\n", 2, "2 fields"),
         ("timestamp,value\n2014-04-01 00:00:00,nan\n", 2, "finite"),
-        ("timestamp,value\n2014-04-01 00:05:00,1\n2014-04-01 00:00:00,2\n", 3, "earlier"),
+        ("timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,\n", 3, "not a number"),
+        ("timestamp,value\n2014-04-01 00:00:00,1\n,2\n", 3, "empty timestamp"),
     ],
 )
 def test_run_detect_malformed_input_names_the_line(
@@ -179,6 +180,26 @@ def test_run_detect_malformed_input_names_the_line(
     assert err.value.line == line
     assert f"line {line}" in str(err.value)
     assert fragment in str(err.value)
+
+
+def test_run_detect_scores_every_row_in_arrival_order_whatever_the_timestamps_do(tmp_path: Path) -> None:
+    values = noisy(600)
+    times = [T0 + i * STEP for i in range(600)]
+    times[300] = times[250]  # a clock stepping back 50 points
+    times[301] = times[300]  # a duplicate of that
+    times[450:] = [t + 7 * 86400 for t in times[450:]]  # a week missing
+    values[500] = 500.0
+    rows = [f"{t:.0f},{v}" for t, v in zip(times, values, strict=True)]
+    path = write_csv(tmp_path, "timestamp,value\n" + "\n".join(rows) + "\n")
+    out = io.StringIO()
+    run_detect(path, out)
+    lines = out.getvalue().splitlines()[1:]
+    assert [line.rsplit(",", 1)[0] for line in lines] == rows
+    det = StreamingDetector()
+    expected = [det.update(t, v) for t, v in zip(times, values, strict=True)]
+    got = [float(line.rsplit(",", 1)[1]) for line in lines]
+    assert got == pytest.approx(expected, abs=1e-6)
+    assert got[500] > ALERT
 
 
 def test_run_detect_skips_blank_lines(tmp_path: Path) -> None:

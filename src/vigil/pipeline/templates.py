@@ -61,6 +61,8 @@ _CALL = re.compile(r"^([A-Za-z_][\w.\-]*[(\[])([^()\[\]]+?)([)\]]?)$")  # f(x), 
 _HOST = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+){2,}")
 _SHORT_HOST = re.compile(r"[a-z0-9-]+\.[a-z]{2,3}")
 _HEX_WORD = re.compile(r"[0-9a-f]{8,}|[0-9A-F]{8,}")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*")  # user@host
+_WORD_LIST = re.compile(r"[^,\s]+(?:,[^,\s]+){2,}")  # a,b,c: a list glued by commas
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:\\")
 _BRACKETS = frozenset({"()", "[]", "{}"})
@@ -84,6 +86,10 @@ def _mask_core(core: str) -> str:
     if _HAS_DIGIT.search(core):
         return WILDCARD
     if (core[0] == "/" and len(core) > 1) or core.startswith(("./", "~/")) or "\\" in core:
+        return WILDCARD
+    if core.count("/") >= 2:  # a relative path (one slash stays: "I/O", "KB/s")
+        return WILDCARD
+    if _EMAIL.fullmatch(core) or _WORD_LIST.fullmatch(core):
         return WILDCARD
     if _URL.match(core):
         return WILDCARD
@@ -174,8 +180,9 @@ class TemplateMinerConfig:
     """Word positions that one merge of sibling clusters may turn into variables at once."""
     max_clusters: int = 50_000
     """Past this, unmatched messages get a template (and a stable id) but open no cluster."""
-    max_tokens: int = 256
-    """Longer messages are mined on their first `max_tokens` tokens."""
+    max_tokens: int = 24
+    """Longer messages are mined on their first `max_tokens` tokens followed by one `<*>`: past
+    that, what varies in length (free text, lists, dumps) is taken as one variable."""
     cache_size: int = 20_000
     """Entries of the exact-match and token caches (each is cleared when full)."""
 
@@ -425,16 +432,20 @@ class TemplateMiner:
             cache.clear()
         out: list[str] = []
         previous = ""
+        limit = self.config.max_tokens
         for raw in _pre_mask(message).split():
             token = cache.get(raw)
             if token is None:
                 token = cache[raw] = mask_token(raw)
             if token == WILDCARD and previous == WILDCARD:
                 continue
+            if len(out) == limit:
+                # a long message: its event is in its first `limit` tokens, the rest is one variable
+                if previous != WILDCARD:
+                    out.append(WILDCARD)
+                break
             out.append(token)
             previous = token
-            if len(out) >= self.config.max_tokens:
-                break
         return tuple(out)
 
     def _remember(self, tokens: tuple[str, ...], cluster: _Cluster) -> None:

@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     print("| grouping accuracy | mean |")
     print("| --- | ---: |")
     print(f"| **cross-validated** (each data set scored with settings chosen on the others) | **{cv:.3f}** |")
-    print(f"| **whole dev half** (settings chosen on all: {describe(candidates[best_whole])}) | **{whole:.3f}** |")
+    print(
+        f"| **whole dev half** (settings chosen on all: {describe(candidates[best_whole])}) | **{whole:.3f}** |"
+    )
     print(f"| lowest left-out data set | {min(held_out):.3f} |")
     print("\n### Folds\n")
     print("| left out | settings chosen on the others | left-out accuracy | with whole-dev settings |")

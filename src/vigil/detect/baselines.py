@@ -268,10 +268,15 @@ class BaselineStore:
             detector = None
             if store._detector_config is not None:
                 # a detector saved with other settings (or none) starts afresh rather than mixing them
+                # (a detector saved by an earlier version, whose settings or state differ, too)
                 saved = e.detector
+                detector = None
                 if saved is not None and saved.get("config") == asdict(store._detector_config):
-                    detector = StreamingDetector.from_state(saved)
-                else:
+                    try:
+                        detector = StreamingDetector.from_state(saved)
+                    except (ValueError, KeyError, TypeError):
+                        detector = None
+                if detector is None:
                     detector = StreamingDetector(store._detector_config)
             baseline = Baseline(detector)
             baseline.values = array("d", e.values)

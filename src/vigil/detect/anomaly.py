@@ -165,13 +165,13 @@ class _RollingWindow:
         below = bisect_right(s, x)
         above = n - bisect_left(s, x)
         out = -math.log((min(below, above) + 1) / (n + 1))
+        if s[0] <= x <= s[-1]:
+            return out
         iqr = self.quantile(0.75) - self.quantile(0.25)
         scale = iqr or (s[-1] - s[0]) or (abs(s[0]) * 1e-3 + 1e-9)
         if x > s[-1]:
-            out += math.log1p((x - s[-1]) / scale)
-        elif x < s[0]:
-            out += math.log1p((s[0] - x) / scale)
-        return out
+            return out + math.log1p((x - s[-1]) / scale)
+        return out + math.log1p((s[0] - x) / scale)
 
 
 class _Likelihood:
@@ -193,12 +193,13 @@ class _Likelihood:
         recent.append(surprise)
         if len(recent) > self.short:
             del recent[0]
-        m = sum(recent) / len(recent)
+        m = surprise if self.short == 1 else sum(recent) / len(recent)
         z = 0.0
-        if self.n >= max(2, self.min_n):
+        n = self.n
+        if n >= self.min_n and n >= 2:
             z = (m - self.mean) / (math.sqrt(self.var) + 1e-6)
-        self.n += 1
-        a = max(self.alpha, 1.0 / self.n)
+        self.n = n = n + 1
+        a = 1.0 / n if n * self.alpha < 1.0 else self.alpha
         d = m - self.mean
         self.mean += a * d
         self.var = (1.0 - a) * (self.var + a * d * d)
@@ -235,7 +236,7 @@ class _Scale:
             z_all = self.season.update(surprises.season)
             if surprises.season_trusted:
                 z_season = z_all
-        base = max((z for z in (z_value, z_change) if z is not None), default=None)
+        base = z_value if z_change is None else (z_change if z_value is None else max(z_value, z_change))
         if surprises.recurring and base is not None:
             base = min(base, c.veto_margin)
         elif surprises.after_recurring and z_change is not None and base == z_change:
@@ -276,7 +277,7 @@ class _Scale:
         self.last_alert_score = float(data["last_alert_score"])
 
 
-@dataclass
+@dataclass(slots=True)
 class _Surprises:
     """What one point shows before any likelihood stage, shared by every scale."""
 
@@ -324,7 +325,10 @@ class StreamingDetector:
                 seen.change = math.log1p(self.changes.robust_z(abs(value - self.prev)))
         if c.seasonal:
             self._seasonal(timestamp, value, seen)
-        seen.recurring = c.recur_days > 0 and self._recurring(value)
+        # (a day of points must be in the window before a day can be looked back on)
+        seen.recurring = (
+            c.recur_days > 0 and len(self.values) * self.step >= 0.9 * _DAY and self._recurring(value)
+        )
         seen.after_recurring, self.prev_recurring = self.prev_recurring, seen.recurring
         if self.last_ts is not None and timestamp > self.last_ts:
             gap = timestamp - self.last_ts
@@ -336,7 +340,10 @@ class StreamingDetector:
         self.values.add(value)
         self.prev = value
 
-        out = sum(scale.score(self.n, seen, c) for scale in self.scales) / len(self.scales)
+        total = 0.0
+        for scale in self.scales:
+            total += scale.score(self.n, seen, c)
+        out = total / len(self.scales)
         return min(1.0, max(0.0, out))
 
     def _recurring(self, value: float) -> bool:

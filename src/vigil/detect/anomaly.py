@@ -14,17 +14,21 @@ How a score is made, per point:
    * seasonal: deviation from an exponentially weighted time-of-day profile (`season_buckets` per
      UTC day). It is used only once `season_min_days` days were seen and only while the series is
      actually seasonal (the profile explains at least `season_strength` of the absolute deviation).
-   * recurrence: whether earlier days (up to `recur_days`, within the value window) showed the same
-     deviation from the median near the same time of day, give or take a twelfth of a day (so a
-     daily job's spike that drifts by minutes still counts); the period is a day in points,
-     from the typical spacing of the timestamps.
+   * recurrence: whether at least `recur_min` earlier days (of the last `recur_days`, within the
+     value window) had a value near this one at about this time of day: within `recur_tolerance`
+     of its distance from the median, give or take a twelfth of a day (so a daily job's spike that
+     drifts by minutes still counts). The period is a day in points, from the typical spacing of the
+     timestamps. Most ordinary values recur; a value new for its time of day does not.
 2. Each surprise goes through an anomaly-likelihood stage (as in Numenta's anomaly likelihood): the
    mean of its last `short` values is compared with the long-run mean and spread of that mean
    (exponentially weighted, `long_alpha`), giving a z-value. A surprise that is always high on this
    series (a noisy or spiky series) therefore stops counting; a jump in surprise counts.
 3. The z-values are combined. When the seasonal profile is trusted it can veto the others: a value or
    change that the time of day explains (a daily spike) counts at most `veto_margin` above the
-   seasonal z. A recurring deviation (and the fall back from it) counts at most `veto_margin`.
+   seasonal z. A recurring value counts at most `veto_margin` (below `alert_level`): only what
+   earlier days did not show at this time can alert; a change right after a recurring value counts
+   no more than the value surprise (or `veto_margin`), so the fall back from a daily spike is
+   expected too. Without a day of history in the window, nothing counts as recurring.
 4. z maps to (0, 1) as z / (z + z_half). The first `warmup` points score 0.
 5. Alert once: for `suppress` points after a score above `alert_level`, scores that do not beat it
    are multiplied by `suppress_factor`, so a lasting change gives one high score, not a run of them.

@@ -209,14 +209,15 @@ class _Likelihood:
         self.var = (1.0 - a) * (self.var + a * d * d)
         return z
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"recent": list(self.recent), "mean": self.mean, "var": self.var, "n": self.n}
+    def to_list(self) -> list[float]:
+        """[mean, var, n, recent...]: compact, as thousands of these are saved together."""
+        return [self.mean, self.var, self.n, *self.recent]
 
-    def load(self, data: dict[str, Any]) -> None:
-        self.recent = [float(x) for x in data["recent"]][-self.short :]
-        self.mean = float(data["mean"])
-        self.var = float(data["var"])
-        self.n = int(data["n"])
+    def load(self, data: list[float]) -> None:
+        self.mean = float(data[0])
+        self.var = float(data[1])
+        self.n = int(data[2])
+        self.recent = [float(x) for x in data[3:]][-self.short :]
 
 
 class _Scale:
@@ -264,21 +265,22 @@ class _Scale:
             self.last_alert_score = score
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "value": self.value.to_dict(),
-            "change": self.change.to_dict(),
-            "season": self.season.to_dict(),
-            "last_alert": self.last_alert,
-            "last_alert_score": self.last_alert_score,
-        }
+    def to_list(self) -> list[Any]:
+        """[last_alert, last_alert_score, value, change, season likelihoods]."""
+        return [
+            self.last_alert,
+            self.last_alert_score,
+            self.value.to_list(),
+            self.change.to_list(),
+            self.season.to_list(),
+        ]
 
-    def load(self, data: dict[str, Any]) -> None:
-        self.value.load(data["value"])
-        self.change.load(data["change"])
-        self.season.load(data["season"])
-        self.last_alert = int(data["last_alert"])
-        self.last_alert_score = float(data["last_alert_score"])
+    def load(self, data: list[Any]) -> None:
+        self.last_alert = int(data[0])
+        self.last_alert_score = float(data[1])
+        self.value.load(data[2])
+        self.change.load(data[3])
+        self.season.load(data[4])
 
 
 @dataclass(slots=True)
@@ -411,7 +413,7 @@ class StreamingDetector:
             "prev": self.prev,
             "values": list(self.values.items),
             "changes": list(self.changes.items),
-            "scales": [scale.to_dict() for scale in self.scales],
+            "scales": [scale.to_list() for scale in self.scales],
             "season": {
                 "first_ts": self.first_ts,
                 "mean": list(self.season_mean),

@@ -4,12 +4,16 @@ The miner is a Drain-style online clusterer (He et al., ICWS 2017) with one conf
 kind of log. A message goes through three steps:
 
 1. Masking. General rules turn what is obviously variable into the wildcard `<*>`: any token
-   with a digit (numbers, ids, hex, IPs, timestamps, versions), paths and URLs, host names, long
+   with a digit (numbers, ids, hex, IPs, timestamps, versions), paths (absolute, or relative with
+   two slashes or more) and URLs, host names, `user@host`, lists glued by commas (`a,b,c`), long
    hex words, dates written with month names, quantities with a unit ("1.2 KB", "<1 sec"). Key-value
    tokens keep their key (`uid=<*>`), call-like tokens their name (`chdir(<*>)`), and brackets
    that hold only a variable become one (`(<*>)` and `()` are `<*>`). Runs of wildcards collapse
    into one, so an optional variable part ("0 bytes" vs "1190 bytes (1.16 KB)") does not change
-   the shape of the message.
+   the shape of the message. A message longer than `max_tokens` keeps its first `max_tokens`
+   tokens and one `<*>` for the rest: what varies in length there (free text, lists, dumps) does
+   not split its event. The rules are the same for every kind of log; the few numeric settings are
+   the ones leave-one-dataset-out cross-validation on Loghub keeps (bench/templates_cv.py).
 2. Matching. A message joins a cluster of the same token count when no constant token of the
    template disagrees with a constant token of the message, and enough of the template's constants
    are present (`similarity_threshold`). Differing words are therefore treated as different events

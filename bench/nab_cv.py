@@ -184,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     print("\n".join(fold_rows))
     axes = "; ".join(f"`{k}` {', '.join(str(v) for v in vs)}" for k, vs in GRID_AXES.items())
-    print(f"\n### Grid ({len(candidates)} points: {axes}), whole-dev standard score\n")
+    print(
+        f"\n### Grid ({len(candidates)} points: {axes}), standard score (each category with its own threshold)\n"
+    )
     ranked = sorted(range(len(candidates)), key=lambda i: -whole[i])
     print("| settings | whole dev | " + " | ".join(categories) + " |")
     print("| --- | ---: |" + " ---: |" * len(categories))

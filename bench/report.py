@@ -686,7 +686,7 @@ corpus. Beside it, the settings chosen on the whole development half.
 `bench/nab_score.py` runs `vigil detect`'s detector (one configuration, each score computed only
 from the rows before it and at it) on every series of `../shared/data/nab-dev/` and scores it as
 NAB does (one global threshold per profile, normalised so the null detector is 0 and a perfect one
-100). Published scores of other detectors are on the full corpus, for orientation only.
+100). Published scores of other detectors are on the same 29 series, from the data set's README.
 
 {text.strip().removeprefix("## ").split(chr(10), 1)[1].strip()}
 {cv_part}"""

@@ -404,11 +404,12 @@ class StreamingDetector:
             self.season_mean[b] += c.season_alpha * d
         self.season_n[b] += 1
 
-    def state(self) -> dict[str, Any]:
-        """The detector's full state as plain JSON types; `from_state` restores it exactly."""
-        return {
+    def state(self, with_config: bool = True) -> dict[str, Any]:
+        """The detector's full state as plain JSON types; `from_state` restores it exactly.
+        Without its config, `from_state` must be given the config (a store of thousands of
+        detectors with one config saves it once)."""
+        out: dict[str, Any] = {
             "version": STATE_VERSION,
-            "config": _config_state(self.config),
             "n": self.n,
             "prev": self.prev,
             "values": list(self.values.items),
@@ -426,14 +427,19 @@ class StreamingDetector:
             "last_ts": self.last_ts,
             "prev_recurring": self.prev_recurring,
         }
+        if with_config:
+            out["config"] = _config_state(self.config)
+        return out
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> StreamingDetector:
-        """Rebuild a detector from `state()` output (e.g. after a JSON round trip)."""
+    def from_state(cls, state: dict[str, Any], config: DetectorConfig | None = None) -> StreamingDetector:
+        """Rebuild a detector from `state()` output (e.g. after a JSON round trip); `config` is
+        the one it was saved with when the state does not hold it."""
         version = state.get("version")
         if version != STATE_VERSION:
             raise ValueError(f"unsupported detector state version {version!r}")
-        config = DetectorConfig(**state["config"])
+        if config is None:
+            config = DetectorConfig(**state["config"])
         det = cls(config)
         det.n = int(state["n"])
         det.prev = None if state["prev"] is None else float(state["prev"])

@@ -191,6 +191,7 @@ class _EntryState(BaseModel):
 class _StoreState(BaseModel):
     version: int
     entries: list[_EntryState]
+    detector_config: dict[str, Any] | None = None  # of every entry's detector saved without its own
 
 
 class BaselineStore:
@@ -252,11 +253,14 @@ class BaselineStore:
                 "windows": b.windows,
                 "last_seen": b.last_seen,
                 "values": list(b.values),
-                "detector": None if b.detector is None else b.detector.state(),
+                "detector": None if b.detector is None else b.detector.state(with_config=False),
             }
             for k, b in self._entries.items()
         ]
-        return {"version": _STATE_VERSION, "entries": entries}
+        out: dict[str, Any] = {"version": _STATE_VERSION, "entries": entries}
+        if self._detector_config is not None:
+            out["detector_config"] = asdict(self._detector_config)
+        return out
 
     @classmethod
     def from_state(cls, data: dict[str, Any], config: BaselineConfig | None = None) -> BaselineStore:
@@ -271,9 +275,10 @@ class BaselineStore:
                 # (a detector saved by an earlier version, whose settings or state differ, too)
                 saved = e.detector
                 detector = None
-                if saved is not None and saved.get("config") == asdict(store._detector_config):
+                wanted = asdict(store._detector_config)
+                if saved is not None and saved.get("config", state.detector_config) == wanted:
                     try:
-                        detector = StreamingDetector.from_state(saved)
+                        detector = StreamingDetector.from_state(saved, store._detector_config)
                     except (ValueError, KeyError, TypeError):
                         detector = None
                 if detector is None:

@@ -13,7 +13,7 @@ change still is, after about span / anomaly_weight windows.
 
 Optionally a `StreamingDetector` follows each endpoint's latency p95 series; its score for the
 current window is part of the snapshot (`detector_score`). It is the largest part of the state (about
-9 kB per endpoint in memory with the default 32-point window, against about 0.5 kB without it).
+6 kB per endpoint in memory with the default 32-point window, against about 0.5 kB without it).
 
 `BaselineStore` holds the baselines (bounded, least recently updated evicted first) and its
 `state()` / `from_state()` round-trip through JSON.

@@ -49,6 +49,7 @@ from nab_score import (  # noqa: E402
 )
 
 import vigil.detect.anomaly as anomaly  # noqa: E402
+import vigil.detect.rolling as rolling  # noqa: E402
 from vigil.detect.anomaly import DetectorConfig, StreamingDetector  # noqa: E402
 
 CACHE = REPO_ROOT / ".cache" / "nab-cv"
@@ -75,7 +76,9 @@ def grid() -> list[dict[str, Any]]:
 
 
 #: the detector's source as imported (not as on disk later): cached scores belong to this code
-SOURCE_DIGEST = hashlib.sha256(Path(anomaly.__file__).read_bytes()).hexdigest()[:12]
+SOURCE_DIGEST = hashlib.sha256(
+    b"".join(Path(m.__file__ or "").read_bytes() for m in (anomaly, rolling))
+).hexdigest()[:12]
 
 
 def scores_for(corpus: list[Series], overrides: dict[str, Any], use_cache: bool) -> dict[str, list[float]]:

@@ -57,11 +57,11 @@ per 2000 points (NAB's standard profile makes a false alarm much cheaper than a 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right, insort
-from collections import deque
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
+
+from vigil.detect.rolling import Likelihood, RollingWindow
 
 __all__ = ["DetectorConfig", "StreamingDetector"]
 
@@ -91,7 +91,7 @@ class DetectorConfig:
     alert_level: float = 0.5
     suppress: int = 100
     suppress_factor: float = 0.5
-    recur_days: int = 7  # past days searched for the same deviation near the same time (0: off)
+    recur_days: int = 7  # past days searched for a value like this one near this time (0: off)
     recur_min: int = 2  # days that must show it for the point to count as recurring
     recur_tolerance: float = 0.25  # how close, as a share of the point's distance from the median
     recur_slack_share: int = 12  # points searched either side: period / this (2 h of a day)
@@ -120,115 +120,15 @@ class DetectorConfig:
             raise ValueError("suppress_factor must be in [0, 1]")
 
 
-class _RollingWindow:
-    """The last `size` values, also kept sorted for ranks and quantiles."""
-
-    __slots__ = ("items", "size", "sorted")
-
-    def __init__(self, size: int, items: list[float] | None = None) -> None:
-        self.size = size
-        self.items: deque[float] = deque(items or [])
-        self.sorted: list[float] = sorted(self.items)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def add(self, x: float) -> None:
-        self.items.append(x)
-        insort(self.sorted, x)
-        if len(self.items) > self.size:
-            old = self.items.popleft()
-            del self.sorted[bisect_left(self.sorted, old)]
-
-    def quantile(self, q: float) -> float:
-        s = self.sorted
-        pos = q * (len(s) - 1)
-        lo = int(pos)
-        hi = min(lo + 1, len(s) - 1)
-        return s[lo] + (s[hi] - s[lo]) * (pos - lo)
-
-    def _spread(self) -> float:
-        """A robust scale: IQR, else a wider quantile range, else the range, else a tiny floor."""
-        s = self.sorted
-        spread = (self.quantile(0.75) - self.quantile(0.25)) / 1.349
-        if spread <= 0:
-            spread = (self.quantile(0.95) - self.quantile(0.05)) / 3.29
-        if spread <= 0:
-            spread = (s[-1] - s[0]) / 6.0
-        if spread <= 0:
-            spread = abs(s[0]) * 1e-3 + 1e-9
-        return spread
-
-    def robust_z(self, x: float) -> float:
-        return abs(x - self.quantile(0.5)) / self._spread()
-
-    def rank_surprise(self, x: float) -> float:
-        """-log of the share of the window at least as extreme as x, plus log1p of any overshoot."""
-        s = self.sorted
-        n = len(s)
-        below = bisect_right(s, x)
-        above = n - bisect_left(s, x)
-        out = -math.log((min(below, above) + 1) / (n + 1))
-        if s[0] <= x <= s[-1]:
-            return out
-        iqr = self.quantile(0.75) - self.quantile(0.25)
-        scale = iqr or (s[-1] - s[0]) or (abs(s[0]) * 1e-3 + 1e-9)
-        if x > s[-1]:
-            return out + math.log1p((x - s[-1]) / scale)
-        return out + math.log1p((s[0] - x) / scale)
-
-
-class _Likelihood:
-    """Recent mean of a surprise, as a z-value against that mean's long-run distribution."""
-
-    __slots__ = ("alpha", "mean", "min_n", "n", "recent", "short", "var")
-
-    def __init__(self, short: int, alpha: float, min_n: int) -> None:
-        self.short = short
-        self.recent: list[float] = []  # a list, not a deque: a few floats, thousands of detectors
-        self.alpha = alpha
-        self.min_n = min_n
-        self.mean = 0.0
-        self.var = 0.0
-        self.n = 0
-
-    def update(self, surprise: float) -> float:
-        recent = self.recent
-        recent.append(surprise)
-        if len(recent) > self.short:
-            del recent[0]
-        m = surprise if self.short == 1 else sum(recent) / len(recent)
-        z = 0.0
-        n = self.n
-        if n >= self.min_n and n >= 2:
-            z = (m - self.mean) / (math.sqrt(self.var) + 1e-6)
-        self.n = n = n + 1
-        a = 1.0 / n if n * self.alpha < 1.0 else self.alpha
-        d = m - self.mean
-        self.mean += a * d
-        self.var = (1.0 - a) * (self.var + a * d * d)
-        return z
-
-    def to_list(self) -> list[float]:
-        """[mean, var, n, recent...]: compact, as thousands of these are saved together."""
-        return [self.mean, self.var, self.n, *self.recent]
-
-    def load(self, data: list[float]) -> None:
-        self.mean = float(data[0])
-        self.var = float(data[1])
-        self.n = int(data[2])
-        self.recent = [float(x) for x in data[3:]][-self.short :]
-
-
 class _Scale:
     """One likelihood time scale: its three likelihood stages and its alert-once memory."""
 
     __slots__ = ("change", "last_alert", "last_alert_score", "season", "value")
 
     def __init__(self, short: int, config: DetectorConfig) -> None:
-        self.value = _Likelihood(short, config.long_alpha, config.likelihood_min_n)
-        self.change = _Likelihood(short, config.long_alpha, config.likelihood_min_n)
-        self.season = _Likelihood(short, config.long_alpha, config.likelihood_min_n)
+        self.value = Likelihood(short, config.long_alpha, config.likelihood_min_n)
+        self.change = Likelihood(short, config.long_alpha, config.likelihood_min_n)
+        self.season = Likelihood(short, config.long_alpha, config.likelihood_min_n)
         self.last_alert = -(10**9)
         self.last_alert_score = 0.0
 
@@ -245,7 +145,7 @@ class _Scale:
         if surprises.recurring and base is not None:
             base = min(base, c.veto_margin)
         elif surprises.after_recurring and z_change is not None and base == z_change:
-            # the fall back from a recurring spike is as expected as the spike
+            # right after a recurring value, a change is no more surprising than the value itself
             base = min(base, max(z_value or 0.0, c.veto_margin))
         if z_season is None:
             z = base if base is not None else 0.0
@@ -302,8 +202,8 @@ class StreamingDetector:
         self.config = c = config or DetectorConfig()
         self.n = 0
         self.prev: float | None = None
-        self.values = _RollingWindow(c.window)
-        self.changes = _RollingWindow(c.window)
+        self.values = RollingWindow(c.window)
+        self.changes = RollingWindow(c.window)
         self.scales = [_Scale(c.short, c)] + ([_Scale(c.second_short, c)] if c.second_short else [])
         self.first_ts: float | None = None
         self.season_mean = [0.0] * c.season_buckets
@@ -443,8 +343,8 @@ class StreamingDetector:
         det = cls(config)
         det.n = int(state["n"])
         det.prev = None if state["prev"] is None else float(state["prev"])
-        det.values = _RollingWindow(config.window, [float(x) for x in state["values"]])
-        det.changes = _RollingWindow(config.window, [float(x) for x in state["changes"]])
+        det.values = RollingWindow(config.window, [float(x) for x in state["values"]])
+        det.changes = RollingWindow(config.window, [float(x) for x in state["changes"]])
         scales = state.get("scales")
         if not isinstance(scales, list) or len(scales) != len(det.scales):
             raise ValueError("detector state does not match its likelihood scales")

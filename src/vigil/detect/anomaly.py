@@ -225,16 +225,15 @@ class StreamingDetector:
             self.first_ts = timestamp
 
         seen = _Surprises()
-        if len(self.values) >= 10:
+        held = len(self.values.items)
+        if held >= 10:
             seen.value = self.values.rank_surprise(value)
-            if self.prev is not None and len(self.changes) >= 10:
+            if self.prev is not None and len(self.changes.items) >= 10:
                 seen.change = math.log1p(self.changes.robust_z(abs(value - self.prev)))
         if c.seasonal:
             self._seasonal(timestamp, value, seen)
         # (a day of points must be in the window before a day can be looked back on)
-        seen.recurring = (
-            c.recur_days > 0 and len(self.values) * self.step >= 0.9 * _DAY and self._recurring(value)
-        )
+        seen.recurring = c.recur_days > 0 and held * self.step >= 0.9 * _DAY and self._recurring(value)
         seen.after_recurring, self.prev_recurring = self.prev_recurring, seen.recurring
         if self.last_ts is not None and timestamp > self.last_ts:
             gap = timestamp - self.last_ts

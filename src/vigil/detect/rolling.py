@@ -24,11 +24,11 @@ class RollingWindow:
         return len(self.items)
 
     def add(self, x: float) -> None:
-        self.items.append(x)
-        insort(self.sorted, x)
-        if len(self.items) > self.size:
-            old = self.items.popleft()
-            del self.sorted[bisect_left(self.sorted, old)]
+        items, ordered = self.items, self.sorted
+        items.append(x)
+        insort(ordered, x)
+        if len(items) > self.size:
+            del ordered[bisect_left(ordered, items.popleft())]
 
     def quantile(self, q: float) -> float:
         s = self.sorted

@@ -673,7 +673,10 @@ def _nab(text: str, cv: str | None, targets: list[tuple[str, str, str, bool]]) -
 
 `bench/nab_cv.py`: for each of the three categories, the grid point with the best standard score on
 the other two is run on it; the held-out scores of all folds are pooled and scored as NAB scores a
-corpus. Beside it, the settings chosen on the whole development half.
+corpus. Beside it, the settings chosen on the whole development half. The methods themselves (two
+likelihood scales, the daily recurrence check) were designed while looking at this half:
+cross-validation covers the choice of settings, not that design, so the held-back half stays the
+real test.
 
 {_cv_body(cv)}
 """

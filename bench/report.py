@@ -636,8 +636,9 @@ def _templates(table: str, cv: str | None, targets: list[tuple[str, str, str, bo
 ### Cross-validated (leave one data set out)
 
 `bench/templates_cv.py`: each data set is scored with the settings that do best on the other seven,
-from the grid below; the miner's weak spots (relative paths, `user@host`, comma-glued lists, long
-messages' variable-length tails) are handled by masking rules, the same for every data set.
+from the grid below; the miner's weak spots (relative paths, `user@host`, comma-glued lists, hex
+groups, long messages' variable-length tails) are handled by masking rules, the same for every
+data set.
 
 {_cv_body(cv)}
 """

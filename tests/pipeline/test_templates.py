@@ -50,6 +50,7 @@ def mine_all(miner: TemplateMiner, messages: list[str]) -> list[TemplateMatch]:
         ("mail from alice@example.org queued", "mail from <*> queued"),
         ("flags=UP,BROADCAST,RUNNING on eth", "flags=<*> on eth"),
         ("pointer 0xDEADBEEF hash cafebabedeadbeef ok", "pointer <*> hash <*> ok"),
+        ("link aa:bb:cc:dd:ee:ff up, peer=de-ad-be-ef-ca-fe", "link <*> up, peer=<*>"),
     ],
 )
 def test_variables_are_masked(message: str, expected: str) -> None:

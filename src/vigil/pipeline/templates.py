@@ -5,8 +5,9 @@ kind of log. A message goes through three steps:
 
 1. Masking. General rules turn what is obviously variable into the wildcard `<*>`: any token
    with a digit (numbers, ids, hex, IPs, timestamps, versions), paths (absolute, or relative with
-   two slashes or more) and URLs, host names, `user@host`, lists glued by commas (`a,b,c`), long
-   hex words, dates written with month names, quantities with a unit ("1.2 KB", "<1 sec"). Key-value
+   two slashes or more) and URLs, host names, `user@host`, lists glued by commas (`a,b,c`),
+   MAC-style hex groups (`aa:bb:cc:dd`), long hex words, dates written with month names,
+   quantities with a unit ("1.2 KB", "<1 sec"). Key-value
    tokens keep their key (`uid=<*>`), call-like tokens their name (`chdir(<*>)`), and brackets
    that hold only a variable become one (`(<*>)` and `()` are `<*>`). Runs of wildcards collapse
    into one, so an optional variable part ("0 bytes" vs "1190 bytes (1.16 KB)") does not change
@@ -67,6 +68,7 @@ _SHORT_HOST = re.compile(r"[a-z0-9-]+\.[a-z]{2,3}")
 _HEX_WORD = re.compile(r"[0-9a-f]{8,}|[0-9A-F]{8,}")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*")  # user@host
 _WORD_LIST = re.compile(r"[^,\s]+(?:,[^,\s]+){2,}")  # a,b,c: a list glued by commas
+_HEX_GROUPS = re.compile(r"[0-9a-fA-F]{2}(?:[:-][0-9a-fA-F]{2}){3,}")  # MAC-style, even without digits
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:\\")
 _BRACKETS = frozenset({"()", "[]", "{}"})
@@ -108,7 +110,7 @@ def _mask_core(core: str) -> str:
 def _mask_inner(core: str) -> str:
     if core == WILDCARD:
         return core
-    if _URL.match(core) or _WINDOWS_PATH.match(core):
+    if _URL.match(core) or _WINDOWS_PATH.match(core) or _HEX_GROUPS.fullmatch(core):
         return WILDCARD
     kv = _KEY_VALUE.match(core)
     if kv is not None:

@@ -80,7 +80,7 @@ class DetectSettings(BaseModel):
     )
     window_s: float = Field(default=60.0, gt=0, description="Tumbling window size.")
     allowed_lateness_s: float = Field(
-        default=10.0, ge=0, description="Late data accepted after a window's end."
+        default=10.0, ge=0, description="How long after a window's end its own late facts still count in it."
     )
     idle_grace_s: float = Field(
         default=60.0, ge=0, description="How long a quiet service's last window waits for stragglers."

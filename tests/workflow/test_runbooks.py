@@ -27,7 +27,7 @@ verify:
 
 
 def runbook(ident: str, **match: object) -> Runbook:
-    return Runbook(id=ident, spec=RunbookSpec.model_validate({"match": match, "steps": [{"action": "notify"}]}))
+    return Runbook(id=ident, spec=RunbookSpec.model_validate({"match": match, "steps": [{"action": "notify", "params": {"message": "hi"}}]}))
 
 
 def test_a_runbook_parses_with_defaults() -> None:
@@ -45,9 +45,9 @@ def test_a_runbook_parses_with_defaults() -> None:
     [
         ("steps: []", "steps"),
         ("id: x\nsteps: [{action: 'rm -rf /'}]", "steps.0.action"),
-        ("id: x\ntier: yolo\nsteps: [{action: notify}]", "tier"),
-        ("id: x\nsteps: [{action: notify, shell: 'echo'}]", "shell"),
-        ("id: x\nmatch: {alert_labels: {a: {regex: '('}}}\nsteps: [{action: notify}]", "regex"),
+        ("id: x\ntier: yolo\nsteps: [{action: notify, params: {message: hi}}]", "tier"),
+        ("id: x\nsteps: [{action: notify, params: {message: hi}, shell: echo}]", "shell"),
+        ("id: x\nmatch: {alert_labels: {a: {regex: '('}}}\nsteps: [{action: notify, params: {message: hi}}]", "regex"),
         ("- just a list", "mapping"),
         ("id: [", "YAML"),
     ],
@@ -78,16 +78,16 @@ async def test_runbooks_through_the_api_in_json_and_yaml_with_an_audit_trail(vig
     created = await vigil.api.put(f"{base}/restart-checkout", content=RESTART, headers={"Content-Type": "application/yaml"})
     assert created.status_code == 201, created.text
     assert created.json()["spec"]["steps"][0]["action"] == "kubernetes.rollout_restart"
-    replaced = await vigil.api.put(f"{base}/restart-checkout", json={"steps": [{"action": "notify"}], "tier": "autonomous"})
+    replaced = await vigil.api.put(f"{base}/restart-checkout", json={"steps": [{"action": "notify", "params": {"message": "hi"}}], "tier": "autonomous"})
     assert replaced.status_code == 200, replaced.text
     assert (await vigil.api.get(f"{base}/restart-checkout")).json()["spec"]["tier"] == "autonomous"
     assert [r["id"] for r in (await vigil.api.get(base)).json()] == ["restart-checkout"]
 
     wrong_id = await vigil.api.put(f"{base}/other", content=RESTART, headers={"Content-Type": "application/yaml"})
     assert wrong_id.status_code == 422 and "restart-checkout" in wrong_id.json()["message"]
-    bad = await vigil.api.put(f"{base}/x", json={"steps": [{"action": "notify", "command": "reboot"}]})
+    bad = await vigil.api.put(f"{base}/x", json={"steps": [{"action": "notify", "params": {"message": "hi"}, "command": "reboot"}]})
     assert bad.status_code == 422 and "command" in bad.json()["message"]
-    assert (await vigil.api.put(f"{base}/Bad Id", json={"steps": [{"action": "notify"}]})).status_code == 422
+    assert (await vigil.api.put(f"{base}/Bad Id", json={"steps": [{"action": "notify", "params": {"message": "hi"}}]})).status_code == 422
 
     assert (await vigil.api.delete(f"{base}/restart-checkout")).status_code == 204
     assert (await vigil.api.get(f"{base}/restart-checkout")).status_code == 404

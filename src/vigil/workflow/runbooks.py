@@ -28,12 +28,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from vigil.actions.base import ActionName, ActionStep
 from vigil.alerts.models import Tier
 from vigil.errors import ValidationFailed
 from vigil.pipeline.user_regex import UserRegex, check_pattern
 
 RUNBOOK_ID = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
-ACTION_NAME = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$"
 TIER_RANK = {"autonomous": 0, "supervised": 1, "human_only": 2}
 
 
@@ -63,13 +63,21 @@ class RunbookMatch(_Strict):
 
 
 class RunbookStep(_Strict):
-    action: str = Field(pattern=ACTION_NAME, max_length=100, description="e.g. kubernetes.rollout_restart")
+    action: ActionName = Field(description="e.g. kubernetes.rollout_restart; see the actions reference")
     params: dict[str, Any] = Field(default_factory=dict)
     required: bool = Field(default=True, description="A failed required step fails the runbook.")
     inverse: Literal["auto", "none"] | RunbookStep = Field(
         default="auto", description="auto: the action's own inverse (scale back, rollout undo)."
     )
     name: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def _params_fit_the_action(self) -> RunbookStep:
+        self.action_step()  # the action's own params model checks them
+        return self
+
+    def action_step(self) -> ActionStep:
+        return ActionStep(action=self.action, params=self.params, required=self.required)
 
 
 class VerifySpec(_Strict):

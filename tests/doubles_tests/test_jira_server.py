@@ -71,3 +71,27 @@ def test_refusals(jira_server: JiraServer, client: JIRA) -> None:
     with pytest.raises(JIRAError) as stranger:
         JIRA(server=jira_server.base_url, token_auth="wrong", max_retries=0)
     assert stranger.value.status_code == 401
+
+
+def test_search_by_jql(jira_server: JiraServer, client: JIRA) -> None:
+    for summary, labels in (("a", ["incident", "vigil-1"]), ("b", ["incident"]), ("c", ["vigil-1"])):
+        client.create_issue(project="OPS", summary=summary, issuetype={"name": "Task"}, labels=labels)
+    client.transition_issue("OPS-3", "Done")
+
+    def keys(jql: str) -> list[str]:
+        found = client.search_issues(jql, maxResults=10, fields=["summary"], json_result=True)
+        assert isinstance(found, dict)
+        assert found["total"] == len(found["issues"])
+        return [issue["key"] for issue in found["issues"]]
+
+    assert keys('project = "OPS" AND labels = "vigil-1" ORDER BY created ASC') == ["OPS-1", "OPS-3"]
+    assert keys('project = OPS AND labels = "vigil-1" AND statusCategory != Done') == ["OPS-1"]
+    assert keys("labels in (incident, vigil-1) AND status = Done") == ["OPS-3"]
+    assert keys('labels not in ("vigil-1")') == ["OPS-2"]
+    assert keys("project = ELSE") == []
+    with pytest.raises(JIRAError) as unknown_field:
+        keys("reporter = someone")
+    assert unknown_field.value.status_code == 400
+    with pytest.raises(JIRAError) as unparsed:
+        keys("summary ~ checkout")
+    assert unparsed.value.status_code == 400

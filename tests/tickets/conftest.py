@@ -85,7 +85,9 @@ def _gitlab(server: GitLabServer) -> Harness:
     def read(ref: TicketRef) -> Stored:
         issue = server.issue("acme/shop", int(ref.id))
         notes = server.notes("acme/shop", int(ref.id))
-        return Stored(issue.title, issue.description or "", list(issue.labels), issue.state == "closed", notes)
+        return Stored(
+            issue.title, issue.description or "", list(issue.labels), issue.state == "closed", notes
+        )
 
     return Harness("gitlab", server, spec_for, read, lambda: len(server.issues("acme/shop")))
 
@@ -106,7 +108,9 @@ def _jira(server: JiraServer) -> Harness:
     def read(ref: TicketRef) -> Stored:
         issue = server.issue(ref.key)
         comments = server.comments(ref.key)
-        return Stored(issue.summary, issue.description or "", list(issue.labels), issue.status == "Done", comments)
+        return Stored(
+            issue.summary, issue.description or "", list(issue.labels), issue.status == "Done", comments
+        )
 
     return Harness("jira", server, spec_for, read, lambda: len(server.stored))
 
@@ -126,7 +130,9 @@ def _linear(server: LinearServer) -> Harness:
     def read(ref: TicketRef) -> Stored:
         issue = server.issue(ref.key)
         comments = server.comments(ref.key)
-        return Stored(issue.title, issue.description or "", list(issue.labels), issue.state == "Done", comments)
+        return Stored(
+            issue.title, issue.description or "", list(issue.labels), issue.state == "Done", comments
+        )
 
     return Harness("linear", server, spec_for, read, lambda: len(server.stored))
 

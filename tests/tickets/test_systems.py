@@ -171,3 +171,24 @@ async def test_aclose_is_safe_twice(harness: Harness) -> None:
     await tickets.open(DRAFT, idempotency_key="wf-10:open")
     await tickets.aclose()
     await tickets.aclose()
+
+
+async def test_a_slow_tracker_does_not_hold_the_event_loop(harness: Harness) -> None:
+    tickets = harness.system()
+    ref = await tickets.open(DRAFT, idempotency_key="wf-11:open")
+    harness.server.delay_next(1, 0.5)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        await tickets.comment(ref, "Step 1: done")
+    finally:
+        ticker.cancel()
+    assert ticks >= 10  # a blocked loop would tick once at most
+    assert harness.read(ref).comments == ["Step 1: done"]

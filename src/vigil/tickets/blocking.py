@@ -1,6 +1,7 @@
 """Running a synchronous client library (PyGithub, python-gitlab, jira) without blocking the event loop.
 
-Each call runs in a worker thread under a deadline. The client is built lazily in the thread too,
+Each call runs in a worker thread of the system's own small pool under a deadline, so a tracker
+that hangs holds at most `WORKERS` threads and never the event loop's default pool. The client is built lazily in the thread too,
 since building one may already talk to the server (the `jira` package asks for `serverInfo`).
 A call that misses its deadline is reported as retryable while its thread finishes on its own: the
 client's own request timeout ends it soon after, and idempotent `open` makes the retry safe.
@@ -11,12 +12,16 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 import requests
 
 from vigil.errors import TicketError
 from vigil.tickets.base import error_for_status
+
+WORKERS = 4
+"""Calls in flight per ticket system; more wait their turn (within their deadline)."""
 
 Client = TypeVar("Client")
 Result = TypeVar("Result")
@@ -41,6 +46,7 @@ class BlockingClient(Generic[Client]):
         self._disconnect = disconnect
         self._client: Client | None = None
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     def _get(self) -> Client:
         with self._lock:
@@ -55,7 +61,9 @@ class BlockingClient(Generic[Client]):
         """`fn(client)` in a thread; its errors as `TicketError` naming `what` was being done."""
         try:
             async with asyncio.timeout(self.timeout_s):
-                return await asyncio.to_thread(self._call, fn)
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix=f"tickets-{self.system}")
+                return await asyncio.get_running_loop().run_in_executor(self._pool, self._call, fn)
         except TimeoutError:
             raise TicketError(
                 f"{self.system} {what}: no answer within {self.timeout_s:g}s",
@@ -72,6 +80,9 @@ class BlockingClient(Generic[Client]):
             raise error from None
 
     async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)  # a call past its deadline ends on its own
         with self._lock:
             client, self._client = self._client, None
         if client is not None:

@@ -31,7 +31,7 @@ from vigil.tickets.specs import GitLabTicketSpec
 
 log = logging.getLogger(__name__)
 
-_ONCE: dict[str, Any] = {"obey_rate_limit": False}
+_NO_SLEEPING: dict[str, Any] = {"obey_rate_limit": False}
 """python-gitlab would otherwise sleep through 429s in our worker thread; retrying is the workflow's."""
 
 
@@ -75,13 +75,15 @@ class GitLabTickets:
 
         def work(client: gitlab.Gitlab) -> tuple[TicketRef, bool]:
             project = self._project(client, self.spec.project)
-            for issue in project.issues.list(state="opened", labels=[tracking], iterator=True, **_ONCE):
+            for issue in project.issues.list(
+                state="opened", labels=[tracking], iterator=True, **_NO_SLEEPING
+            ):
                 if marker in (issue.description or ""):
                     return self._ref(issue), False
             labels = merge_labels([tracking], list(self.spec.labels), list(draft.labels))
             body = f"{draft.body}\n\n{marker}" if draft.body else marker
             data = {"title": draft.title, "description": body, "labels": labels}
-            created = project.issues.create(data, **_ONCE)
+            created = project.issues.create(data, **_NO_SLEEPING)
             return self._ref(created), True
 
         ref, created = await self._client.run(f"open a ticket in {self.spec.project}", work)
@@ -96,7 +98,7 @@ class GitLabTickets:
 
         def work(client: gitlab.Gitlab) -> None:
             issue = self._project(client, ref.project).issues.get(int(ref.id), lazy=True)
-            issue.notes.create({"body": text}, **_ONCE)
+            issue.notes.create({"body": text}, **_NO_SLEEPING)
 
         await self._client.run(f"comment on {ref.key}", work)
 
@@ -107,12 +109,12 @@ class GitLabTickets:
 
         def work(client: gitlab.Gitlab) -> bool:
             issues = self._project(client, ref.project).issues
-            issue = issues.get(int(ref.id), **_ONCE)
+            issue = issues.get(int(ref.id), **_NO_SLEEPING)
             if issue.state == "closed":
                 return False
             if comment is not None:
-                issue.notes.create({"body": comment}, **_ONCE)
-            issues.update(int(ref.id), {"state_event": "close"}, **_ONCE)
+                issue.notes.create({"body": comment}, **_NO_SLEEPING)
+            issues.update(int(ref.id), {"state_event": "close"}, **_NO_SLEEPING)
             return True
 
         if await self._client.run(f"close {ref.key}", work):
@@ -125,7 +127,7 @@ class GitLabTickets:
             await self._client.run(
                 f"label {ref.key}",
                 lambda client: self._project(client, ref.project).issues.update(
-                    int(ref.id), {"add_labels": ",".join(wanted)}, **_ONCE
+                    int(ref.id), {"add_labels": ",".join(wanted)}, **_NO_SLEEPING
                 ),
             )
 
@@ -134,8 +136,8 @@ class GitLabTickets:
 
         def work(client: gitlab.Gitlab) -> None:
             issues = self._project(client, ref.project).issues
-            if issues.get(int(ref.id), **_ONCE).state == "closed":
-                issues.update(int(ref.id), {"state_event": "reopen"}, **_ONCE)
+            if issues.get(int(ref.id), **_NO_SLEEPING).state == "closed":
+                issues.update(int(ref.id), {"state_event": "reopen"}, **_NO_SLEEPING)
 
         await self._client.run(f"reopen {ref.key}", work)
 

@@ -23,6 +23,7 @@ def test_a_draft_takes_a_title_a_markdown_body_and_portable_labels() -> None:
         {"title": ""},
         {"title": "   "},
         {"title": "x" * 256},
+        {"title": "two\nlines"},
         {"title": "t", "body": "x" * (TEXT_MAX + 1)},
         {"title": "t", "labels": ["two words"]},
         {"title": "t", "labels": ["a,b"]},

@@ -46,7 +46,8 @@ class TicketDraft(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    title: str = Field(min_length=1, max_length=TITLE_MAX, pattern=r"\S")
+    title: str = Field(min_length=1, max_length=TITLE_MAX, pattern=r"^[^\r\n]*\S[^\r\n]*$")
+    """One line (Jira refuses line breaks in a summary)."""
     body: str = Field(default="", max_length=TEXT_MAX, description="Markdown.")
     labels: list[Label] = Field(default_factory=list, max_length=20)
 

@@ -54,7 +54,9 @@ class GitHubTicketSpec(_Strict):
 class GitLabTicketSpec(_Strict):
     type: Literal["gitlab"]
     url: AnyHttpUrl = Field(default=AnyHttpUrl("https://gitlab.com"), description="The instance's root URL.")
-    project: int | str = Field(description="The project's numeric id or its path (group/name).")
+    project: Annotated[int, Field(ge=1)] | Annotated[str, Field(min_length=1)] = Field(
+        description="The project's numeric id or its path (group/name)."
+    )
     token: SecretStr = Field(description="A personal, group or project access token with the api scope.")
     labels: Labels
     tracking_label: Label = Field(
@@ -71,6 +73,7 @@ class JiraTicketSpec(_Strict):
     issue_type: str = Field(default="Task", min_length=1)
     email: str | None = Field(
         default=None,
+        pattern=r"^[^@\s]+@[^@\s]+$",
         description="Jira Cloud: the account's email, with an API token. Leave out for a personal access token.",
     )
     token: SecretStr = Field(

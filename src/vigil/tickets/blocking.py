@@ -1,8 +1,9 @@
 """Running a synchronous client library (PyGithub, python-gitlab, jira) without blocking the event loop.
 
 Each call runs in a worker thread of the system's own small pool under a deadline, so a tracker
-that hangs holds at most `WORKERS` threads and never the event loop's default pool. The client is built lazily in the thread too,
-since building one may already talk to the server (the `jira` package asks for `serverInfo`).
+that hangs holds at most `WORKERS` threads and never the event loop's default pool. The client is
+built lazily in the thread too, since building one may already talk to the server (the `jira`
+package asks for `serverInfo`).
 A call that misses its deadline is reported as retryable while its thread finishes on its own: the
 client's own request timeout ends it soon after, and idempotent `open` makes the retry safe.
 """

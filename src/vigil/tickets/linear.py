@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -52,6 +53,8 @@ CREATE_LABEL = """mutation VigilLabel($input: IssueLabelCreateInput!) {
 }"""
 CLOSED_TYPES = ("completed", "canceled")
 
+Result = TypeVar("Result")
+
 
 @dataclass(frozen=True)
 class _Team:
@@ -65,7 +68,7 @@ class LinearTickets:
 
     def __init__(self, spec: LinearTicketSpec, client: httpx.AsyncClient | None = None) -> None:
         self.spec = spec
-        self._http = client or httpx.AsyncClient()
+        self._http = client if client is not None else httpx.AsyncClient()
         self._owns_http = client is None
         self._team: _Team | None = None
         self._label_ids: dict[str, str] = {}
@@ -77,6 +80,50 @@ class LinearTickets:
     async def open(self, draft: TicketDraft, *, idempotency_key: str) -> TicketRef:
         token = idempotency_token(idempotency_key)
         what = f"open a ticket in team {self.spec.team}"
+        return await self._within(what, self._open(what, draft, token))
+
+    async def comment(self, ref: TicketRef, text: str) -> None:
+        check_ref(ref, "linear")
+        check_text(text)
+        what = f"comment on {ref.key}"
+        await self._within(what, self._comment(what, ref, text))
+
+    async def close(self, ref: TicketRef, comment: str | None = None) -> None:
+        check_ref(ref, "linear")
+        if comment is not None:
+            check_text(comment)
+        what = f"close {ref.key}"
+        await self._within(what, self._close(what, ref, comment))
+
+    async def label(self, ref: TicketRef, labels: list[str]) -> None:
+        check_ref(ref, "linear")
+        wanted = check_labels(labels)
+        if wanted:
+            what = f"label {ref.key}"
+            await self._within(what, self._label(what, ref, wanted))
+
+    async def reopen(self, ref: TicketRef) -> None:
+        check_ref(ref, "linear")
+        what = f"reopen {ref.key}"
+        await self._within(what, self._reopen(what, ref))
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    # --- the operations, each under one deadline ---------------------------------------------
+
+    async def _within(self, what: str, work: Awaitable[Result]) -> Result:
+        try:
+            async with asyncio.timeout(self.spec.timeout_s):
+                return await work
+        except TimeoutError:
+            timeout = self.spec.timeout_s
+            raise TicketError(
+                f"linear {what}: no answer within {timeout:g}s", retryable=True, system="linear"
+            ) from None
+
+    async def _open(self, what: str, draft: TicketDraft, token: str) -> TicketRef:
         team = await self._get_team(what)
         where = {
             "team": {"id": {"eq": team.id}},
@@ -89,13 +136,12 @@ class LinearTickets:
             log.info("ticket found open", extra={"system": "linear", "ticket": ref.key})
             return ref
         footer = f"---\nVigil reference `{token}`"
+        labels = merge_labels(list(self.spec.labels), list(draft.labels))
         data = {
             "teamId": team.id,
             "title": draft.title,
             "description": f"{draft.body}\n\n{footer}" if draft.body else footer,
-            "labelIds": await self._labels(
-                what, team, merge_labels(list(self.spec.labels), list(draft.labels))
-            ),
+            "labelIds": await self._labels(what, team, labels),
         }
         result = (await self._gql(what, CREATE, input=data))["issueCreate"]
         self._check_success(what, result)
@@ -103,43 +149,27 @@ class LinearTickets:
         log.info("ticket opened", extra={"system": "linear", "ticket": ref.key})
         return ref
 
-    async def comment(self, ref: TicketRef, text: str) -> None:
-        check_ref(ref, "linear")
-        what = f"comment on {ref.key}"
-        result = await self._gql(what, COMMENT, input={"issueId": ref.id, "body": check_text(text)})
+    async def _comment(self, what: str, ref: TicketRef, text: str) -> None:
+        result = await self._gql(what, COMMENT, input={"issueId": ref.id, "body": text})
         self._check_success(what, result["commentCreate"])
 
-    async def close(self, ref: TicketRef, comment: str | None = None) -> None:
-        check_ref(ref, "linear")
-        if comment is not None:
-            check_text(comment)
-        what = f"close {ref.key}"
+    async def _close(self, what: str, ref: TicketRef, comment: str | None) -> None:
         team = await self._get_team(what)
         if await self._state_type(what, ref) in CLOSED_TYPES:
             return
         if comment is not None:
-            await self.comment(ref, comment)
+            await self._comment(what, ref, comment)
         await self._update(what, ref, {"stateId": team.completed_state})
         log.info("ticket closed", extra={"system": "linear", "ticket": ref.key})
 
-    async def label(self, ref: TicketRef, labels: list[str]) -> None:
-        check_ref(ref, "linear")
-        wanted = check_labels(labels)
-        if wanted:
-            what = f"label {ref.key}"
-            ids = await self._labels(what, await self._get_team(what), wanted)
-            await self._update(what, ref, {"addedLabelIds": ids})
+    async def _label(self, what: str, ref: TicketRef, labels: list[str]) -> None:
+        ids = await self._labels(what, await self._get_team(what), labels)
+        await self._update(what, ref, {"addedLabelIds": ids})
 
-    async def reopen(self, ref: TicketRef) -> None:
-        check_ref(ref, "linear")
-        what = f"reopen {ref.key}"
+    async def _reopen(self, what: str, ref: TicketRef) -> None:
         team = await self._get_team(what)
         if await self._state_type(what, ref) in CLOSED_TYPES:
             await self._update(what, ref, {"stateId": team.open_state})
-
-    async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -211,14 +241,13 @@ class LinearTickets:
         timeout = self.spec.timeout_s
         headers = {"Authorization": self.spec.api_key.get_secret_value(), "Content-Type": "application/json"}
         try:
-            async with asyncio.timeout(timeout):
-                response = await self._http.post(
-                    str(self.spec.url),
-                    json={"query": query, "variables": variables},
-                    headers=headers,
-                    timeout=timeout,
-                )
-        except (TimeoutError, httpx.TimeoutException):
+            response = await self._http.post(
+                str(self.spec.url),
+                json={"query": query, "variables": variables},
+                headers=headers,
+                timeout=timeout,
+            )
+        except httpx.TimeoutException:
             raise TicketError(
                 f"linear {what}: no answer within {timeout:g}s", retryable=True, system="linear"
             ) from None

@@ -194,3 +194,12 @@ async def test_a_slow_tracker_does_not_hold_the_event_loop(harness: Harness) -> 
         ticker.cancel()
     assert ticks >= 10  # a blocked loop would tick once at most
     assert harness.read(ref).comments == ["Step 1: done"]
+
+
+async def test_concurrent_calls_all_land(harness: Harness) -> None:
+    tickets = harness.system()
+    refs = await asyncio.gather(*(tickets.open(DRAFT, idempotency_key=f"wf-12:{n}:open") for n in range(3)))
+    assert len({ref.id for ref in refs}) == 3
+    await asyncio.gather(*(tickets.comment(ref, f"Step {n}") for ref in refs for n in range(4)))
+    for ref in refs:
+        assert sorted(harness.read(ref).comments) == ["Step 0", "Step 1", "Step 2", "Step 3"]

@@ -9,7 +9,8 @@
         jira_server.issue("OPS-1")       # the stored issue: summary, description, labels, status
         jira_server.comments("OPS-1")    # comment bodies, oldest first
 
-Speaks Jira Server/Data Center 9 (`deploymentType: Server`): serverInfo, myself, fields, issue types,
+Speaks Jira Server/Data Center 9 (`deploymentType: Server`), or with `cloud=True` Jira Cloud, whose
+search is `search/jql` (the old `search` answers 410, as Atlassian's does since its removal): serverInfo, myself, fields, issue types,
 projects (by key or id, with their issue types), issues (create, get, edit with `fields` and `update`
 operations add/remove/set), search (JQL: clauses on project, labels, status and statusCategory with
 `=`, `!=`, `in`, joined by AND, then an ignored ORDER BY), comments (add, list) and transitions along
@@ -72,10 +73,16 @@ def _jira_error(
 
 class JiraServer(RestServer):
     def __init__(
-        self, *, token: str | None = None, projects: list[str] | tuple[str, ...] = (), port: int = 0
+        self,
+        *,
+        token: str | None = None,
+        projects: list[str] | tuple[str, ...] = (),
+        cloud: bool = False,
+        port: int = 0,
     ) -> None:
         super().__init__(port=port)
         self.token = token
+        self.cloud = cloud
         self.projects: dict[str, str] = {key: str(10000 + i) for i, key in enumerate(projects)}
         self.stored: dict[str, StoredIssue] = {}
         self.transitions_done: list[tuple[str, str]] = []
@@ -92,6 +99,7 @@ class JiraServer(RestServer):
         self.route("GET", API + r"/project/(?P<project>[^/]+)", self._get_project)
         self.route("POST", API + "/issue", self._create_issue)
         self.route("GET", API + "/search", self._search)
+        self.route("GET", API + "/search/jql", self._search_jql)
         self.route("GET", ISSUE, self._get_issue)
         self.route("PUT", ISSUE, self._edit_issue)
         self.route("GET", ISSUE + "/comment", self._list_comments)
@@ -135,7 +143,7 @@ class JiraServer(RestServer):
             "baseUrl": self.base_url,
             "version": "9.12.2",
             "versionNumbers": [9, 12, 2],
-            "deploymentType": "Server",
+            "deploymentType": "Cloud" if self.cloud else "Server",
             "buildNumber": 9120002,
             "serverTitle": "Jira",
         }
@@ -254,13 +262,23 @@ class JiraServer(RestServer):
         )
 
     def _search(self, call: Call) -> Any:
-        jql = call.arg("jql") or ""
-        where = re.split(r"\border\s+by\b", jql, maxsplit=1, flags=re.I)[0].strip()
-        clauses = [c for c in re.split(r"\s+and\s+", where, flags=re.I) if c.strip()]
-        found = [i for i in self.stored.values() if all(self._holds(i, clause) for clause in clauses)]
+        if self.cloud:
+            raise _jira_error(410, ["The requested API has been removed. Please use /rest/api/3/search/jql."])
+        found = self._matching(call.arg("jql") or "")
         start, most = int(call.arg("startAt") or 0), int(call.arg("maxResults") or 50)
         page = [self._issue_view(i) for i in found[start : start + most]]
         return {"startAt": start, "maxResults": most, "total": len(found), "issues": page}
+
+    def _search_jql(self, call: Call) -> Any:
+        if not self.cloud:
+            raise self.not_found(call.method, call.path)
+        found = self._matching(call.arg("jql") or "")[: int(call.arg("maxResults") or 50)]
+        return {"issues": [self._issue_view(i) for i in found], "isLast": True}
+
+    def _matching(self, jql: str) -> list[StoredIssue]:
+        where = re.split(r"\border\s+by\b", jql, maxsplit=1, flags=re.I)[0].strip()
+        clauses = [c for c in re.split(r"\s+and\s+", where, flags=re.I) if c.strip()]
+        return [i for i in self.stored.values() if all(self._holds(i, clause) for clause in clauses)]
 
     def _holds(self, issue: StoredIssue, clause: str) -> bool:
         parsed = JQL_CLAUSE.fullmatch(clause)

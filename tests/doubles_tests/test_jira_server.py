@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from jira import JIRA, JIRAError
 
@@ -95,3 +96,17 @@ def test_search_by_jql(jira_server: JiraServer, client: JIRA) -> None:
     with pytest.raises(JIRAError) as unparsed:
         keys("summary ~ checkout")
     assert unparsed.value.status_code == 400
+
+
+def test_jira_cloud_searches_with_search_jql() -> None:
+    with JiraServer(token=TOKEN, projects=["OPS"], cloud=True) as cloud:
+        client = JIRA(server=cloud.base_url, basic_auth=("vigil@example.test", TOKEN), max_retries=0)
+        client.create_issue(project="OPS", summary="a", issuetype={"name": "Task"}, labels=["vigil-1"])
+        found = client.search_issues('labels = "vigil-1"', maxResults=5, fields=["summary"], json_result=True)
+        assert isinstance(found, dict)
+        assert [issue["key"] for issue in found["issues"]] == ["OPS-1"]
+        assert [r.path for r in cloud.requests if "search" in r.path] == ["/rest/api/2/search/jql"]
+        old = httpx.get(
+            f"{cloud.base_url}/rest/api/2/search", params={"jql": "project = OPS"}, auth=("v", TOKEN)
+        )
+        assert old.status_code == 410

@@ -9,7 +9,8 @@ import pytest
 
 from tests.doubles.jira_server import JiraServer
 from tests.tickets.conftest import TOKEN, Harness
-from vigil.tickets import TicketDraft, TicketError, idempotency_token
+from vigil.tickets import JiraTickets, TicketDraft, TicketError, idempotency_token
+from vigil.tickets.specs import JiraTicketSpec
 
 DRAFT = TicketDraft(title="Checkout errors", body="5xx rate 12%", labels=["sev1"])
 
@@ -77,3 +78,29 @@ async def test_errors_never_show_the_credentials(jira: Harness) -> None:
     assert "project" in str(refused.value)
     assert TOKEN not in str(refused.value)
     assert "Authorization" not in str(refused.value)
+
+
+async def test_on_jira_cloud_the_search_is_search_jql() -> None:
+    async with JiraServer(token=TOKEN, projects=["OPS"], cloud=True) as server:
+        spec = JiraTicketSpec(
+            type="jira",
+            url=server.base_url,
+            project="OPS",
+            email="vigil@example.test",
+            token=TOKEN,
+            timeout_s=5,
+        )
+        tickets = JiraTickets(spec)
+        try:
+            ref = await tickets.open(DRAFT, idempotency_key="wf-6:open")
+            assert await JiraTickets(spec).open(DRAFT, idempotency_key="wf-6:open") == ref
+            await tickets.comment(ref, "Step 1: done")
+            await tickets.label(ref, ["escalated"])
+            await tickets.close(ref, comment="Resolved")
+        finally:
+            await tickets.aclose()
+        assert len(server.stored) == 1
+        assert server.issue("OPS-1").status == "Done"
+        assert server.comments("OPS-1") == ["Step 1: done", "Resolved"]
+        searched = {r.path for r in server.requests if "/search" in r.path}
+        assert searched == {"/rest/api/2/search/jql"}

@@ -1,8 +1,9 @@
 """Jira issues through the `jira` package (Jira Cloud, Server and Data Center).
 
 Idempotency: each ticket carries its key's token as a label (Jira labels are free-form), so `open`
-first runs `project = KEY AND labels = TOKEN AND statusCategory != Done`. Jira Cloud's search is
-eventually consistent: a retry within about a second of the crash may not see the first ticket yet.
+first runs `project = KEY AND labels = TOKEN AND statusCategory != Done` (through `search` on Server
+and Data Center, `search/jql` on Cloud, as the package picks from `serverInfo`). Jira Cloud's search
+is eventually consistent: a retry within about a second of the crash may not see the first ticket yet.
 
 Bodies and comments go as written; Jira renders them as its own wiki markup, not Markdown.
 """

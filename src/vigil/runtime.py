@@ -44,7 +44,9 @@ from vigil.sinks.dispatch import SinkRouter, SinkWorkers
 from vigil.store.db import create_engine, upgrade
 from vigil.store.repo import Store
 from vigil.store.sealing import SecretBox, load_secret_box
+from vigil.workflow.engine import WorkflowEngine
 from vigil.workflow.loading import load_runbooks
+from vigil.workflow.trigger import WorkflowTrigger
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,8 @@ class Runtime:
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     _started: list[Component] = field(default_factory=list)
     _stopped: bool = False
+    workflow_engine: WorkflowEngine | None = None
+    workflow_trigger: WorkflowTrigger | None = None
     _pressure: Pressure = field(default_factory=Pressure)
     """Shared by the receivers and the router when they run in one process."""
 
@@ -159,6 +163,8 @@ class Runtime:
                     max_body_bytes=s.max_api_body_bytes,
                     keys=keys,
                     outbound=self.outbound,
+                    workflow_engine=self.workflow_engine,
+                    workflow_trigger=self.workflow_trigger,
                 )
             )
             self.api_http = HttpServer(api_app, host=s.host, port=s.api_port, name="api")
@@ -250,6 +256,19 @@ class Runtime:
             # before the router, which reports new error templates to it and stops first
             await self._start(detector)
         on_new_error_template = detector.new_error_template if detector is not None else None
+        if self.settings.workflow.enabled and WorkflowEngine.available():
+            http = outbound_client(self.outbound, httpx.Limits(max_connections=64))
+            self._started.append(_Closing(http.aclose))
+            self.workflow_engine = WorkflowEngine(
+                self.store,
+                http,
+                database_url=self.settings.sqlalchemy_url(),
+                data_dir=self.settings.data_dir,
+                executor_id=self.settings.workflow.executor_id,
+            )
+            await self._start(self.workflow_engine)
+            self.workflow_trigger = WorkflowTrigger(self.store, self.workflow_engine)
+            await self._start(self.workflow_trigger)
         await self._start(
             Router(
                 self.bus,

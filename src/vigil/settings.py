@@ -130,6 +130,21 @@ class DetectSettings(BaseModel):
         return value
 
 
+class WorkflowSettings(BaseModel):
+    """The remediation workflow (durable, on DBOS Transact)."""
+
+    enabled: bool = Field(
+        default=True, description="Run workflows in this process (vigil up, vigil pipeline)."
+    )
+    executor_id: str = Field(
+        default="local",
+        min_length=1,
+        max_length=100,
+        description="Names this process among several on one PostgreSQL: each recovers its own "
+        "workflows after a crash, so give every replica its own, stable across restarts.",
+    )
+
+
 class LlmSettings(BaseModel):
     """The model behind `engine: llm` of built-in agents. Unset provider or model: rules only."""
 
@@ -240,6 +255,7 @@ class Settings(BaseSettings):
     bus: BusSettings = Field(default_factory=BusSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     detect: DetectSettings = Field(default_factory=DetectSettings)
+    workflow: WorkflowSettings = Field(default_factory=WorkflowSettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
 
     log_level: str = "INFO"

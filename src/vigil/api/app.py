@@ -38,6 +38,7 @@ from vigil.api.schemas import (
     ReplayOut,
     SinkOut,
 )
+from vigil.api.workflows import workflows_router
 from vigil.detect.archive import SEGMENT, EvidenceArchive
 from vigil.errors import NotFound, ValidationFailed
 from vigil.masking import MASK, mask_url
@@ -47,6 +48,8 @@ from vigil.specs import NAME_PATTERN, PipelineSpec, ProjectSpec, SinkSpec, Webho
 from vigil.store.models import ApiKey, Batch, IncidentReplay, Pipeline, Sink
 from vigil.store.repo import Store
 from vigil.store.workflow_repo import WorkflowRepo
+from vigil.workflow.engine import WorkflowEngine
+from vigil.workflow.trigger import WorkflowTrigger
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,9 @@ class ApiContext:
     """Project keys, for the routes that take them (alert intake); the store's when not given."""
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     """Where agents and sinks may be sent: checked when a pipeline or sink is saved."""
+    workflow_engine: WorkflowEngine | None = None
+    """In this process (`vigil up`): approvals wake their workflow at once."""
+    workflow_trigger: WorkflowTrigger | None = None
 
 
 def _key_out(row: ApiKey) -> ApiKeyOut:
@@ -514,8 +520,10 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
         return {"configured": True, **await ctx.budget.usage(project_id)}
 
     api.include_router(runbooks_router(store, WorkflowRepo(store)))
+    api.include_router(workflows_router(store, ctx.workflow_engine))
     app.include_router(api)
-    app.include_router(alerts_router(store, callers))
+    trigger = ctx.workflow_trigger
+    app.include_router(alerts_router(store, callers, trigger.incident_changed if trigger else None))
 
     add_probes(app, ctx.ready)
     return app

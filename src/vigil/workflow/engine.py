@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,7 +32,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 QUEUE_NAME = "vigil-workflows"
+WORKFLOW_VERSION = "1"
+"""Raise when the workflow's steps change in a way recorded progress cannot be replayed on."""
 APPROVAL_TOPIC = "approval"
+QUEUE_POLL_S = 0.1
+"""How often each process looks for queued workflows: the start of a workflow waits up to this."""
 
 
 @dataclass
@@ -70,13 +75,27 @@ def dbos_url(database_url: str, data_dir: Path) -> str:
 class WorkflowEngine:
     """One per process (DBOS is a process-wide singleton)."""
 
-    def __init__(self, store: Store, http: httpx.AsyncClient, *, database_url: str, data_dir: Path) -> None:
+    @staticmethod
+    def available() -> bool:
+        """False while another runtime in this process runs the engine (tests run several)."""
+        return _services is None
+
+    def __init__(
+        self,
+        store: Store,
+        http: httpx.AsyncClient,
+        *,
+        database_url: str,
+        data_dir: Path,
+        executor_id: str = "local",
+    ) -> None:
         self._store = store
+        self._executor_id = executor_id
         self._http = http
         self._url = dbos_url(database_url, data_dir)
         self._data_dir = data_dir
-        self._queue: Queue | None = None
         self._running = False
+        self._queue: Queue | None = None
 
     async def start(self) -> None:
         global _services
@@ -92,12 +111,14 @@ class WorkflowEngine:
         config: DBOSConfig = {
             "name": "vigil",
             "system_database_url": self._url,
-            "run_admin_server": False,
             "log_level": "WARNING",
+            # one version across restarts and upgrades: DBOS recovers only its own version's work
+            "application_version": WORKFLOW_VERSION,
+            "executor_id": self._executor_id,
         }
-        self._queue = Queue(QUEUE_NAME, concurrency=None)
         DBOS(config=config)
         await asyncio.to_thread(DBOS.launch)
+        self._queue = await DBOS.register_queue_async(QUEUE_NAME, polling_interval_sec=QUEUE_POLL_S)
         self._running = True
         self._flow = flow
         log.info("workflow engine started", extra={"system_database": self._url.split("://")[0]})
@@ -107,8 +128,13 @@ class WorkflowEngine:
         if not self._running:
             return
         self._running = False
-        await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
-        _services = None
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
+        finally:
+            _services = None
+            # DBOS made its own pool this loop's default executor, and shut it down with itself
+            loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="vigil"))
 
     async def start_workflow(self, project_id: str, incident_id: str, workflow_id: str) -> str:
         """Start the incident's workflow once: the same id again is the same workflow."""

@@ -14,16 +14,15 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from dbos import DBOS, Queue
+from dbos import DBOS
 
 from vigil.actions.base import ActionError, ActionRefused, ActionResult, ActionStep, inverse
 from vigil.actions.context import ActionContext
 from vigil.actions.registry import execute, plan
 from vigil.workflow import steps
-from vigil.workflow.engine import APPROVAL_TOPIC, QUEUE_NAME, services
+from vigil.workflow.engine import APPROVAL_TOPIC, services
 from vigil.workflow.runbooks import TIER_RANK
 
-queue = Queue(QUEUE_NAME, polling_interval_sec=0.1)
 APPROVAL_POLL_S = 5.0
 """Longest a waiting workflow goes without reading its approval itself (a wake-up may be lost)."""
 

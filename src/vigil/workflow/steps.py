@@ -3,6 +3,7 @@ Prometheus, record an event (the live streams) and an audit entry for every step
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,7 +71,12 @@ async def begin(services: Services, project_id: str, incident_id: str, workflow_
         tier = "human_only"
     threshold = incident.get("escalate_threshold")
     threshold = policy.escalate_threshold if threshold is None else float(threshold)
-    body = {"incident_id": incident_id, "title": incident.get("title", ""), "steps": [], "source": incident.get("source", "detector")}
+    body = {
+        "incident_id": incident_id,
+        "title": incident.get("title", ""),
+        "steps": [],
+        "source": incident.get("source", "detector"),
+    }
     row = await services.workflows.open_workflow(workflow_id, project_id, incident_id, str(tier), body)
     loaded = Loaded(row, incident, policy)
     if not any(step["step"] == "begin" for step in row.body.get("steps", [])):
@@ -112,7 +118,9 @@ async def analyse(services: Services, workflow_id: str) -> dict[str, Any]:
     citations = [{"kind": "incident", "id": loaded.row.incident_id}]
     if loaded.incident.get("fingerprint"):
         citations.append({"kind": "alert", "fingerprint": loaded.incident["fingerprint"]})
-    citations += [{"kind": "signal", "fingerprint": s["fingerprint"]} for s in loaded.incident.get("signals") or []][:10]
+    citations += [
+        {"kind": "signal", "fingerprint": s["fingerprint"]} for s in loaded.incident.get("signals") or []
+    ][:10]
     analysis = {
         "engine": "rules",
         "summary": why,
@@ -128,7 +136,13 @@ async def analyse(services: Services, workflow_id: str) -> dict[str, Any]:
     else:
         await services.workflows.update_workflow(workflow_id, body=changes)
     loaded.row.body = {**loaded.row.body, **changes}
-    await _step(services, loaded, "analyse", "done", {"summary": why, "confidence": confidence, "runbook": analysis["runbook_id"]})
+    await _step(
+        services,
+        loaded,
+        "analyse",
+        "done",
+        {"summary": why, "confidence": confidence, "runbook": analysis["runbook_id"]},
+    )
     out: dict[str, Any] = {"summary": why, "confidence": confidence, "runbook": None}
     if chosen is not None:
         out["runbook"] = {
@@ -159,7 +173,11 @@ async def record_plan(
 async def request_approval(services: Services, workflow_id: str, why: str) -> dict[str, Any]:
     loaded = await load(services, workflow_id)
     runbook = loaded.row.body["runbook"]
-    plan = {"why": why, "runbook": runbook["id"], "steps": [p["description"] for p in loaded.row.body.get("plan", [])]}
+    plan = {
+        "why": why,
+        "runbook": runbook["id"],
+        "steps": [p["description"] for p in loaded.row.body.get("plan", [])],
+    }
     approval = await services.workflows.request_approval(
         f"{workflow_id}:approval",
         loaded.row.project_id,
@@ -169,8 +187,16 @@ async def request_approval(services: Services, workflow_id: str, why: str) -> di
         loaded.policy.approval_expiry_s,
         plan,
     )
-    await services.workflows.update_workflow(workflow_id, status="waiting_approval", body={"approval_id": approval.id})
-    await _step(services, loaded, "approval", "pending", {"approval_id": approval.id, "why": why, "expires_at": approval.expires_at.isoformat()})
+    await services.workflows.update_workflow(
+        workflow_id, status="waiting_approval", body={"approval_id": approval.id}
+    )
+    await _step(
+        services,
+        loaded,
+        "approval",
+        "pending",
+        {"approval_id": approval.id, "why": why, "expires_at": approval.expires_at.isoformat()},
+    )
     return {"id": approval.id, "expires_at": approval.expires_at.timestamp()}
 
 
@@ -191,12 +217,10 @@ async def read_decision(services: Services, workflow_id: str, approval_id: str) 
 
 async def expire(services: Services, workflow_id: str, approval_id: str) -> str:
     loaded = await load(services, workflow_id)
-    try:
+    with contextlib.suppress(Conflict):  # answered at the last moment: that answer stands
         await services.workflows.decide(
             loaded.row.project_id, approval_id, "expired", "vigil", "no answer before it expired"
         )
-    except Conflict:
-        pass  # answered at the last moment: that answer stands
     return await read_decision(services, workflow_id, approval_id)
 
 
@@ -223,9 +247,15 @@ async def record_action(
     return result.model_dump(mode="json")
 
 
-async def record_undo(services: Services, loaded: Loaded, index: int, result: ActionResult | None) -> dict[str, Any]:
+async def record_undo(
+    services: Services, loaded: Loaded, index: int, result: ActionResult | None
+) -> dict[str, Any]:
     if result is None:
-        summary: dict[str, Any] = {"index": index, "result": "none", "description": "no way back for this step"}
+        summary: dict[str, Any] = {
+            "index": index,
+            "result": "none",
+            "description": "no way back for this step",
+        }
     else:
         summary = {"index": index, "result": result.status, "description": scrub(result.description)}
     await _step(services, loaded, "rollback", summary["result"], summary)
@@ -246,7 +276,9 @@ async def verify_cleared(services: Services, workflow_id: str) -> dict[str, Any]
     if verify.promql:
         checks["promql"] = await _promql_holds(services, loaded.policy.prometheus_url, verify.promql)
     cleared = all(checks.values())
-    summary = ", ".join(f"{name}: {'yes' if ok else 'no'}" for name, ok in checks.items()) or "nothing to check"
+    summary = (
+        ", ".join(f"{name}: {'yes' if ok else 'no'}" for name, ok in checks.items()) or "nothing to check"
+    )
     await _step(services, loaded, "verify", "cleared" if cleared else "not_cleared", {"checks": checks})
     return {"cleared": cleared, "summary": summary}
 
@@ -270,6 +302,8 @@ async def _promql_holds(services: Services, prometheus_url: str | None, expr: st
 
 async def finish(services: Services, workflow_id: str, status: str, summary: str) -> str:
     loaded = await load(services, workflow_id)
-    await services.workflows.update_workflow(workflow_id, status=status, body={"outcome": summary, "ended_at": time.time()})
+    await services.workflows.update_workflow(
+        workflow_id, status=status, body={"outcome": summary, "ended_at": time.time()}
+    )
     await _step(services, loaded, "finish", status, {"summary": summary})
     return status

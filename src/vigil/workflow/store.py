@@ -8,15 +8,20 @@ workflow hears of it, so none is lost whatever the workflow is doing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 
 from vigil.errors import Conflict, NotFound
 from vigil.store.models import ApprovalRow, ProjectPolicy, WorkflowEvent, WorkflowRow
-from vigil.store.repo import Store, utcnow
+from vigil.store.repo import Store, reveal, utcnow
 from vigil.workflow.policy import WorkflowPolicy
+
+
+def aware(moment: datetime) -> datetime:
+    """SQLite gives back naive datetimes; every one Vigil stores is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class WorkflowStore:
@@ -30,7 +35,7 @@ class WorkflowStore:
 
     async def put_policy(self, project_id: str, policy: WorkflowPolicy) -> None:
         await self.store.get_project(project_id)
-        spec = policy.model_dump(mode="json")
+        spec = reveal(policy)  # secrets (a cluster's token) kept, not masked
         async with self.store.session() as s:
             row = await s.get(ProjectPolicy, project_id)
             if row is None:
@@ -99,7 +104,13 @@ class WorkflowStore:
         return [row.id for row in rows]
 
     async def add_event(
-        self, project_id: str, workflow_id: str, incident_id: str, step: str, status: str, summary: dict[str, Any]
+        self,
+        project_id: str,
+        workflow_id: str,
+        incident_id: str,
+        step: str,
+        status: str,
+        summary: dict[str, Any],
     ) -> int:
         async with self.store.session() as s:
             event = WorkflowEvent(
@@ -124,7 +135,9 @@ class WorkflowStore:
         after_id: int = 0,
         limit: int = 500,
     ) -> Sequence[WorkflowEvent]:
-        query = select(WorkflowEvent).where(WorkflowEvent.project_id == project_id, WorkflowEvent.id > after_id)
+        query = select(WorkflowEvent).where(
+            WorkflowEvent.project_id == project_id, WorkflowEvent.id > after_id
+        )
         if workflow_id is not None:
             query = query.where(WorkflowEvent.workflow_id == workflow_id)
         if incident_id is not None:
@@ -184,13 +197,19 @@ class WorkflowStore:
             return (await s.scalars(query.order_by(ApprovalRow.requested_at.desc()).limit(limit))).all()
 
     async def decide(
-        self, project_id: str, approval_id: str, status: str, by: str, reason: str | None, now: datetime | None = None
+        self,
+        project_id: str,
+        approval_id: str,
+        status: str,
+        by: str,
+        reason: str | None,
+        now: datetime | None = None,
     ) -> ApprovalRow:
         """Answer a pending approval (approved, rejected, or expired by the workflow); Conflict
         when it was answered already or has expired."""
         at = now or utcnow()
         current = await self.get_approval(project_id, approval_id)
-        if current.status == "pending" and status != "expired" and current.expires_at <= at:
+        if current.status == "pending" and status != "expired" and aware(current.expires_at) <= at:
             status, by, reason = "expired", "vigil", "no answer before it expired"
             expired_instead = True
         else:
@@ -206,7 +225,7 @@ class WorkflowStore:
         if not done.rowcount or expired_instead:  # type: ignore[attr-defined]
             if expired_instead and done.rowcount:  # type: ignore[attr-defined]
                 raise Conflict(
-                    f"approval {approval_id!r} expired at {row.expires_at.isoformat()}",
+                    f"approval {approval_id!r} expired at {aware(row.expires_at).isoformat()}",
                     details={"status": "expired"},
                 )
             raise Conflict(

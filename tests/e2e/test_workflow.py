@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.conftest import VigilHandle
+from tests.conftest import ADMIN_TOKEN, VigilHandle
 from tests.doubles.alerts import alertmanager_alert, alertmanager_notification, resolved
 from tests.doubles.kubernetes_server import KubernetesServer
+from tests.process import VigilProcess
 
 TOKEN = "k8s-test-token"
 
@@ -195,3 +198,62 @@ async def test_the_stream_replays_every_step_and_resumes(vigil: VigilHandle, k8s
             if len(resumed) == len(ids) - 2:
                 break
     assert resumed == ids[2:]
+
+
+async def test_kill_9_after_the_action_resumes_at_verification_without_acting_again(
+    tmp_path: Path, k8s: KubernetesServer
+) -> None:
+    vigil = VigilProcess(tmp_path / "data")
+    await asyncio.to_thread(vigil.start)
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    try:
+        async with httpx.AsyncClient(base_url=vigil.api_url, headers=admin, timeout=30) as api:
+            project_id = (await api.post("/api/v1/projects", json={"name": "crash"})).json()["id"]
+            key = (await api.post(f"/api/v1/projects/{project_id}/api-keys", json={"name": "k"})).json()["key"]
+            book = runbook("autonomous", after_s=4.0, timeout_s=30.0)
+            assert (await api.put(f"/api/v1/projects/{project_id}/runbooks/restart-checkout", json=book)).status_code == 201
+            policy = {
+                "actions": {
+                    "kubernetes": {
+                        "enabled": True,
+                        "dry_run": False,
+                        "namespaces": ["shop"],
+                        "connection": {"host": k8s.base_url, "token": TOKEN, "verify_tls": False},
+                    }
+                }
+            }
+            assert (await api.put(f"/api/v1/projects/{project_id}/workflow-policy", json=policy)).status_code == 200
+            firing = alert("autonomous")
+            sent = await api.post(
+                f"/api/v1/projects/{project_id}/alerts/alertmanager",
+                json=alertmanager_notification(firing),
+                headers={"X-API-Key": key, "Authorization": ""},
+            )
+            assert sent.status_code == 202, sent.text
+            deadline = asyncio.get_running_loop().time() + 30
+            while k8s.restarts("shop", "checkout") == 0:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.05)
+        vigil.kill()  # acted, and now waiting out verify.after_s
+        await asyncio.to_thread(vigil.start)
+        async with httpx.AsyncClient(base_url=vigil.api_url, headers=admin, timeout=30) as api:
+            resolved_sent = await api.post(
+                f"/api/v1/projects/{project_id}/alerts/alertmanager",
+                json=alertmanager_notification(resolved(firing)),
+                headers={"X-API-Key": key, "Authorization": ""},
+            )
+            assert resolved_sent.status_code == 202
+            deadline = asyncio.get_running_loop().time() + 60
+            while True:
+                [workflow] = (await api.get(f"/api/v1/projects/{project_id}/workflows")).json()
+                if workflow["status"] == "resolved":
+                    break
+                assert asyncio.get_running_loop().time() < deadline, workflow
+                await asyncio.sleep(0.2)
+            detail = (await api.get(f"/api/v1/projects/{project_id}/workflows/{workflow['id']}")).json()
+        assert k8s.restarts("shop", "checkout") == 1  # the action was not repeated
+        assert k8s.count_calls("patch", "deployments") == 1
+        steps = [(s["step"], s["status"]) for s in detail["steps"]]
+        assert steps.count(("execute", "done")) == 1 and steps[-1] == ("finish", "resolved")
+    finally:
+        await asyncio.to_thread(vigil.stop)

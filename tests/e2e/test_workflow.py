@@ -303,3 +303,21 @@ async def test_every_step_reaches_the_ticket_and_an_escalation_reaches_the_sinks
         assert delivered["request_id"] == done["id"]
         assert delivered["payload"]["kind"] == "escalation" and delivered["payload"]["summary"] == "approval rejected"
         assert delivered["payload"]["ticket"]["key"] == "acme/shop#1"
+
+
+async def test_a_policy_read_and_written_back_keeps_its_secrets(vigil: VigilHandle, k8s: KubernetesServer) -> None:
+    project_id, key = await configure(vigil, k8s, tier="autonomous")
+    shown = (await vigil.api.get(f"/api/v1/projects/{project_id}/workflow-policy")).json()
+    assert shown["actions"]["kubernetes"]["connection"]["token"] == "**********"
+    written = await vigil.api.put(f"/api/v1/projects/{project_id}/workflow-policy", json=shown)
+    assert written.status_code == 200, written.text
+    other, _ = await vigil.project_with_key("other")
+    refused = await vigil.api.put(f"/api/v1/projects/{other}/workflow-policy", json=shown)
+    assert refused.status_code == 422 and "masked" in refused.json()["message"]
+    # the stored token still works: the action reaches the cluster
+    firing = alert("autonomous")
+    await fire(vigil, project_id, key, firing)
+    deadline = asyncio.get_running_loop().time() + 20
+    while k8s.restarts("shop", "checkout") == 0:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.1)

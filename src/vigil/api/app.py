@@ -13,6 +13,7 @@ from starlette.types import Scope
 from vigil import __version__
 from vigil.agents.builtin.budget import TokenBudget
 from vigil.api.alerts import ALERT_PATH, AlertCallers, alerts_router
+from vigil.api.audit_trail import AuditTrail
 from vigil.api.auth import AdminAuth
 from vigil.api.dead_letters import dead_letters_router
 from vigil.api.errors import API_ERRORS, ORJSONResponse, install_error_handlers
@@ -75,6 +76,7 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
         else:
             ctx.auth.check(authorization)
 
+    app.add_middleware(AuditTrail, repo=WorkflowRepo(ctx.store))
     app.add_middleware(
         RequestGuard, max_body_bytes=ctx.max_body_bytes, authenticate=authenticate, protected=("/api/",)
     )

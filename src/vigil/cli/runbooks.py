@@ -191,7 +191,7 @@ def audit(
         str | None, typer.Option(help="A kind or its prefix: config., approval, workflow.execute ...")
     ] = None,
     subject: Annotated[str | None, typer.Option(help="What was changed or acted on (an id).")] = None,
-    actor: Annotated[str | None, typer.Option(help="Who: admin, vigil, or an approver's name.")] = None,
+    actor: Annotated[str | None, typer.Option(help="Who: admin, workflow, or an approver's name.")] = None,
     before_id: Annotated[int | None, typer.Option("--before-id", min=1, help="Page back.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     as_json: JsonOption = False,

@@ -142,6 +142,7 @@ async def test_watch_stops_cleanly_on_ctrl_c_and_reject_escalates(vigil: VigilHa
     async with asyncio.timeout(30):
         while not seen or not seen[-1].startswith("approval"):  # it waits there for an answer
             seen.append((await watch.stdout.readline()).decode())
+            assert seen[-1], (await watch.stderr.read()).decode()  # it ended early
     watch.send_signal(signal.SIGINT)
     async with asyncio.timeout(30):
         assert await watch.wait() == 130

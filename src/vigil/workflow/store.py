@@ -31,11 +31,15 @@ class WorkflowStore:
     async def policy(self, project_id: str) -> WorkflowPolicy:
         async with self.store.session() as s:
             row = await s.get(ProjectPolicy, project_id)
-        return WorkflowPolicy.model_validate(row.spec) if row is not None else WorkflowPolicy()
+        if row is None:
+            return WorkflowPolicy()
+        return WorkflowPolicy.model_validate(
+            self.store.open("policies", row.spec, f"workflow policy of project {project_id}")
+        )
 
     async def put_policy(self, project_id: str, policy: WorkflowPolicy) -> None:
         await self.store.get_project(project_id)
-        spec = reveal(policy)  # secrets (a cluster's token) kept, not masked
+        spec = self.store.seal("policies", reveal(policy))  # secrets kept, encrypted
         async with self.store.session() as s:
             row = await s.get(ProjectPolicy, project_id)
             if row is None:

@@ -14,6 +14,7 @@ from tests.cli.test_admin import cli, cli_json
 from tests.conftest import ADMIN_TOKEN, VigilHandle
 from tests.doubles.alerts import alertmanager_alert, alertmanager_notification
 from vigil.cli.client import server_events
+from vigil.cli.workflows import step_summary
 
 NOTIFY = """\
 id: tell-oncall
@@ -166,3 +167,13 @@ def test_server_events_are_parsed_as_the_format_says() -> None:
     lines = [": ping", "id: 7", "event: step", 'data: {"a":', "data: 1}", "", "data:x", "", "id: 8", ""]
     events = list(server_events(lines))
     assert [(e.id, e.event, e.data) for e in events] == [("7", "step", '{"a":\n1}'), ("7", "message", "x")]
+
+
+def test_a_step_summary_says_what_its_record_holds() -> None:
+    assert step_summary({"what": "comment", "error": "HTTP 401"}) == "comment: HTTP 401"
+    assert (
+        step_summary({"checks": {"alert resolved": False, "promql": True}})
+        == "alert resolved: no, promql: yes"
+    )
+    unknown = {"step": "escalate", "status": "done", "at": 1.0, "index": 0, "sinks": 2, "note": None}
+    assert step_summary(unknown) == "sinks=2"  # a step this CLI does not know yet

@@ -45,6 +45,7 @@ policy_app = typer.Typer(
 WorkflowArg = Annotated[str, typer.Argument(metavar="WORKFLOW", help="Workflow id.")]
 MASKED = "**********"
 RESUME_ATTEMPTS = 5
+_STEP_FIELDS = frozenset({"step", "status", "at", "index", "incident", "approval_id"})
 _STATUS_STYLE = {
     "resolved": "green",
     "done": "green",
@@ -94,6 +95,10 @@ def step_summary(details: dict[str, Any]) -> str:
         parts.append(f"tier {details['tier']}")
     if details.get("repeated"):
         parts.append("(repeated: not acted again)")
+    if details.get("error"):
+        parts.append(f"{details.get('what') or 'error'}: {details['error']}")
+    if not parts:  # a step this CLI does not know yet: its fields as they are
+        parts = [f"{k}={v}" for k, v in details.items() if k not in _STEP_FIELDS and v not in (None, "")]
     return "  ".join(parts)
 
 

@@ -101,7 +101,7 @@ async def test_approve_once_then_the_workflow_finishes(vigil: VigilHandle, tmp_p
     watched = await cli(vigil, "workflows", "watch", "shop", workflow_id)  # returns once it finishes
     assert watched.exit_code == 0, watched.output
     lines = watched.stdout.splitlines()
-    assert [line.split()[0] for line in lines][:4] == ["begin", "analyse", "plan", "approval"]
+    assert [line.split()[0] for line in lines][:5] == ["begin", "context", "analyse", "plan", "approval"]
     assert any(line.startswith("approval") and "approved" in line and "by ana: go" in line for line in lines)
     assert any(line.startswith("execute") and "notify (info): hi" in line for line in lines)
     assert lines[-1].startswith("finish") and "resolved" in lines[-1] and "nothing to check" in lines[-1]

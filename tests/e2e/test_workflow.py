@@ -98,7 +98,8 @@ async def test_autonomous_acts_verifies_and_resolves(vigil: VigilHandle, k8s: Ku
     assert done["id"] == acted["id"]
     assert k8s.restarts("shop", "checkout") == 1
     steps = [(s["step"], s["status"]) for s in done["steps"]]
-    assert steps[:4] == [("begin", "done"), ("analyse", "done"), ("plan", "done"), ("execute", "done")]
+    assert steps[:5] == [("begin", "done"), ("context", "done"), ("analyse", "done"), ("plan", "done"), ("execute", "done")]
+    assert done["context"]["alert"]["annotations"] == {"summary": "5xx at 12%"}
     assert ("verify", "cleared") in steps and steps[-1] == ("finish", "resolved")
     assert done["analysis"]["runbook_id"] == "restart-checkout"
     audit = (await vigil.api.get(f"/api/v1/projects/{project_id}/audit", params={"subject": done["id"]})).json()

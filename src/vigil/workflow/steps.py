@@ -182,6 +182,41 @@ def _ticket_body(incident: dict[str, Any], workflow_id: str, tier: str) -> str:
     return mask_urls_in_text("\n".join(lines))
 
 
+async def gather(services: Services, workflow_id: str) -> dict[str, Any]:
+    """What is known of the problem, kept with the workflow: the alert (labels, annotations, its
+    source) or the detector's signals (kinds, endpoints, evidence), and the incident's history."""
+    loaded = await load(services, workflow_id)
+    incident = loaded.incident
+    context: dict[str, Any] = {
+        "incident": incident.get("id"),
+        "severity": incident.get("severity"),
+        "services": incident.get("services") or [],
+        "opened_at": incident.get("opened_at"),
+        "reopened": incident.get("reopened", 0),
+    }
+    if incident.get("kind") == "alert":
+        alert = incident.get("alert") or {}
+        context |= {
+            "alert": {
+                "labels": incident.get("labels") or {},
+                "annotations": alert.get("annotations") or {},
+                "generator_url": alert.get("generator_url"),
+                "notifications": incident.get("notifications"),
+            }
+        }
+    else:
+        context["signals"] = [
+            {k: s.get(k) for k in ("kind", "service", "endpoint", "fingerprint", "severity")}
+            for s in (incident.get("signals") or [])[:20]
+        ]
+        context["trace_ids"] = (incident.get("trace_ids") or [])[:10]
+    await services.workflows.update_workflow(workflow_id, body={"context": context})
+    loaded.row.body = {**loaded.row.body, "context": context}
+    described = len(context.get("signals", [])) or len((context.get("alert") or {}).get("labels", {}))
+    await _step(services, loaded, "context", "done", {"services": context["services"], "facts": described})
+    return context
+
+
 def match_context(incident: dict[str, Any]) -> MatchContext:
     signals = incident.get("signals") or []
     return MatchContext(

@@ -274,7 +274,7 @@ async def analyse(services: Services, workflow_id: str) -> dict[str, Any]:
         loaded,
         "analyse",
         "done",
-        {"summary": why, "confidence": confidence, "runbook": analysis["runbook_id"]},
+        {"engine": "rules", "summary": why, "confidence": confidence, "runbook": analysis["runbook_id"]},
     )
     out: dict[str, Any] = {"summary": why, "confidence": confidence, "runbook": None}
     if chosen is not None:

@@ -397,6 +397,7 @@ def render(data: dict[str, Any]) -> tuple[str, list[tuple[str, str, str, bool]]]
             f"Alert storm: {STORM_NOTIFICATIONS:,} notifications of {STORM_ALERTS} alerts",
             f"{STORM_ALERTS} incidents and workflows, {STORM_NOTIFICATIONS // STORM_ALERTS} notifications each",
             f"{storm['incidents']} incidents, {storm['workflows']} workflows, counts {min(counts)}-{max(counts)};"
+            f" last workflow opened {storm['last_workflow_opened_s']:.2f} s after the first notification;"
             f" {storm['notifications_per_s']:,.0f} notifications/s",
             storm_ok,
         ),
@@ -444,25 +445,25 @@ during the burst ({act["burst_s"]:.1f} s): {_cores(act["cores_used"])}, that is 
 Where the time goes, from each workflow's own step records (`steps[].at`, the workflow row's
 `started_at`), over the {ACT_ALERTS} concurrent alerts:
 
-Profile (one py-spy run on `vigil up` during this burst, 2026-12-06, samples holding the GIL): about 65% is Vigil's
-own store work for the steps (SQLAlchemy ORM sessions on `vigil.db`: every step loads the workflow
-row, incident and policy again and records itself with three transactions: the workflow's `steps`
-JSON rewritten, an event row, an audit row), about 16% DBOS's own checkpoints on `workflows.db`
-(per step: check the step was not run, record its output, check ownership; plus enqueue and
-dequeue), the rest the HTTP intake, the action call and event-loop overhead. `vigil up` is one
-Python process, so its Python work uses at most one core, and all of it is CPU: the 100 alerts
-need about {act["vigil_cpu_ms_per_alert"] * ACT_ALERTS / 1000:.1f} CPU seconds before the last action, whatever the queue's polling
-interval (0.1 s: at most 0.1 s per alert, and only in the second stretch below). A p99 under 1 s
-for 100 alerts at once needs under about 10 ms of CPU per alert from POST to action call, against
-{act["vigil_cpu_ms_per_alert"]:,.0f} ms measured. Creating DBOS's SQLite database in WAL mode beforehand made no difference
-(p50 8.8 s, p99 10.2 s in one run).
-
 | Stretch | alone, p50 (ms) | {ACT_ALERTS} at once, p50 (ms) | {ACT_ALERTS} at once, p99 (ms) |
 |---|---|---|---|
 {rows}
 
+Profile (py-spy on `vigil up` during one run of this part, 2026-12-06, samples holding the GIL): about 65% is Vigil's
+own store work for the steps (SQLAlchemy ORM sessions on `vigil.db`: every step loads the workflow
+row, incident and policy again and records itself with three transactions: the workflow's `steps`
+JSON rewritten, an event row, an audit row), about 16% DBOS's own checkpoints on `workflows.db`
+(per step: check the step was not run, record its output, check ownership; plus enqueue and
+dequeue), the rest the HTTP intake, the action call and event-loop overhead. This is CPU work in
+one Python process, so at most one core ({act["cores_used"]["vigil"]:.2f} of the machine's cores here, the other sessions on
+the machine took the rest): the 100 alerts need about {act["vigil_cpu_ms_per_alert"] * ACT_ALERTS / 1000:.1f} CPU seconds before the last action,
+whatever the queue's polling interval (0.1 s: at most 0.1 s per alert, in the second stretch above). A p99 under 1 s
+for 100 alerts at once needs under about 10 ms of CPU per alert from POST to action call, against
+{act["vigil_cpu_ms_per_alert"]:,.0f} ms measured. Creating DBOS's SQLite database in WAL mode beforehand made no difference
+(p50 8.8 s, p99 10.2 s in one run).
+
 **3. Memory per 1,000 open workflows.** After 10 warm-up workflows, {memory["workflows"]:,} supervised alerts (each its own
-fingerprint) from {MEMORY_SENDERS} senders, sent in {memory["sent_s"]:.1f} s; all {memory["workflows"]:,} workflows waited for approval
+fingerprint) from {MEMORY_SENDERS} senders, sent in {memory["sent_s"]:.1f} s ({memory["workflows"] / memory["sent_s"]:.1f} alerts/s: the sends slow down as waiting workflows accumulate, see below); all {memory["workflows"]:,} workflows waited for approval
 {memory["all_waiting_s"]:.1f} s after the first was sent. `vigil up`'s RSS: {memory["rss_before"] / MiB:,.0f} MiB before, {memory["rss_after"] / MiB:,.0f} MiB 5 s after
 all waited ({memory["rss_after_idle"] / MiB:,.0f} MiB 10 s later): **{grown / MiB * 1000 / memory["workflows"]:,.1f} MiB per 1,000 open workflows** (peak
 {memory["vigil_peak_rss"] / MiB:,.0f} MiB). The RSS counts what the process kept after opening them (allocator arenas

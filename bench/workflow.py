@@ -38,6 +38,7 @@ STORM_ALERTS = 10
 STORM_SENDERS = 16
 ACT_ALERTS = 100
 SINGLE_ALERTS = 10
+SMALLER_BURSTS = (10, 25)
 MEMORY_WORKFLOWS = 1000
 MEMORY_SENDERS = 16
 TARGET_P99_S = 1.0
@@ -225,22 +226,20 @@ async def _first_action(vigil: VigilProcess, project_id: str, key: str) -> dict[
             )
             single = sorted(receiver.arrivals[k] - began for k, (began, _) in alone.items())
             single_breakdown = await _breakdown(api, project_id, receiver, alone)
-            retried: list[int] = []
-
-            async def fire(name: str) -> tuple[str, float, float]:
-                began = time.monotonic()
-                out = await _post_alert(api, project_id, key, _alert("act", name, "autonomous"), retried)
-                return out["incidents"][0]["id"], began, time.monotonic()
-
-            window = CpuWindow({"vigil": vigil.pid, "nats-server": vigil.nats_pid})
-            window.start()
-            fired = await asyncio.gather(*(fire(f"Act{i}") for i in range(ACT_ALERTS)))
-            keys = {f"wf-{incident}-0:step-0": (began, answered) for incident, began, answered in fired}
-            for _ in range(int(WAIT_S / 0.05)):
-                if all(k in receiver.arrivals for k in keys):
-                    break
-                await asyncio.sleep(0.05)
-            window.stop()
+            smaller = {}
+            for count in SMALLER_BURSTS:
+                keys, window, _ = await _burst(vigil, api, receiver, project_id, key, f"Burst{count}-", count)
+                took = sorted(
+                    receiver.arrivals[k] - began for k, (began, _) in keys.items() if k in receiver.arrivals
+                )
+                smaller[str(count)] = {
+                    "acted": len(took),
+                    "p50_s": median(took),
+                    "p99_s": _pct(took, 0.99),
+                    "vigil_cores": window.cores_used["vigil"],
+                    "vigil_cpu_ms_per_alert": 1000 * window.cores_used["vigil"] * window.elapsed / count,
+                }
+            keys, window, retried = await _burst(vigil, api, receiver, project_id, key, "Act", ACT_ALERTS)
             latencies = sorted(
                 receiver.arrivals[k] - began for k, (began, _) in keys.items() if k in receiver.arrivals
             )
@@ -258,11 +257,42 @@ async def _first_action(vigil: VigilProcess, project_id: str, key: str) -> dict[
         "answer_p99_s": _pct(answers, 0.99),
         "single_s": single,
         "single_breakdown_s": single_breakdown,
+        "smaller_bursts": smaller,
         "breakdown_s": breakdown,
         "burst_s": window.elapsed,
         "cores_used": window.cores_used,
         "vigil_cpu_ms_per_alert": 1000 * window.cores_used["vigil"] * window.elapsed / ACT_ALERTS,
     }
+
+
+async def _burst(
+    vigil: VigilProcess,
+    api: httpx.AsyncClient,
+    receiver: ActionReceiver,
+    project_id: str,
+    key: str,
+    prefix: str,
+    count: int,
+) -> tuple[dict[str, tuple[float, float]], CpuWindow, list[int]]:
+    """`count` autonomous alerts POSTed at once, waited for until every action call arrived:
+    (idempotency key -> (POST start, POST answered)), the CPU used meanwhile, refusals."""
+    retried: list[int] = []
+
+    async def fire(name: str) -> tuple[str, float, float]:
+        began = time.monotonic()
+        out = await _post_alert(api, project_id, key, _alert("act", name, "autonomous"), retried)
+        return out["incidents"][0]["id"], began, time.monotonic()
+
+    window = CpuWindow({"vigil": vigil.pid, "nats-server": vigil.nats_pid})
+    window.start()
+    fired = await asyncio.gather(*(fire(f"{prefix}{i}") for i in range(count)))
+    keys = {f"wf-{incident}-0:step-0": (began, answered) for incident, began, answered in fired}
+    for _ in range(int(WAIT_S / 0.05)):
+        if all(k in receiver.arrivals for k in keys):
+            break
+        await asyncio.sleep(0.05)
+    window.stop()
+    return keys, window, retried
 
 
 async def _one_action(
@@ -415,6 +445,11 @@ def render(data: dict[str, Any]) -> tuple[str, list[tuple[str, str, str, bool]]]
     )
     single = ", ".join(_ms(s) for s in act["single_s"])
     last_waiting = "not seen" if storm["last_waiting_s"] is None else f"{storm['last_waiting_s']:.2f} s"
+    smaller_text = "; ".join(
+        f"{count} at once: p50 {_ms(b['p50_s'])}, p99 {_ms(b['p99_s'])} ({b['vigil_cpu_ms_per_alert']:,.0f} ms CPU per alert,"
+        f" `vigil up` at {b['vigil_cores']:.2f} cores)"
+        for count, b in act.get("smaller_bursts", {}).items()
+    )
     grown = memory["rss_after"] - memory["rss_before"]
     section = f"""## k. Remediation workflow (alert storm, time to first action, open workflows)
 
@@ -441,6 +476,8 @@ are POSTed at once; per alert, from the start of its POST to its action call:
 received; the POSTs were answered in p50 {_ms(act["answer_p50_s"])}, p99 {_ms(act["answer_p99_s"])}). Target p99 < 1 s:
 {"**PASS**" if act_ok else "**MISS**"}. One alert at a time (before the burst, {SINGLE_ALERTS} alerts): {single}. CPU (cores)
 during the burst ({act["burst_s"]:.1f} s): {_cores(act["cores_used"])}, that is {act["vigil_cpu_ms_per_alert"]:,.0f} ms of `vigil up`'s CPU per alert. Load average before / after: {_load(act["load_before"])}, {_load(act["load_after"])}.
+
+Smaller bursts before it, in the same process: {smaller_text}.
 
 Where the time goes, from each workflow's own step records (`steps[].at`, the workflow row's
 `started_at`), over the {ACT_ALERTS} concurrent alerts:

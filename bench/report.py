@@ -15,6 +15,7 @@ from statistics import mean
 from typing import Any
 
 import saturation
+import workflow
 from loadgen import percentile
 from servers import BIN, REPO
 
@@ -118,6 +119,10 @@ def _sections(results: dict[str, Any], targets: list[tuple[str, str, str, bool]]
     if "saturation" in results:
         ingest = results.get("ingest", {}).get("vigil", {}).get("records_per_s")
         section, rows = saturation.render(results["saturation"], ingest)
+        sections.append(section)
+        targets.extend(rows)
+    if "workflow" in results:
+        section, rows = workflow.render(results["workflow"])
         sections.append(section)
         targets.extend(rows)
     return sections

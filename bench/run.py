@@ -14,6 +14,8 @@ e. scaled      separate services on a three-node NATS cluster (1 and 2 replicas)
                1,000 active endpoints (bench/detection.py; section i of the page)
    saturation  16 and 32 concurrent exporters at default limits: time to every answer, 429s,
                throughput (bench/saturation.py; section j)
+   workflow    an alert storm, alert to first action for 100 concurrent autonomous alerts, and
+               memory per 1,000 open workflows (bench/workflow.py; section k)
 
 Usage::
 
@@ -43,6 +45,7 @@ import latency
 import nats
 import saturation
 import scaled
+import workflow
 from agent import AgentThread
 from loadgen import BodySource
 from procstat import load_average, peak_rss_bytes
@@ -63,6 +66,7 @@ SCENARIOS = (
     "nab",
     "detection",
     "saturation",
+    "workflow",
 )
 
 
@@ -356,6 +360,8 @@ def main() -> None:
                 results["saturation"] = saturation.run(
                     loadgen, tmp, duration_s=plan.ingest_s, warmup_s=plan.warmup_s
                 )
+            elif name == "workflow":
+                results["workflow"] = workflow.run(tmp)
     results["elapsed_s"] = time.monotonic() - started
     results["machine"]["load_after"] = load_average()
 

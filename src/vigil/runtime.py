@@ -44,7 +44,7 @@ from vigil.sinks.dispatch import SinkRouter, SinkWorkers
 from vigil.store.db import create_engine, upgrade
 from vigil.store.repo import Store
 from vigil.store.sealing import SecretBox, load_secret_box
-from vigil.workflow.engine import WorkflowEngine
+from vigil.workflow.engine import WorkflowEngine, WorkflowWaker, dbos_url
 from vigil.workflow.loading import load_runbooks
 from vigil.workflow.trigger import WorkflowTrigger
 
@@ -163,7 +163,7 @@ class Runtime:
                     max_body_bytes=s.max_api_body_bytes,
                     keys=keys,
                     outbound=self.outbound,
-                    workflow_engine=self.workflow_engine,
+                    workflow_waker=self._waker(),
                     workflow_trigger=self.workflow_trigger,
                     bus=bus,
                 )
@@ -280,6 +280,12 @@ class Runtime:
                 pressure=self._pressure,
             )
         )
+
+    def _waker(self) -> WorkflowWaker:
+        s = self.settings
+        waker = WorkflowWaker(self.workflow_engine, dbos_url(s.sqlalchemy_url(), s.data_dir))
+        self._started.append(_Closing(lambda: asyncio.to_thread(waker.close)))
+        return waker
 
     def ports(self) -> dict[str, int]:
         servers = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
+import aiohttp
 import httpx
 
 from vigil.errors import DeliveryError
@@ -65,4 +66,68 @@ async def _read_head(response: httpx.Response, limit: int) -> bytes:
         head += chunk
         if len(head) >= limit:
             break
+    return bytes(head[:limit])
+
+
+class Outbound:
+    """The HTTP client of batch deliveries: one aiohttp session (a keep-alive pool per host).
+
+    Measured on the same load (bench/http_clients.py), it costs about a seventh of the CPU per
+    POST of `httpx.AsyncClient`, which made up a third of `vigil up`'s CPU at 2,000 records/s.
+    Redirects are not followed and no cookies are kept, as with `post`.
+    """
+
+    def __init__(self, *, max_connections: int = 512) -> None:
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # created on first use, inside the event loop that uses it
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def post(
+        self, url: str, *, content: bytes, headers: Mapping[str, str], timeout_s: float, target: str
+    ) -> None:
+        """POST once; return on 2xx, raise a classified `DeliveryError` otherwise (as `post`)."""
+        try:
+            async with (
+                asyncio.timeout(timeout_s),
+                self._client().post(url, data=content, headers=headers, allow_redirects=False) as response,
+            ):
+                status = response.status
+                if 200 <= status < 300:
+                    await _read_head_aiohttp(response, _DRAIN_BYTES)
+                    return
+                snippet = (await _read_head_aiohttp(response, ERROR_BODY_BYTES)).decode("utf-8", "replace")
+        except TimeoutError as exc:
+            raise DeliveryError(f"{target}: no answer within {timeout_s:g}s", retryable=True) from exc
+        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
+            raise DeliveryError(f"{target}: unsupported URL: {exc}", retryable=False) from exc
+        except aiohttp.ClientError as exc:
+            raise DeliveryError(f"{target}: {type(exc).__name__}: {exc}", retryable=True) from exc
+        snippet = snippet.strip()
+        detail = f": {snippet}" if snippet else ""
+        raise DeliveryError(
+            f"{target}: HTTP {status}{detail}", retryable=is_retryable_status(status), status=status
+        )
+
+
+async def _read_head_aiohttp(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    head = bytearray()
+    while len(head) < limit:
+        chunk = await response.content.read(limit - len(head))
+        if not chunk:
+            break
+        head += chunk
     return bytes(head[:limit])

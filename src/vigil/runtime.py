@@ -9,8 +9,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import httpx
-
 from vigil.agents.builtin.budget import TokenBudget
 from vigil.agents.builtin.factory import build_llm_engine
 from vigil.agents.builtin.rules import RulesEngine
@@ -25,6 +23,7 @@ from vigil.config_file import load_config_file
 from vigil.detect.archive import EvidenceArchive, archive_from_settings
 from vigil.detect.service import Detector
 from vigil.http_server import HttpServer
+from vigil.outbound import Outbound
 from vigil.pipeline.agent_workers import AgentWorkers
 from vigil.pipeline.config import ConfigCache
 from vigil.pipeline.ledger import BatchLedger
@@ -171,7 +170,7 @@ class Runtime:
         templates = TemplateStore(self.store)
         await self._start(templates)
         agents = AgentContext(
-            client=httpx.AsyncClient(limits=httpx.Limits(max_connections=512, max_keepalive_connections=128)),
+            client=Outbound(max_connections=512),
             intake=intake,
             rules=RulesEngine(),
             llm=None,

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import httpx
-
 from vigil import __version__
-from vigil.outbound import post
+from vigil.outbound import Outbound
 from vigil.specs import AgentSpec
 
 
 class HttpAgent:
-    def __init__(self, spec: AgentSpec, client: httpx.AsyncClient) -> None:
+    def __init__(self, spec: AgentSpec, client: Outbound) -> None:
         self._spec = spec
         self._client = client
         self._headers = {k: v.get_secret_value() for k, v in spec.headers.items()}
@@ -25,8 +23,7 @@ class HttpAgent:
             "X-Vigil-Attempt": str(attempt),
             "User-Agent": f"vigil/{__version__}",
         }
-        await post(
-            self._client,
+        await self._client.post(
             self._spec.endpoint,
             content=body,
             headers=headers,

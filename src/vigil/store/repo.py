@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import AnyUrl, BaseModel, SecretStr
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -236,32 +238,41 @@ class Store:
 
     async def add_batches(self, rows: Sequence[Batch]) -> None:
         """Insert batches, ignoring ones already recorded (a redelivered batch keeps its row)."""
-        async with self.session() as s:
-            known = set(
-                (
-                    await s.scalars(
-                        select(Batch.request_id).where(Batch.request_id.in_([r.request_id for r in rows]))
-                    )
-                ).all()
-            )
-            s.add_all([r for r in rows if r.request_id not in known])
-            await s.commit()
+        columns = [column.key for column in Batch.__table__.columns]
+        await self.write_batches([{key: getattr(row, key) for key in columns} for row in rows], [])
 
     async def set_batch_statuses(self, updates: Sequence[tuple[str, str, int, str | None]]) -> None:
         """Apply (request_id, status, attempts, error) updates in one executemany."""
-        now = utcnow()
-        rows = [
-            {
-                "request_id": rid,
-                "status": status,
-                "attempts": attempts,
-                "last_error": error,
-                "updated_at": now,
-            }
-            for rid, status, attempts, error in updates
-        ]
+        await self.write_batches([], updates)
+
+    async def write_batches(
+        self, rows: Sequence[dict[str, Any]], updates: Sequence[tuple[str, str, int, str | None]]
+    ) -> None:
+        """One transaction of the batch ledger: insert `rows` (column values of new batches; ones
+        already recorded keep their row), then apply (request_id, status, attempts, error) updates.
+        Both are single executemany statements, without loading any row."""
+        if not rows and not updates:
+            return
         async with self.session() as s:
-            await s.execute(update(Batch), rows)
+            if rows:
+                await s.execute(
+                    _insert_new(self.engine.dialect.name, Batch.__table__, "request_id"), list(rows)
+                )
+            if updates:
+                now = utcnow()
+                await s.execute(
+                    update(Batch),
+                    [
+                        {
+                            "request_id": rid,
+                            "status": status,
+                            "attempts": attempts,
+                            "last_error": error,
+                            "updated_at": now,
+                        }
+                        for rid, status, attempts, error in updates
+                    ],
+                )
             await s.commit()
 
     async def get_batch(self, request_id: str) -> Batch | None:
@@ -504,3 +515,12 @@ class Store:
             "outputs": outputs or 0,
             "dead_letters": dead or 0,
         }
+
+
+def _insert_new(dialect: str, table: Any, key: str) -> Any:
+    """An INSERT that skips rows whose `key` exists (a race between two writers included)."""
+    if dialect == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing(index_elements=[key])
+    if dialect == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=[key])
+    raise NotImplementedError(f"the batch ledger does not support {dialect}")

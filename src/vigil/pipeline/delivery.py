@@ -13,7 +13,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from prometheus_client import Counter, Histogram
 
-from vigil.bus.client import Bus
+from vigil.bus.client import Bus, fetch_size
 from vigil.bus.topology import ConsumerSpec
 from vigil.errors import DeliveryError
 from vigil.specs import RetrySpec
@@ -85,16 +85,19 @@ class DeliveryWorker:
 
     async def _loop(self, subscription: object) -> None:
         """One fetcher fills every free slot: a single pull request per round, so no slot waits
-        on a message another slot's request fetched."""
+        on a message another slot's request fetched. Without a backlog it asks for one message
+        at a time (see `fetch_size`)."""
         fetch = subscription.fetch  # type: ignore[attr-defined]
+        messages: list[Msg] = []
         while True:
+            want = fetch_size(messages, self._concurrency)
             await self._slots.acquire()
             free = 1
-            while free < self._concurrency and not self._slots.locked():
+            while free < want and not self._slots.locked():
                 await self._slots.acquire()
                 free += 1
             try:
-                messages: list[Msg] = await fetch(free, timeout=2.0)
+                messages = await fetch(free, timeout=2.0)
             except (TimeoutError, NatsTimeout):
                 messages = []
             except asyncio.CancelledError:

@@ -28,9 +28,12 @@ class _Insert:
 
 
 class BatchLedger:
-    def __init__(self, store: Store, interval_s: float = 0.05) -> None:
+    def __init__(self, store: Store, interval_s: float = 0.05, gather_s: float = 0.01) -> None:
+        """`interval_s`: the longest a status update waits; `gather_s`: the shortest time between
+        two flushes while inserts wait (a delivery's first POST waits for its row, so short)."""
         self._store = store
         self._interval = interval_s
+        self._gather = gather_s
         self._pending: list[_Insert] = []
         self._statuses: dict[str, tuple[str, int, str | None]] = {}
         self._known: set[str] = set()
@@ -77,8 +80,9 @@ class BatchLedger:
         self._wake.set()
 
     async def _run(self) -> None:
-        """A flush starts as soon as the previous one ends when an insert waits (whatever queued
-        meanwhile forms the next group), and at most every interval for status updates alone."""
+        """While an insert waits, a flush starts `gather_s` after the previous one started (or
+        when it ends, if later): whatever queued meanwhile forms one group. Status updates alone
+        are flushed at most every interval."""
         last_flush = 0.0
         loop = asyncio.get_running_loop()
         while True:
@@ -88,6 +92,9 @@ class BatchLedger:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
                 continue
+            wait = last_flush + self._gather - loop.time()
+            if self._pending and wait > 0:
+                await asyncio.sleep(wait)
             try:
                 last_flush = loop.time()
                 await self._flush()

@@ -27,7 +27,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from prometheus_client import Counter, Histogram
 
-from vigil.bus.client import Bus
+from vigil.bus.client import Bus, fetch_size
 from vigil.bus.topology import batches_subject
 from vigil.detect.notices import IncidentNotice
 from vigil.pipeline.batcher import Batch, Batcher, Ticket
@@ -140,14 +140,17 @@ class Router:
 
     async def _run(self, subscription: object, route: Callable[[Msg], Awaitable[None]]) -> None:
         fetch = subscription.fetch  # type: ignore[attr-defined]
+        messages: list[Msg] = []
         while True:
             await self._wait_for_room()
             try:
-                messages: list[Msg] = await fetch(self._fetch_batch, timeout=1.0)
+                messages = await fetch(fetch_size(messages, self._fetch_batch), timeout=1.0)
             except (TimeoutError, NatsTimeout):
+                messages = []
                 continue
             except Exception:
                 log.exception("router fetch failed")
+                messages = []
                 await asyncio.sleep(0.5)
                 continue
             for msg in messages:

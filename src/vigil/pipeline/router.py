@@ -220,7 +220,7 @@ class Router:
                         if not pipeline.filter.accepts_record(record, severity):
                             continue
                         if flat is None:
-                            flat = flatten(record, resource_attributes, received)
+                            flat = flatten(record, resource_attributes, received, severity)
                         item = pipeline.redactor.redact_record(flat) if pipeline.redactor else dict(flat)
                         if template is None:
                             miner = miner or await self._templates.miner(project_id)
@@ -237,7 +237,7 @@ class Router:
                         lane.batcher.add(item, ticket, index)
                     if watch_errors and severity >= _ERROR:
                         if match is None:
-                            flat = flat or flatten(record, resource_attributes, received)
+                            flat = flat or flatten(record, resource_attributes, received, severity)
                             first_item = self._default_redactor.redact_record(flat)
                             miner = miner or await self._templates.miner(project_id)
                             match = self._templates.mine(project_id, miner, first_item["body"])

@@ -7,10 +7,10 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import AnyUrl, BaseModel, SecretStr
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -253,27 +253,26 @@ class Store:
         Both are single executemany statements, without loading any row."""
         if not rows and not updates:
             return
-        async with self.session() as s:
+        async with self.engine.begin() as connection:
             if rows:
-                await s.execute(
-                    _insert_new(self.engine.dialect.name, Batch.__table__, "request_id"), list(rows)
+                await connection.execute(
+                    _insert_new(self.engine.dialect.name, _BATCHES, "request_id"), list(rows)
                 )
             if updates:
                 now = utcnow()
-                await s.execute(
-                    update(Batch),
+                await connection.execute(
+                    _STATUS_UPDATE,
                     [
                         {
-                            "request_id": rid,
-                            "status": status,
-                            "attempts": attempts,
-                            "last_error": error,
-                            "updated_at": now,
+                            "b_request_id": rid,
+                            "b_status": status,
+                            "b_attempts": attempts,
+                            "b_last_error": error,
+                            "b_updated_at": now,
                         }
                         for rid, status, attempts, error in updates
                     ],
                 )
-            await s.commit()
 
     async def get_batch(self, request_id: str) -> Batch | None:
         async with self.session() as s:
@@ -515,6 +514,20 @@ class Store:
             "outputs": outputs or 0,
             "dead_letters": dead or 0,
         }
+
+
+_BATCHES = cast(Table, Batch.__table__)
+_STATUS_UPDATE = (
+    update(_BATCHES)
+    .where(_BATCHES.c.request_id == bindparam("b_request_id"))
+    .values(
+        status=bindparam("b_status"),
+        attempts=bindparam("b_attempts"),
+        last_error=bindparam("b_last_error"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
+"""A Core UPDATE by primary key: executemany without the ORM's bulk machinery."""
 
 
 def _insert_new(dialect: str, table: Any, key: str) -> Any:

@@ -2,9 +2,8 @@
 
 Most of `TemplateMiner.mine`'s time goes into turning a message into masked tokens (two regex
 passes over the message, then one lookup per word), and messages of one kind differ mostly in
-their numbers: "GET /api/orders/1234 200 in 12 ms" and "... /5678 200 in 9 ms". The shape of a
-message is the message with every ASCII digit written as `0`; messages of one shape are
-tokenized once.
+their numbers: "GET /api/orders/1234 200 in 12 ms" and "... /5678 200 in 9 ms". Messages of
+one shape (`vigil.pipeline.shapes`: every ASCII digit written as `0`) are tokenized once.
 
 That gives the miner's own result: every rule of the masking step treats the ten digits alike
 (character classes such as `\\d` and `[0-9a-f]`, `str.isdigit`; no pattern names one digit), so
@@ -18,9 +17,9 @@ from __future__ import annotations
 
 import re
 
+from vigil.pipeline.shapes import shape
 from vigil.pipeline.templates import TemplateMiner, TemplateMinerConfig
 
-_DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
 _ASCII_DIGIT = re.compile(r"[0-9]")
 _SHAPES = 20_000
 """Shapes kept; the cache is emptied when full (the miner's own caches work the same way)."""
@@ -34,19 +33,19 @@ class ShapeCachedMiner(TemplateMiner):
 
     def __init__(self, config: TemplateMinerConfig | None = None) -> None:
         super().__init__(config)
-        self._shapes: dict[str, tuple[str, ...] | None] = {}
+        self._shapes: dict[bytes, tuple[str, ...] | None] = {}
 
     def _tokens(self, message: str) -> tuple[str, ...]:
         if len(message) > _MAX_LENGTH:
             return super()._tokens(message)
-        shape = message.translate(_DIGITS_TO_ZERO)
-        tokens = self._shapes.get(shape)
+        key = shape(message)
+        tokens = self._shapes.get(key)
         if tokens is not None:
             return tokens
         tokens = super()._tokens(message)
-        if shape not in self._shapes:
+        if key not in self._shapes:
             if len(self._shapes) >= _SHAPES:
                 self._shapes.clear()
             # None: a shape whose tokens keep digits, tokenized message by message
-            self._shapes[shape] = None if _ASCII_DIGIT.search("".join(tokens)) else tokens
+            self._shapes[key] = None if _ASCII_DIGIT.search("".join(tokens)) else tokens
         return tokens

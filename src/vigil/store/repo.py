@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import uuid
@@ -530,8 +531,10 @@ _STATUS_UPDATE = (
 """A Core UPDATE by primary key: executemany without the ORM's bulk machinery."""
 
 
+@functools.cache
 def _insert_new(dialect: str, table: Any, key: str) -> Any:
-    """An INSERT that skips rows whose `key` exists (a race between two writers included)."""
+    """An INSERT that skips rows whose `key` exists (a race between two writers included); one
+    statement object per dialect, so SQLAlchemy finds its compiled form without re-walking it."""
     if dialect == "postgresql":
         return postgresql_insert(table).on_conflict_do_nothing(index_elements=[key])
     if dialect == "sqlite":

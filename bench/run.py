@@ -4,7 +4,10 @@ Scenarios (see docs/benchmarks.md for what each measures and why):
 
 a. ingest      `vigil up` (subprocess) vs the straightforward receiver, same load generator
 b. pipeline    the router's filter + batch rate at 5% and 100% matching (in-process)
-c. latency     export -> agent receipt at a steady 2,000 records/s (subprocess + local agent)
+c. latency     export -> agent receipt at a steady 2,000 records/s (subprocess + local agent),
+               with the CPU of Vigil's processes per record and a py-spy profile summary
+j. delivery    an all-matching 200,000-record backlog through `vigil up` to an agent (records/s,
+               CPU per record), the router's steps per record, and HTTP clients compared
 d. overload    RSS of `vigil up` under sustained overload with a small records stream
 e. scaled      separate services on a three-node NATS cluster (1 and 2 replicas) vs `vigil up`:
                records/s, CPU seconds per million records per service, and a capacity model
@@ -37,8 +40,10 @@ from pathlib import Path
 from typing import Any
 
 import baseline_receiver
+import delivery_backlog
 import latency
 import nats
+import router_steps
 import scaled
 from agent import AgentThread
 from loadgen import BodySource
@@ -51,6 +56,7 @@ SCENARIOS = (
     "ingest",
     "pipeline",
     "latency",
+    "delivery",
     "overload",
     "scaled",
     "dedupe",
@@ -71,10 +77,17 @@ class Plan:
     overload_variant_s: float = 30.0
     overload_clients: int = 8
     overload_stream_bytes: int = 64 * MiB
+    backlog_records: int = 200_000
 
 
 QUICK = Plan(
-    ingest_s=5.0, warmup_s=2.0, router_messages=60, latency_s=6.0, overload_s=20.0, overload_variant_s=20.0
+    ingest_s=5.0,
+    warmup_s=2.0,
+    router_messages=60,
+    latency_s=6.0,
+    overload_s=20.0,
+    overload_variant_s=20.0,
+    backlog_records=50_000,
 )
 
 
@@ -217,10 +230,31 @@ def scenario_latency(plan: Plan, tmp: Path) -> list[dict[str, Any]]:
     for concurrency in (None, 16):
         load = load_average()
         result = latency.run(
-            tmp / f"latency-{concurrency or 'default'}", duration_s=plan.latency_s, concurrency=concurrency
+            tmp / f"latency-{concurrency or 'default'}",
+            duration_s=plan.latency_s,
+            concurrency=concurrency,
+            # the default run is profiled (py-spy samples without pausing the process)
+            profile=tmp / "latency-profile.txt" if concurrency is None else None,
         )
         runs.append({**asdict(result), "load_before": load})
     return runs
+
+
+def scenario_delivery(plan: Plan, tmp: Path) -> dict[str, Any]:
+    """The all-matching backlog through `vigil up` to an agent, the router's steps per record,
+    and the HTTP clients compared on one load."""
+    load = load_average()
+    backlog = delivery_backlog.run(tmp / "delivery-backlog", records=plan.backlog_records)
+    steps = router_steps.measure(messages=40, repeat=3)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "http_clients.py"), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    clients = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr[-2000:]}
+    return {"backlog": asdict(backlog), "router_steps": steps, "http_clients": clients, "load_before": load}
 
 
 def scenario_overload(plan: Plan, tmp: Path) -> list[dict[str, Any]]:
@@ -324,6 +358,8 @@ def main() -> None:
                 results["pipeline"] = scenario_pipeline(plan)
             elif name == "latency":
                 results["latency"] = scenario_latency(plan, tmp)
+            elif name == "delivery":
+                results["delivery"] = scenario_delivery(plan, tmp)
             elif name == "overload":
                 results["overload"] = scenario_overload(plan, tmp)
             elif name == "scaled":

@@ -38,6 +38,7 @@ from vigil.settings import Settings
 from vigil.sinks.dispatch import SinkRouter, SinkWorkers
 from vigil.store.db import create_engine, upgrade
 from vigil.store.repo import Store
+from vigil.workers import PipelineWorkers
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class Runtime:
     ops_http: HttpServer | None = None
     budget: TokenBudget | None = None
     evidence: EvidenceArchive | None = None
+    workers: PipelineWorkers | None = None
     _started: list[Component] = field(default_factory=list)
     _stopped: bool = False
 
@@ -116,7 +118,10 @@ class Runtime:
             return bus.connected
 
         intake = OutputIntake(bus, store)
-        if "pipeline" in roles:
+        if "pipeline" in roles and roles == ROLES and s.pipeline_workers > 0:
+            self.workers = PipelineWorkers(s, url, s.pipeline_workers)
+            await self._start(self.workers)
+        elif "pipeline" in roles:
             await self._start_pipeline(config, intake)
         if "sink" in roles:
             await self._start(SinkWorkers(bus, store, config))

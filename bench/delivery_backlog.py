@@ -5,12 +5,12 @@
 (bench/agent.py's `RecordingAgent` in a thread of this process, answering 200 at once). Then
 `--records` records go in as unique 1,000-record exports (bench/loadgen.py's bodies) over
 `--clients` keep-alive connections, as fast as Vigil answers. The clock runs from the first export
-to the agent's receipt of the last record; CPU seconds of `vigil up` and its nats-server over the
-same window give the CPU per delivered record.
+to the agent's receipt of the last record; CPU seconds of `vigil up`, its pipeline workers (with
+`--workers N`) and its nats-server over the same window give the CPU per delivered record.
 
 Usage::
 
-    .venv/bin/python bench/delivery_backlog.py [--records 200000] [--clients 4] [--json]
+    .venv/bin/python bench/delivery_backlog.py [--records 200000] [--clients 4] [--workers 0] [--json]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from agent import AgentThread
 from loadgen import BodySource, HttpConnection
-from procstat import CpuWindow, load_average
+from procstat import CpuWindow, children, load_average
 from servers import VigilProcess
 
 DRAIN_LIMIT_S = 300.0
@@ -42,6 +42,8 @@ class BacklogResult:
     records: int
     clients: int
     max_records: int
+    pipeline_workers: int = 0
+    """`VIGIL_PIPELINE_WORKERS`: 0 routes and delivers in the `vigil up` process."""
     accepted_records: int = 0
     delivered_records: int = 0
     batches: int = 0
@@ -52,7 +54,7 @@ class BacklogResult:
     records_per_s: float = 0.0
     cores_used: dict[str, float] = field(default_factory=dict)
     cpu_us_per_record: float = 0.0
-    """CPU of `vigil up` and its nats-server over the window, per delivered record."""
+    """CPU of `vigil up`, its workers and its nats-server over the window, per delivered record."""
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
@@ -78,9 +80,16 @@ async def send_all(url: str, key: str, records: int, clients: int) -> int:
     return accepted[0]
 
 
-def run(data_dir: Path, *, records: int = 200_000, clients: int = 4, max_records: int = 100) -> BacklogResult:
-    result = BacklogResult(records, clients, max_records, load_before=load_average())
-    vigil = VigilProcess(data_dir)
+def run(
+    data_dir: Path,
+    *,
+    records: int = 200_000,
+    clients: int = 4,
+    max_records: int = 100,
+    pipeline_workers: int = 0,
+) -> BacklogResult:
+    result = BacklogResult(records, clients, max_records, pipeline_workers, load_before=load_average())
+    vigil = VigilProcess(data_dir, env={"VIGIL_PIPELINE_WORKERS": str(pipeline_workers)})
     vigil.start()
     try:
         project_id, key = vigil.project_with_key("backlog")
@@ -96,7 +105,14 @@ def run(data_dir: Path, *, records: int = 200_000, clients: int = 4, max_records
                 },
             )
             time.sleep(1.0)  # the configuration reaches the router and the workers
-            cpu = CpuWindow({"vigil": vigil.pid, "nats-server": vigil.nats_pid})
+            workers = [pid for pid in children(vigil.pid) if pid != vigil.nats_pid]
+            cpu = CpuWindow(
+                {
+                    "vigil": vigil.pid,
+                    **{f"worker {i + 1}": pid for i, pid in enumerate(workers)},
+                    "nats-server": vigil.nats_pid,
+                }
+            )
             cpu.start()
             started = time.monotonic()
             result.accepted_records = uvloop.run(send_all(vigil.logs_url, key, records, clients))
@@ -112,7 +128,9 @@ def run(data_dir: Path, *, records: int = 200_000, clients: int = 4, max_records
         vigil.stop()
     result.records_per_s = result.delivered_records / result.seconds
     result.cores_used = cpu.cores_used
-    vigil_cpu = (cpu.cores_used["vigil"] + cpu.cores_used["nats-server"]) * cpu.elapsed
+    vigil_cpu = (
+        sum(cores for name, cores in cpu.cores_used.items() if name != "other processes") * cpu.elapsed
+    )
     result.cpu_us_per_record = vigil_cpu / max(1, result.delivered_records) * 1e6
     return result
 
@@ -123,10 +141,13 @@ def main() -> None:
     )
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=0, help="VIGIL_PIPELINE_WORKERS")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vigil-bench-backlog-") as tmp:
-        result = run(Path(tmp) / "vigil", records=args.records, clients=args.clients)
+        result = run(
+            Path(tmp) / "vigil", records=args.records, clients=args.clients, pipeline_workers=args.workers
+        )
     if args.json:
         print(json.dumps(asdict(result)))
     else:

@@ -244,7 +244,14 @@ def scenario_delivery(plan: Plan, tmp: Path) -> dict[str, Any]:
     """The all-matching backlog through `vigil up` to an agent, the router's steps per record,
     and the HTTP clients compared on one load."""
     load = load_average()
-    backlog = delivery_backlog.run(tmp / "delivery-backlog", records=plan.backlog_records)
+    backlogs = [
+        asdict(
+            delivery_backlog.run(
+                tmp / f"delivery-backlog-{workers}", records=plan.backlog_records, pipeline_workers=workers
+            )
+        )
+        for workers in (0, 2)
+    ]
     steps = router_steps.measure(messages=40, repeat=3)
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "http_clients.py"), "--json"],
@@ -254,7 +261,7 @@ def scenario_delivery(plan: Plan, tmp: Path) -> dict[str, Any]:
         timeout=600,
     )
     clients = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr[-2000:]}
-    return {"backlog": asdict(backlog), "router_steps": steps, "http_clients": clients, "load_before": load}
+    return {"backlogs": backlogs, "router_steps": steps, "http_clients": clients, "load_before": load}
 
 
 def scenario_overload(plan: Plan, tmp: Path) -> list[dict[str, Any]]:

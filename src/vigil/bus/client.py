@@ -19,6 +19,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck, StreamConfig
 from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
 
+from vigil.bus.pull import PullStream
 from vigil.bus.topology import CONFIG_SUBJECT, RECORDS_STREAM, ConsumerSpec, Topology
 from vigil.errors import Backpressure, TransientError
 from vigil.settings import BusSettings
@@ -281,6 +282,13 @@ class Bus:
     async def pull(self, spec: ConsumerSpec) -> JetStreamContext.PullSubscription:
         await self.ensure_consumer(spec)
         return await self.js.pull_subscribe_bind(durable=spec.name, stream=spec.stream)
+
+    async def pull_stream(self, spec: ConsumerSpec) -> PullStream:
+        """The consumer's messages as they arrive (see `PullStream`), for a worker with slots."""
+        await self.ensure_consumer(spec)
+        stream = PullStream(self.nc, spec.stream, spec.name)
+        await stream.start()
+        return stream
 
     async def announce_config_change(self, project_id: str) -> None:
         if self.connected:

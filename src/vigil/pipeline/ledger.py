@@ -81,12 +81,12 @@ class BatchLedger:
 
     async def _run(self) -> None:
         """While an insert waits, a flush starts `gather_s` after the previous one started (or
-        when it ends, if later): whatever queued meanwhile forms one group. Status updates alone
-        are flushed at most every interval."""
-        last_flush = 0.0
+        when it ends, if later): whatever queued meanwhile forms one group, status updates
+        included. Status updates alone are flushed at most every interval (the first at once)."""
+        last_flush = last_statuses = -self._interval
         loop = asyncio.get_running_loop()
         while True:
-            if not self._pending and not (self._statuses and loop.time() - last_flush >= self._interval):
+            if not self._pending and not (self._statuses and loop.time() - last_statuses >= self._interval):
                 self._wake.clear()
                 timeout = self._interval if self._statuses else None
                 with contextlib.suppress(TimeoutError):
@@ -97,6 +97,8 @@ class BatchLedger:
                 await asyncio.sleep(wait)
             try:
                 last_flush = loop.time()
+                if self._statuses:
+                    last_statuses = last_flush
                 await self._flush()
             except Exception:
                 log.exception("batch ledger write failed; retrying")

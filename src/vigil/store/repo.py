@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import secrets
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from pydantic import AnyUrl, BaseModel, SecretStr
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from vigil.errors import Conflict, NotFound
 from vigil.specs import PipelineSpec
-from vigil.store.db import session_factory
+from vigil.store.db import create_sync_sqlite_engine, session_factory
 from vigil.store.models import (
     ApiKey,
     Batch,
@@ -72,12 +74,19 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sessions = session_factory(engine)
+        self._ledger: tuple[Engine, ThreadPoolExecutor] | None = None
+        """On SQLite: the batch ledger's blocking engine and its one thread (`write_batches`)."""
 
     def session(self) -> AsyncSession:
         session: AsyncSession = self._sessions()
         return session
 
     async def close(self) -> None:
+        ledger, self._ledger = self._ledger, None
+        if ledger is not None:
+            engine, thread = ledger
+            await asyncio.get_running_loop().run_in_executor(thread, engine.dispose)
+            thread.shutdown()
         await self.engine.dispose()
 
     # projects
@@ -254,26 +263,23 @@ class Store:
         Both are single executemany statements, without loading any row."""
         if not rows and not updates:
             return
+        dialect = self.engine.dialect.name
+        statuses = _status_parameters(updates)
+        if dialect == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
+            # the whole transaction in one hop to a thread, rather than a hop per statement
+            if self._ledger is None:
+                thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-ledger")
+                self._ledger = create_sync_sqlite_engine(self.engine), thread
+            engine, thread = self._ledger
+            await asyncio.get_running_loop().run_in_executor(
+                thread, _write_batches_blocking, engine, list(rows), statuses
+            )
+            return
         async with self.engine.begin() as connection:
             if rows:
-                await connection.execute(
-                    _insert_new(self.engine.dialect.name, _BATCHES, "request_id"), list(rows)
-                )
-            if updates:
-                now = utcnow()
-                await connection.execute(
-                    _STATUS_UPDATE,
-                    [
-                        {
-                            "b_request_id": rid,
-                            "b_status": status,
-                            "b_attempts": attempts,
-                            "b_last_error": error,
-                            "b_updated_at": now,
-                        }
-                        for rid, status, attempts, error in updates
-                    ],
-                )
+                await connection.execute(_insert_new(dialect, _BATCHES, "request_id"), list(rows))
+            if statuses:
+                await connection.execute(_STATUS_UPDATE, statuses)
 
     async def get_batch(self, request_id: str) -> Batch | None:
         async with self.session() as s:
@@ -529,6 +535,30 @@ _STATUS_UPDATE = (
     )
 )
 """A Core UPDATE by primary key: executemany without the ORM's bulk machinery."""
+
+
+def _status_parameters(updates: Sequence[tuple[str, str, int, str | None]]) -> list[dict[str, Any]]:
+    now = utcnow()
+    return [
+        {
+            "b_request_id": rid,
+            "b_status": status,
+            "b_attempts": attempts,
+            "b_last_error": error,
+            "b_updated_at": now,
+        }
+        for rid, status, attempts, error in updates
+    ]
+
+
+def _write_batches_blocking(
+    engine: Engine, rows: list[dict[str, Any]], statuses: list[dict[str, Any]]
+) -> None:
+    with engine.begin() as connection:
+        if rows:
+            connection.execute(_insert_new("sqlite", _BATCHES, "request_id"), rows)
+        if statuses:
+            connection.execute(_STATUS_UPDATE, statuses)
 
 
 @functools.cache

@@ -41,7 +41,7 @@ class PullStream:
         self._waiting = 0
         """Messages the open request may still bring (0: no request open)."""
         self._deadline = 0.0
-        self._changed = asyncio.Event()
+        self._wakeup: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(self._inbox, cb=self._on_message)
@@ -54,13 +54,23 @@ class PullStream:
 
     async def next(self, free: int) -> Msg:
         """The next message, for a worker that has `free` slots (this message's included)."""
+        loop = asyncio.get_running_loop()
         while self._arrived.empty():
             if self._waiting == 0 or time.monotonic() > self._deadline:
                 await self._request(free)
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), max(0.01, self._deadline - time.monotonic()))
+            # a future and a timer, not `wait_for`, which makes a task per wait
+            self._wakeup = wakeup = loop.create_future()
+            timer = loop.call_later(max(0.01, self._deadline - time.monotonic()), self._wake)
+            try:
+                await wakeup
+            finally:
+                timer.cancel()
+                self._wakeup = None
         return self._arrived.get_nowait()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
 
     async def _request(self, batch: int) -> None:
         expires_ns = int(self._expires_s * 1_000_000_000)
@@ -76,4 +86,4 @@ class PullStream:
             self._arrived.put_nowait(msg)
         elif status != "100":  # not a heartbeat: the request is over (408 expired, 409 ...)
             self._waiting = 0
-        self._changed.set()
+        self._wake()

@@ -28,7 +28,7 @@ class _Insert:
 
 
 class BatchLedger:
-    def __init__(self, store: Store, interval_s: float = 0.05, gather_s: float = 0.01) -> None:
+    def __init__(self, store: Store, interval_s: float = 0.05, gather_s: float = 0.02) -> None:
         """`interval_s`: the longest a status update waits; `gather_s`: the shortest time between
         two flushes while inserts wait (a delivery's first POST waits for its row, so short)."""
         self._store = store

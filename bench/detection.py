@@ -75,6 +75,7 @@ from vigil.receivers.ingest import RECEIVED_HEADER
 from vigil.settings import DetectSettings
 from vigil.store.db import create_engine, upgrade
 from vigil.store.repo import Store
+from vigil.store.sealing import SecretBox
 
 MiB = 1024 * 1024
 PROJECT = "bench"
@@ -502,7 +503,7 @@ def _metric_sum(name: str) -> float:
 async def open_store(directory: Path) -> Store:
     url = f"sqlite+aiosqlite:///{directory / 'vigil.db'}"
     await upgrade(url)
-    return Store(create_engine(url))
+    return Store(create_engine(url), SecretBox.generate())
 
 
 async def throughput(source: str, payloads: Payloads, tmp: Path) -> dict[str, Any]:

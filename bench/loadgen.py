@@ -304,6 +304,7 @@ async def run_load(
     source: BodySource,
     watch: dict[str, int] | None = None,
     sample_every_s: float = 1.0,
+    backoff_429_s: float = 0.0,
 ) -> LoadResult:
     """Closed-loop load: each client sends its next request as soon as it has an answer.
 
@@ -348,6 +349,9 @@ async def run_load(
                 if status == 200:
                     result.records_ok += records
                     latencies.append((done - sent) * 1000)
+            if status == 429 and backoff_429_s > 0:
+                # as OTLP exporters do: wait (with jitter) before the retry
+                await asyncio.sleep(backoff_429_s * random.uniform(0.5, 1.5))
         connection.close()
 
     async def sampler() -> None:
@@ -406,6 +410,9 @@ def main() -> None:
     parser.add_argument("--watch", action="append", default=[], help="NAME=PID to report CPU and RSS of")
     parser.add_argument("--sample-every", type=float, default=1.0, help="RSS sampling period, seconds")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--backoff-429", type=float, default=0.0, help="seconds a client waits after a 429 (0: none)"
+    )
     args = parser.parse_args()
 
     source = BodySource(args.templates)
@@ -420,6 +427,7 @@ def main() -> None:
             source=source,
             watch=watch,
             sample_every_s=args.sample_every,
+            backoff_429_s=args.backoff_429,
         )
     )
     if args.json:

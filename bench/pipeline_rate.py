@@ -55,6 +55,7 @@ from vigil.settings import BusSettings
 from vigil.specs import PipelineSpec
 from vigil.store.db import create_engine, upgrade
 from vigil.store.repo import Store
+from vigil.store.sealing import SecretBox
 
 CASES: list[tuple[str, str, dict[str, Any], int]] = [
     # label, pipeline name, filter, backlog size relative to --messages (cheap cases get more)
@@ -177,7 +178,7 @@ async def fresh_case(label: str, name: str, spec: dict[str, Any], messages: int)
         await bus.start()
         db_url = f"sqlite+aiosqlite:///{data_dir / 'vigil.db'}"
         await upgrade(db_url)
-        store = Store(create_engine(db_url))
+        store = Store(create_engine(db_url), SecretBox.generate())
         nats_pid = int((data_dir / "nats" / "nats-server.pid").read_text())
         try:
             return await run_case(bus, store, nats_pid, label, name, spec, messages)

@@ -14,6 +14,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+import saturation
 from loadgen import percentile
 from servers import BIN, REPO
 
@@ -120,6 +121,11 @@ def _sections(results: dict[str, Any], targets: list[tuple[str, str, str, bool]]
         sections.append(_scaled(results["scaled"], targets))
     if "detection" in results:
         sections.append(_detection(results["detection"]))
+    if "saturation" in results:
+        ingest = results.get("ingest", {}).get("vigil", {}).get("records_per_s")
+        section, rows = saturation.render(results["saturation"], ingest)
+        sections.append(section)
+        targets.extend(rows)
     return sections
 
 

@@ -15,6 +15,8 @@ e. scaled      separate services on a three-node NATS cluster (1 and 2 replicas)
    detection   spans and records per second through the detector's windows, signals and
                incidents (in-process, and end to end through `vigil up`), and its memory per
                1,000 active endpoints (bench/detection.py; section i of the page)
+   saturation  16 and 32 concurrent exporters at default limits: time to every answer, 429s,
+               throughput (bench/saturation.py; section j)
 
 Usage::
 
@@ -44,12 +46,15 @@ import delivery_backlog
 import latency
 import nats
 import router_steps
+import saturation
 import scaled
 from agent import AgentThread
 from loadgen import BodySource
 from procstat import load_average, peak_rss_bytes
 from report import describe_machine, render, splice
 from servers import REPO, BaselineProcess, VigilProcess, free_port
+
+from vigil.bus.server import managed_nats_url
 
 MiB = 1024 * 1024
 SCENARIOS = (
@@ -63,6 +68,7 @@ SCENARIOS = (
     "templates",
     "nab",
     "detection",
+    "saturation",
 )
 
 
@@ -92,7 +98,14 @@ QUICK = Plan(
 
 
 def loadgen(
-    url: str, key: str, *, clients: int, duration_s: float, warmup_s: float, watch: dict[str, int]
+    url: str,
+    key: str,
+    *,
+    clients: int,
+    duration_s: float,
+    warmup_s: float,
+    watch: dict[str, int],
+    backoff_429_s: float = 0.0,
 ) -> Any:
     command = [
         sys.executable,
@@ -111,6 +124,8 @@ def loadgen(
     ]
     for name, pid in watch.items():
         command += ["--watch", f"{name}={pid}"]
+    if backoff_429_s:
+        command += ["--backoff-429", str(backoff_429_s)]
     done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=duration_s + 120)
     if done.returncode != 0:
         raise RuntimeError(f"the load generator failed:\n{done.stderr[-2000:]}")
@@ -121,8 +136,7 @@ def bus_messages(vigil: VigilProcess) -> int:
     """Messages the records stream has taken so far (its last sequence number)."""
 
     async def ask() -> int:
-        port = (vigil.data_dir / "nats" / "port").read_text().strip()
-        nc = await nats.connect(f"nats://127.0.0.1:{port}")
+        nc = await nats.connect(managed_nats_url(vigil.data_dir))
         try:
             info = await nc.jetstream().stream_info("VIGIL_RECORDS")
             return int(info.state.last_seq)
@@ -379,6 +393,10 @@ def main() -> None:
                 results["nab"] = _script("nab_score.py")
             elif name == "detection":
                 results["detection"] = scenario_detection(args.quick)
+            elif name == "saturation":
+                results["saturation"] = saturation.run(
+                    loadgen, tmp, duration_s=plan.ingest_s, warmup_s=plan.warmup_s
+                )
     results["elapsed_s"] = time.monotonic() - started
     results["machine"]["load_after"] = load_average()
 

@@ -56,7 +56,9 @@ sys.path.insert(0, str(REPO))
 from tests.cluster import NatsCluster
 from tests.conftest import ADMIN_TOKEN
 from tests.process import VigilProcess
+from vigil.bus.server import managed_nats_url
 from vigil.bus.topology import BATCHES_STREAM, RECORDS_STREAM, ROUTER_CONSUMER, agent_consumer_name
+from vigil.store.sealing import generate_key
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 PIPELINE = "svc1"
@@ -279,8 +281,7 @@ def run_single(plan: Plan, tmp: Path) -> dict[str, Any]:
     vigil = SingleProcess(tmp / "single")
     vigil.start()
     try:
-        port = (vigil.data_dir / "nats" / "port").read_text().strip()
-        nats_urls = [f"nats://127.0.0.1:{port}"]
+        nats_urls = [managed_nats_url(vigil.data_dir)]
         with AgentThread() as agent:
             from servers import ADMIN_TOKEN as SINGLE_TOKEN
 
@@ -307,6 +308,7 @@ def run_separate(plan: Plan, tmp: Path, database: str, replicas: int) -> dict[st
             "VIGIL_NATS_URL": cluster.urls,
             "VIGIL_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}",
             "VIGIL_BUS__REPLICAS": "3",
+            "VIGIL_SECRET_KEY": generate_key(),  # one key for every service sharing the database
         }
         names = ["api", "sink"]
         for role in ("receiver", "pipeline"):

@@ -14,6 +14,8 @@ from vigil.runtime import Runtime
 from vigil.settings import BusSettings, Settings
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
+SECRET_KEY = "pFdHCx8zq0VbEVo0y6KZ3Ra7j7IUbVVvHdtgo5JDC2A="
+"""What separate services sharing one database are given as VIGIL_SECRET_KEY."""
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, SECRET_KEY
 
 
 def free_port() -> int:
@@ -37,6 +37,8 @@ class VigilProcess:
             "VIGIL_OTLP_GRPC_PORT": str(self.grpc_port),
             "VIGIL_OPS_PORT": str(self.ops_port),
             "VIGIL_LOG_LEVEL": "WARNING",
+            # separate services share one database, so one key; `vigil up` makes its own
+            **({} if command == ("up",) else {"VIGIL_SECRET_KEY": SECRET_KEY}),
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None

@@ -10,8 +10,11 @@ import pytest
 
 from tests.conftest import VigilHandle, make_settings
 from tests.logs_factory import PROTOBUF, export_bytes
+from vigil.bus.server import ManagedNatsServer
 from vigil.config_file import ConfigFileError
 from vigil.runtime import Runtime
+from vigil.settings import BusSettings
+from vigil.store.sealing import SecretKeyError
 
 CONFIG = """\
 version: 1
@@ -141,3 +144,42 @@ async def test_template_ids_survive_a_restart(tmp_path: Path) -> None:
     first = ids[0][0]
     assert ids[0][-1] == first  # merged into the oldest cluster
     assert ids[1][-1] == first
+
+
+async def test_a_data_dir_left_readable_by_an_earlier_version_is_made_private(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o755)
+    data_dir.chmod(0o755)
+    for name in ("vigil.db", "vigil.db-wal", "vigil.db-shm"):
+        (data_dir / name).touch()
+        (data_dir / name).chmod(0o644)
+    runtime = Runtime(make_settings(data_dir))
+    await runtime.start()
+    try:
+        assert data_dir.stat().st_mode & 0o777 == 0o700
+        for name in (
+            "vigil.db",
+            "vigil.db-wal",
+            "vigil.db-shm",
+            "secret.key",
+            "nats/password",
+            "nats/nats.conf",
+        ):
+            assert (data_dir / name).stat().st_mode & 0o777 == 0o600, name
+        assert (data_dir / "nats").stat().st_mode & 0o777 == 0o700
+    finally:
+        await runtime.shutdown()
+
+
+async def test_separate_services_refuse_to_start_without_a_shared_secret_key(tmp_path: Path) -> None:
+    nats = ManagedNatsServer(tmp_path / "nats-host", BusSettings())
+    await nats.start()
+    try:
+        settings = make_settings(tmp_path / "data", nats_url=nats.url)
+        runtime = Runtime(settings, frozenset({"pipeline"}))
+        with pytest.raises(SecretKeyError, match="VIGIL_SECRET_KEY"):
+            await runtime.start()
+        await runtime.shutdown()
+        assert not (tmp_path / "data" / "secret.key").exists()
+    finally:
+        await nats.shutdown()

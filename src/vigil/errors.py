@@ -55,9 +55,23 @@ class PayloadTooLarge(UserError):
     status = 413
 
 
+class ClientGone(UserError):
+    """The client closed the connection mid-request: nobody is left to answer, nothing to log."""
+
+    code = "client_closed_request"
+    status = 499
+
+
 class ValidationFailed(UserError):
     code = "validation_error"
     status = 422
+
+
+class MessageTooLarge(VigilError):
+    """The bus will never take this message as it is: split or cut it, never retry it whole."""
+
+    code = "message_too_large"
+    status = 413
 
 
 class TransientError(VigilError):

@@ -108,7 +108,14 @@ class DecodedExport:
     signal: Signal
 
 
-def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+_INFLATE_STEP = 256 * 1024
+
+
+def decompress(
+    body: bytes, encoding: str | None, limit: int, claim: Callable[[int], None] | None = None
+) -> bytes:
+    """The body unpacked, at most `limit` bytes; `claim` is told of the bytes as they are made, so
+    that memory can be refused before it is held."""
     encoding = (encoding or "identity").strip().lower()
     if encoding in ("", "identity"):
         if len(body) > limit:
@@ -117,24 +124,38 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     if encoding not in ("gzip", "deflate"):
         raise InvalidPayload(f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or identity")
     wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
-    out = b""
+    parts: list[bytes] = []
+    size = 0
     rest = body
     while True:
         # A gzip body may hold several members (RFC 1952 §2.2); their contents are concatenated.
         inflater = zlib.decompressobj(wbits)
-        try:
-            out += inflater.decompress(rest, limit + 1 - len(out))
-        except zlib.error as exc:
-            raise InvalidPayload(f"body is not valid {encoding}: {exc}") from exc
-        if len(out) > limit or inflater.unconsumed_tail:
-            raise PayloadTooLarge(f"decompressed body exceeds the limit of {limit} bytes")
+        pending = rest
+        while True:
+            try:
+                piece = inflater.decompress(pending, _INFLATE_STEP) if pending else inflater.flush()
+            except zlib.error as exc:
+                raise InvalidPayload(f"body is not valid {encoding}: {exc}") from exc
+            size += len(piece)
+            if size > limit:
+                raise PayloadTooLarge(f"decompressed body exceeds the limit of {limit} bytes")
+            if claim is not None:
+                claim(len(piece))
+            parts.append(piece)
+            if not pending:
+                break
+            pending = inflater.unconsumed_tail
         if not inflater.eof:
             raise InvalidPayload(f"{encoding} body is truncated")
         rest = inflater.unused_data
         if not rest:
-            return out
+            return b"".join(parts)
         if encoding != "gzip":
             raise InvalidPayload(f"{len(rest)} bytes follow the end of the {encoding} stream")
+
+
+def is_json(content_type: str | None) -> bool:
+    return (content_type or "").split(";")[0].strip().lower() == JSON
 
 
 def decode(signal: Signal, body: bytes, content_type: str | None) -> DecodedExport:

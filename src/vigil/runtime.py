@@ -16,7 +16,7 @@ from vigil.agents.registry import AgentContext
 from vigil.api.app import ApiContext, create_api_app, create_ops_app
 from vigil.api.auth import AdminAuth, load_or_create_admin_token
 from vigil.api.replay import Replayer
-from vigil.bus.client import Bus
+from vigil.bus.client import Bus, NatsCredentials, mask_url
 from vigil.bus.server import ManagedNatsServer
 from vigil.config_apply import apply_config
 from vigil.config_file import load_config_file
@@ -29,6 +29,8 @@ from vigil.pipeline.config import ConfigCache
 from vigil.pipeline.ledger import BatchLedger
 from vigil.pipeline.router import Router
 from vigil.pipeline.template_store import TemplateStore
+from vigil.private_files import private_dir
+from vigil.receivers.admission import Pressure
 from vigil.receivers.agent_output import OutputIntake
 from vigil.receivers.ingest import Ingestor
 from vigil.receivers.keys import KeyResolver
@@ -38,6 +40,7 @@ from vigil.settings import Settings
 from vigil.sinks.dispatch import SinkRouter, SinkWorkers
 from vigil.store.db import create_engine, upgrade
 from vigil.store.repo import Store
+from vigil.store.sealing import SecretBox, load_secret_box
 from vigil.workers import PipelineWorkers
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,8 @@ class Runtime:
     workers: PipelineWorkers | None = None
     _started: list[Component] = field(default_factory=list)
     _stopped: bool = False
+    _pressure: Pressure = field(default_factory=Pressure)
+    """Shared by the receivers and the router when they run in one process."""
 
     async def start(self) -> None:
         s = self.settings
@@ -80,23 +85,26 @@ class Runtime:
             raise RuntimeError(
                 "separate services share one bus: set VIGIL_NATS_URL (only `vigil up` starts its own nats-server)"
             )
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(s.data_dir)
+        secret_box = self._secret_box()
         if "api" in roles:
             configured = s.admin_token.get_secret_value() if s.admin_token else None
             self.admin_token, self.token_generated = load_or_create_admin_token(s.data_dir, configured)
 
-        url = s.nats_url
-        if url is None:
+        if s.nats_url is None:
             server = ManagedNatsServer(s.data_dir, s.bus)
             await self._start(server)
-            url = server.url
-        self.bus = bus = Bus(url, s.bus, name=f"vigil-{'+'.join(sorted(roles))}")
+            url, credentials = server.url, NatsCredentials()
+        else:
+            url, credentials = s.nats_url.get_secret_value(), self._nats_credentials()
+        self.bus = bus = Bus(url, s.bus, name=f"vigil-{'+'.join(sorted(roles))}", credentials=credentials)
         await self._start(bus)
 
         db_url = s.sqlalchemy_url()
         await upgrade(db_url)
-        self.store = store = Store(create_engine(db_url))
+        self.store = store = Store(create_engine(db_url), secret_box)
         self._started.append(_Closing(store.close))
+        await self._seal_stored_secrets(store)
         if roles & {"pipeline", "api"}:
             # the detector writes the evidence of its signals, the API reads it back
             self.evidence = archive_from_settings(s)
@@ -142,13 +150,18 @@ class Runtime:
                     ready=ready,
                     budget=self.budget,
                     evidence=self.evidence,
+                    max_body_bytes=s.max_api_body_bytes,
                 )
             )
             self.api_http = HttpServer(api_app, host=s.host, port=s.api_port, name="api")
             await self._start(self.api_http)
         if "receiver" in roles:
             ingestor = Ingestor(
-                bus, max_request_bytes=s.max_request_bytes, max_inflight_bytes=s.max_inflight_ingest_bytes
+                bus,
+                max_request_bytes=s.max_request_bytes,
+                max_inflight_bytes=s.max_inflight_ingest_bytes,
+                admission=s.admission,
+                pressure=self._pressure,
             )
             await self._start(ingestor)  # keeps the records partitions' leaders apart on a cluster
             receiver_app = create_receiver_app(
@@ -166,7 +179,38 @@ class Runtime:
             # Workers without a port of their own still answer probes and scrapes.
             self.ops_http = HttpServer(create_ops_app(ready), host=s.host, port=s.ops_port, name="ops")
             await self._start(self.ops_http)
-        log.info("vigil is up", extra={"roles": sorted(roles), "ports": self.ports(), "nats": url})
+        log.info("vigil is up", extra={"roles": sorted(roles), "ports": self.ports(), "nats": mask_url(url)})
+
+    def _secret_box(self) -> SecretBox:
+        """Only `vigil up` makes a key of its own: separate services share one database, so they
+        must be given the same key."""
+        s = self.settings
+        configured = s.secret_key.get_secret_value() if s.secret_key is not None else None
+        box, _ = load_secret_box(configured, s.secret_key_file, s.data_dir, create=self.roles == ROLES)
+        return box
+
+    def _nats_credentials(self) -> NatsCredentials:
+        s = self.settings
+        for name, path in (
+            ("VIGIL_NATS_CREDS_FILE", s.nats_creds_file),
+            ("VIGIL_NATS_NKEY_SEED_FILE", s.nats_nkey_seed_file),
+        ):
+            if path is not None and not path.is_file():
+                raise RuntimeError(f"{name}: {path} is not a readable file")
+        return NatsCredentials(creds_file=s.nats_creds_file, nkey_seed_file=s.nats_nkey_seed_file)
+
+    async def _seal_stored_secrets(self, store: Store) -> None:
+        """Encrypt what an earlier version stored in plain text, and refuse to run with keys that
+        cannot open what is stored (every agent and sink would fail one by one otherwise)."""
+        report = await store.seal_secrets()
+        if report.sealed:
+            log.info("encrypted stored secrets that were in plain text", extra={"specs": report.sealed})
+        if report.unreadable:
+            raise RuntimeError(
+                f"the secret key cannot decrypt the secrets of {len(report.unreadable)} pipelines and sinks "
+                f"({'; '.join(report.unreadable[:5])}): set VIGIL_SECRET_KEY to the key they were "
+                "encrypted with (while rotating, the new key first and the old one after a comma)"
+            )
 
     async def _start_pipeline(self, config: ConfigCache, intake: OutputIntake) -> None:
         assert self.bus is not None and self.store is not None
@@ -195,7 +239,15 @@ class Runtime:
             # before the router, which reports new error templates to it and stops first
             await self._start(detector)
         on_new_error_template = detector.new_error_template if detector is not None else None
-        await self._start(Router(self.bus, config, templates, on_new_error_template=on_new_error_template))
+        await self._start(
+            Router(
+                self.bus,
+                config,
+                templates,
+                on_new_error_template=on_new_error_template,
+                pressure=self._pressure,
+            )
+        )
 
     def ports(self) -> dict[str, int]:
         servers = {

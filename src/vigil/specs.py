@@ -127,6 +127,13 @@ class FilterSpec(_Strict):
 class BatchSpec(_Strict):
     max_records: int = Field(default=10, ge=1, le=1000)
     max_wait_ms: int = Field(default=500, ge=1, le=600_000)
+    max_bytes: int = Field(
+        default=1024 * 1024,
+        ge=4096,
+        le=8 * 1024 * 1024,
+        description="Cap on a batch's JSON size; the bus's message limit caps it too. A record "
+        "larger alone is cut, with a vigil.truncated_bytes attribute.",
+    )
 
 
 class RetrySpec(_Strict):

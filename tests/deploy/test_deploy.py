@@ -5,6 +5,7 @@ balanced actions and for values that exist, not rendered."""
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
@@ -106,6 +107,7 @@ def test_compose_services(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert set(services) == {"nats", "postgres", "otlp-error-summary"} | {f"vigil-{s}" for s in SERVICES}
     assert "-js" in services["nats"]["command"]
+    assert services["nats"]["command"][-4:] == ["--user", "vigil", "--pass", "${NATS_PASSWORD:-vigil}"]
     assert any(v.endswith(":/data") for v in services["nats"]["volumes"])
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     for name in SERVICES:
@@ -141,7 +143,12 @@ def test_compose_env_is_valid_settings(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert settings.nats_url == "nats://nats:4222"
+    assert (
+        settings.nats_url is not None
+        and settings.nats_url.get_secret_value() == "nats://vigil:vigil@nats:4222"
+    )
+    raw = compose["services"][f"vigil-{name}"]["environment"]
+    assert raw["VIGIL_SECRET_KEY"].startswith("${VIGIL_SECRET_KEY:?")  # required: no default key
     assert settings.sqlalchemy_url() == "postgresql+asyncpg://vigil:vigil@postgres:5432/vigil"
     for _, port, var in PORTS[name]:
         assert getattr(settings, var.removeprefix("VIGIL_").lower()) == port
@@ -204,7 +211,8 @@ def check_vigil(docs: list[dict[str, Any]]) -> None:
     configmap = by_kind(docs, "ConfigMap")["vigil-config"]
     secret = by_kind(docs, "Secret")["vigil-secrets"]
     assert all(is_setting(k) for k in configmap["data"]), configmap["data"]
-    assert configmap["data"]["VIGIL_NATS_URL"].startswith("nats://")
+    assert "VIGIL_NATS_URL" not in configmap["data"]  # it may carry a password: in the Secret
+    assert secret["stringData"]["nats-url"].startswith("nats://")
     for name in SERVICES:
         pod = deployments[f"vigil-{name}"]["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
@@ -219,7 +227,13 @@ def check_vigil(docs: list[dict[str, Any]]) -> None:
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["port"] == PORTS[name][0][0]
-        for var in ("VIGIL_ADMIN_TOKEN", "VIGIL_DATABASE_URL", "VIGIL_LLM__API_KEY"):
+        for var in (
+            "VIGIL_ADMIN_TOKEN",
+            "VIGIL_DATABASE_URL",
+            "VIGIL_SECRET_KEY",
+            "VIGIL_NATS_URL",
+            "VIGIL_LLM__API_KEY",
+        ):
             ref = env[var]["valueFrom"]["secretKeyRef"]
             assert ref["name"] == "vigil-secrets"
             assert ref["key"] in secret["stringData"] or ref.get("optional") is True
@@ -341,11 +355,18 @@ def test_chart_services_and_settings() -> None:
     assert values["probes"]["readiness"]["path"] == "/readyz"
     text = "\n".join(t for n, t in templates().items() if n != "NOTES.txt")  # NOTES names the agent's
     env_names = set(re.findall(r"\b(VIGIL_[A-Z_]+)\b", text))
-    assert env_names >= {"VIGIL_NATS_URL", "VIGIL_ADMIN_TOKEN", "VIGIL_DATABASE_URL", "VIGIL_LLM__API_KEY"}
+    assert env_names >= {
+        "VIGIL_NATS_URL",
+        "VIGIL_ADMIN_TOKEN",
+        "VIGIL_DATABASE_URL",
+        "VIGIL_SECRET_KEY",
+        "VIGIL_LLM__API_KEY",
+    }
     assert all(is_setting(n) for n in env_names), sorted(n for n in env_names if not is_setting(n))
     service = templates()["_service.tpl"]
-    for key in ("admin-token", "database-url", "llm-api-key"):
+    for key in ("admin-token", "database-url", "secret-key", "nats-url", "llm-api-key"):
         assert f"key: {key}" in service and f"{key}:" in templates()["secret.yaml"]
+    assert "VIGIL_NATS_URL" not in templates()["configmap.yaml"]  # may carry a password
     for kind in (
         "kind: Deployment",
         "kind: Service",
@@ -357,6 +378,7 @@ def test_chart_services_and_settings() -> None:
     assert values["podSecurityContext"]["runAsNonRoot"] is True
     nats = templates()["nats.yaml"]
     assert "kind: StatefulSet" in nats and "jetstream {" in nats and "cluster {" in nats
+    assert "authorization {" in nats and "key: nats-password" in nats
     assert values["nats"]["replicas"] == 3
     assert "kind: StatefulSet" in templates()["postgresql.yaml"]
     assert "existingSecret" in templates()["_helpers.tpl"]
@@ -398,6 +420,12 @@ def test_chart_renders_with_bundled_nats_and_postgresql() -> None:
         }
         assert env["VIGIL_ADMIN_TOKEN"]["secretKeyRef"]["key"] == "admin-token"
         assert env["VIGIL_DATABASE_URL"]["secretKeyRef"]["key"] == "database-url"
+        assert env["VIGIL_SECRET_KEY"]["secretKeyRef"]["key"] == "secret-key"
+        assert env["VIGIL_NATS_URL"]["secretKeyRef"]["key"] == "nats-url"
+    [secret] = by_kind(docs, "Secret").values()
+    nats_url = base64.b64decode(secret["data"]["nats-url"]).decode()
+    assert nats_url.startswith("nats://vigil:") and "@" in nats_url  # the bundled NATS asks for a password
+    assert len(base64.b64decode(base64.b64decode(secret["data"]["secret-key"]))) == 32
     statefulsets = by_kind(docs, "StatefulSet")
     assert any("nats" in n for n in statefulsets) and any("postgresql" in n for n in statefulsets)
 
@@ -417,5 +445,5 @@ def test_chart_renders_with_external_urls_and_replicas() -> None:
     assert not by_kind(docs, "StatefulSet")
     [pipeline] = [d for n, d in by_kind(docs, "Deployment").items() if n.endswith("pipeline")]
     assert pipeline["spec"]["replicas"] == 3
-    rendered = yaml.safe_dump(docs)
-    assert "nats://nats.example:4222" in rendered
+    [secret] = by_kind(docs, "Secret").values()
+    assert base64.b64decode(secret["data"]["nats-url"]).decode() == "nats://nats.example:4222"

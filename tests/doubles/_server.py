@@ -10,6 +10,7 @@ import asyncio
 import socket
 import threading
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -75,6 +76,12 @@ class LocalServer:
     ) -> tuple[Reply, str | None]:
         """The normal reply to a request, and why it was refused (None when accepted)."""
         raise NotImplementedError
+
+    def respond(
+        self, method: str, raw_path: str, query: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[Reply, str | None]:
+        """Like `answer`, with the path still percent-encoded and the query string (for routing doubles)."""
+        return self.answer(method, urllib.parse.unquote(raw_path), headers, body)
 
     def failure_body(self, status: int) -> bytes:
         return orjson.dumps({"error": f"scripted failure {status}"})
@@ -239,7 +246,9 @@ class LocalServer:
             reply: Reply = (scripted.status, scripted.body, scripted.headers)
             error: str | None = f"scripted failure {scripted.status}"
         else:
-            reply, error = self.answer(method, path, headers, body)
+            raw_path = scope.get("raw_path") or path.encode()
+            query = scope.get("query_string", b"").decode("latin-1")
+            reply, error = self.respond(method, raw_path.decode("latin-1"), query, headers, body)
         status, reply_body, reply_headers = reply
 
         with self._cond:

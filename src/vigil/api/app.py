@@ -15,6 +15,7 @@ from vigil import __version__
 from vigil.agents.builtin.budget import TokenBudget
 from vigil.api.auth import AdminAuth
 from vigil.api.errors import ORJSONResponse, install_error_handlers
+from vigil.api.guard import RequestGuard, header
 from vigil.api.probes import add_probes
 from vigil.api.replay import Replayer
 from vigil.api.schemas import (
@@ -56,6 +57,7 @@ class ApiContext:
     """The LLM engine's token budget, when an LLM is configured."""
     evidence: EvidenceArchive | None = None
     """The evidence archive the detector writes, read back for incidents."""
+    max_body_bytes: int = 4 * 1024 * 1024
 
 
 def _key_out(row: ApiKey) -> ApiKeyOut:
@@ -130,6 +132,12 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
         description="Management API. Authenticate with `Authorization: Bearer <admin token>`.",
     )
     install_error_handlers(app)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=ctx.max_body_bytes,
+        authenticate=lambda scope: ctx.auth.check(header(scope, b"authorization")),
+        protected=("/api/",),
+    )
     store = ctx.store
 
     async def admin(authorization: Annotated[str | None, Header()] = None) -> None:

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from vigil.errors import TransientError, VigilError
 
@@ -73,6 +74,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
         code = _CODES.get(exc.status_code, "error")
         return error_response(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _: ClientDisconnect) -> ORJSONResponse:
+        # nobody is left to read an answer: not an error of Vigil's
+        log.debug("client closed the connection mid-request", extra={"path": request.url.path})
+        return error_response(499, "client_closed_request", "the client closed the connection")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:

@@ -9,11 +9,14 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.errors import NoRespondersError
+from nats.errors import MaxPayloadError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, StreamConfig
@@ -21,13 +24,15 @@ from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, Not
 
 from vigil.bus.pull import PullStream
 from vigil.bus.topology import CONFIG_SUBJECT, RECORDS_STREAM, ConsumerSpec, Topology
-from vigil.errors import Backpressure, TransientError
+from vigil.errors import Backpressure, MessageTooLarge, TransientError
 from vigil.settings import BusSettings
 
 log = logging.getLogger(__name__)
 
 # JetStream error codes that mean "over a limit": the client should slow down, not give up.
 _LIMIT_ERROR_CODES = {10077, 10047, 10028, 10023, 10027}
+_MESSAGE_TOO_LARGE = 10054
+"""The message is larger than the stream's max_msg_size: no retry will change that."""
 _BAD_REQUEST = 10003
 """What a nats-server before 2.11 answers a stream step-down that names a preferred leader."""
 _NO_PEERS = 10005
@@ -41,7 +46,37 @@ _SEEN_WITHIN_NS = 3_000_000_000
 Headers = dict[str, str]
 
 
+@dataclass(frozen=True)
+class NatsCredentials:
+    """Credentials kept apart from the URL (which may carry a user and password, or a token)."""
+
+    creds_file: Path | None = None
+    """A NATS .creds file: a user JWT and its nkey seed."""
+    nkey_seed_file: Path | None = None
+
+
+def mask_url(url: str) -> str:
+    """`url` (one NATS URL or several, comma-separated) with passwords and tokens replaced by
+    `***`, fit for a log line."""
+    masked = []
+    for one in url.split(","):
+        parts = urlsplit(one.strip())
+        if parts.username is None and parts.password is None:
+            masked.append(one.strip())
+            continue
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        who = f"{parts.username}:***" if parts.password is not None else "***"
+        masked.append(urlunsplit((parts.scheme, f"{who}@{host}", parts.path, parts.query, parts.fragment)))
+    return ",".join(masked)
+
+
 def to_vigil_error(exc: Exception) -> Exception:
+    if isinstance(exc, MaxPayloadError) or (isinstance(exc, APIError) and exc.err_code == _MESSAGE_TOO_LARGE):
+        return MessageTooLarge(f"the bus refused a message as too large: {exc}")
     if isinstance(exc, APIError):
         if exc.err_code in _LIMIT_ERROR_CODES or "maximum" in (exc.description or ""):
             return Backpressure(f"the bus is over its limit: {exc.description}", retry_after=2.0)
@@ -52,8 +87,17 @@ def to_vigil_error(exc: Exception) -> Exception:
 
 
 class Bus:
-    def __init__(self, url: str, settings: BusSettings, *, name: str = "vigil") -> None:
+    def __init__(
+        self,
+        url: str,
+        settings: BusSettings,
+        *,
+        name: str = "vigil",
+        credentials: NatsCredentials | None = None,
+    ) -> None:
         self.url = url
+        self.masked_url = mask_url(url)
+        self._credentials = credentials or NatsCredentials()
         self.settings = settings
         self.topology = Topology(settings)
         self._name = name
@@ -78,8 +122,11 @@ class Bus:
         return self._nc is not None and self._nc.is_connected
 
     async def start(self) -> None:
+        creds = self._credentials
         self._nc = await nats.connect(
-            servers=self.url.split(","),
+            servers=[one.strip() for one in self.url.split(",")],
+            user_credentials=str(creds.creds_file) if creds.creds_file is not None else None,
+            nkeys_seed=str(creds.nkey_seed_file) if creds.nkey_seed_file is not None else None,
             name=self._name,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
@@ -304,10 +351,10 @@ class Bus:
         log.warning("bus error", extra={"error": repr(exc)})
 
     async def _on_disconnect(self) -> None:
-        log.warning("bus disconnected", extra={"url": self.url})
+        log.warning("bus disconnected", extra={"url": self.masked_url})
 
     async def _on_reconnect(self) -> None:
-        log.info("bus reconnected", extra={"url": self.url})
+        log.info("bus reconnected", extra={"url": self.masked_url})
 
 
 def fetch_size(previous: Sequence[Msg], most: int) -> int:

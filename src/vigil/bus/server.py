@@ -3,6 +3,10 @@
 The server listens on loopback only, on a port the kernel picks (nothing assumes a free port),
 keeps its JetStream store in the data directory, and dies with its parent (PR_SET_PDEATHSIG), so
 a `kill -9` of Vigil never leaves an orphan holding the store.
+
+It admits only the user `vigil` with a password generated on the first start and kept in
+`<data_dir>/nats/password` (0600): any other local user would otherwise read every stream and
+publish records that reach a project's agent without an API key.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import ctypes
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -20,11 +25,23 @@ import sys
 import time
 from pathlib import Path
 
+from vigil.private_files import make_private, private_dir, write_private
 from vigil.settings import BusSettings
 
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+USER = "vigil"
+PASSWORD_FILE = "password"
+
+
+def managed_nats_url(data_dir: Path) -> str:
+    """The URL (credentials included) of the nats-server a running `vigil up` manages in
+    `data_dir`, for tools beside it."""
+    nats_dir = data_dir / "nats"
+    port = int((nats_dir / "port").read_text())
+    password = (nats_dir / PASSWORD_FILE).read_text().strip()
+    return f"nats://{USER}:{password}@127.0.0.1:{port}"
 
 
 def nats_server_binary() -> str:
@@ -55,12 +72,32 @@ class ManagedNatsServer:
 
     @property
     def url(self) -> str:
+        """The URL to connect with, credentials included: never log it (`public_url`)."""
+        return f"nats://{USER}:{self._password()}@127.0.0.1:{self._running_port()}"
+
+    @property
+    def public_url(self) -> str:
+        return f"nats://127.0.0.1:{self._running_port()}"
+
+    def _running_port(self) -> int:
         if self._port is None:
             raise RuntimeError("the managed nats-server is not running")
-        return f"nats://127.0.0.1:{self._port}"
+        return self._port
+
+    def _password(self) -> str:
+        path = self.dir / PASSWORD_FILE
+        try:
+            password = path.read_text().strip()
+        except FileNotFoundError:
+            password = ""
+        if not password:
+            password = secrets.token_urlsafe(32)
+            write_private(path, password + "\n")
+        make_private(path)
+        return password
 
     async def start(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)
         self._stop_stale()
         await asyncio.to_thread(self._launch, self._read_last_port())
         self._supervisor = asyncio.create_task(self._supervise(), name="nats-server-supervisor")
@@ -80,6 +117,7 @@ class ManagedNatsServer:
         s = self._settings
         return (
             f"host: 127.0.0.1\nport: {port}\n"
+            f"authorization {{\n  user: {USER}\n  password: {json.dumps(self._password())}\n}}\n"
             f"max_payload: {max(s.max_message_bytes + 64 * 1024, 1024 * 1024)}\n"
             f"jetstream {{\n  store_dir: {store}\n  max_memory_store: {s.server_max_memory}\n"
             f"  max_file_store: {s.server_max_store}\n  sync_interval: {s.sync_interval}\n}}\n"
@@ -95,10 +133,11 @@ class ManagedNatsServer:
     def _launch(self, port: int) -> None:
         for attempt in (port, -1):
             conf = self.dir / "nats.conf"
-            conf.write_text(self._config(attempt))
+            write_private(conf, self._config(attempt))
             for stale in self.dir.glob("*.ports"):
                 stale.unlink(missing_ok=True)
             logfile = (self.dir / "nats-server.log").open("ab")
+            os.fchmod(logfile.fileno(), 0o600)
             self._process = subprocess.Popen(
                 [
                     nats_server_binary(),
@@ -115,12 +154,14 @@ class ManagedNatsServer:
                 start_new_session=True,
             )
             logfile.close()
-            (self.dir / "nats-server.pid").write_text(str(self._process.pid))
+            write_private(self.dir / "nats-server.pid", str(self._process.pid))
             found = self._wait_for_port(self._process)
             if found is not None:
                 self._port = found
-                (self.dir / "port").write_text(str(found))
-                log.info("nats-server started", extra={"url": self.url, "store": str(self.dir / "store")})
+                write_private(self.dir / "port", str(found))
+                log.info(
+                    "nats-server started", extra={"url": self.public_url, "store": str(self.dir / "store")}
+                )
                 return
             if attempt == -1:
                 break

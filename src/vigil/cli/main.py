@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -14,6 +15,7 @@ from rich.panel import Panel
 
 from vigil import __version__
 from vigil.cli import admin, demo, replay
+from vigil.cli.secrets import secrets_app
 from vigil.errors import VigilError
 from vigil.logs import configure_logging
 from vigil.settings import Settings
@@ -61,6 +63,7 @@ def serve(roles: frozenset[str], config: Path | None = None, data_dir: Path | No
         overrides["config_file"] = Path("vigil.yaml")
     settings = Settings(**overrides)  # type: ignore[arg-type]
     configure_logging(settings.log_level, settings.log_format)
+    os.umask(0o077)  # what Vigil and its nats-server write is theirs alone: the data dir holds secrets
 
     async def main() -> None:
         runtime = Runtime(settings, roles)
@@ -120,6 +123,7 @@ def db_upgrade() -> None:
     console.print("[green]database is up to date[/]")
 
 
+app.add_typer(secrets_app, name="secrets")
 app.add_typer(admin.project_app, name="project")
 app.add_typer(admin.key_app, name="key")
 app.add_typer(admin.pipeline_app, name="pipeline")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import orjson
 
@@ -26,14 +27,22 @@ class AgentBatchHandler:
         self.target = pipeline.name
         self._agent = agent
         self._ledger = ledger
+        self._prepared: dict[int, dict[str, Any]] = {}
 
-    async def deliver(self, data: bytes, attempt: int) -> None:
+    async def prepare(self, data: bytes, attempt: int) -> int:
         batch = orjson.loads(data)
-        request_id = batch["request_id"]
         records = batch["records"]
         represented = int(batch.get("represented", len(records)))
-        await self._ledger.record(request_id, self.project_id, self.target, records, represented)
-        await self._agent.send(self.project_id, request_id, orjson.dumps(records), attempt)
+        earlier = await self._ledger.record(
+            batch["request_id"], self.project_id, self.target, records, represented
+        )
+        self._prepared[id(data)] = batch  # deliver() comes next, with the same bytes
+        # the bus may lose its delivery count in a crash; the ledger keeps it
+        return max(attempt, earlier + 1)
+
+    async def deliver(self, data: bytes, attempt: int) -> None:
+        batch = self._prepared.pop(id(data), None) or orjson.loads(data)
+        await self._agent.send(self.project_id, batch["request_id"], orjson.dumps(batch["records"]), attempt)
 
     async def succeeded(self, data: bytes, attempt: int) -> None:
         self._ledger.status(orjson.loads(data)["request_id"], "delivered", attempt)

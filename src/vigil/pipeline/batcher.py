@@ -1,5 +1,5 @@
-"""Collects one pipeline's records into batches of at most `max_records`, waiting at most
-`max_wait_ms` after a batch's first record. Each record carries the ticket of the bus message it
+"""Collects one pipeline's records into batches of at most `max_records` (and about `max_bytes`),
+waiting at most `max_wait_ms` after a batch's first record. Each record carries the ticket of the bus message it
 came from; a message is acknowledged once all its records are in published batches."""
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ class Batch:
     records: list[FlatRecord] = field(default_factory=list)
     origins: list[tuple[Ticket | None, int | str]] = field(default_factory=list)
     """Per record: its bus message and index there, or (None, a key) for a deduplication roll-up."""
+    approx_bytes: int = 0
+    """What the records' JSON is estimated to take (the exact size is checked on publishing)."""
 
     def request_id(self) -> str:
         """Derived from where the records came from (stream, sequence, index), so a batch rebuilt
@@ -72,26 +74,36 @@ Emit = Callable[[Batch], None]
 
 class Batcher:
     def __init__(
-        self, project_id: str, pipeline: str, max_records: int, max_wait_ms: int, emit: Emit
+        self,
+        project_id: str,
+        pipeline: str,
+        max_records: int,
+        max_wait_ms: int,
+        emit: Emit,
+        max_bytes: int | None = None,
     ) -> None:
         self.project_id = project_id
         self.pipeline = pipeline
         self.max_records = max_records
+        self.max_bytes = max_bytes
         self.max_wait_s = max_wait_ms / 1000
         self._emit = emit
         self._open: Batch | None = None
         self._timer: asyncio.TimerHandle | None = None
 
-    def add(self, record: FlatRecord, ticket: Ticket | None, index: int | str) -> None:
+    def add(self, record: FlatRecord, ticket: Ticket | None, index: int | str, size: int = 0) -> None:
         batch = self._open
         if batch is None:
             batch = self._open = Batch(self.project_id, self.pipeline)
             self._timer = asyncio.get_running_loop().call_later(self.max_wait_s, self.flush)
         batch.records.append(record)
         batch.origins.append((ticket, index))
+        batch.approx_bytes += size
         if ticket is not None:
             ticket.pending += 1
-        if len(batch.records) >= self.max_records:
+        if len(batch.records) >= self.max_records or (
+            self.max_bytes is not None and batch.approx_bytes >= self.max_bytes
+        ):
             self.flush()
 
     def flush(self) -> None:

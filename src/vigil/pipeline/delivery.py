@@ -33,6 +33,10 @@ class Handler(Protocol):
     target: str
     project_id: str
 
+    async def prepare(self, data: bytes, attempt: int) -> int:
+        """Get ready for an attempt; return its number (the bus's count, or more where the
+        handler recorded more attempts than the bus remembers after a crash)."""
+
     async def deliver(self, data: bytes, attempt: int) -> None:
         """Hand the work over; raise DeliveryError when it was not taken."""
 
@@ -114,6 +118,7 @@ class DeliveryWorker:
         kind = self._handler.kind
         try:
             with DELIVERY_SECONDS.labels(kind).time():
+                attempt = await self._handler.prepare(msg.data, attempt)
                 await self._handler.deliver(msg.data, attempt)
         except DeliveryError as error:
             await self._failed(msg, attempt, error)

@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 class _Insert:
     row: dict[str, Any]
     """Column values of the `batches` row."""
-    done: asyncio.Future[None]
+    done: asyncio.Future[int]
+    """Resolves to the attempts already recorded for the batch (0 for a new one)."""
 
 
 class BatchLedger:
@@ -50,9 +51,11 @@ class BatchLedger:
 
     async def record(
         self, request_id: str, project_id: str, pipeline: str, records: list[Any], represented: int
-    ) -> None:
+    ) -> int:
+        """Record the batch before its first attempt in this process; return the attempts already
+        recorded for it (by an earlier process, before a crash), 0 when there are none."""
         if request_id in self._known:
-            return
+            return 0
         now = utcnow()
         row = {
             "request_id": request_id,
@@ -67,13 +70,14 @@ class BatchLedger:
             "created_at": now,
             "updated_at": now,
         }
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append(_Insert(row, done))
         self._wake.set()
-        await done
+        attempts = await done
         if len(self._known) > 100_000:
             self._known.clear()
         self._known.add(request_id)
+        return attempts
 
     def status(self, request_id: str, status: str, attempts: int, error: str | None = None) -> None:
         self._statuses[request_id] = (status, attempts, error)
@@ -113,7 +117,7 @@ class BatchLedger:
         if not inserts and not statuses:
             return
         try:
-            await self._store.write_batches(
+            known = await self._store.write_batches(
                 [i.row for i in inserts], [(rid, *update) for rid, update in statuses.items()]
             )
         except Exception as exc:
@@ -124,4 +128,4 @@ class BatchLedger:
             raise
         for item in inserts:
             if not item.done.done():
-                item.done.set_result(None)
+                item.done.set_result(known.get(item.row["request_id"], 0))

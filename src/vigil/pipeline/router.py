@@ -30,13 +30,16 @@ from prometheus_client import Counter, Histogram
 from vigil.bus.client import Bus, fetch_size
 from vigil.bus.topology import batches_subject
 from vigil.detect.notices import IncidentNotice
+from vigil.errors import MessageTooLarge
 from vigil.pipeline.batcher import Batch, Batcher, Ticket
 from vigil.pipeline.config import ActivePipeline, ConfigCache, agent_consumer
 from vigil.pipeline.dedupe import Deduplicator
 from vigil.pipeline.filters import ResourceContext
+from vigil.pipeline.fit import ENVELOPE_BYTES, split_batch
 from vigil.pipeline.redact import RedactionSpec, Redactor
 from vigil.pipeline.template_store import TemplateStore
 from vigil.pipeline.templates import TemplateMatch, TemplateMiner
+from vigil.receivers.admission import Pressure
 from vigil.receivers.ingest import RECEIVED_HEADER
 from vigil.records import FlatRecord, attributes, effective_severity, flatten
 from vigil.tasks import cancel_and_wait
@@ -44,6 +47,9 @@ from vigil.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 _ERROR = 17
+_YIELD_EVERY_RECORDS = 256
+"""The receivers share the event loop: a large message is routed in slices."""
+_YIELD_UNDER_PRESSURE_S = 0.01
 NewErrorTemplate = Callable[[str, str, TemplateMatch, FlatRecord], Awaitable[None]]
 """(project, service, the match, the redacted record) of an error record that opened a template."""
 
@@ -85,8 +91,10 @@ class Router:
         fetch_batch: int = 64,
         max_inflight_batches: int = 256,
         on_new_error_template: NewErrorTemplate | None = None,
+        pressure: Pressure | None = None,
     ) -> None:
         self._bus = bus
+        self._pressure = pressure
         self._config = config
         self._templates = templates
         self._fetch_batch = min(fetch_batch, bus.settings.router_max_pending)
@@ -161,8 +169,15 @@ class Router:
                         "router failed on a message; it will be redelivered", extra={"subject": msg.subject}
                     )
                     await _quietly(msg.nak(delay=1.0))
-                # One message's records at a time: the receivers share this event loop.
-                await asyncio.sleep(0)
+                await self._yield()
+
+    async def _yield(self) -> None:
+        """Let the receivers that share this event loop run; while they answer late, step back
+        (the records wait on the bus, where they are safe)."""
+        if self._pressure is not None and self._pressure.high:
+            await asyncio.sleep(_YIELD_UNDER_PRESSURE_S)
+        else:
+            await asyncio.sleep(0)
 
     async def _wait_for_room(self) -> None:
         while True:
@@ -234,7 +249,9 @@ class Router:
                             if offered is None:
                                 continue
                             item = offered
-                        lane.batcher.add(item, ticket, index)
+                        lane.batcher.add(item, ticket, index, _approx_bytes(item))
+                    if index % _YIELD_EVERY_RECORDS == _YIELD_EVERY_RECORDS - 1:
+                        await self._yield()
                     if watch_errors and severity >= _ERROR:
                         if match is None:
                             flat = flat or flatten(record, resource_attributes, received, severity)
@@ -281,7 +298,7 @@ class Router:
             item["template_id"], item["template"] = "incident", notice.title
             # the ticket's stream keeps this origin apart from any record's (sequence, index):
             # the streams' sequences overlap, and a batch id must not
-            self._lane(pipeline).batcher.add(item, ticket, "incident")
+            self._lane(pipeline).batcher.add(item, ticket, "incident", _approx_bytes(item))
         if ticket.pending == 0:
             await msg.ack()
 
@@ -291,7 +308,12 @@ class Router:
         if lane is None:
             batch = pipeline.spec.batch
             batcher = Batcher(
-                pipeline.project_id, pipeline.name, batch.max_records, batch.max_wait_ms, self._emit
+                pipeline.project_id,
+                pipeline.name,
+                batch.max_records,
+                batch.max_wait_ms,
+                self._emit,
+                max_bytes=self._max_batch_bytes(pipeline),
             )
             dedupe = None
             if pipeline.spec.dedupe is not None:
@@ -317,10 +339,20 @@ class Router:
         if len(self._inflight) < self._max_inflight:
             self._room.set()
 
+    def _max_batch_bytes(self, pipeline: ActivePipeline) -> int:
+        """The pipeline's byte cap, within what the bus takes in one message."""
+        return min(pipeline.spec.batch.max_bytes, self._bus.settings.max_message_bytes - ENVELOPE_BYTES)
+
     async def _publish(self, batch: Batch) -> None:
         lane = self._lanes.get((batch.project_id, batch.pipeline))
         payload = batch.payload()
         data = orjson.dumps(payload)
+        limit = self._bus.settings.max_message_bytes - ENVELOPE_BYTES
+        if lane is not None:
+            limit = self._max_batch_bytes(lane.pipeline)
+        if len(data) > limit:
+            await self._publish_parts(batch, limit)
+            return
         delay = 0.2
         for _ in range(12):
             try:
@@ -330,6 +362,11 @@ class Router:
                     batches_subject(batch.project_id, batch.pipeline), data, msg_id=payload["request_id"]
                 )
                 break
+            except MessageTooLarge:
+                # the bus takes less than it said (an external server's own limit): never retried
+                # as it is, and never a reason to pause other pipelines
+                await self._publish_parts(batch, max(len(data) // 2, 4096))
+                return
             except Exception as exc:
                 self._hold(delay, batch, exc)
                 await _keep_alive(batch)
@@ -343,6 +380,15 @@ class Router:
             if ticket.pending == 0 and not ticket.failed and ticket.msg is not None:
                 await ticket.msg.ack()
 
+    async def _publish_parts(self, batch: Batch, max_bytes: int) -> None:
+        parts = split_batch(batch, max_bytes)
+        log.warning(
+            "batch over its byte cap: split, and records too large alone cut down",
+            extra={"pipeline": batch.pipeline, "project": batch.project_id, "parts": len(parts)},
+        )
+        for part in parts:
+            await self._publish(part)
+
     def _hold(self, delay: float, batch: Batch, exc: Exception) -> None:
         """The bus refused a batch: stop taking records for a while instead of piling them up."""
         now = time.monotonic()
@@ -353,6 +399,13 @@ class Router:
                 "batches refused by the bus; routing paused",
                 extra={"pipeline": batch.pipeline, "error": str(exc)},
             )
+
+
+def _approx_bytes(item: FlatRecord) -> int:
+    """A cheap guess of a record's JSON size, for the batcher's byte cap."""
+    body = item.get("body")
+    size = len(body) if isinstance(body, str) else 256
+    return size + 320 + 48 * (len(item.get("attributes") or ()) + len(item.get("resourceAttributes") or ()))
 
 
 def _tickets(batch: Batch) -> dict[Ticket, int]:

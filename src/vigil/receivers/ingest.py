@@ -20,6 +20,8 @@ import hashlib
 import logging
 import random
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from prometheus_client import Counter
@@ -27,7 +29,15 @@ from prometheus_client import Counter
 from vigil.bus.client import Bus, Headers
 from vigil.bus.topology import records_subject
 from vigil.errors import Backpressure, TransientError
-from vigil.otlp import LOGS, TRACES, Signal, decode, decompress, split_for_bus
+from vigil.otlp import LOGS, TRACES, Signal, decode, decompress, is_json, split_for_bus
+from vigil.receivers.admission import (
+    JSON_DECODE_FACTOR,
+    PROTOBUF_DECODE_FACTOR,
+    Admission,
+    AdmissionSettings,
+    MemoryClaim,
+    Pressure,
+)
 from vigil.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -74,17 +84,27 @@ class IngestResult:
 class Ingestor:
     """Accepts an export once it is durably on the bus, and sheds load before memory grows."""
 
-    def __init__(self, bus: Bus, *, max_request_bytes: int, max_inflight_bytes: int) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        max_request_bytes: int,
+        max_inflight_bytes: int,
+        admission: AdmissionSettings | None = None,
+        pressure: Pressure | None = None,
+    ) -> None:
         self._bus = bus
         self._max_request = max_request_bytes
-        self._max_inflight = max_inflight_bytes
-        self._inflight = 0
+        self.admission = Admission(
+            admission or AdmissionSettings(), max_inflight_bytes=max_inflight_bytes, pressure=pressure
+        )
         self._partitions = bus.settings.records_partitions
         self._failover_s = bus.settings.publish_failover_s
         self._avoid_until = [0.0] * self._partitions
         self._spreader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        await self.admission.start()
         if self._partitions > 1 and self._bus.settings.replicas > 1:
             self._spreader = asyncio.create_task(self._spread_leaders(), name="records-leaders")
 
@@ -92,6 +112,17 @@ class Ingestor:
         if self._spreader is not None:
             await cancel_and_wait(self._spreader)
             self._spreader = None
+        await self.admission.shutdown()
+
+    @asynccontextmanager
+    async def admit(self, signal: Signal, transport: str) -> AsyncIterator[MemoryClaim]:
+        """A place among the exports in progress and a claim on memory, or Backpressure (429)."""
+        try:
+            async with self.admission.admit() as claim:
+                yield claim
+        except Backpressure:
+            REQUESTS_REJECTED.labels(transport, "overloaded", signal.name).inc()
+            raise
 
     async def _spread_leaders(self) -> None:
         """After a node came back, its partitions' leaders are elsewhere: give them back."""
@@ -108,15 +139,26 @@ class Ingestor:
         content_type: str | None,
         content_encoding: str | None = None,
         transport: str = "http",
+        claim: MemoryClaim | None = None,
     ) -> IngestResult:
-        size = len(body)
-        # One bound for both signals: it is the process's memory that it protects.
-        if self._inflight + size > self._max_inflight:
-            REQUESTS_REJECTED.labels(transport, "overloaded", signal.name).inc()
-            raise Backpressure("ingest is over its in-flight limit; retry later", retry_after=1.0)
-        self._inflight += size
+        """Accept an export once it is on the bus. `claim` holds the memory already taken for the
+        body (by the caller that read it); without one, the export is admitted here."""
+        if claim is None:
+            async with self.admit(signal, transport) as own:
+                own.take(len(body))
+                return await self.export(
+                    signal,
+                    project_id,
+                    body,
+                    content_type=content_type,
+                    content_encoding=content_encoding,
+                    transport=transport,
+                    claim=own,
+                )
         try:
-            raw = decompress(body, content_encoding, self._max_request)
+            raw = decompress(body, content_encoding, self._max_request, claim.take)
+            # what parsing makes of it: taken before it is made
+            claim.take(len(raw) * (JSON_DECODE_FACTOR if is_json(content_type) else PROTOBUF_DECODE_FACTOR))
             decoded = decode(signal, raw, content_type)
             if decoded.records == 0:
                 return IngestResult(0, 0)
@@ -130,11 +172,13 @@ class Ingestor:
                 await self._publish_partitioned(project_id, chunks, ids, headers)
             else:
                 await self._publish(signal.subject(project_id), chunks, ids, headers, None)
+        except Backpressure as exc:
+            reason = "overloaded" if "memory" in exc.message else type(exc).__name__
+            REQUESTS_REJECTED.labels(transport, reason, signal.name).inc()
+            raise
         except Exception as exc:
             REQUESTS_REJECTED.labels(transport, type(exc).__name__, signal.name).inc()
             raise
-        finally:
-            self._inflight -= size
         ITEMS_RECEIVED[signal.name].labels(transport).inc(decoded.records)
         return IngestResult(decoded.records, len(chunks))
 

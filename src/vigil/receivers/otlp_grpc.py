@@ -81,7 +81,11 @@ class OtlpGrpcReceiver:
         try:
             key = key_from_headers(metadata.get("x-api-key"), metadata.get("authorization"))
             project_id = await self._keys.project_for(key)
-            await self._ingestor.export(signal, project_id, request, content_type=PROTOBUF, transport="grpc")
+            async with self._ingestor.admit(signal, "grpc") as claim:
+                claim.take(len(request))
+                await self._ingestor.export(
+                    signal, project_id, request, content_type=PROTOBUF, transport="grpc", claim=claim
+                )
         except Unauthorized as exc:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
         except PayloadTooLarge as exc:

@@ -9,11 +9,12 @@ from typing import Annotated
 import orjson
 from fastapi import FastAPI, Header, Request, Response
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from vigil import __version__
 from vigil.api.errors import ORJSONResponse, install_error_handlers
 from vigil.api.probes import add_probes
-from vigil.errors import InvalidPayload, PayloadTooLarge, ValidationFailed
+from vigil.errors import ClientGone, InvalidPayload, PayloadTooLarge, ValidationFailed
 from vigil.otlp import JSON, PROTOBUF, SIGNALS, Signal
 from vigil.outputs import AgentOutputIn
 from vigil.receivers.agent_output import OutputIntake
@@ -24,18 +25,27 @@ ApiKeyHeader = Annotated[str | None, Header(alias="X-API-Key")]
 AuthorizationHeader = Annotated[str | None, Header(alias="Authorization")]
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read at most `limit` bytes: a too-large body is refused before it is held in memory."""
+async def read_body(request: Request, limit: int, claim: Callable[[int], None] | None = None) -> bytes:
+    """Read at most `limit` bytes: a too-large body is refused before it is held in memory, and
+    `claim` is told of every chunk before it is kept (it may refuse it)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+            if claim is not None:
+                claim(len(chunk))
+            chunks.append(chunk)
+    except ClientDisconnect as exc:
+        raise ClientGone("the client closed the connection before its body was read") from exc
+    # the chunks are held twice while joined
+    if claim is not None and len(chunks) > 1:
+        claim(size)
     return b"".join(chunks)
 
 
@@ -48,15 +58,17 @@ def _add_export_route(
         request: Request, x_api_key: ApiKeyHeader = None, authorization: AuthorizationHeader = None
     ) -> Response:
         project_id = await keys.project_for(key_from_headers(x_api_key, authorization))
-        body = await read_body(request, max_body_bytes)
         content_type = request.headers.get("content-type")
-        await ingestor.export(
-            signal,
-            project_id,
-            body,
-            content_type=content_type,
-            content_encoding=request.headers.get("content-encoding"),
-        )
+        async with ingestor.admit(signal, "http") as claim:
+            body = await read_body(request, max_body_bytes, claim.take)
+            await ingestor.export(
+                signal,
+                project_id,
+                body,
+                content_type=content_type,
+                content_encoding=request.headers.get("content-encoding"),
+                claim=claim,
+            )
         if content_type and content_type.split(";")[0].strip().lower() == JSON:
             return Response(b"{}", media_type=JSON)
         return Response(empty_response, media_type=PROTOBUF)

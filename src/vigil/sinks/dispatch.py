@@ -117,6 +117,9 @@ class SinkDeliveryHandler:
         self.target = sink.id
         self._sink = target
 
+    async def prepare(self, data: bytes, attempt: int) -> int:
+        return attempt
+
     async def deliver(self, data: bytes, attempt: int) -> None:
         await self._sink.deliver(OutputEnvelope.model_validate_json(data))
 

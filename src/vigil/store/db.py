@@ -14,6 +14,8 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from vigil.private_files import make_private, private_file
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -36,7 +38,7 @@ def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         db_path = url.split("///", 1)[-1]
         if db_path and db_path != ":memory:":
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_files(Path(db_path))
         engine = create_async_engine(url, connect_args={"timeout": 30}, json_serializer=_json)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -51,6 +53,15 @@ def create_sync_sqlite_engine(engine: AsyncEngine) -> Engine:
     )
     event.listen(sync, "connect", _sqlite_pragmas)
     return sync
+
+
+def private_sqlite_files(path: Path) -> None:
+    """The database and its WAL and shared-memory files, 0600. SQLite gives the WAL and SHM
+    files it creates the mode of the database file, so the database is made first, empty."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        make_private(path.with_name(path.name + suffix))
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]

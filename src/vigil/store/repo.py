@@ -9,11 +9,13 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
+import sqlalchemy
 from pydantic import AnyUrl, BaseModel, SecretStr
-from sqlalchemy import Engine, Table, bindparam, delete, func, select, update
+from sqlalchemy import Engine, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -35,8 +37,17 @@ from vigil.store.models import (
     Sink,
     TemplateState,
 )
+from vigil.store.sealing import SecretBox, SecretKeyError, Table, needs_sealing, open_spec, seal_spec
 
 KEY_PREFIX = "vgl_"
+
+RowT = TypeVar("RowT", Pipeline, Sink)
+
+
+def _describe(row: Pipeline | Sink) -> str:
+    if isinstance(row, Pipeline):
+        return f"pipeline {row.name!r} of project {row.project_id}"
+    return f"sink {row.id} of project {row.project_id}"
 
 
 def utcnow() -> datetime:
@@ -56,7 +67,7 @@ def generate_key() -> str:
 
 
 def reveal(value: Any) -> Any:
-    """A spec as stored: secrets in clear (the database holds them), URLs as strings."""
+    """A spec as plain data: secrets in clear (the store seals them), URLs as strings."""
     if isinstance(value, BaseModel):
         return reveal(value.model_dump(mode="python", by_alias=True, exclude_none=True))
     if isinstance(value, SecretStr):
@@ -70,10 +81,24 @@ def reveal(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class SealReport:
+    """What a pass over the stored secrets did (`Store.seal_secrets`)."""
+
+    sealed: int = 0
+    """Specs whose secrets were (re-)encrypted."""
+    unreadable: list[str] = field(default_factory=list)
+    """Specs with a secret none of the keys opens."""
+
+
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
+    """`secret_box` seals the secrets of pipeline and sink specs on write and opens them on read:
+    callers see plain specs, the database holds ciphertext."""
+
+    def __init__(self, engine: AsyncEngine, secret_box: SecretBox) -> None:
         self.engine = engine
         self._sessions = session_factory(engine)
+        self._box = secret_box
         self._ledger: tuple[Engine, ThreadPoolExecutor] | None = None
         """On SQLite: the batch ledger's blocking engine and its one thread (`write_batches`)."""
 
@@ -173,7 +198,8 @@ class Store:
 
     async def put_pipeline(self, project_id: str, name: str, spec: PipelineSpec) -> tuple[Pipeline, bool]:
         await self.get_project(project_id)
-        stored = reveal(spec)
+        plain = reveal(spec)
+        stored = seal_spec(self._box, "pipelines", plain)
         now = utcnow()
         async with self.session() as s:
             row = await s.get(Pipeline, (project_id, name))
@@ -184,6 +210,7 @@ class Store:
             else:
                 row.spec, row.updated_at = stored, now
             await s.commit()
+        row.spec = plain  # detached: what callers see, never flushed
         return row, created
 
     async def get_pipeline(self, project_id: str, name: str) -> Pipeline:
@@ -191,14 +218,15 @@ class Store:
             row = await s.get(Pipeline, (project_id, name))
         if row is None:
             raise NotFound(f"no pipeline {name!r} in project {project_id!r}")
-        return row
+        return self._opened("pipelines", row)
 
     async def list_pipelines(self, project_id: str | None = None) -> Sequence[Pipeline]:
         async with self.session() as s:
             query = select(Pipeline).order_by(Pipeline.project_id, Pipeline.name)
             if project_id is not None:
                 query = query.where(Pipeline.project_id == project_id)
-            return (await s.scalars(query)).all()
+            rows = (await s.scalars(query)).all()
+        return [self._opened("pipelines", row) for row in rows]
 
     async def delete_pipeline(self, project_id: str, name: str) -> None:
         await self.get_pipeline(project_id, name)
@@ -210,18 +238,19 @@ class Store:
 
     async def add_sink(self, project_id: str, spec: BaseModel) -> Sink:
         await self.get_project(project_id)
-        stored = reveal(spec)
+        plain = reveal(spec)
         row = Sink(
             id=new_id(),
             project_id=project_id,
-            type=stored["type"],
-            name=stored.get("name"),
-            spec=stored,
+            type=plain["type"],
+            name=plain.get("name"),
+            spec=seal_spec(self._box, "sinks", plain),
             created_at=utcnow(),
         )
         async with self.session() as s:
             s.add(row)
             await s.commit()
+        row.spec = plain
         return row
 
     async def list_sinks(self, project_id: str | None = None) -> Sequence[Sink]:
@@ -229,14 +258,15 @@ class Store:
             query = select(Sink).order_by(Sink.created_at)
             if project_id is not None:
                 query = query.where(Sink.project_id == project_id)
-            return (await s.scalars(query)).all()
+            rows = (await s.scalars(query)).all()
+        return [self._opened("sinks", row) for row in rows]
 
     async def get_sink(self, project_id: str, sink_id: str) -> Sink:
         async with self.session() as s:
             row = await s.get(Sink, sink_id)
         if row is None or row.project_id != project_id:
             raise NotFound(f"no sink {sink_id!r} in project {project_id!r}")
-        return row
+        return self._opened("sinks", row)
 
     async def delete_sink(self, project_id: str, sink_id: str) -> None:
         await self.get_sink(project_id, sink_id)
@@ -244,12 +274,74 @@ class Store:
             await s.execute(delete(Sink).where(Sink.id == sink_id))
             await s.commit()
 
+    # secrets of pipelines and sinks
+
+    def _opened(self, table: Table, row: RowT) -> RowT:
+        """The row, detached from its session, with its spec's secrets in clear."""
+        row.spec = open_spec(self._box, table, row.spec, where=_describe(row))
+        return row
+
+    async def seal_secrets(self, *, rotate: bool = False) -> SealReport:
+        """Encrypt every secret still stored in plain text (written before encryption); with
+        `rotate`, also re-encrypt those sealed with another key than the first. Reports the specs
+        none of the keys opens. Each spec is read again, locked, when it is sealed, so a change
+        made meanwhile through the API is kept."""
+        sealed, unreadable = 0, []
+        async with self.session() as s:
+            pipelines = (await s.scalars(select(Pipeline))).all()
+            sinks = (await s.scalars(select(Sink))).all()
+        stored: list[tuple[Table, Pipeline | Sink]] = [("pipelines", row) for row in pipelines]
+        stored += [("sinks", row) for row in sinks]
+        for table, row in stored:
+            where = _describe(row)
+            try:
+                open_spec(self._box, table, row.spec, where=where)
+            except SecretKeyError:
+                unreadable.append(where)
+                continue
+            if needs_sealing(self._box, table, row.spec, rotate=rotate):
+                sealed += await self._reseal(table, row, rotate=rotate)
+        if sealed:
+            await self._scrub_free_pages()
+        return SealReport(sealed, unreadable)
+
+    async def _reseal(self, table: Table, row: Pipeline | Sink, *, rotate: bool) -> int:
+        """Seal one spec as it is now (locked where the database can), on one connection."""
+        if isinstance(row, Pipeline):
+            model: type[Pipeline | Sink] = Pipeline
+            where = [Pipeline.project_id == row.project_id, Pipeline.name == row.name]
+        else:
+            model, where = Sink, [Sink.id == row.id]
+        sqlite = self.engine.dialect.name == "sqlite"
+        async with self.engine.connect() as connection:
+            if sqlite:  # zero the cells that held plain text rather than leave them as free space
+                await connection.execute(text("PRAGMA secure_delete=ON"))
+            query = select(model.spec).where(*where).with_for_update()
+            spec: dict[str, Any] | None = (await connection.execute(query)).scalar_one_or_none()
+            changed = spec is not None and needs_sealing(self._box, table, spec, rotate=rotate)
+            if spec is not None and changed:
+                opened = open_spec(self._box, table, spec, where=_describe(row))
+                sealed = seal_spec(self._box, table, opened)
+                await connection.execute(update(model).where(*where).values(spec=sealed))
+            await connection.commit()
+            if sqlite:
+                await connection.execute(text("PRAGMA secure_delete=OFF"))
+                await connection.commit()
+        return int(changed)
+
+    async def _scrub_free_pages(self) -> None:
+        """Copy the rewritten pages from SQLite's WAL into the database file and empty the WAL,
+        which still held the plain text's pages."""
+        if self.engine.dialect.name == "sqlite":
+            async with self.engine.connect() as connection:
+                await connection.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+
     # batches
 
-    async def add_batches(self, rows: Sequence[Batch]) -> None:
-        """Insert batches, ignoring ones already recorded (a redelivered batch keeps its row)."""
-        columns = [column.key for column in Batch.__table__.columns]
-        await self.write_batches([{key: getattr(row, key) for key in columns} for row in rows], [])
+    async def add_batches(self, rows: Sequence[Batch]) -> dict[str, int]:
+        """Insert batches, ignoring ones already recorded (a redelivered batch keeps its row);
+        return the attempts recorded for those, by request id."""
+        return await self.write_batches([_column_values(row) for row in rows], [])
 
     async def set_batch_statuses(self, updates: Sequence[tuple[str, str, int, str | None]]) -> None:
         """Apply (request_id, status, attempts, error) updates in one executemany."""
@@ -257,12 +349,13 @@ class Store:
 
     async def write_batches(
         self, rows: Sequence[dict[str, Any]], updates: Sequence[tuple[str, str, int, str | None]]
-    ) -> None:
+    ) -> dict[str, int]:
         """One transaction of the batch ledger: insert `rows` (column values of new batches; ones
-        already recorded keep their row), then apply (request_id, status, attempts, error) updates.
-        Both are single executemany statements, without loading any row."""
+        already recorded keep their row), then apply (request_id, status, attempts, error) updates,
+        each as one executemany statement. Returns the attempts recorded for the rows that were
+        there already, by request id."""
         if not rows and not updates:
-            return
+            return {}
         dialect = self.engine.dialect.name
         statuses = _status_parameters(updates)
         if dialect == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
@@ -271,15 +364,18 @@ class Store:
                 thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-ledger")
                 self._ledger = create_sync_sqlite_engine(self.engine), thread
             engine, thread = self._ledger
-            await asyncio.get_running_loop().run_in_executor(
+            return await asyncio.get_running_loop().run_in_executor(
                 thread, _write_batches_blocking, engine, list(rows), statuses
             )
-            return
+        known: dict[str, int] = {}
         async with self.engine.begin() as connection:
             if rows:
+                found = await connection.execute(_recorded([row["request_id"] for row in rows]))
+                known = {request_id: attempts for request_id, attempts in found}
                 await connection.execute(_insert_new(dialect, _BATCHES, "request_id"), list(rows))
             if statuses:
                 await connection.execute(_STATUS_UPDATE, statuses)
+        return known
 
     async def get_batch(self, request_id: str) -> Batch | None:
         async with self.session() as s:
@@ -523,7 +619,7 @@ class Store:
         }
 
 
-_BATCHES = cast(Table, Batch.__table__)
+_BATCHES = cast(sqlalchemy.Table, Batch.__table__)
 _STATUS_UPDATE = (
     update(_BATCHES)
     .where(_BATCHES.c.request_id == bindparam("b_request_id"))
@@ -553,12 +649,32 @@ def _status_parameters(updates: Sequence[tuple[str, str, int, str | None]]) -> l
 
 def _write_batches_blocking(
     engine: Engine, rows: list[dict[str, Any]], statuses: list[dict[str, Any]]
-) -> None:
+) -> dict[str, int]:
+    known: dict[str, int] = {}
     with engine.begin() as connection:
         if rows:
+            found = connection.execute(_recorded([row["request_id"] for row in rows]))
+            known = {request_id: attempts for request_id, attempts in found}
             connection.execute(_insert_new("sqlite", _BATCHES, "request_id"), rows)
         if statuses:
             connection.execute(_STATUS_UPDATE, statuses)
+    return known
+
+
+def _recorded(request_ids: list[str]) -> Any:
+    """(request_id, attempts) of the batches among `request_ids` that have a row."""
+    return select(_BATCHES.c.request_id, _BATCHES.c.attempts).where(_BATCHES.c.request_id.in_(request_ids))
+
+
+def _column_values(row: Batch) -> dict[str, Any]:
+    """A `Batch` built in Python as the column values of its row, column defaults filled in."""
+    values: dict[str, Any] = {}
+    for column in _BATCHES.columns:
+        value = getattr(row, column.key)
+        if value is None and column.default is not None and getattr(column.default, "is_scalar", False):
+            value = column.default.arg  # type: ignore[attr-defined]
+        values[column.key] = value
+    return values
 
 
 @functools.cache

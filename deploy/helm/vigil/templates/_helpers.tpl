@@ -46,14 +46,6 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (include "vigil.fullname" .) .Values.secrets.existingSecret -}}
 {{- end -}}
 
-{{- define "vigil.natsUrl" -}}
-{{- if .Values.nats.enabled -}}
-{{- printf "nats://%s-nats:%d" (include "vigil.fullname" .) (int .Values.nats.clientPort) -}}
-{{- else -}}
-{{- required "natsUrl is required when nats.enabled is false" .Values.natsUrl -}}
-{{- end -}}
-{{- end -}}
-
 {{/* Stream replicas: config.bus.replicas, else 3 on the bundled cluster of 3 or more, else 1. */}}
 {{- define "vigil.busReplicas" -}}
 {{- if .Values.config.bus.replicas -}}

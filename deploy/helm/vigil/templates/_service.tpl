@@ -62,6 +62,16 @@ spec:
                 secretKeyRef:
                   name: {{ include "vigil.secretName" $root }}
                   key: database-url
+            - name: VIGIL_SECRET_KEY
+              valueFrom:
+                secretKeyRef:
+                  name: {{ include "vigil.secretName" $root }}
+                  key: secret-key
+            - name: VIGIL_NATS_URL
+              valueFrom:
+                secretKeyRef:
+                  name: {{ include "vigil.secretName" $root }}
+                  key: nats-url
             - name: VIGIL_LLM__API_KEY
               valueFrom:
                 secretKeyRef:

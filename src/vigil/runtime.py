@@ -151,6 +151,7 @@ class Runtime:
                     budget=self.budget,
                     evidence=self.evidence,
                     max_body_bytes=s.max_api_body_bytes,
+                    keys=keys,
                 )
             )
             self.api_http = HttpServer(api_app, host=s.host, port=s.api_port, name="api")

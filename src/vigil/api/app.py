@@ -10,9 +10,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Response
 from pydantic import TypeAdapter
+from starlette.types import Scope
 
 from vigil import __version__
 from vigil.agents.builtin.budget import TokenBudget
+from vigil.api.alerts import ALERT_PATH, AlertCallers, alerts_router
 from vigil.api.auth import AdminAuth
 from vigil.api.errors import ORJSONResponse, install_error_handlers
 from vigil.api.guard import RequestGuard, header
@@ -34,6 +36,7 @@ from vigil.api.schemas import (
     SinkOut,
 )
 from vigil.detect.archive import SEGMENT, EvidenceArchive
+from vigil.receivers.keys import KeyResolver
 from vigil.specs import NAME_PATTERN, PipelineSpec, ProjectSpec, SinkSpec
 from vigil.store.models import ApiKey, Batch, IncidentReplay, Sink
 from vigil.store.repo import Store
@@ -58,6 +61,8 @@ class ApiContext:
     evidence: EvidenceArchive | None = None
     """The evidence archive the detector writes, read back for incidents."""
     max_body_bytes: int = 4 * 1024 * 1024
+    keys: KeyResolver | None = None
+    """Project keys, for the routes that take them (alert intake); the store's when not given."""
 
 
 def _key_out(row: ApiKey) -> ApiKeyOut:
@@ -132,11 +137,18 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
         description="Management API. Authenticate with `Authorization: Bearer <admin token>`.",
     )
     install_error_handlers(app)
+    callers = AlertCallers(ctx.keys or KeyResolver(ctx.store, ttl_s=5.0), ctx.auth)
+
+    async def authenticate(scope: Scope) -> None:
+        authorization = header(scope, b"authorization")
+        alert = ALERT_PATH.match(scope["path"])
+        if alert is not None:
+            await callers.check(alert["project"], header(scope, b"x-api-key"), authorization)
+        else:
+            ctx.auth.check(authorization)
+
     app.add_middleware(
-        RequestGuard,
-        max_body_bytes=ctx.max_body_bytes,
-        authenticate=lambda scope: ctx.auth.check(header(scope, b"authorization")),
-        protected=("/api/",),
+        RequestGuard, max_body_bytes=ctx.max_body_bytes, authenticate=authenticate, protected=("/api/",)
     )
     store = ctx.store
 
@@ -433,6 +445,7 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
         return {"configured": True, **await ctx.budget.usage(project_id)}
 
     app.include_router(api)
+    app.include_router(alerts_router(store, callers))
 
     add_probes(app, ctx.ready)
     return app

@@ -7,20 +7,20 @@ check among them), so these checks run first, as ASGI middleware.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.api.errors import error_response
-from vigil.errors import PayloadTooLarge, Unauthorized
+from vigil.errors import Forbidden, PayloadTooLarge, Unauthorized
 
 _DRAIN_FACTOR = 4
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
-Authenticate = Callable[[Scope], None]
-"""Raises Unauthorized when the request's credentials are missing or wrong."""
+Authenticate = Callable[[Scope], Awaitable[None]]
+"""Raises Unauthorized (or Forbidden) when the request's credentials are missing or wrong."""
 
 
 class RequestGuard:
@@ -41,8 +41,8 @@ class RequestGuard:
             return
         if scope["path"].startswith(self._protected):
             try:
-                self._authenticate(scope)
-            except Unauthorized as exc:
+                await self._authenticate(scope)
+            except (Unauthorized, Forbidden) as exc:
                 await _answer(scope, receive, send, exc.status, exc.code, exc.message, close=True)
                 return
         declared = _content_length(scope)

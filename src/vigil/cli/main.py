@@ -15,6 +15,7 @@ from rich.panel import Panel
 
 from vigil import __version__
 from vigil.cli import admin, demo, replay
+from vigil.cli.incidents import incidents_app
 from vigil.cli.secrets import secrets_app
 from vigil.errors import VigilError
 from vigil.logs import configure_logging
@@ -149,6 +150,7 @@ def sink_service(ctx: typer.Context, data_dir: DataDirOption = None) -> None:
 
 
 app.add_typer(admin.dead_letters_app, name="dead-letters")
+app.add_typer(incidents_app, name="incidents")
 app.command("outputs")(admin.outputs)
 app.command("batches")(admin.batches)
 app.command("stats")(admin.stats)

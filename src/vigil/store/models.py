@@ -161,3 +161,18 @@ class IncidentReplay(Base):
     failed: Mapped[int] = mapped_column(Integer)
     """Replayed requests that failed again (the way their signal expected)."""
     results: Mapped[list[Any]]
+
+
+class AlertNotification(Base):
+    """An alert webhook's body as it came (Alertmanager or Grafana), kept for the audit trail."""
+
+    __tablename__ = "alert_notifications"
+    __table_args__ = (Index("ix_alert_notifications_project_received", "project_id", "received_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(36))
+    source: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime]
+    alerts: Mapped[int] = mapped_column(Integer)
+    incident_ids: Mapped[list[Any]]
+    payload: Mapped[dict[str, Any]]

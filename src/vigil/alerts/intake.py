@@ -1,0 +1,185 @@
+"""Alert notifications into incidents: one incident per alert and firing episode, deduplicated by
+fingerprint, with counts that show the deduplication; resolved alerts resolve their incident.
+
+A notification is answered only once it and the incidents it touched are committed, in one
+transaction: an accepted alert is never lost, and a retried notification counts again but opens
+nothing twice.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import Counter
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+
+from vigil.alerts.models import (
+    AlertLabels,
+    Source,
+    WebhookAlert,
+    WebhookNotification,
+    alert_summary,
+    incident_id,
+    services_of,
+    title_of,
+)
+from vigil.detect.signals import Severity
+from vigil.errors import TransientError
+from vigil.store.models import AlertNotification, IncidentRow
+from vigil.store.repo import Store, utcnow
+
+ALERTS_RECEIVED = Counter("vigil_alerts_received_total", "Alerts received in webhooks.", ["source", "status"])
+MAX_TIMELINE = 50
+_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Touched:
+    """An incident a notification opened, updated or resolved."""
+
+    id: str
+    status: str
+    change: str
+    """opened, updated, reopened or resolved."""
+    notifications: int
+
+    def out(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "change": self.change,
+            "notifications": self.notifications,
+        }
+
+
+class AlertIntake:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def accept(
+        self, project_id: str, source: Source, notification: WebhookNotification
+    ) -> list[Touched]:
+        payload = notification.model_dump(mode="json", by_alias=True)
+        for alert in notification.alerts:
+            ALERTS_RECEIVED.labels(source, alert.status).inc()
+        for attempt in range(_ATTEMPTS):
+            try:
+                return await self._apply(project_id, source, notification, payload)
+            except IntegrityError:
+                # another notification of the same alert opened its incident at the same moment
+                if attempt == _ATTEMPTS - 1:
+                    raise TransientError("alert intake contended; retry", retry_after=1.0) from None
+        raise AssertionError("unreachable")
+
+    async def _apply(
+        self, project_id: str, source: Source, notification: WebhookNotification, payload: dict[str, Any]
+    ) -> list[Touched]:
+        now = time.time()
+        touched: dict[str, Touched] = {}
+        keys = [incident_id(project_id, source, alert) for alert in notification.alerts]
+        async with self._store.session() as s:
+            # A write first: it takes SQLite's write lock (and PostgreSQL's row locks) before the
+            # incidents are read, so two notifications of one alert count as two, not one.
+            await s.execute(
+                update(IncidentRow).where(IncidentRow.id.in_(keys)).values(status=IncidentRow.status)
+            )
+            for alert in notification.alerts:
+                labels = {**notification.common_labels, **alert.labels}
+                key = incident_id(project_id, source, alert)
+                row = await s.get(IncidentRow, key)
+                if row is None:
+                    body = opened(key, project_id, source, alert, labels, notification.external_url, now)
+                    row = IncidentRow(
+                        id=key,
+                        project_id=project_id,
+                        status=body["status"],
+                        severity=body["severity"],
+                        title=body["title"],
+                        opened_at=utcnow(),
+                        updated_at=utcnow(),
+                        body=body,
+                    )
+                    s.add(row)
+                    change = "opened"
+                else:
+                    body, change = merged(row.body, alert, labels, now)
+                    row.body = body
+                    row.status, row.severity, row.updated_at = body["status"], body["severity"], utcnow()
+                touched[key] = Touched(key, body["status"], change, body["notifications"])
+            s.add(
+                AlertNotification(
+                    id=str(uuid.uuid4()),
+                    project_id=project_id,
+                    source=source,
+                    received_at=utcnow(),
+                    alerts=len(notification.alerts),
+                    incident_ids=list(touched),
+                    payload=payload,
+                )
+            )
+            await s.commit()
+        return list(touched.values())
+
+
+def opened(
+    key: str,
+    project_id: str,
+    source: Source,
+    alert: WebhookAlert,
+    labels: dict[str, str],
+    external_url: str,
+    now: float,
+) -> dict[str, Any]:
+    steering = AlertLabels.read(labels)
+    firing = alert.status == "firing"
+    return {
+        "id": key,
+        "project": project_id,
+        "kind": "alert",
+        "source": source,
+        "title": title_of(alert),
+        "severity": str(steering.severity),
+        "status": "open" if firing else "resolved",
+        "services": services_of(labels),
+        "opened_at": now,
+        "updated_at": now,
+        "resolved_at": None if firing else now,
+        "reopened": 0,
+        "fingerprint": alert.identity(),
+        "labels": labels,
+        "tier": steering.tier,
+        "runbook_id": steering.runbook_id,
+        "escalate_threshold": steering.escalate_threshold,
+        "agent_action": steering.agent_action,
+        "label_problems": steering.problems,
+        "notifications": 1,
+        "alert": alert_summary(alert),
+        "external_url": external_url,
+        "timeline": [{"at": now, "event": "opened" if firing else "resolved", "detail": f"{source} alert"}],
+    }
+
+
+def merged(
+    body: dict[str, Any], alert: WebhookAlert, labels: dict[str, str], now: float
+) -> tuple[dict[str, Any], str]:
+    """The incident after one more notification of its alert, and what changed."""
+    out = {**body, "notifications": int(body.get("notifications", 0)) + 1, "updated_at": now}
+    out["alert"] = alert_summary(alert)
+    severity = AlertLabels.read(labels).severity
+    if severity.rank > Severity(body["severity"]).rank:
+        out["severity"] = str(severity)
+    change = "updated"
+    timeline = list(body.get("timeline", []))
+    if alert.status == "resolved" and body["status"] == "open":
+        out["status"], out["resolved_at"], change = "resolved", now, "resolved"
+        timeline.append({"at": now, "event": "resolved", "detail": "the alert resolved"})
+    elif alert.status == "firing" and body["status"] == "resolved":
+        out["status"], out["resolved_at"], change = "open", None, "reopened"
+        out["reopened"] = int(body.get("reopened", 0)) + 1
+        timeline.append({"at": now, "event": "reopened", "detail": "the alert fired again"})
+    out["timeline"] = timeline[-MAX_TIMELINE:]
+    return out, change

@@ -1,0 +1,111 @@
+"""`vigil incidents list|show`: the detector's and the alerts' incidents of a project."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.text import Text
+
+from vigil.cli.client import (
+    DEFAULT_API_URL,
+    ApiClient,
+    ApiUrlOption,
+    JsonOption,
+    TokenOption,
+    console,
+    print_json,
+    say,
+    table,
+)
+
+incidents_app = typer.Typer(
+    help="Incidents: what the detector found and what alerts reported.", no_args_is_help=True
+)
+
+ProjectArg = Annotated[str, typer.Argument(metavar="PROJECT", help="Project id or name.")]
+_SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def _when(epoch: float | None) -> str:
+    if not epoch:
+        return ""
+    return datetime.fromtimestamp(float(epoch), UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@incidents_app.command("list")
+def list_incidents(
+    project: ProjectArg,
+    status: Annotated[str | None, typer.Option(help="open or resolved")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: JsonOption = False,
+    api_url: ApiUrlOption = DEFAULT_API_URL,
+    token: TokenOption = None,
+) -> None:
+    """Incidents, most recently updated first."""
+    params: dict[str, Any] = {"limit": limit}
+    if status is not None:
+        params["status"] = status
+    with ApiClient.connect(api_url, token) as api:
+        found = api.project(project)
+        rows: list[dict[str, Any]] = api.get(f"/projects/{found['id']}/incidents", **params)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        say(
+            "No incidents yet. The detector opens them from spans after its first windows; alerts open them at once."
+        )
+        return
+    console.print(
+        table(
+            ["ID", "STATUS", "SEVERITY", "SERVICES", "TITLE", "OPENED", "UPDATED"],
+            [
+                [
+                    row["id"],
+                    row["status"],
+                    Text(str(row["severity"]), style=_SEVERITY_STYLE.get(str(row["severity"]), "")),
+                    ", ".join(row.get("services") or []),
+                    row["title"],
+                    _when(row.get("opened_at")),
+                    _when(row.get("updated_at")),
+                ]
+                for row in rows
+            ],
+            title=f"Incidents of {found['name']}",
+        )
+    )
+
+
+@incidents_app.command("show")
+def show_incident(
+    project: ProjectArg,
+    incident_id: Annotated[str, typer.Argument(metavar="INCIDENT")],
+    as_json: JsonOption = False,
+    api_url: ApiUrlOption = DEFAULT_API_URL,
+    token: TokenOption = None,
+) -> None:
+    """One incident: its signals or alert, and its timeline."""
+    with ApiClient.connect(api_url, token) as api:
+        found = api.project(project)
+        body: dict[str, Any] = api.get(f"/projects/{found['id']}/incidents/{incident_id}")
+    if as_json:
+        print_json(body)
+        return
+    say(f"[bold]{escape(body['title'])}[/]  ({escape(body['id'])})")
+    services = ", ".join(body.get("services") or []) or "-"
+    say(escape(f"status {body['status']}, severity {body['severity']}, services {services}"))
+    if body.get("kind") == "alert":
+        say(
+            escape(f"alert from {body['source']}, tier {body['tier']}, {body['notifications']} notifications")
+        )
+        for problem in body.get("label_problems") or []:
+            say(f"  [yellow]{escape(problem)}[/]")
+    for signal in body.get("signals") or []:
+        say(
+            escape(f"  signal {signal.get('kind')} on {signal.get('service')} {signal.get('endpoint') or ''}")
+        )
+    for entry in body.get("timeline") or []:
+        say(escape(f"  {_when(entry.get('at'))}  {entry.get('event')}  {entry.get('detail') or ''}"))

@@ -470,7 +470,7 @@ def _cpu_note(run: dict[str, Any]) -> str:
         f" delivered record**, {run['cpu_us_per_record'] * run['max_records'] / 1000:.1f} ms per batch of"
         f" {run['max_records']} (the target: at most {STEADY_CORES_LIMIT} cores, goal {STEADY_CORES_GOAL})."
         " At this rate nearly all of it is per-batch work (publishing, pulling, the ledger, the POST), not"
-        " per-record work; the router's own steps are in section j.\n"
+        " per-record work; the router's own steps are in section k.\n"
     )
     profile = run.get("profile") or {}
     if profile:
@@ -537,7 +537,7 @@ correct (TLS, proxies, redirects, malformed answers); aiohttp is the cheapest we
     else:
         client_table = "\nThe HTTP client comparison failed in this run.\n"
     per_core = 1e6 / max(1e-9, single["cpu_us_per_record"])
-    return f"""## j. Delivery: all-matching backlog, CPU per record, router steps
+    return f"""## k. Delivery: all-matching backlog, CPU per record, router steps
 
 `bench/delivery_backlog.py` starts `vigil up` with a pipeline whose filter is empty (every record
 matches), batches of {backlog["max_records"]} (max_wait_ms 500), the default redaction (every built-in rule) and

@@ -6,8 +6,9 @@ a. ingest      `vigil up` (subprocess) vs the straightforward receiver, same loa
 b. pipeline    the router's filter + batch rate at 5% and 100% matching (in-process)
 c. latency     export -> agent receipt at a steady 2,000 records/s (subprocess + local agent),
                with the CPU of Vigil's processes per record and a py-spy profile summary
-j. delivery    an all-matching 200,000-record backlog through `vigil up` to an agent (records/s,
-               CPU per record), the router's steps per record, and HTTP clients compared
+   delivery    an all-matching 200,000-record backlog through `vigil up` to an agent (records/s,
+               CPU per record; without and with pipeline workers), the router's steps per record,
+               and HTTP clients compared (section k)
 d. overload    RSS of `vigil up` under sustained overload with a small records stream
 e. scaled      separate services on a three-node NATS cluster (1 and 2 replicas) vs `vigil up`:
                records/s, CPU seconds per million records per service, and a capacity model

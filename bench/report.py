@@ -244,18 +244,31 @@ def _ingest(data: dict[str, Any], targets: list[tuple[str, str, str, bool]]) -> 
     rows = []
     runs = [("Vigil (`vigil up`)", vigil, data["vigil_peak_rss"])]
     piped = data.get("vigil_with_pipeline")
-    if piped is not None:
-        matching = piped["all_requests_ok"] * 1000 * 0.05
+    piped_workers = data.get("vigil_with_pipeline_workers")
+    kept: list[str] = []
+    kept_up = False
+    for run, where in ((piped, "one process"), (piped_workers, "2 pipeline workers")):
+        if run is not None:
+            matching = run["all_requests_ok"] * 1000 * 0.05
+            kept.append(
+                f"{where}: {_n(run['agent_records'])} of {_n(matching)} ({run['agent_records'] / max(1.0, matching):.0%})"
+            )
+            kept_up = kept_up or run["agent_records"] >= matching
+    if kept:
         targets.append(
             (
                 "A 5% pipeline keeps up with ingest at full speed",
                 f"agent has every matching record {KEEP_UP_S} s after the load",
-                f"{_n(piped['agent_records'])} of {_n(matching)} ({piped['agent_records'] / max(1.0, matching):.0%})",
-                piped["agent_records"] >= matching,
+                "; ".join(kept),
+                kept_up,
             )
         )
     if piped is not None:
         runs.append(("Vigil, with a 5% pipeline delivering to an agent", piped, piped["peak_rss"]))
+    if piped_workers is not None:
+        runs.append(
+            ("Vigil, with the 5% pipeline in 2 pipeline workers", piped_workers, piped_workers["peak_rss"])
+        )
     runs.append(("Straightforward receiver", baseline, data["baseline_peak_rss"]))
     for name, run, peak in runs:
         rows.append(
@@ -280,7 +293,7 @@ straightforward receiver is `bench/baseline_receiver.py`.
 |---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-Vigil is **{ratio:.1f}x** the straightforward receiver.{_piped_note(piped)} {checked} Peak RSS is the process's
+Vigil is **{ratio:.1f}x** the straightforward receiver.{_piped_note(piped)}{_piped_note(piped_workers, workers=True)} {checked} Peak RSS is the process's
 `VmHWM` (start-up included); the nats-server peaked at {_mib(data["nats_peak_rss"])}. Load average before:
 {_load(data["load_before"])}.
 
@@ -302,9 +315,18 @@ def _breakdown(steps: dict[str, float]) -> str:
     return ", ".join(f"{name} {ms:.1f} ({ms / total:.0%})" for name, ms in steps.items())
 
 
-def _piped_note(piped: dict[str, Any] | None) -> str:
+def _piped_note(piped: dict[str, Any] | None, *, workers: bool = False) -> str:
     if piped is None:
         return ""
+    if workers:
+        matching = piped["all_requests_ok"] * 1000 * 0.05
+        share = piped["agent_records"] / max(1.0, matching)
+        return (
+            " With the same pipeline in two pipeline worker processes (`VIGIL_PIPELINE_WORKERS=2`), its"
+            f" agent had {_n(piped['agent_records'])} of the {_n(matching)} matching records 2 s after the run"
+            f" ({share:.0%}); the workers compete with the load generator, `vigil up` and the nats-server"
+            " for the machine's cores."
+        )
     matching = piped["all_requests_ok"] * 1000 * 0.05
     share = piped["agent_records"] / max(1.0, matching)
     verdict = (
@@ -1153,4 +1175,10 @@ def _design() -> str:
 - **Backpressure instead of buffers.** Every buffer between the edge and the agents is a bounded
   JetStream stream or a bounded in-flight window, so that under overload Vigil refuses work with
   429 instead of holding more of it; scenario d measures how well that holds.
+- **Delivery pays little per batch.** A batch costs one POST on a kept-alive aiohttp connection
+  (about a seventh of httpx's CPU per request), one row in a ledger transaction shared by every
+  batch of the last 20 ms (one executemany, on SQLite in one hop to a thread), one acknowledgement,
+  and a share of one open pull request for all of a pipeline's free slots (not two requests per
+  message); `vigil up` runs on uvloop. Routing and delivery can run in worker processes
+  (`VIGIL_PIPELINE_WORKERS`) to use more than one core; scenario k measures both.
 """

@@ -51,7 +51,7 @@ import saturation
 import scaled
 from agent import AgentThread
 from loadgen import BodySource
-from procstat import load_average, peak_rss_bytes
+from procstat import children, load_average, peak_rss_bytes
 from report import describe_machine, render, splice
 from servers import REPO, BaselineProcess, VigilProcess, free_port
 
@@ -168,6 +168,7 @@ def scenario_ingest(plan: Plan, tmp: Path) -> dict[str, Any]:
     finally:
         vigil.stop()
     out["vigil_with_pipeline"] = ingest_with_pipeline(plan, tmp)
+    out["vigil_with_pipeline_workers"] = ingest_with_pipeline(plan, tmp, workers=2)
     baseline = BaselineProcess(tmp / "ingest-baseline")
     baseline.start()
     try:
@@ -190,9 +191,12 @@ def scenario_ingest(plan: Plan, tmp: Path) -> dict[str, Any]:
     return out
 
 
-def ingest_with_pipeline(plan: Plan, tmp: Path) -> dict[str, Any]:
-    """The same load while a 5% pipeline routes every request to a local agent in the same process."""
-    vigil = VigilProcess(tmp / "ingest-vigil-pipeline")
+def ingest_with_pipeline(plan: Plan, tmp: Path, workers: int = 0) -> dict[str, Any]:
+    """The same load while a 5% pipeline routes every request to a local agent, in the same
+    process or (`workers`) in pipeline worker processes."""
+    vigil = VigilProcess(
+        tmp / f"ingest-vigil-pipeline-{workers}", env={"VIGIL_PIPELINE_WORKERS": str(workers)}
+    )
     vigil.start()
     try:
         project_id, key = vigil.project_with_key()
@@ -213,14 +217,23 @@ def ingest_with_pipeline(plan: Plan, tmp: Path) -> dict[str, Any]:
                 clients=plan.ingest_clients,
                 duration_s=plan.ingest_s,
                 warmup_s=plan.warmup_s,
-                watch={"vigil": vigil.pid, "nats-server": vigil.nats_pid},
+                watch={
+                    "vigil": vigil.pid,
+                    **{f"worker {i + 1}": pid for i, pid in enumerate(pipeline_workers(vigil))},
+                    "nats-server": vigil.nats_pid,
+                },
             )
             time.sleep(2.0)
             result["agent_records"] = agent.agent.records
+            result["pipeline_workers"] = workers
         result["peak_rss"] = peak_rss_bytes(vigil.pid)
     finally:
         vigil.stop()
     return result
+
+
+def pipeline_workers(vigil: VigilProcess) -> list[int]:
+    return [pid for pid in children(vigil.pid) if pid != vigil.nats_pid]
 
 
 def scenario_pipeline(plan: Plan) -> dict[str, Any]:

@@ -357,14 +357,22 @@ class Bus:
         log.info("bus reconnected", extra={"url": self.masked_url})
 
 
-def fetch_size(previous: Sequence[Msg], most: int) -> int:
-    """How many messages the next pull should ask for, given what the previous one returned:
-    `most` while the consumer has a backlog (the last message says more are pending), else one.
-    A pull for one is a single lingering request; a pull for more first probes with a request
-    the server answers "no messages" when idle, which doubles the bus traffic per message."""
+def next_fetch(previous: Sequence[Msg], most: int) -> tuple[int, float]:
+    """How many messages the next pull should ask for and how long it may wait, given what the
+    previous pull returned.
+
+    With a backlog (the last message says more are pending): `most`, waiting at most 0.1 s. A
+    pull waits for all it asked for until its timeout, and while the consumer's window of
+    unacknowledged messages is full, the rest only come as the messages the caller holds, which
+    it cannot route while it waits, are acknowledged: a long wait would cap the rate at one
+    window per wait.
+
+    Without one: a single message, waiting up to a second. A pull for one is a single lingering
+    request; a pull for more first probes with a request the server answers "no messages" when
+    idle, which doubles the bus traffic per message."""
     if previous and _pending_after(previous[-1]):
-        return most
-    return 1
+        return most, 0.1
+    return 1, 1.0
 
 
 def _pending_after(msg: Msg) -> bool:

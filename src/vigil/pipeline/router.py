@@ -27,7 +27,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from prometheus_client import Counter, Histogram
 
-from vigil.bus.client import Bus, fetch_size
+from vigil.bus.client import Bus, next_fetch
 from vigil.bus.topology import batches_subject
 from vigil.detect.notices import IncidentNotice
 from vigil.errors import MessageTooLarge
@@ -152,7 +152,8 @@ class Router:
         while True:
             await self._wait_for_room()
             try:
-                messages = await fetch(fetch_size(messages, self._fetch_batch), timeout=1.0)
+                size, wait_s = next_fetch(messages, self._fetch_batch)
+                messages = await fetch(size, timeout=wait_s)
             except (TimeoutError, NatsTimeout):
                 messages = []
                 continue

@@ -576,7 +576,7 @@ async def throughput(source: str, payloads: Payloads, tmp: Path) -> dict[str, An
         "incident_events": int(_metric_sum("vigil_incident_events_total") - before["events"]),
         "open_incidents": len(detector._incidents.open_incidents),
         "baselines": len(detector._baselines),
-        "late_dropped": detector._windows.late_dropped,
+        "late_facts": detector._windows.late_facts,
         "cores_used": cpu.cores_used,
         "load_before": load,
         "build_s": payloads.build_s,

@@ -61,6 +61,12 @@ CASES: list[tuple[str, str, dict[str, Any], int]] = [
     # label, pipeline name, filter, backlog size relative to --messages (cheap cases get more)
     ("5% (services: [svc-1], resource-level)", "svc1", {"services": ["svc-1"]}, 4),
     ("5% (min_severity: ERROR, record-level)", "errors", {"min_severity": "ERROR"}, 4),
+    (
+        "5% (body regex, RE2, record-level)",
+        "body-regex",
+        {"body": {"regex": "failed|exhausted|returned 503 for"}},
+        4,
+    ),
     ("100% (empty filter)", "all", {}, 1),
 ]
 
@@ -188,8 +194,9 @@ async def fresh_case(label: str, name: str, spec: dict[str, Any], messages: int)
             await server.shutdown()
 
 
-async def main_async(messages: int) -> dict[str, Any]:
-    results = [await fresh_case(label, name, spec, messages * scale) for label, name, spec, scale in CASES]
+async def main_async(messages: int, only: list[str] | None = None) -> dict[str, Any]:
+    cases = [case for case in CASES if not only or case[1] in only]
+    results = [await fresh_case(label, name, spec, messages * scale) for label, name, spec, scale in cases]
     return {"cases": [asdict(r) for r in results], "peak_rss_bytes": peak_rss_bytes(os.getpid())}
 
 
@@ -199,9 +206,12 @@ def main() -> None:
     )
     parser.add_argument("--messages", type=int, default=300, help="1,000-record messages in the backlog")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--case", action="append", help="Only this case, by pipeline name (svc1, errors, body-regex, all)."
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    out = asyncio.run(main_async(args.messages))
+    out = asyncio.run(main_async(args.messages, args.case))
     if args.json:
         print(json.dumps(out))
         return

@@ -403,8 +403,10 @@ def main() -> None:
                 results["dedupe"] = json.loads(_script("dedupe_storm.py"))
             elif name == "templates":
                 results["templates"] = _script("templates_accuracy.py")
+                results["templates_cv"] = _script("templates_cv.py")
             elif name == "nab":
                 results["nab"] = _script("nab_score.py")
+                results["nab_cv"] = _script("nab_cv.py")
             elif name == "detection":
                 results["detection"] = scenario_detection(args.quick)
             elif name == "saturation":

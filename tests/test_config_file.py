@@ -115,9 +115,12 @@ def test_env_substitution_with_default_and_dollar_escape() -> None:
 def test_substituted_values_cannot_inject_yaml() -> None:
     text = _edit("  - name: payments", "  - name: ${PROJECT}")
 
-    config = _load(text, {**ENV, "PROJECT": "evil\n    pipelines: {}\n  - name: other"})
-
-    assert [p.name for p in config.projects] == ["evil\n    pipelines: {}\n  - name: other"]
+    # The value stays one scalar, the project's name (which then refuses line breaks): no second project.
+    assert _errors(text, {**ENV, "PROJECT": "evil\n    pipelines: {}\n  - name: other"}) == [
+        "vigil.yaml:3:5: projects[0].name: must not contain control characters or line breaks"
+    ]
+    config = _load(text, {**ENV, "PROJECT": "evil: {pipelines: {}}, - name: other"})
+    assert [p.name for p in config.projects] == ["evil: {pipelines: {}}, - name: other"]
 
 
 def test_keys_are_not_substituted() -> None:

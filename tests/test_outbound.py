@@ -1,5 +1,5 @@
 """Batch deliveries' HTTP client against a real local agent: answers and failures are classified
-as with `post`, redirects are not followed, proxies come from the environment."""
+as with `post`, redirects are not followed, the outbound policy is applied when connecting."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from tests.doubles.agent import AgentServer
 from tests.process import free_port
 from vigil.errors import DeliveryError
 from vigil.outbound import Outbound
+from vigil.outbound_policy import OutboundPolicy
 
 BATCH = orjson.dumps([{"body": "card declined"}])
 HEADERS = {"Content-Type": "application/json", "X-Request-ID": "r-1"}
@@ -68,18 +69,19 @@ async def test_no_answer_in_time_and_no_listener_are_retryable() -> None:
     assert not scheme.value.retryable
 
 
-async def test_a_proxy_from_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    async with AgentServer() as proxy:
-        for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("HTTP_PROXY", proxy.base_url)
-        client = Outbound()
+async def test_the_outbound_policy_is_checked_at_connect_time() -> None:
+    async with AgentServer() as agent:
+        client = Outbound(OutboundPolicy(own_ports={agent.port}))
         try:
-            # the name does not resolve: only the proxy can have taken the request
-            await client.post(
-                "http://agent.invalid/process", content=BATCH, headers=HEADERS, timeout_s=5, target="agent"
-            )
+            for url in (f"http://localhost:{agent.port}/process", f"http://127.0.0.1:{agent.port}/process"):
+                with pytest.raises(DeliveryError) as refused:
+                    await client.post(url, content=BATCH, headers=HEADERS, timeout_s=5, target="agent")
+                assert not refused.value.retryable
+                assert "refused by the outbound policy" in str(refused.value)
+            with pytest.raises(DeliveryError) as metadata:
+                url = "http://169.254.169.254/latest/meta-data/"
+                await client.post(url, content=BATCH, headers=HEADERS, timeout_s=5, target="agent")
+            assert "metadata" in str(metadata.value) and not metadata.value.retryable
         finally:
             await client.aclose()
-        [request] = proxy.requests
-    assert request.body == BATCH and request.header("host") == "agent.invalid"
+        assert agent.requests == []  # nothing reached the refused destination

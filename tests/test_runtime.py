@@ -12,6 +12,7 @@ from tests.conftest import VigilHandle, make_settings
 from tests.logs_factory import PROTOBUF, export_bytes
 from vigil.bus.server import ManagedNatsServer
 from vigil.config_file import ConfigFileError
+from vigil.outbound_policy import OutboundRefused
 from vigil.runtime import Runtime
 from vigil.settings import BusSettings
 from vigil.store.sealing import SecretKeyError
@@ -98,6 +99,20 @@ async def test_invalid_vigil_yaml_stops_start_with_file_line_and_field(tmp_path:
     await runtime.shutdown()
     assert f"{config}:10:" in str(error.value)
     assert "projects[0].pipelines.errors.batch.max_records" in str(error.value)
+
+
+async def test_a_vigil_yaml_url_the_outbound_policy_refuses_stops_start(tmp_path: Path) -> None:
+    config = tmp_path / "vigil.yaml"
+    config.write_text(
+        CONFIG.replace("http://127.0.0.1:9/hook", "http://169.254.169.254/latest").replace(
+            "${PAYMENTS_KEY}", "k" * 30
+        )
+    )
+    runtime = Runtime(make_settings(tmp_path / "data", config_file=config))
+    with pytest.raises(OutboundRefused) as error:
+        await runtime.start()
+    await runtime.shutdown()
+    assert str(error.value).startswith("project 'payments', sinks[0].url: 169.254.169.254:80 is a link-local")
 
 
 async def test_template_ids_survive_a_restart(tmp_path: Path) -> None:

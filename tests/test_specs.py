@@ -64,7 +64,7 @@ def test_invalid_regex_is_rejected_with_the_pattern(model: type[ValueMatch | Bod
     with pytest.raises(ValidationError) as info:
         model.model_validate({"regex": "(unclosed"})
     [message] = error_messages(info)
-    assert message.startswith("Value error, invalid regex '(unclosed': missing ), unterminated subpattern")
+    assert message.startswith("Value error, invalid regex '(unclosed': missing )")
 
 
 def test_plain_string_body_means_contains() -> None:

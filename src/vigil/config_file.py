@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, Va
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from vigil.errors import VigilError
-from vigil.specs import NAME_PATTERN, PipelineSpec, ProjectSpec, SinkSpec
+from vigil.specs import NAME_PATTERN, Label, PipelineSpec, ProjectSpec, SinkSpec
 
 MIN_KEY_LENGTH = 24
 _MAX_NODES = 100_000
@@ -79,7 +79,7 @@ class _Declared(BaseModel):
 class DeclaredKey(_Declared):
     """A project API key given in the file, its value usually from the environment (`${VAR}`)."""
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Label
     key: SecretStr
 
     @field_validator("key")

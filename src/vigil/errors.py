@@ -99,9 +99,36 @@ class DeliveryError(Exception):
 
     `retryable` says whether another attempt may succeed (5xx, timeouts, connection errors) or
     whether the work must go to the dead-letter store at once (4xx, invalid configuration).
+
+    The message is logged, stored with the batch and in dead letters, and shown by the API, so it
+    is scrubbed here, once for every path: URLs masked, secret-looking text redacted, length capped.
     """
 
     def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
-        super().__init__(message)
+        from vigil.masking import scrub  # imported late: the masking rules import most of the package
+
+        super().__init__(scrub(message))
         self.retryable = retryable
         self.status = status
+
+
+class TicketError(DeliveryError):
+    """A ticket system (GitHub, GitLab, Jira, Linear) refused or failed an operation.
+
+    `retryable` as for `DeliveryError`: 5xx, 429, timeouts and connection errors may succeed on a
+    later attempt; 4xx answers (bad credentials, unknown repository or project, invalid input) will
+    not. `retry_after` is the wait the system asked for, when it said. Messages never hold a token.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        system: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, retryable=retryable, status=status)
+        self.system = system
+        self.retry_after = retry_after

@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from vigil.masking import mask_urls_in_text
+
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
     "asctime",
@@ -26,7 +28,8 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        # The last line of defence: whatever a message or an exception says, no URL credential.
+        return mask_urls_in_text(orjson.dumps(entry, default=str).decode())
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -36,7 +39,7 @@ class ConsoleFormatter(logging.Formatter):
         line += record.getMessage() + (f"  {extra}" if extra else "")
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return mask_urls_in_text(line)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:

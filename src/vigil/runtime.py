@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import httpx
+
 from vigil.agents.builtin.budget import TokenBudget
 from vigil.agents.builtin.factory import build_llm_engine
 from vigil.agents.builtin.rules import RulesEngine
@@ -16,14 +18,16 @@ from vigil.agents.registry import AgentContext
 from vigil.api.app import ApiContext, create_api_app, create_ops_app
 from vigil.api.auth import AdminAuth, load_or_create_admin_token
 from vigil.api.replay import Replayer
-from vigil.bus.client import Bus, NatsCredentials, mask_url
+from vigil.bus.client import Bus, NatsCredentials
 from vigil.bus.server import ManagedNatsServer
 from vigil.config_apply import apply_config
 from vigil.config_file import load_config_file
 from vigil.detect.archive import EvidenceArchive, archive_from_settings
 from vigil.detect.service import Detector
 from vigil.http_server import HttpServer
+from vigil.masking import mask_url
 from vigil.outbound import Outbound
+from vigil.outbound_policy import OutboundPolicy, outbound_client
 from vigil.pipeline.agent_workers import AgentWorkers
 from vigil.pipeline.config import ConfigCache
 from vigil.pipeline.ledger import BatchLedger
@@ -42,6 +46,9 @@ from vigil.store.db import create_engine, upgrade
 from vigil.store.repo import Store
 from vigil.store.sealing import SecretBox, load_secret_box
 from vigil.workers import PipelineWorkers
+from vigil.workflow.engine import WorkflowEngine
+from vigil.workflow.loading import load_runbooks
+from vigil.workflow.trigger import WorkflowTrigger
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +77,11 @@ class Runtime:
     budget: TokenBudget | None = None
     evidence: EvidenceArchive | None = None
     workers: PipelineWorkers | None = None
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     _started: list[Component] = field(default_factory=list)
     _stopped: bool = False
+    workflow_engine: WorkflowEngine | None = None
+    workflow_trigger: WorkflowTrigger | None = None
     _pressure: Pressure = field(default_factory=Pressure)
     """Shared by the receivers and the router when they run in one process."""
 
@@ -91,12 +101,16 @@ class Runtime:
             configured = s.admin_token.get_secret_value() if s.admin_token else None
             self.admin_token, self.token_generated = load_or_create_admin_token(s.data_dir, configured)
 
+        self.outbound = OutboundPolicy(s.outbound)
+        self.outbound.add_own_ports(_listening_ports(s, roles))  # bound ports are added once known
+        self.outbound.add_own_hosts([s.host])
         if s.nats_url is None:
             server = ManagedNatsServer(s.data_dir, s.bus)
             await self._start(server)
             url, credentials = server.url, NatsCredentials()
         else:
             url, credentials = s.nats_url.get_secret_value(), self._nats_credentials()
+        self.outbound.add_own_urls(url)
         self.bus = bus = Bus(url, s.bus, name=f"vigil-{'+'.join(sorted(roles))}", credentials=credentials)
         await self._start(bus)
 
@@ -110,7 +124,9 @@ class Runtime:
             self.evidence = archive_from_settings(s)
             await self._start(self.evidence)
         if s.config_file is not None and "api" in roles:
-            await apply_config(store, load_config_file(s.config_file))
+            await apply_config(store, load_config_file(s.config_file), self.outbound)
+        if s.runbooks_dir is not None and "api" in roles:
+            await load_runbooks(store, s.runbooks_dir)
 
         config = ConfigCache(store)
         keys = KeyResolver(store, s.key_cache_ttl_s)
@@ -129,10 +145,11 @@ class Runtime:
         if "pipeline" in roles and roles == ROLES and s.pipeline_workers > 0:
             self.workers = PipelineWorkers(s, url, s.pipeline_workers)
             await self._start(self.workers)
+            await self._start_workflow()
         elif "pipeline" in roles:
             await self._start_pipeline(config, intake)
         if "sink" in roles:
-            await self._start(SinkWorkers(bus, store, config))
+            await self._start(SinkWorkers(bus, store, config, self.outbound))
             await self._start(SinkRouter(bus, store, config))
         if "api" in roles:
 
@@ -152,6 +169,9 @@ class Runtime:
                     evidence=self.evidence,
                     max_body_bytes=s.max_api_body_bytes,
                     keys=keys,
+                    outbound=self.outbound,
+                    workflow_engine=self.workflow_engine,
+                    workflow_trigger=self.workflow_trigger,
                 )
             )
             self.api_http = HttpServer(api_app, host=s.host, port=s.api_port, name="api")
@@ -180,6 +200,7 @@ class Runtime:
             # Workers without a port of their own still answer probes and scrapes.
             self.ops_http = HttpServer(create_ops_app(ready), host=s.host, port=s.ops_port, name="ops")
             await self._start(self.ops_http)
+        self.outbound.add_own_ports(self.ports().values())
         log.info("vigil is up", extra={"roles": sorted(roles), "ports": self.ports(), "nats": mask_url(url)})
 
     def _secret_box(self) -> SecretBox:
@@ -220,7 +241,7 @@ class Runtime:
         templates = TemplateStore(self.store)
         await self._start(templates)
         agents = AgentContext(
-            client=Outbound(max_connections=512),
+            client=Outbound(self.outbound, max_connections=512),
             intake=intake,
             rules=RulesEngine(),
             llm=None,
@@ -240,6 +261,7 @@ class Runtime:
             # before the router, which reports new error templates to it and stops first
             await self._start(detector)
         on_new_error_template = detector.new_error_template if detector is not None else None
+        await self._start_workflow()
         await self._start(
             Router(
                 self.bus,
@@ -249,6 +271,24 @@ class Runtime:
                 pressure=self._pressure,
             )
         )
+
+    async def _start_workflow(self) -> None:
+        """The remediation workflow, where the pipeline runs (or, with pipeline workers, in
+        `vigil up` itself, beside the API that approves its steps)."""
+        assert self.store is not None
+        if self.settings.workflow.enabled and WorkflowEngine.available():
+            http = outbound_client(self.outbound, httpx.Limits(max_connections=64))
+            self._started.append(_Closing(http.aclose))
+            self.workflow_engine = WorkflowEngine(
+                self.store,
+                http,
+                database_url=self.settings.sqlalchemy_url(),
+                data_dir=self.settings.data_dir,
+                executor_id=self.settings.workflow.executor_id,
+            )
+            await self._start(self.workflow_engine)
+            self.workflow_trigger = WorkflowTrigger(self.store, self.workflow_engine)
+            await self._start(self.workflow_trigger)
 
     def ports(self) -> dict[str, int]:
         servers = {
@@ -282,6 +322,19 @@ class Runtime:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("shutting down")
+
+
+def _listening_ports(settings: Settings, roles: frozenset[str]) -> list[int]:
+    """The ports this process will listen on: only its own, so that an agent beside a service (a
+    sidecar on a port another Vigil service uses elsewhere) is not mistaken for Vigil."""
+    ports = []
+    if "api" in roles:
+        ports.append(settings.api_port)
+    if "receiver" in roles:
+        ports += [settings.otlp_http_port, settings.otlp_grpc_port]
+    if not roles & {"api", "receiver"}:
+        ports.append(settings.ops_port)
+    return ports
 
 
 class _Closing:

@@ -80,7 +80,7 @@ class DetectSettings(BaseModel):
     )
     window_s: float = Field(default=60.0, gt=0, description="Tumbling window size.")
     allowed_lateness_s: float = Field(
-        default=10.0, ge=0, description="Late data accepted after a window's end."
+        default=10.0, ge=0, description="How long after a window's end its own late facts still count in it."
     )
     idle_grace_s: float = Field(
         default=60.0, ge=0, description="How long a quiet service's last window waits for stragglers."
@@ -130,6 +130,21 @@ class DetectSettings(BaseModel):
         return value
 
 
+class WorkflowSettings(BaseModel):
+    """The remediation workflow (durable, on DBOS Transact)."""
+
+    enabled: bool = Field(
+        default=True, description="Run workflows in this process (vigil up, vigil pipeline)."
+    )
+    executor_id: str = Field(
+        default="local",
+        min_length=1,
+        max_length=100,
+        description="Names this process among several on one PostgreSQL: each recovers its own "
+        "workflows after a crash, so give every replica its own, stable across restarts.",
+    )
+
+
 class LlmSettings(BaseModel):
     """The model behind `engine: llm` of built-in agents. Unset provider or model: rules only."""
 
@@ -144,6 +159,35 @@ class LlmSettings(BaseModel):
     @property
     def configured(self) -> bool:
         return self.provider is not None and self.model is not None
+
+
+class OutboundSettings(BaseModel):
+    """Where agents, webhooks and Slack sinks may be sent. See docs/security.md."""
+
+    allow: list[str] = Field(
+        default_factory=list,
+        description="IPs, CIDR networks, host names or *.domain patterns permitted even where the "
+        "built-in rules refuse (a metadata proxy, a link-local agent).",
+    )
+    deny: list[str] = Field(
+        default_factory=list,
+        description="IPs, CIDR networks, host names or *.domain patterns refused besides the built-in rules.",
+    )
+    only_allowed: bool = Field(
+        default=False, description="Refuse every destination the allow list does not name."
+    )
+    refuse_own_ports: bool = Field(
+        default=True, description="Refuse Vigil's own listening ports on this host's loopback."
+    )
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _patterns(cls, entries: list[str]) -> list[str]:
+        from vigil.outbound_policy import parse_pattern  # the policy module imports these settings
+
+        for entry in entries:
+            parse_pattern(entry)
+        return entries
 
 
 class Settings(BaseSettings):
@@ -179,6 +223,10 @@ class Settings(BaseSettings):
         default=None, description="A file holding the nkey seed Vigil signs in to VIGIL_NATS_URL with."
     )
     config_file: Path | None = Field(default=None, description="A vigil.yaml applied at start.")
+    runbooks_dir: Path | None = Field(
+        default=None,
+        description="Runbooks loaded at start: <dir>/<project name or id>/<runbook id>.yaml.",
+    )
 
     host: str = "0.0.0.0"
     otlp_http_port: int = Field(default=4318, ge=0, le=65535)
@@ -214,6 +262,8 @@ class Settings(BaseSettings):
     bus: BusSettings = Field(default_factory=BusSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     detect: DetectSettings = Field(default_factory=DetectSettings)
+    workflow: WorkflowSettings = Field(default_factory=WorkflowSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "console"

@@ -7,27 +7,63 @@ wherever the configuration came from.
 from __future__ import annotations
 
 import itertools
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
+    UrlConstraints,
     field_serializer,
     field_validator,
     model_validator,
 )
 
 from vigil.pipeline.redact import RedactionSpec
+from vigil.pipeline.user_regex import check_pattern
 from vigil.severity import parse_severity
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 """Pipeline names become NATS subject tokens and consumer names: no dots, wildcards or spaces."""
 
-Scalar = str | int | float | bool
+LABEL_MAX = 200
+"""Project, key and sink names: shown in tables and logs, never a document."""
+URL_MAX = 2048
+TEXT_MAX = 1000
+"""A value to match (equals, in, contains)."""
+KEY_MAX = 256
+"""An attribute key or a service name."""
+
+
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("must not contain control characters or line breaks")
+    return value
+
+
+Label = Annotated[str, Field(min_length=1, max_length=LABEL_MAX), AfterValidator(_printable)]
+Text = Annotated[str, Field(max_length=TEXT_MAX)]
+Key = Annotated[str, Field(min_length=1, max_length=KEY_MAX)]
+Scalar = Text | int | float | bool
+HeaderName = Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")]
+"""An HTTP field name (RFC 9110 token)."""
+HEADER_VALUE_MAX = 4096
+MAX_HEADERS = 50
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "host", "connection", "te", "upgrade"})
+
+
+def check_headers(headers: dict[str, str]) -> None:
+    """Extra request headers must not change how the request is framed or split into two."""
+    for name, value in headers.items():
+        if name.lower() in _FRAMING_HEADERS:
+            raise ValueError(f"header {name!r} is set by Vigil and cannot be configured")
+        if len(value) > HEADER_VALUE_MAX:
+            raise ValueError(f"header {name!r} is longer than {HEADER_VALUE_MAX} characters")
+        if any(ch in value for ch in "\r\n\0"):
+            raise ValueError(f"header {name!r} holds a line break or NUL")
 
 
 class _Strict(BaseModel):
@@ -39,7 +75,7 @@ class ValueMatch(_Strict):
 
     equals: Scalar | None = None
     regex: str | None = None
-    in_: list[Scalar] | None = Field(default=None, alias="in")
+    in_: list[Scalar] | None = Field(default=None, alias="in", max_length=1000)
     exists: bool | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -57,12 +93,12 @@ class ValueMatch(_Strict):
         if len(given) != 1:
             raise ValueError("give exactly one of equals, regex, in, exists")
         if self.regex is not None:
-            _check_regex(self.regex)
+            check_pattern(self.regex)
         return self
 
 
 class BodyMatch(_Strict):
-    contains: str | None = None
+    contains: Text | None = None
     regex: str | None = None
     ignore_case: bool = False
 
@@ -78,15 +114,8 @@ class BodyMatch(_Strict):
         if (self.contains is None) == (self.regex is None):
             raise ValueError("give exactly one of contains, regex")
         if self.regex is not None:
-            _check_regex(self.regex)
+            check_pattern(self.regex, ignore_case=self.ignore_case)
         return self
-
-
-def _check_regex(pattern: str) -> None:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid regex {pattern!r}: {exc}") from exc
 
 
 class FilterSpec(_Strict):
@@ -97,9 +126,11 @@ class FilterSpec(_Strict):
         description="What the pipeline takes: log records, the detector's incident events, or both.",
     )
     min_severity: int | None = Field(default=None, description="Name (ERROR) or number (1-24).")
-    services: list[str] | None = Field(default=None, description="service.name must be one of these.")
-    attributes: dict[str, ValueMatch] = Field(default_factory=dict)
-    resource_attributes: dict[str, ValueMatch] = Field(default_factory=dict)
+    services: list[Key] | None = Field(
+        default=None, max_length=1000, description="service.name must be one of these."
+    )
+    attributes: dict[Key, ValueMatch] = Field(default_factory=dict, max_length=100)
+    resource_attributes: dict[Key, ValueMatch] = Field(default_factory=dict, max_length=100)
     body: BodyMatch | None = None
 
     @field_validator("min_severity", mode="before")
@@ -152,14 +183,22 @@ BUILTIN_AGENTS = ("error-summary",)
 
 
 class AgentSpec(_Strict):
-    endpoint: str = Field(description="http(s) URL the batches are POSTed to, or builtin:<name>.")
+    endpoint: str = Field(
+        max_length=URL_MAX, description="http(s) URL the batches are POSTed to, or builtin:<name>."
+    )
     engine: Literal["rules", "llm"] = Field(
         default="rules", description="Built-in agents only: offline rules, or the configured LLM."
     )
     timeout_s: float = Field(default=30.0, gt=0, le=600)
     concurrency: int = Field(default=8, ge=1, le=256, description="Batches in flight at once.")
-    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    headers: dict[HeaderName, SecretStr] = Field(default_factory=dict, max_length=MAX_HEADERS)
     retry: RetrySpec = Field(default_factory=RetrySpec)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, headers: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        check_headers({name: value.get_secret_value() for name, value in headers.items()})
+        return headers
 
     @field_validator("endpoint")
     @classmethod
@@ -184,7 +223,7 @@ class DedupeSpec(_Strict):
     """Fold repeats of a (service, template) within a window into counts."""
 
     window_s: float = Field(default=300.0, gt=0, le=86_400)
-    rollup_steps: list[int] = Field(default_factory=lambda: [10, 100, 1_000, 10_000, 100_000])
+    rollup_steps: list[int] = Field(default_factory=lambda: [10, 100, 1_000, 10_000, 100_000], max_length=20)
     max_samples: int = Field(default=3, ge=0, le=10)
     max_groups: int = Field(default=10_000, ge=1, le=1_000_000)
 
@@ -209,17 +248,25 @@ class PipelineSpec(_Strict):
 
 class WebhookSinkSpec(_Strict):
     type: Literal["webhook"]
-    name: str | None = None
-    url: AnyHttpUrl
-    secret: SecretStr | None = Field(default=None, description="Signs each delivery (HMAC-SHA256).")
-    headers: dict[str, str] = Field(default_factory=dict)
+    name: Label | None = None
+    url: Annotated[AnyHttpUrl, UrlConstraints(max_length=URL_MAX)]
+    secret: SecretStr | None = Field(
+        default=None, min_length=1, max_length=1024, description="Signs each delivery (HMAC-SHA256)."
+    )
+    headers: dict[HeaderName, str] = Field(default_factory=dict, max_length=MAX_HEADERS)
     timeout_s: float = Field(default=10.0, gt=0, le=120)
     retry: RetrySpec = Field(default_factory=RetrySpec)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        check_headers(headers)
+        return headers
 
 
 class SlackSinkSpec(_Strict):
     type: Literal["slack"]
-    name: str | None = None
+    name: Label | None = None
     webhook_url: SecretStr = Field(description="Slack incoming-webhook URL (a secret).")
     timeout_s: float = Field(default=10.0, gt=0, le=120)
     retry: RetrySpec = Field(default_factory=RetrySpec)
@@ -227,6 +274,8 @@ class SlackSinkSpec(_Strict):
     @field_validator("webhook_url")
     @classmethod
     def _url(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) > URL_MAX:
+            raise ValueError(f"URL should have at most {URL_MAX} characters")
         AnyHttpUrl(value.get_secret_value())
         return value
 
@@ -235,4 +284,4 @@ SinkSpec = Annotated[WebhookSinkSpec | SlackSinkSpec, Field(discriminator="type"
 
 
 class ProjectSpec(_Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: Label

@@ -1,10 +1,10 @@
 """`vigil up` with `VIGIL_PIPELINE_WORKERS=N`: routing and delivery in N processes of their own.
 
 One event loop carries ingest, routing and delivery at about one core. With workers, `vigil up`
-keeps the receivers, the API, the sinks and the nats-server, and starts N pipeline services
-(`python -m vigil pipeline`) on its bus and database; they share the router's and the agents'
-durable consumers, so the bus spreads the records messages and the batches over them, as it does
-over pipeline replicas. The first worker runs the detector (one detector must see every fact);
+keeps the receivers, the API, the sinks, the remediation workflow and the nats-server, and starts
+N pipeline services (`python -m vigil pipeline`) on its bus and database; they share the router's
+and the agents' durable consumers, so the bus spreads the records messages and the batches over
+them, as it does over pipeline replicas. The first worker runs the detector (one detector must see every fact);
 the others run with it disabled. A worker that exits is started again after a second.
 """
 
@@ -42,6 +42,7 @@ class PipelineWorkers:
             "VIGIL_DATA_DIR": str(self._settings.data_dir.resolve()),
             "VIGIL_OPS_PORT": "0",  # no two workers on one port; probes go to `vigil up`'s ports
             "VIGIL_PIPELINE_WORKERS": "0",
+            "VIGIL_WORKFLOW__ENABLED": "false",  # the workflow runs in `vigil up`, beside the API
         }
         if self._settings.database_url is not None:
             env["VIGIL_DATABASE_URL"] = self._settings.database_url.get_secret_value()

@@ -124,3 +124,16 @@ async def test_keys_are_checked_and_bad_bodies_refused_with_nothing_stored(vigil
     # the admin token may post too (for trying the route with curl)
     status, _ = await post(vigil, project_id, "alertmanager", body, Authorization=vigil.api.headers["Authorization"])
     assert status == 202
+
+
+async def test_lone_surrogates_in_json_are_stored_as_replacement_characters(vigil: VigilHandle) -> None:
+    project_id, key = await vigil.project_with_key()
+    body = '{"x": "\\udd3d", "alerts": [{"status": "firing", "startsAt": "2020-01-01T00:00:00Z", "labels": {"alertname": "A\\udd3d"}}]}'
+    answer = await vigil.receiver.post(
+        f"{vigil.api_url}/api/v1/projects/{project_id}/alerts/grafana",
+        content=body,
+        headers={"X-API-Key": key, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 202, answer.text
+    [listed] = await incidents(vigil, project_id)
+    assert listed["title"] == "A\ufffd"

@@ -32,13 +32,14 @@ def test_detect_scores_every_row_and_rejects_bad_rows(tmp_path: Path) -> None:
     lines = ["timestamp,value"] + [
         f"2024-01-01 00:{m // 60:02d}:{m % 60:02d},{10 + (m % 3)}" for m in range(400)
     ]
+    lines.insert(200, "2024-01-01 00:01:00,11")  # a clock stepping back: scored where it arrives
     lines.append("2024-01-01 00:06:40,500")
     series.write_text("\n".join(lines) + "\n")
     result = runner.invoke(app, ["detect", str(series)])
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(io.StringIO(result.stdout)))
     assert rows[0] == ["timestamp", "value", "anomaly_score"]
-    assert len(rows) == 402
+    assert len(rows) == 403
     scores = [float(r[2]) for r in rows[1:]]
     assert all(0.0 <= s <= 1.0 for s in scores)
     assert scores[-1] > max(scores[:-1])

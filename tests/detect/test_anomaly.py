@@ -11,7 +11,7 @@ import pytest
 from vigil.detect.anomaly import DetectorConfig, StreamingDetector
 from vigil.detect.detect_cli import DetectInputError, parse_timestamp, run_detect
 
-ALERT = 0.55  # about the global threshold NAB's sweep picks for this detector
+ALERT = 0.52  # about the global threshold NAB's sweep picks for this detector
 STEP = 300.0  # 5-minute points, like most NAB series
 T0 = 1_396_310_400.0  # 2014-04-01 00:00:00 UTC
 
@@ -47,7 +47,10 @@ def test_warmup_scores_zero() -> None:
 
 def test_steady_noisy_series_scores_low() -> None:
     scores = score_all(noisy(3000))[300:]
-    assert max(scores) < ALERT
+    # iid noise still crosses the threshold now and then, when a point is the most extreme of the
+    # last `window` (NAB's standard profile makes a false alarm far cheaper than a miss)
+    assert sum(s > ALERT for s in scores) <= 0.001 * len(scores)
+    assert max(scores) < 0.6
     assert sum(scores) / len(scores) < 0.1
 
 
@@ -68,13 +71,27 @@ def test_level_shift_scores_high_right_after_the_change_and_then_settles() -> No
     background = max(scores[300:1500])
     onset = max(scores[1500:1510])
     assert onset > ALERT
-    assert onset > background + 0.1
+    assert onset > background + 0.05
     assert onset == max(scores)
     # One change, one alert: the new level is soon normal again (iid noise still crosses the
     # threshold now and then, when a point is the most extreme of the last `window`).
     after = scores[1600:]
     assert sum(s > ALERT for s in after) <= 0.002 * len(after)
     assert sum(after) / len(after) < 0.1
+
+
+def test_a_daily_spike_that_drifts_is_learned_but_a_higher_one_elsewhere_is_not() -> None:
+    rng = random.Random(3)
+    values = noisy(288 * 8, sigma=0.5)
+    for day in range(8):
+        values[day * 288 + 100 + rng.randint(-10, 10)] = 80.0  # same hour, give or take 50 minutes
+    values[7 * 288 + 200] = 120.0  # higher, at another hour
+    scores = score_all(values)
+    daily = [max(scores[d * 288 + 85 : d * 288 + 116]) for d in range(4, 7)]
+    assert max(daily) < ALERT
+    assert scores[7 * 288 + 200] > ALERT
+    single = score_all(values, DetectorConfig(recur_days=0))
+    assert max(max(single[d * 288 + 85 : d * 288 + 116]) for d in range(4, 7)) > ALERT
 
 
 def test_score_at_row_i_depends_only_on_rows_up_to_i() -> None:
@@ -106,6 +123,14 @@ def test_state_round_trip_gives_identical_subsequent_scores() -> None:
 def test_from_state_rejects_unknown_version() -> None:
     state = StreamingDetector().state()
     state["version"] = 999
+    with pytest.raises(ValueError, match="version"):
+        StreamingDetector.from_state(state)
+
+
+def test_state_of_the_single_scale_detector_is_rejected_by_version() -> None:
+    state = StreamingDetector().state()
+    state["version"] = 1
+    del state["scales"]
     with pytest.raises(ValueError, match="version"):
         StreamingDetector.from_state(state)
 
@@ -166,7 +191,8 @@ def test_run_detect_writes_scores_and_echoes_rows(tmp_path: Path) -> None:
         ("timestamp,value\n2014-04-01 00:00:00,1\nnot-a-time,2\n", 3, "timestamp"),
         ("timestamp,value\n2014-04-01 00:00:00,1,7\n", 2, "2 fields"),
         ("timestamp,value\n2014-04-01 00:00:00,nan\n", 2, "finite"),
-        ("timestamp,value\n2014-04-01 00:05:00,1\n2014-04-01 00:00:00,2\n", 3, "earlier"),
+        ("timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,\n", 3, "not a number"),
+        ("timestamp,value\n2014-04-01 00:00:00,1\n,2\n", 3, "empty timestamp"),
     ],
 )
 def test_run_detect_malformed_input_names_the_line(
@@ -179,6 +205,26 @@ def test_run_detect_malformed_input_names_the_line(
     assert err.value.line == line
     assert f"line {line}" in str(err.value)
     assert fragment in str(err.value)
+
+
+def test_run_detect_scores_every_row_in_arrival_order_whatever_the_timestamps_do(tmp_path: Path) -> None:
+    values = noisy(600)
+    times = [T0 + i * STEP for i in range(600)]
+    times[300] = times[250]  # a clock stepping back 50 points
+    times[301] = times[300]  # a duplicate of that
+    times[450:] = [t + 7 * 86400 for t in times[450:]]  # a week missing
+    values[500] = 500.0
+    rows = [f"{t:.0f},{v}" for t, v in zip(times, values, strict=True)]
+    path = write_csv(tmp_path, "timestamp,value\n" + "\n".join(rows) + "\n")
+    out = io.StringIO()
+    run_detect(path, out)
+    lines = out.getvalue().splitlines()[1:]
+    assert [line.rsplit(",", 1)[0] for line in lines] == rows
+    det = StreamingDetector()
+    expected = [det.update(t, v) for t, v in zip(times, values, strict=True)]
+    got = [float(line.rsplit(",", 1)[1]) for line in lines]
+    assert got == pytest.approx(expected, abs=1e-6)
+    assert got[500] > ALERT
 
 
 def test_run_detect_skips_blank_lines(tmp_path: Path) -> None:

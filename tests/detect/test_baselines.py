@@ -69,7 +69,10 @@ def test_state_round_trip_keeps_baselines_and_detectors() -> None:
     store = BaselineStore()
     teach(store, series(50))
     teach(store, [window(i, 80.0, endpoint="POST /b") for i in range(12)])
-    restored = BaselineStore.from_state(json.loads(json.dumps(store.state())))
+    saved = json.loads(json.dumps(store.state()))
+    # one detector config for the store, not one per endpoint
+    assert saved["detector_config"] and all("config" not in e["detector"] for e in saved["entries"])
+    restored = BaselineStore.from_state(saved)
     assert len(restored) == 2
     for endpoint in ("GET /a", "POST /b"):
         old, new = store.snapshot("p", "s", endpoint), restored.snapshot("p", "s", endpoint)
@@ -92,6 +95,21 @@ def test_detector_settings_change_restarts_the_detector_only() -> None:
     assert baseline is not None and baseline.detector is not None and baseline.detector.n == 0
     plain = BaselineStore.from_state(store.state(), BaselineConfig(detector=False))
     assert (plain.get("p", "s", "GET /a") or pytest.fail()).detector is None
+
+
+def test_detector_state_of_an_earlier_version_restarts_the_detector_only() -> None:
+    store = BaselineStore()
+    teach(store, series(40))
+    state = json.loads(json.dumps(store.state()))
+    saved = state["entries"][0]["detector"]
+    # as the single-scale detector saved it: same settings key, version 1, no scales
+    saved["version"] = 1
+    saved["likelihood"] = saved.pop("scales")[0]
+    restored = BaselineStore.from_state(state)
+    baseline = restored.get("p", "s", "GET /a")
+    assert baseline is not None and baseline.detector is not None and baseline.detector.n == 0
+    assert restored.snapshot("p", "s", "GET /a") is not None
+    assert teach(restored, series(3, seed=5))  # and it goes on scoring
 
 
 def test_anomalous_windows_teach_less() -> None:

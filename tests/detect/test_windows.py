@@ -46,17 +46,19 @@ def test_window_closes_only_after_the_lateness_allowance() -> None:
     assert stats.sample_trace_ids[:3] == ["t99", "t98", "t97"] and len(stats.sample_trace_ids) == 5
 
 
-def test_late_facts_are_dropped_and_reported() -> None:
+def test_late_facts_count_in_the_window_open_when_they_arrive_and_are_reported() -> None:
     w = Windower(WindowConfig(size_s=60, allowed_lateness_s=10))
     feed(w, [request(T0 + 1, 5.0), request(T0 + 75, 5.0)])  # closes [T0, T0+60)
-    assert w.add(request(T0 + 59, 5.0)) == []  # its window is closed
-    assert w.add(request(T0 + 2, 5.0)) == []
-    assert w.late_dropped == 2
+    assert w.add(request(T0 + 59, 7.0)) == []  # its window is closed: it joins [T0+60, T0+120)
+    assert w.add(request(T0 + 2, 9.0)) == []
+    assert w.add(request(T0 + 2, 9.0)) == []  # a duplicate counts too
+    assert w.late_facts == 3
     closed = w.add(request(T0 + 135, 5.0))
     assert [c.window_start for c in closed] == [T0 + 60]
-    assert closed[0].late_dropped == 2 and closed[0].endpoints[0].count == 1
-    after = w.add(request(T0 + 200, 5.0))
-    assert [(c.window_start, c.late_dropped) for c in after] == [(T0 + 120, 0)]  # reported once
+    assert closed[0].late_facts == 3 and closed[0].endpoints[0].count == 4
+    assert closed[0].endpoints[0].max_ms == 9.0
+    after = w.add(request(T0 + 300, 5.0))  # a gap: no window for the minutes without facts
+    assert [(c.window_start, c.late_facts) for c in after] == [(T0 + 120, 0)]  # reported once
 
 
 def test_streams_have_their_own_watermarks() -> None:
@@ -65,7 +67,7 @@ def test_streams_have_their_own_watermarks() -> None:
     closed = w.add(request(T0 + 500, 5.0, service="other"))
     assert [c.service for c in closed] == ["other"]
     assert w.add(request(T0 + 2, 5.0, service="slow-clock")) == []
-    assert w.late_dropped == 0
+    assert w.late_facts == 0
     (rest,) = [c for c in w.flush() if c.service == "slow-clock"]
     assert rest.endpoints[0].count == 2
 

@@ -9,9 +9,12 @@
         jira_server.issue("OPS-1")       # the stored issue: summary, description, labels, status
         jira_server.comments("OPS-1")    # comment bodies, oldest first
 
-Speaks Jira Server/Data Center 9 (`deploymentType: Server`): serverInfo, myself, fields, issue types,
+Speaks Jira Server/Data Center 9 (`deploymentType: Server`), or with `cloud=True` Jira Cloud, whose
+search is `search/jql` (the old `search` answers 410, as Atlassian's does since its removal): serverInfo, myself, fields, issue types,
 projects (by key or id, with their issue types), issues (create, get, edit with `fields` and `update`
-operations add/remove/set), comments (add, list) and transitions along the default workflow:
+operations add/remove/set), search (JQL: clauses on project, labels, status and statusCategory with
+`=`, `!=`, `in`, joined by AND, then an ignored ORDER BY), comments (add, list) and transitions along
+the default workflow:
 To Do -> In Progress -> Done, Done -> To Do (Reopen). Auth: a bearer token (`token_auth`) or basic
 with the token as password. Refuses like Jira: 401, 404 `Issue Does Not Exist`, 400 with
 `errorMessages` and `errors` (a missing summary, an unknown project or issue type, a transition not
@@ -21,6 +24,7 @@ valid from the issue's status).
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,12 +38,16 @@ API = "/rest/api/2"
 ISSUE = API + r"/issue/(?P<key>[^/]+)"
 ISSUE_TYPES = [("10001", "Task"), ("10002", "Bug"), ("10003", "Incident")]
 STATUSES = {"To Do": ("10000", "new"), "In Progress": ("3", "indeterminate"), "Done": ("10001", "done")}
+CATEGORY_NAMES = {"new": "to do", "indeterminate": "in progress", "done": "done"}
 TRANSITIONS = [
     ("11", "Start Progress", ("To Do",), "In Progress"),
     ("21", "Stop Progress", ("In Progress",), "To Do"),
     ("31", "Done", ("To Do", "In Progress"), "Done"),
     ("41", "Reopen", ("Done",), "To Do"),
 ]
+JQL_CLAUSE = re.compile(
+    r'\s*(?P<field>\w+)\s*(?P<op>!=|=|\bnot in\b|\bin\b)\s*(?P<value>\([^)]*\)|"[^"]*"|[^\s()]+)\s*', re.I
+)
 USER = {"name": "vigil-bot", "key": "vigil-bot", "displayName": "Vigil", "active": True}
 
 
@@ -65,10 +73,16 @@ def _jira_error(
 
 class JiraServer(RestServer):
     def __init__(
-        self, *, token: str | None = None, projects: list[str] | tuple[str, ...] = (), port: int = 0
+        self,
+        *,
+        token: str | None = None,
+        projects: list[str] | tuple[str, ...] = (),
+        cloud: bool = False,
+        port: int = 0,
     ) -> None:
         super().__init__(port=port)
         self.token = token
+        self.cloud = cloud
         self.projects: dict[str, str] = {key: str(10000 + i) for i, key in enumerate(projects)}
         self.stored: dict[str, StoredIssue] = {}
         self.transitions_done: list[tuple[str, str]] = []
@@ -84,6 +98,8 @@ class JiraServer(RestServer):
         self.route("GET", API + "/issuetype", lambda call: self._issue_types())
         self.route("GET", API + r"/project/(?P<project>[^/]+)", self._get_project)
         self.route("POST", API + "/issue", self._create_issue)
+        self.route("GET", API + "/search", self._search)
+        self.route("GET", API + "/search/jql", self._search_jql)
         self.route("GET", ISSUE, self._get_issue)
         self.route("PUT", ISSUE, self._edit_issue)
         self.route("GET", ISSUE + "/comment", self._list_comments)
@@ -127,7 +143,7 @@ class JiraServer(RestServer):
             "baseUrl": self.base_url,
             "version": "9.12.2",
             "versionNumbers": [9, 12, 2],
-            "deploymentType": "Server",
+            "deploymentType": "Cloud" if self.cloud else "Server",
             "buildNumber": 9120002,
             "serverTitle": "Jira",
         }
@@ -244,6 +260,44 @@ class JiraServer(RestServer):
         return Response(
             201, {"id": issue.id, "key": issue.key, "self": f"{self.base_url}{API}/issue/{issue.id}"}
         )
+
+    def _search(self, call: Call) -> Any:
+        if self.cloud:
+            raise _jira_error(410, ["The requested API has been removed. Please use /rest/api/3/search/jql."])
+        found = self._matching(call.arg("jql") or "")
+        start, most = int(call.arg("startAt") or 0), int(call.arg("maxResults") or 50)
+        page = [self._issue_view(i) for i in found[start : start + most]]
+        return {"startAt": start, "maxResults": most, "total": len(found), "issues": page}
+
+    def _search_jql(self, call: Call) -> Any:
+        if not self.cloud:
+            raise self.not_found(call.method, call.path)
+        found = self._matching(call.arg("jql") or "")[: int(call.arg("maxResults") or 50)]
+        return {"issues": [self._issue_view(i) for i in found], "isLast": True}
+
+    def _matching(self, jql: str) -> list[StoredIssue]:
+        where = re.split(r"\border\s+by\b", jql, maxsplit=1, flags=re.I)[0].strip()
+        clauses = [c for c in re.split(r"\s+and\s+", where, flags=re.I) if c.strip()]
+        return [i for i in self.stored.values() if all(self._holds(i, clause) for clause in clauses)]
+
+    def _holds(self, issue: StoredIssue, clause: str) -> bool:
+        parsed = JQL_CLAUSE.fullmatch(clause)
+        if parsed is None:
+            raise _jira_error(400, [f"The double cannot parse the JQL clause '{clause}'."])
+        raw = parsed["value"].strip("()")
+        wanted = {v.strip().strip('"').lower() for v in raw.split(",")}
+        actual = {
+            "project": {issue.project.lower()},
+            "labels": {label.lower() for label in issue.labels},
+            "status": {issue.status.lower()},
+            "statuscategory": {STATUSES[issue.status][1], CATEGORY_NAMES[STATUSES[issue.status][1]]},
+        }.get(parsed["field"].lower())
+        if actual is None:
+            raise _jira_error(
+                400, [f"Field '{parsed['field']}' does not exist or you do not have permission."]
+            )
+        hit = bool(actual & wanted)
+        return not hit if parsed["op"].lower() in ("!=", "not in") else hit
 
     def _get_issue(self, call: Call) -> Any:
         return self._issue_view(self._find(call))

@@ -16,8 +16,10 @@ It acts as the API server plus the deployment and ReplicaSet controllers, at onc
 template makes a new ReplicaSet with the next `deployment.kubernetes.io/revision` (or, for a rollback
 to an old template, gives that ReplicaSet the next revision, as the real controller does), pods follow
 the active ReplicaSet's replicas, and a deleted pod is replaced. Patches: JSON patch, merge patch and
-strategic merge patch (lists of named items merged by name). Errors are `Status` objects: 404
-NotFound, 401 Unauthorized (with a token), 422 Invalid, 400 BadRequest, 415 for other patch types.
+strategic merge patch (lists of named items merged by name). A write whose `metadata.resourceVersion`
+is not the stored one is refused with 409 Conflict (optimistic concurrency). Errors are `Status`
+objects: 404 NotFound, 401 Unauthorized (with a token), 409 Conflict, 422 Invalid, 400 BadRequest,
+415 for other patch types.
 """
 
 from __future__ import annotations
@@ -204,6 +206,12 @@ class KubernetesServer(RestServer, KubeCluster):
         new_meta = new.setdefault("metadata", {})
         if new_meta.get("name", name) != name:
             raise status(400, "BadRequest", "the name of the object does not match the name on the URL")
+        if (
+            new_meta.get("resourceVersion", obj["metadata"]["resourceVersion"])
+            != obj["metadata"]["resourceVersion"]
+        ):
+            message = f'Operation cannot be fulfilled on deployments.apps "{name}": the object has been modified; please apply your changes to the latest version and try again'
+            raise status(409, "Conflict", message)
         for immutable in ("name", "namespace", "uid", "creationTimestamp"):
             new_meta[immutable] = obj["metadata"][immutable]
         spec = new["spec"]

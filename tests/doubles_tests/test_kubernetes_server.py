@@ -177,3 +177,24 @@ def test_a_crash_looping_pod_as_an_investigator_sees_it(k8s: KubernetesServer, a
     assert state.last_state.terminated.exit_code == 137
     assert core.read_namespaced_pod_log(pod, "shop", previous=True) == "panic: pool exhausted\n"
     assert core.read_namespaced_pod_log(pod, "shop") == ""
+
+
+def test_a_write_with_a_stale_resource_version_is_a_conflict(
+    k8s: KubernetesServer, api: client.ApiClient
+) -> None:
+    apps = client.AppsV1Api(api)
+    seen = apps.read_namespaced_deployment("web", "shop").metadata.resource_version
+    k8s.set_image("shop", "web", "shop:1.1")
+    stale = [{"op": "replace", "path": "/metadata/resourceVersion", "value": seen}]
+    with pytest.raises(ApiException) as conflict:
+        apps.patch_namespaced_deployment(
+            "web", "shop", [*stale, {"op": "replace", "path": "/spec/replicas", "value": 5}]
+        )
+    assert conflict.value.status == 409
+    assert apps.read_namespaced_deployment("web", "shop").spec.replicas == 2
+    current = apps.read_namespaced_deployment("web", "shop").metadata.resource_version
+    fresh = [{"op": "replace", "path": "/metadata/resourceVersion", "value": current}]
+    apps.patch_namespaced_deployment(
+        "web", "shop", [*fresh, {"op": "replace", "path": "/spec/replicas", "value": 5}]
+    )
+    assert apps.read_namespaced_deployment("web", "shop").spec.replicas == 5

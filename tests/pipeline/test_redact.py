@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from vigil.pipeline.redact import BUILTIN_RULES, DROPPED, RedactionSpec, Redactor
+from vigil.pipeline.redact import BUILTIN_RULES, DROPPED, CustomRule, RedactionSpec, Redactor
 
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
@@ -506,3 +506,10 @@ def test_custom_rules_see_every_text_whatever_its_shape() -> None:
     assert redactor.redact_text("order-789 shipped") == ("[REDACTED:vip] shipped", 1)
     record = redactor.redact_record({"body": "order-712 shipped", "attributes": {"id": "order-7"}})
     assert record["body"] == "[REDACTED:vip] shipped"
+
+
+def test_anchored_custom_patterns_apply_to_each_string_of_a_record() -> None:
+    spec = RedactionSpec(rules=[], custom=[CustomRule(name="ticket", pattern=r"^T-\d+$")])
+    record = {"body": "first line", "attributes": {"a": "x", "ticket": "T-1234"}, "resourceAttributes": {}}
+    out = Redactor(spec).redact_record(record)
+    assert out["attributes"]["ticket"] == "[REDACTED:ticket]"

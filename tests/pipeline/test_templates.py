@@ -46,6 +46,11 @@ def mine_all(miner: TemplateMiner, messages: list[str]) -> list[TemplateMatch]:
         ("GET https://example.com/api?id=3 returned 200 in 35ms", "GET <*> returned <*> in <*>"),
         ("fpr29=0xffffffff ffffffff", "fpr29=<*> <*>"),
         ("java.io.IOException: Connection reset by peer", "java.io.IOException: Connection reset by peer"),
+        ("open share/locale/de/app.mo failed, using I/O at KB/s", "open <*> failed, using I/O at KB/s"),
+        ("mail from alice@example.org queued", "mail from <*> queued"),
+        ("flags=UP,BROADCAST,RUNNING on eth", "flags=<*> on eth"),
+        ("pointer 0xDEADBEEF hash cafebabedeadbeef ok", "pointer <*> hash <*> ok"),
+        ("link aa:bb:cc:dd:ee:ff up, peer=de-ad-be-ef-ca-fe", "link <*> up, peer=<*>"),
     ],
 )
 def test_variables_are_masked(message: str, expected: str) -> None:
@@ -172,7 +177,9 @@ def test_empty_and_long_messages() -> None:
     assert miner.mine("").template == ""
     assert miner.mine("   ").template_id == miner.mine("").template_id
     long = miner.mine("a b c d e f g")
-    assert long.template == "a b c d"
+    assert long.template == "a b c d <*>"
+    assert miner.mine("a b c d x y z w v").template_id == long.template_id
+    assert miner.mine("a b c d").template_id != long.template_id
 
 
 def test_cluster_index_finds_the_same_clusters_as_a_scan(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -213,3 +220,13 @@ def test_run_templates_writes_csv_per_line_in_order(tmp_path: Path) -> None:
     assert body[1][0] != body[0][0]
     assert body[3] == [template_hash(""), ""]
     assert all(WILDCARD not in r[0] for r in body)
+
+
+def test_long_messages_of_varying_length_share_a_template() -> None:
+    miner = TemplateMiner()
+    head = " ".join(f"word{chr(97 + i)}" for i in range(24)).replace("word", "w")
+    tails = ["the disk is gone", "and then some more free text follows here", "x"]
+    matches = [miner.mine(f"{head} {tail}") for tail in tails]
+    assert len({m.template_id for m in matches}) == 1
+    assert matches[-1].template == head + " <*>"
+    assert miner.mine(head).template_id != matches[0].template_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vigil import __version__
+from vigil.masking import mask_url
 from vigil.outbound import Outbound
 from vigil.specs import AgentSpec
 
@@ -12,6 +13,7 @@ class HttpAgent:
         self._spec = spec
         self._client = client
         self._headers = {k: v.get_secret_value() for k, v in spec.headers.items()}
+        self._target = f"agent {mask_url(spec.endpoint)}"
 
     async def send(self, project_id: str, request_id: str, body: bytes, attempt: int) -> None:
         """Raises DeliveryError: retryable for 5xx, 408/425/429, timeouts and connection errors."""
@@ -28,5 +30,5 @@ class HttpAgent:
             content=body,
             headers=headers,
             timeout_s=self._spec.timeout_s,
-            target=f"agent {self._spec.endpoint}",
+            target=self._target,
         )

@@ -12,7 +12,7 @@ import hashlib
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from vigil.detect.signals import Severity
 
@@ -51,10 +51,33 @@ class WebhookAlert(BaseModel):
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
+def storable(value: Any) -> Any:
+    """`value` as it can be stored and sent on: JSON may carry lone surrogate escapes (they become
+    U+FFFD) and integers past 64 bits (they become strings)."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return str(value)
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
+
+
 class WebhookNotification(BaseModel):
     """What both senders POST; `version` tells them apart ("4" Alertmanager, "1" Grafana)."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        return storable(data)
 
     version: str = Field(default="4", max_length=16)
     status: Literal["firing", "resolved"] | None = None

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
@@ -13,9 +15,12 @@ from fastapi import APIRouter, Header
 from vigil.alerts.intake import AlertIntake
 from vigil.alerts.models import Source, WebhookNotification
 from vigil.api.auth import AdminAuth
+from vigil.api.errors import API_ERRORS
 from vigil.errors import Forbidden, Unauthorized
 from vigil.receivers.keys import KeyResolver, key_from_headers
 from vigil.store.repo import Store
+
+log = logging.getLogger(__name__)
 
 ALERT_PATH = re.compile(r"^/api/v1/projects/(?P<project>[^/]+)/alerts/[a-z]+/?$")
 
@@ -39,8 +44,12 @@ class AlertCallers:
             raise Forbidden("this API key belongs to another project", details={"project_id": project_id})
 
 
-def alerts_router(store: Store, callers: AlertCallers) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["alerts"])
+OnIncidents = Callable[[str, list[str]], Awaitable[None]]
+"""(project, incident ids) that a notification opened or reopened: the workflow starts them."""
+
+
+def alerts_router(store: Store, callers: AlertCallers, on_opened: OnIncidents | None = None) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["alerts"], responses=API_ERRORS)
     intake = AlertIntake(store)
 
     async def accept(
@@ -53,6 +62,12 @@ def alerts_router(store: Store, callers: AlertCallers) -> APIRouter:
         await callers.check(project_id, x_api_key, authorization)
         await store.get_project(project_id)
         touched = await intake.accept(project_id, source, body)
+        opened = [t.id for t in touched if t.change in ("opened", "reopened")]
+        if opened and on_opened is not None:
+            try:
+                await on_opened(project_id, opened)
+            except Exception:  # stored already: the workflow's sweep starts them
+                log.exception("workflow start deferred to the sweep", extra={"project": project_id})
         return {
             "accepted": len(body.alerts),
             "incidents": [t.out() for t in touched],

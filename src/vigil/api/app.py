@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Response
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from starlette.types import Scope
 
 from vigil import __version__
 from vigil.agents.builtin.budget import TokenBudget
 from vigil.api.alerts import ALERT_PATH, AlertCallers, alerts_router
 from vigil.api.auth import AdminAuth
-from vigil.api.errors import ORJSONResponse, install_error_handlers
+from vigil.api.errors import API_ERRORS, ORJSONResponse, install_error_handlers
 from vigil.api.guard import RequestGuard, header
 from vigil.api.probes import add_probes
 from vigil.api.replay import Replayer
+from vigil.api.runbooks import runbooks_router
 from vigil.api.schemas import (
+    STORED_INVALID,
     ApiKeyCreated,
     ApiKeyOut,
     BatchOut,
@@ -35,11 +38,18 @@ from vigil.api.schemas import (
     ReplayOut,
     SinkOut,
 )
+from vigil.api.workflows import workflows_router
 from vigil.detect.archive import SEGMENT, EvidenceArchive
+from vigil.errors import NotFound, ValidationFailed
+from vigil.masking import MASK, mask_url
+from vigil.outbound_policy import OutboundPolicy, OutboundRefused
 from vigil.receivers.keys import KeyResolver
-from vigil.specs import NAME_PATTERN, PipelineSpec, ProjectSpec, SinkSpec
-from vigil.store.models import ApiKey, Batch, IncidentReplay, Sink
+from vigil.specs import NAME_PATTERN, PipelineSpec, ProjectSpec, SinkSpec, WebhookSinkSpec
+from vigil.store.models import ApiKey, Batch, IncidentReplay, Pipeline, Sink
 from vigil.store.repo import Store
+from vigil.store.workflow_repo import WorkflowRepo
+from vigil.workflow.engine import WorkflowEngine
+from vigil.workflow.trigger import WorkflowTrigger
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +73,11 @@ class ApiContext:
     max_body_bytes: int = 4 * 1024 * 1024
     keys: KeyResolver | None = None
     """Project keys, for the routes that take them (alert intake); the store's when not given."""
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
+    """Where agents and sinks may be sent: checked when a pipeline or sink is saved."""
+    workflow_engine: WorkflowEngine | None = None
+    """In this process (`vigil up`): approvals wake their workflow at once."""
+    workflow_trigger: WorkflowTrigger | None = None
 
 
 def _key_out(row: ApiKey) -> ApiKeyOut:
@@ -78,14 +93,84 @@ def _key_out(row: ApiKey) -> ApiKeyOut:
 
 
 def _public_spec(spec: Any) -> dict[str, Any]:
+    """A spec as the API shows it: secrets masked (headers, signing secrets, credentials in URLs)."""
     dumped: dict[str, Any] = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    agent = dumped.get("agent")
+    if isinstance(agent, dict) and isinstance(agent.get("endpoint"), str):
+        agent["endpoint"] = mask_url(agent["endpoint"])
     return dumped
 
 
+def _check_outbound(policy: OutboundPolicy, url: str, loc: list[str]) -> None:
+    try:
+        policy.check_url(url)
+    except OutboundRefused as exc:
+        where = ".".join(loc)
+        message = f"{where}: refused by the outbound policy: {exc}"
+        details = {"errors": [{"loc": ["body", *loc], "msg": str(exc), "type": "outbound_refused"}]}
+        raise ValidationFailed(message, details=details) from None
+
+
+async def _keep_stored_credentials(
+    store: Store, project_id: str, name: str, spec: PipelineSpec
+) -> PipelineSpec:
+    """A spec read back (masked) and saved again keeps the credentials of the stored endpoint."""
+    if MASK not in spec.agent.endpoint:
+        return spec
+    try:
+        stored = (await store.get_pipeline(project_id, name)).spec["agent"]["endpoint"]
+    except (NotFound, KeyError, TypeError):
+        return spec
+    if not isinstance(stored, str) or mask_url(stored) != spec.agent.endpoint:
+        return spec
+    return spec.model_copy(update={"agent": spec.agent.model_copy(update={"endpoint": stored})})
+
+
+def _stored_spec(stored: Any, validate: Callable[[Any], Any]) -> tuple[dict[str, Any], str | None]:
+    """A stored spec as the API shows it, and why it no longer validates when it does not (saved
+    under older, looser rules): then shown as stored, its secrets masked all the same."""
+    try:
+        return _public_spec(validate(stored)), None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return _masked_stored(stored), f"{STORED_INVALID} ({where}: {first['msg']})"
+
+
+def _masked_stored(stored: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = copy.deepcopy(stored) if isinstance(stored, dict) else {}
+    agent = spec.get("agent")
+    for holder in (spec, agent if isinstance(agent, dict) else {}):
+        for key in ("endpoint", "url"):
+            if isinstance(holder.get(key), str):
+                holder[key] = mask_url(holder[key])
+        for key in ("secret", "webhook_url"):
+            if holder.get(key) is not None:
+                holder[key] = "**********"
+        if isinstance(holder.get("headers"), dict) and holder is agent:
+            holder["headers"] = {name: "**********" for name in holder["headers"]}
+    return spec
+
+
+def _pipeline_out(row: Pipeline) -> PipelineOut:
+    spec, problem = _stored_spec(row.spec, PipelineSpec.model_validate)
+    return PipelineOut(
+        project_id=row.project_id,
+        name=row.name,
+        spec=spec,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        problem=problem,
+    )
+
+
 def _sink_out(row: Sink) -> SinkOut:
-    spec = _public_spec(_SINK_ADAPTER.validate_python(row.spec))
-    if "url" in spec and spec.get("secret"):
-        spec["secret"] = "**********"
+    spec, problem = _stored_spec(row.spec, _SINK_ADAPTER.validate_python)
+    if problem is None:
+        if "url" in spec:
+            spec["url"] = mask_url(spec["url"])
+        if "url" in spec and spec.get("secret"):
+            spec["secret"] = "**********"
     return SinkOut(
         id=row.id,
         project_id=row.project_id,
@@ -93,6 +178,7 @@ def _sink_out(row: Sink) -> SinkOut:
         name=row.name,
         spec=spec,
         created_at=row.created_at,
+        problem=problem,
     )
 
 
@@ -155,7 +241,7 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     async def admin(authorization: Annotated[str | None, Header()] = None) -> None:
         ctx.auth.check(authorization)
 
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(admin)])
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(admin)], responses=API_ERRORS)
 
     @api.post("/projects", status_code=201, response_model=ProjectOut, tags=["projects"])
     async def create_project(body: ProjectSpec) -> Any:
@@ -192,6 +278,9 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
 
     @api.put("/projects/{project_id}/pipelines/{name}", response_model=PipelineOut, tags=["pipelines"])
     async def put_pipeline(project_id: str, name: PipelineName, body: PipelineSpec) -> Any:
+        body = await _keep_stored_credentials(store, project_id, name, body)
+        if not body.agent.endpoint.startswith("builtin:"):
+            _check_outbound(ctx.outbound, body.agent.endpoint, ["agent", "endpoint"])
         row, _ = await store.put_pipeline(project_id, name, body)
         await ctx.changed(project_id)
         return PipelineOut(
@@ -205,27 +294,11 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     @api.get("/projects/{project_id}/pipelines", response_model=list[PipelineOut], tags=["pipelines"])
     async def list_pipelines(project_id: str) -> Any:
         await store.get_project(project_id)
-        return [
-            PipelineOut(
-                project_id=row.project_id,
-                name=row.name,
-                spec=_public_spec(PipelineSpec.model_validate(row.spec)),
-                created_at=row.created_at,
-                updated_at=row.updated_at,
-            )
-            for row in await store.list_pipelines(project_id)
-        ]
+        return [_pipeline_out(row) for row in await store.list_pipelines(project_id)]
 
     @api.get("/projects/{project_id}/pipelines/{name}", response_model=PipelineOut, tags=["pipelines"])
     async def get_pipeline(project_id: str, name: PipelineName) -> Any:
-        row = await store.get_pipeline(project_id, name)
-        return PipelineOut(
-            project_id=row.project_id,
-            name=row.name,
-            spec=_public_spec(PipelineSpec.model_validate(row.spec)),
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+        return _pipeline_out(await store.get_pipeline(project_id, name))
 
     @api.delete("/projects/{project_id}/pipelines/{name}", status_code=204, tags=["pipelines"])
     async def delete_pipeline(project_id: str, name: PipelineName) -> Response:
@@ -235,6 +308,10 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
 
     @api.post("/projects/{project_id}/sinks", status_code=201, response_model=SinkOut, tags=["sinks"])
     async def add_sink(project_id: str, body: SinkSpec) -> Any:
+        if isinstance(body, WebhookSinkSpec):
+            _check_outbound(ctx.outbound, str(body.url), ["url"])
+        else:
+            _check_outbound(ctx.outbound, body.webhook_url.get_secret_value(), ["webhook_url"])
         row = await store.add_sink(project_id, body)
         await ctx.changed(project_id)
         return _sink_out(row)
@@ -294,8 +371,6 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     async def get_batch(project_id: str, request_id: str) -> Any:
         row = await store.get_batch(request_id)
         if row is None or row.project_id != project_id:
-            from vigil.errors import NotFound
-
             raise NotFound(f"no batch {request_id!r} in project {project_id!r}")
         return _batch_out(row, with_records=True)
 
@@ -444,8 +519,11 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
             return {"configured": False}
         return {"configured": True, **await ctx.budget.usage(project_id)}
 
+    api.include_router(runbooks_router(store, WorkflowRepo(store)))
+    api.include_router(workflows_router(store, ctx.workflow_engine))
     app.include_router(api)
-    app.include_router(alerts_router(store, callers))
+    trigger = ctx.workflow_trigger
+    app.include_router(alerts_router(store, callers, trigger.incident_changed if trigger else None))
 
     add_probes(app, ctx.ready)
     return app

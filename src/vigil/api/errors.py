@@ -9,6 +9,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -39,6 +40,37 @@ _CODES = {
 }
 
 
+class ErrorOut(BaseModel):
+    """Every error answer of Vigil's HTTP APIs."""
+
+    error: str = Field(description="A stable code: validation_error, not_found, unauthorized, ...")
+    message: str = Field(description="What went wrong, for people; names the field when one is wrong.")
+    details: dict[str, Any] = Field(description="Structured context, e.g. `errors` with each field's `loc`.")
+
+
+_DESCRIPTIONS = {
+    400: "The request is malformed (a body that does not parse, a bad header).",
+    401: "Missing or invalid credentials.",
+    403: "Not allowed.",
+    404: "No such resource.",
+    409: "Conflicts with what exists.",
+    413: "The body is larger than the limit.",
+    415: "The content type is not one this route takes.",
+    422: "A field is invalid; `message` and `details.errors[].loc` name it.",
+    429: "Overloaded: retry after `Retry-After` seconds.",
+    503: "Not ready (the bus is unreachable): retry after `Retry-After` seconds.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` declaring the error answers a route or app may give."""
+    return {status: {"model": ErrorOut, "description": _DESCRIPTIONS[status]} for status in statuses}
+
+
+API_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 429, 503)
+"""What any management API route may answer besides its success."""
+
+
 def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> ORJSONResponse:
@@ -66,7 +98,8 @@ def install_error_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         first = problems[0] if problems else {"loc": [], "msg": "invalid request"}
-        where = ".".join(str(p) for p in first["loc"] if p != "body")
+        loc = first["loc"][1:] if first["loc"][:1] == ["body"] else first["loc"]
+        where = ".".join(str(p) for p in loc)  # a field may itself be named `body` (filter.body)
         message = f"{where}: {first['msg']}" if where else str(first["msg"])
         return error_response(422, "validation_error", message, {"errors": problems})
 

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from vigil.specs import Label
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every time Vigil stores is UTC, and RFC 3339 wants the offset.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
 
 
 class ProjectOut(BaseModel):
     id: str
     name: str
-    created_at: datetime
+    created_at: Timestamp
 
 
 class ApiKeyOut(BaseModel):
@@ -20,8 +30,8 @@ class ApiKeyOut(BaseModel):
     project_id: str
     name: str
     prefix: str
-    created_at: datetime
-    revoked_at: datetime | None
+    created_at: Timestamp
+    revoked_at: Timestamp | None
     revoked: bool
 
 
@@ -31,15 +41,22 @@ class ApiKeyCreated(ApiKeyOut):
 
 
 class KeyIn(BaseModel):
-    name: str = "default"
+    model_config = ConfigDict(extra="forbid")
+
+    name: Label = "default"
+
+
+STORED_INVALID = "stored under older rules, this spec is no longer valid and does not run; save it again"
 
 
 class PipelineOut(BaseModel):
     project_id: str
     name: str
     spec: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
+    problem: str | None = None
+    """Set when the stored spec no longer validates (it does not run): why, and what to do."""
 
 
 class SinkOut(BaseModel):
@@ -48,7 +65,9 @@ class SinkOut(BaseModel):
     type: str
     name: str | None
     spec: dict[str, Any]
-    created_at: datetime
+    created_at: Timestamp
+    problem: str | None = None
+    """Set when the stored spec no longer validates (it does not run): why, and what to do."""
 
 
 class BatchOut(BaseModel):
@@ -60,8 +79,8 @@ class BatchOut(BaseModel):
     status: str
     attempts: int
     last_error: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
     records: list[Any] | None = None
 
 
@@ -71,7 +90,7 @@ class OutputOut(BaseModel):
     request_id: str
     pipeline: str | None
     payload: dict[str, Any]
-    received_at: datetime
+    received_at: Timestamp
     batch: BatchOut | None
 
 
@@ -82,8 +101,8 @@ class DeadLetterOut(BaseModel):
     ref: str
     error: str
     attempts: int
-    created_at: datetime
-    replayed_at: datetime | None
+    created_at: Timestamp
+    replayed_at: Timestamp | None
 
 
 class ReplayOut(BaseModel):
@@ -149,7 +168,7 @@ class IncidentReplayIn(BaseModel):
 class IncidentReplayOut(BaseModel):
     id: str
     incident_id: str
-    at: datetime
+    at: Timestamp
     target: str
     reproduced: bool
     attempted: int
@@ -161,7 +180,7 @@ class Confirmation(BaseModel):
     """An incident's latest replay, shown with the incident as `confirmation`."""
 
     confirmed: bool
-    at: datetime
+    at: Timestamp
     target: str
     attempted: int
     failed: int

@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -25,6 +24,7 @@ from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, Not
 from vigil.bus.pull import PullStream
 from vigil.bus.topology import CONFIG_SUBJECT, RECORDS_STREAM, ConsumerSpec, Topology
 from vigil.errors import Backpressure, MessageTooLarge, TransientError
+from vigil.masking import mask_url
 from vigil.settings import BusSettings
 
 log = logging.getLogger(__name__)
@@ -53,25 +53,6 @@ class NatsCredentials:
     creds_file: Path | None = None
     """A NATS .creds file: a user JWT and its nkey seed."""
     nkey_seed_file: Path | None = None
-
-
-def mask_url(url: str) -> str:
-    """`url` (one NATS URL or several, comma-separated) with passwords and tokens replaced by
-    `***`, fit for a log line."""
-    masked = []
-    for one in url.split(","):
-        parts = urlsplit(one.strip())
-        if parts.username is None and parts.password is None:
-            masked.append(one.strip())
-            continue
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
-        who = f"{parts.username}:***" if parts.password is not None else "***"
-        masked.append(urlunsplit((parts.scheme, f"{who}@{host}", parts.path, parts.query, parts.fragment)))
-    return ",".join(masked)
 
 
 def to_vigil_error(exc: Exception) -> Exception:

@@ -23,6 +23,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from vigil.private_files import make_private, private_dir, write_private
@@ -69,6 +71,7 @@ class ManagedNatsServer:
         self._port: int | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
+        self._spawner: ThreadPoolExecutor | None = None
 
     @property
     def url(self) -> str:
@@ -99,7 +102,7 @@ class ManagedNatsServer:
     async def start(self) -> None:
         private_dir(self.dir)
         self._stop_stale()
-        await asyncio.to_thread(self._launch, self._read_last_port())
+        await self._in_spawner(self._launch, self._read_last_port())
         self._supervisor = asyncio.create_task(self._supervise(), name="nats-server-supervisor")
 
     async def shutdown(self) -> None:
@@ -111,6 +114,9 @@ class ManagedNatsServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
         await asyncio.to_thread(self._terminate)
+        if self._spawner is not None:
+            self._spawner.shutdown(wait=False)
+            self._spawner = None
 
     def _config(self, port: int) -> str:
         store = json.dumps(str(self.dir / "store"))
@@ -129,6 +135,14 @@ class ManagedNatsServer:
             return int((self.dir / "port").read_text())
         except (OSError, ValueError):
             return -1
+
+    async def _in_spawner(self, call: Callable[[int], None], port: int) -> None:
+        """The server dies with the thread that started it (PR_SET_PDEATHSIG follows the thread,
+        not the process), so it is started from a thread kept for the server's whole life, never
+        from a shared pool that may drop its threads."""
+        if self._spawner is None:
+            self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nats-server")
+        await asyncio.get_running_loop().run_in_executor(self._spawner, call, port)
 
     def _launch(self, port: int) -> None:
         for attempt in (port, -1):
@@ -190,7 +204,7 @@ class ManagedNatsServer:
             process = self._process
             if process is not None and process.poll() is not None and not self._stopping:
                 log.error("nats-server exited; restarting", extra={"returncode": process.returncode})
-                await asyncio.to_thread(self._launch, self._port or -1)
+                await self._in_spawner(self._launch, self._port or -1)
 
     def _terminate(self) -> None:
         process = self._process

@@ -26,6 +26,7 @@ from vigil.cli.client import (
     table,
     warn,
 )
+from vigil.masking import mask_url
 from vigil.severity import SEVERITY_BY_NAME, severity_text
 
 project_app = typer.Typer(
@@ -316,7 +317,7 @@ def pipeline_set(
     say(f"[green]saved pipeline[/] [bold]{escape(name)}[/] in project {_label(found)}")
     say(
         f"  {escape(describe_filter(stored))} -> batches of {describe_batch(stored)} "
-        f"-> {escape(stored['agent']['endpoint'])}"
+        f"-> {escape(mask_url(stored['agent']['endpoint']))}"
     )
 
 
@@ -351,7 +352,7 @@ def pipeline_list(
             Text("yes", style="green") if p["spec"].get("enabled", True) else Text("no", style="yellow"),
             describe_filter(p["spec"]),
             describe_batch(p["spec"]),
-            p["spec"]["agent"]["endpoint"],
+            mask_url(p["spec"]["agent"]["endpoint"]),
             short_time(p["updated_at"]),
         ]
         for p in pipelines
@@ -415,7 +416,7 @@ def sink_add(
 
 def _sink_target(sink: dict[str, Any]) -> str:
     spec = sink["spec"]
-    return str(spec["url"]) if "url" in spec else "Slack incoming webhook (secret)"
+    return mask_url(str(spec["url"])) if "url" in spec else "Slack incoming webhook (secret)"
 
 
 @sink_app.command("list")

@@ -13,7 +13,7 @@ change still is, after about span / anomaly_weight windows.
 
 Optionally a `StreamingDetector` follows each endpoint's latency p95 series; its score for the
 current window is part of the snapshot (`detector_score`). It is the largest part of the state (about
-9 kB per endpoint in memory with the default 32-point window, against about 0.5 kB without it).
+6 kB per endpoint in memory with the default 32-point window, against about 0.5 kB without it).
 
 `BaselineStore` holds the baselines (bounded, least recently updated evicted first) and its
 `state()` / `from_state()` round-trip through JSON.
@@ -191,6 +191,7 @@ class _EntryState(BaseModel):
 class _StoreState(BaseModel):
     version: int
     entries: list[_EntryState]
+    detector_config: dict[str, Any] | None = None  # of every entry's detector saved without its own
 
 
 class BaselineStore:
@@ -252,11 +253,14 @@ class BaselineStore:
                 "windows": b.windows,
                 "last_seen": b.last_seen,
                 "values": list(b.values),
-                "detector": None if b.detector is None else b.detector.state(),
+                "detector": None if b.detector is None else b.detector.state(with_config=False),
             }
             for k, b in self._entries.items()
         ]
-        return {"version": _STATE_VERSION, "entries": entries}
+        out: dict[str, Any] = {"version": _STATE_VERSION, "entries": entries}
+        if self._detector_config is not None:
+            out["detector_config"] = asdict(self._detector_config)
+        return out
 
     @classmethod
     def from_state(cls, data: dict[str, Any], config: BaselineConfig | None = None) -> BaselineStore:
@@ -268,10 +272,16 @@ class BaselineStore:
             detector = None
             if store._detector_config is not None:
                 # a detector saved with other settings (or none) starts afresh rather than mixing them
+                # (a detector saved by an earlier version, whose settings or state differ, too)
                 saved = e.detector
-                if saved is not None and saved.get("config") == asdict(store._detector_config):
-                    detector = StreamingDetector.from_state(saved)
-                else:
+                detector = None
+                wanted = asdict(store._detector_config)
+                if saved is not None and saved.get("config", state.detector_config) == wanted:
+                    try:
+                        detector = StreamingDetector.from_state(saved, store._detector_config)
+                    except (ValueError, KeyError, TypeError):
+                        detector = None
+                if detector is None:
                     detector = StreamingDetector(store._detector_config)
             baseline = Baseline(detector)
             baseline.values = array("d", e.values)

@@ -1,7 +1,16 @@
 """`vigil detect FILE.csv`: score a `timestamp,value` CSV with the streaming detector.
 
-Rows are read and scored one at a time, so each output score depends only on the rows before it and
-the row itself, exactly as the detector would see them live.
+Rows are read and scored one at a time, in the order of the file (their arrival order), so each output
+score depends only on the rows before it and the row itself, exactly as the detector would see them
+live. Timestamps are taken as they come, as a live stream has them:
+
+* out of order (a timestamp earlier than one before it): scored where it arrives, against everything
+  seen so far; its time of day still places it in the detector's daily profile;
+* duplicate (the same timestamp again): each row is its own point, scored in turn;
+* missing (a gap between rows): nothing is filled in; the next row is scored when it arrives.
+
+Only a malformed row (wrong field count, a timestamp or value that cannot be read, a value that is
+not finite) stops the run, with an error naming its line.
 """
 
 from __future__ import annotations
@@ -54,7 +63,8 @@ def parse_timestamp(text: str) -> float:
 def run_detect(input_path: Path, output: TextIO, config: DetectorConfig | None = None) -> None:
     """Read `timestamp,value` rows from `input_path`, write `timestamp,value,anomaly_score` rows.
 
-    Timestamps and values are echoed as given. Blank lines are skipped. Raises `DetectInputError`
+    Timestamps and values are echoed as given; every well-formed row is scored in file order, whatever
+    its timestamp does (see the module docstring). Blank lines are skipped. Raises `DetectInputError`
     (a ValueError) naming the line of the first malformed row; rows before it are already written.
     """
     detector = StreamingDetector(config)
@@ -68,7 +78,6 @@ def run_detect(input_path: Path, output: TextIO, config: DetectorConfig | None =
         if names != ["timestamp", "value"]:
             raise DetectInputError(1, f"expected header 'timestamp,value', got {','.join(header)!r}")
         writer.writerow(["timestamp", "value", "anomaly_score"])
-        last_time = -math.inf
         for row in reader:
             line = reader.line_num
             if not row or all(not cell.strip() for cell in row):
@@ -86,8 +95,5 @@ def run_detect(input_path: Path, output: TextIO, config: DetectorConfig | None =
                 raise DetectInputError(line, f"value is not a number: {value_text!r}") from None
             if not math.isfinite(value):
                 raise DetectInputError(line, f"value is not finite: {value_text!r}")
-            if timestamp < last_time:
-                raise DetectInputError(line, f"timestamp {ts_text!r} is earlier than the previous row")
-            last_time = timestamp
             score = detector.update(timestamp, value)
             writer.writerow([ts_text, value_text, f"{score:.6f}"])

@@ -61,5 +61,5 @@ class ClosedWindow(BaseModel):
     window_start: float
     window_end: float
     endpoints: list[WindowStats]
-    late_dropped: int = 0  # late facts of this stream dropped since its previous closed window
+    late_facts: int = 0  # facts of this stream counted here because their own window had closed
     trace_overflow: int = 0  # queries counted without per-trace detail because of `max_trace_entries`

@@ -2,9 +2,12 @@
 
 Facts are grouped by (project, service) and by the window their start time falls in. Each stream
 has its own watermark, the latest event time it has seen minus `allowed_lateness_s`; a window closes
-when the watermark passes its end, so facts up to that much out of order still count. A fact whose
-window has already closed is late: it is dropped and counted, and the count is reported on the
-stream's next closed window. `advance(now)` closes windows of streams that went quiet.
+when the watermark passes its end, so facts up to that much out of order count in their own window.
+Time is taken as the stream has it, and nothing is dropped for it: a fact whose window has already
+closed is late and counts in the oldest window still open (the one it arrived in), and how many
+were late is reported on that window (`late_facts`); facts with the same time simply count
+together, and a gap leaves no window behind (windows exist only where facts fell).
+`advance(now)` closes windows of streams that went quiet.
 
 A closed window yields one `WindowStats` per endpoint. Queries are attributed to the endpoint of the
 server request of their trace (from this window or the one before, because a request's queries can
@@ -119,7 +122,7 @@ class Windower:
         self.config = config or WindowConfig()
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._seq = itertools.count()
-        self.late_dropped = 0  # total over the windower's life
+        self.late_facts = 0  # total over the windower's life
 
     @property
     def open_windows(self) -> int:
@@ -133,10 +136,12 @@ class Windower:
         if stream is None:
             stream = self._streams[key] = _Stream()
         start = math.floor(fact.start_s / c.size_s) * c.size_s
-        if start + c.size_s <= max(stream.closed_until, stream.max_seen - c.allowed_lateness_s):
+        closed = max(stream.closed_until, stream.max_seen - c.allowed_lateness_s)
+        if start + c.size_s <= closed:
+            # late: its own window is gone, so it counts in the one open as it arrives
+            start = math.floor(closed / c.size_s) * c.size_s
             stream.late += 1
-            self.late_dropped += 1
-            return []
+            self.late_facts += 1
         window = stream.windows.get(start)
         if window is None:
             window = stream.windows[start] = _Window(start)
@@ -246,7 +251,7 @@ class Windower:
             window_start=window.start,
             window_end=window.start + c.size_s,
             endpoints=stats,
-            late_dropped=stream.late,
+            late_facts=stream.late,
             trace_overflow=window.overflow,
         )
 

@@ -103,9 +103,13 @@ class ConfigCache:
                     pipelines.setdefault(row.project_id, []).append(active)
             sinks: dict[str, list[ActiveSink]] = {}
             for sink in await self._store.list_sinks():
-                sinks.setdefault(sink.project_id, []).append(
-                    ActiveSink(sink.project_id, sink.id, _SINK_ADAPTER.validate_python(sink.spec))
-                )
+                try:
+                    sink_spec = _SINK_ADAPTER.validate_python(sink.spec)
+                except ValueError:
+                    # Saved under older, looser rules: the others keep running.
+                    log.exception("stored sink is invalid; skipped", extra={"sink": sink.id})
+                    continue
+                sinks.setdefault(sink.project_id, []).append(ActiveSink(sink.project_id, sink.id, sink_spec))
             self.pipelines, self.sinks = pipelines, sinks
         for listener in self._listeners:
             try:

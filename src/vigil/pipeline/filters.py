@@ -6,13 +6,13 @@ pays the cost of building flat records for that 5% only.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
+from vigil.pipeline.user_regex import UserRegex
 from vigil.records import FlatRecord, attributes, body_text
 from vigil.specs import BodyMatch, FilterSpec, ValueMatch
 
@@ -38,8 +38,8 @@ def _value_test(match: ValueMatch) -> ValueTest:
         wanted = match.exists
         return lambda value: (value is not None) == wanted
     if match.regex is not None:
-        pattern = re.compile(match.regex)
-        return lambda value: value is not None and pattern.search(_as_text(value)) is not None
+        pattern = UserRegex(match.regex)
+        return lambda value: value is not None and pattern.search(_as_text(value))
     if match.in_ is not None:
         options = {_as_text(v) for v in match.in_}
         return lambda value: value is not None and _as_text(value) in options
@@ -49,8 +49,8 @@ def _value_test(match: ValueMatch) -> ValueTest:
 
 def _body_test(match: BodyMatch) -> Callable[[str], bool]:
     if match.regex is not None:
-        pattern = re.compile(match.regex, re.IGNORECASE if match.ignore_case else 0)
-        return lambda body: pattern.search(body) is not None
+        pattern = UserRegex(match.regex, ignore_case=match.ignore_case)
+        return pattern.search
     needle = match.contains or ""
     if match.ignore_case:
         lowered = needle.lower()

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from vigil.pipeline.shapes import shape
+from vigil.pipeline.user_regex import MAX_PATTERN_LENGTH, UserRegex
 from vigil.records import FlatRecord
 
 Replace = Callable[[re.Match[str], str], str | None]
@@ -34,7 +35,8 @@ _ALREADY = r"(?!\[REDACTED:)"
 @dataclass(frozen=True, slots=True)
 class Rule:
     name: str
-    pattern: re.Pattern[str]
+    pattern: re.Pattern[str] | UserRegex
+    """Vigil's own rules use `re`; users' custom rules RE2 (`UserRegex`)."""
     triggers: tuple[str, ...] = ()
     """One of these must occur in the lowercased text for the regex to run."""
     gate: Callable[[str], bool] | None = None
@@ -246,29 +248,28 @@ class CustomRule(_Strict):
     """A user pattern. When it has a group named `secret`, only that group is replaced, so context
     such as `customer_id=` stays readable. The replacement is literal text."""
 
-    name: Annotated[str, Field(pattern=r"^[a-z0-9_-]+$", max_length=64)]
-    pattern: str
-    replacement: str | None = None
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_-]+$", min_length=1, max_length=64)]
+    pattern: Annotated[str, Field(min_length=1, max_length=MAX_PATTERN_LENGTH)]
+    """RE2 syntax: matched in linear time."""
+    replacement: Annotated[str | None, Field(max_length=256)] = None
 
     @field_validator("pattern")
     @classmethod
     def _valid_regex(cls, value: str) -> str:
-        try:
-            compiled = re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regex {value!r}: {exc}") from exc
-        if compiled.search("") is not None:
+        if UserRegex(value).search(""):
             raise ValueError(f"regex {value!r} matches the empty string")
         return value
 
 
 class RedactionSpec(_Strict):
     enabled: bool = True
-    rules: list[str] | None = Field(default=None, description="Built-in rules to apply; omit for all.")
-    custom: list[CustomRule] = Field(default_factory=list)
+    rules: list[str] | None = Field(
+        default=None, max_length=100, description="Built-in rules to apply; omit for all."
+    )
+    custom: list[CustomRule] = Field(default_factory=list, max_length=50)
     attributes: bool = Field(default=True, description="Also redact attribute and resource values.")
-    drop_attributes: list[str] = Field(
-        default_factory=list, description="Attribute keys removed entirely, at any depth."
+    drop_attributes: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=200, description="Attribute keys removed entirely, at any depth."
     )
 
     @field_validator("rules")
@@ -293,11 +294,13 @@ class RedactionSpec(_Strict):
 
 def _custom(rule: CustomRule) -> Rule:
     text = rule.replacement
+    pattern = UserRegex(rule.pattern)
 
     def replace(match: re.Match[str], token: str) -> str | None:
         return None if not match.group() else (token if text is None else text)
 
-    return Rule(rule.name, re.compile(rule.pattern), replace=replace)
+    # No gate: gates see the record's strings joined, where an anchored pattern could miss.
+    return Rule(rule.name, pattern, replace=replace)
 
 
 def _wanted(rule: Rule, text: str, lowered: str) -> bool:
@@ -308,8 +311,9 @@ def _wanted(rule: Rule, text: str, lowered: str) -> bool:
 
 def _spans(match: re.Match[str]) -> tuple[int, int]:
     """Where the replacement goes: the `secret` group when the pattern has one and it took part."""
-    if "secret" in match.re.groupindex and match.start("secret") >= 0:
-        return match.start("secret"), match.end("secret")
+    index = match.re.groupindex.get("secret")
+    if index is not None and match.start(index) >= 0:
+        return match.start(index), match.end(index)
     return match.start(), match.end()
 
 

@@ -4,12 +4,17 @@ The miner is a Drain-style online clusterer (He et al., ICWS 2017) with one conf
 kind of log. A message goes through three steps:
 
 1. Masking. General rules turn what is obviously variable into the wildcard `<*>`: any token
-   with a digit (numbers, ids, hex, IPs, timestamps, versions), paths and URLs, host names, long
-   hex words, dates written with month names, quantities with a unit ("1.2 KB", "<1 sec"). Key-value
+   with a digit (numbers, ids, hex, IPs, timestamps, versions), paths (absolute, or relative with
+   two slashes or more) and URLs, host names, `user@host`, lists glued by commas (`a,b,c`),
+   MAC-style hex groups (`aa:bb:cc:dd`), long hex words, dates written with month names,
+   quantities with a unit ("1.2 KB", "<1 sec"). Key-value
    tokens keep their key (`uid=<*>`), call-like tokens their name (`chdir(<*>)`), and brackets
    that hold only a variable become one (`(<*>)` and `()` are `<*>`). Runs of wildcards collapse
    into one, so an optional variable part ("0 bytes" vs "1190 bytes (1.16 KB)") does not change
-   the shape of the message.
+   the shape of the message. A message longer than `max_tokens` keeps its first `max_tokens`
+   tokens and one `<*>` for the rest: what varies in length there (free text, lists, dumps) does
+   not split its event. The rules are the same for every kind of log; the few numeric settings are
+   the ones leave-one-dataset-out cross-validation on Loghub keeps (bench/templates_cv.py).
 2. Matching. A message joins a cluster of the same token count when no constant token of the
    template disagrees with a constant token of the message, and enough of the template's constants
    are present (`similarity_threshold`). Differing words are therefore treated as different events
@@ -61,6 +66,9 @@ _CALL = re.compile(r"^([A-Za-z_][\w.\-]*[(\[])([^()\[\]]+?)([)\]]?)$")  # f(x), 
 _HOST = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+){2,}")
 _SHORT_HOST = re.compile(r"[a-z0-9-]+\.[a-z]{2,3}")
 _HEX_WORD = re.compile(r"[0-9a-f]{8,}|[0-9A-F]{8,}")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*")  # user@host
+_WORD_LIST = re.compile(r"[^,\s]+(?:,[^,\s]+){2,}")  # a,b,c: a list glued by commas
+_HEX_GROUPS = re.compile(r"[0-9a-fA-F]{2}(?:[:-][0-9a-fA-F]{2}){3,}")  # MAC-style, even without digits
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:\\")
 _BRACKETS = frozenset({"()", "[]", "{}"})
@@ -85,6 +93,10 @@ def _mask_core(core: str) -> str:
         return WILDCARD
     if (core[0] == "/" and len(core) > 1) or core.startswith(("./", "~/")) or "\\" in core:
         return WILDCARD
+    if core.count("/") >= 2:  # a relative path (one slash stays: "I/O", "KB/s")
+        return WILDCARD
+    if _EMAIL.fullmatch(core) or _WORD_LIST.fullmatch(core):
+        return WILDCARD
     if _URL.match(core):
         return WILDCARD
     if _HOST.fullmatch(core) and not core.rsplit(".", 1)[-1][:1].isupper():
@@ -98,7 +110,7 @@ def _mask_core(core: str) -> str:
 def _mask_inner(core: str) -> str:
     if core == WILDCARD:
         return core
-    if _URL.match(core) or _WINDOWS_PATH.match(core):
+    if _URL.match(core) or _WINDOWS_PATH.match(core) or _HEX_GROUPS.fullmatch(core):
         return WILDCARD
     kv = _KEY_VALUE.match(core)
     if kv is not None:
@@ -174,8 +186,9 @@ class TemplateMinerConfig:
     """Word positions that one merge of sibling clusters may turn into variables at once."""
     max_clusters: int = 50_000
     """Past this, unmatched messages get a template (and a stable id) but open no cluster."""
-    max_tokens: int = 256
-    """Longer messages are mined on their first `max_tokens` tokens."""
+    max_tokens: int = 24
+    """Longer messages are mined on their first `max_tokens` tokens followed by one `<*>`: past
+    that, what varies in length (free text, lists, dumps) is taken as one variable."""
     cache_size: int = 20_000
     """Entries of the exact-match and token caches (each is cleared when full)."""
 
@@ -425,16 +438,20 @@ class TemplateMiner:
             cache.clear()
         out: list[str] = []
         previous = ""
+        limit = self.config.max_tokens
         for raw in _pre_mask(message).split():
             token = cache.get(raw)
             if token is None:
                 token = cache[raw] = mask_token(raw)
             if token == WILDCARD and previous == WILDCARD:
                 continue
+            if len(out) == limit:
+                # a long message: its event is in its first `limit` tokens, the rest is one variable
+                if previous != WILDCARD:
+                    out.append(WILDCARD)
+                break
             out.append(token)
             previous = token
-            if len(out) >= self.config.max_tokens:
-                break
         return tuple(out)
 
     def _remember(self, tokens: tuple[str, ...], cluster: _Cluster) -> None:

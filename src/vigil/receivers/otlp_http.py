@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
 from vigil import __version__
-from vigil.api.errors import ORJSONResponse, install_error_handlers
+from vigil.api.errors import ORJSONResponse, error_responses, install_error_handlers
 from vigil.api.probes import add_probes
 from vigil.errors import ClientGone, InvalidPayload, PayloadTooLarge, ValidationFailed
 from vigil.otlp import JSON, PROTOBUF, SIGNALS, Signal
@@ -79,6 +79,12 @@ def _add_export_route(
         methods=["POST"],
         name=f"export_{signal.name}",
         summary=f"OTLP/HTTP {signal.name} export (protobuf or JSON)",
+        responses={
+            200: {
+                "description": "Accepted: an empty Export response in the request's encoding.",
+                "content": {PROTOBUF: {}, JSON: {"schema": {"type": "object"}}},
+            }
+        },
     )
 
 
@@ -90,7 +96,13 @@ def create_receiver_app(
     max_body_bytes: int,
     ready: Callable[[], Awaitable[bool]],
 ) -> FastAPI:
-    app = FastAPI(title="Vigil receiver", version=__version__, docs_url="/docs", redoc_url=None)
+    app = FastAPI(
+        title="Vigil receiver",
+        version=__version__,
+        docs_url="/docs",
+        redoc_url=None,
+        responses=error_responses(400, 401, 403, 413, 415, 422, 429, 503),
+    )
     install_error_handlers(app)
 
     for signal in SIGNALS:

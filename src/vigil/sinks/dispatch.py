@@ -19,6 +19,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from vigil.bus.client import Bus
 from vigil.bus.topology import DELIVERIES_STREAM, deliveries_subject, sink_consumer_name
 from vigil.errors import DeliveryError
+from vigil.outbound_policy import OutboundPolicy, outbound_client
 from vigil.outputs import OutputEnvelope
 from vigil.pipeline.config import ActiveSink, ConfigCache, sink_consumer
 from vigil.pipeline.delivery import DeliveryWorker, WorkerSet
@@ -134,11 +135,13 @@ class SinkDeliveryHandler:
 class SinkWorkers:
     """Keeps a worker running for every sink, following configuration changes."""
 
-    def __init__(self, bus: Bus, store: Store, config: ConfigCache) -> None:
+    def __init__(
+        self, bus: Bus, store: Store, config: ConfigCache, outbound: OutboundPolicy | None = None
+    ) -> None:
         self._bus = bus
         self._store = store
         self._config = config
-        self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=256))
+        self._client = outbound_client(outbound or OutboundPolicy(), httpx.Limits(max_connections=256))
         self._workers: WorkerSet[str, ActiveSink] = WorkerSet(self._worker, self._removed)
 
     async def start(self) -> None:

@@ -176,3 +176,102 @@ class AlertNotification(Base):
     alerts: Mapped[int] = mapped_column(Integer)
     incident_ids: Mapped[list[Any]]
     payload: Mapped[dict[str, Any]]
+
+
+class RunbookRow(Base):
+    """A project's runbook, set through the API or loaded from the runbooks folder."""
+
+    __tablename__ = "runbooks"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    spec: Mapped[dict[str, Any]]
+    origin: Mapped[str] = mapped_column(String(16))
+    """api, or file (loaded from VIGIL_RUNBOOKS_DIR at start)."""
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AuditEntry(Base):
+    """Append-only: every change and decision, who made it, when and why."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_project_at", "project_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(String(36))
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    """admin, a project key's name, the workflow, a person (an approval's `by`)."""
+    kind: Mapped[str] = mapped_column(String(64))
+    """config.change, workflow.step, model.call, action, approval, ..."""
+    subject: Mapped[str] = mapped_column(String(200))
+    """What it is about: a runbook id, a workflow id, a pipeline name."""
+    detail: Mapped[dict[str, Any]]
+
+
+class WorkflowRow(Base):
+    """One incident's remediation workflow as people see it: its state and its steps so far."""
+
+    __tablename__ = "workflows"
+    __table_args__ = (Index("ix_workflows_project_updated", "project_id", "updated_at"),)
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(36))
+    incident_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(24))
+    tier: Mapped[str] = mapped_column(String(16))
+    runbook_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    body: Mapped[dict[str, Any]]
+    """Steps with their status and timings, the analysis, the ticket, the outcome."""
+
+
+class WorkflowEvent(Base):
+    """What a workflow did, in order; the id is the live stream's event id (resumable)."""
+
+    __tablename__ = "workflow_events"
+    __table_args__ = (Index("ix_workflow_events_project_id", "project_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(String(36))
+    workflow_id: Mapped[str] = mapped_column(String(100), index=True)
+    incident_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime]
+    step: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(24))
+    summary: Mapped[dict[str, Any]]
+
+
+class ApprovalRow(Base):
+    """A person's go-ahead a workflow waits for: answered once, and never lost."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (Index("ix_approvals_project_status", "project_id", "status"),)
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(36))
+    workflow_id: Mapped[str] = mapped_column(String(100), index=True)
+    incident_id: Mapped[str] = mapped_column(String(64))
+    runbook_id: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))
+    """pending, approved, rejected or expired."""
+    requested_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    plan: Mapped[dict[str, Any]]
+    """What would be done: the runbook's steps as dry runs, and why it is asked."""
+
+
+class ProjectPolicy(Base):
+    """A project's workflow policy: which incidents enter the workflow, what actions may touch,
+    where tickets go."""
+
+    __tablename__ = "project_policies"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    spec: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]

@@ -1,0 +1,1 @@
+"""The remediation workflow: runbooks, approvals, actions, verification and the audit log."""

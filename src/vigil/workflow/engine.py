@@ -1,0 +1,151 @@
+"""The durable-execution engine behind the workflow: DBOS Transact, on a SQLite database of its own
+in the data directory, or on PostgreSQL (in its own `dbos` schema) when Vigil is scaled out.
+
+DBOS keeps each workflow's progress: a step that completed is never run again after a crash (its
+recorded result is replayed), and waits (approvals, the verification delay) survive restarts.
+Steps run at least once, so every action also carries an idempotency key.
+
+Workflows are started through a DBOS queue, so that with several processes on one PostgreSQL
+each workflow runs in exactly one of them. DBOS runs recovered and queued async workflows on an
+event loop of its own; the steps reach Vigil's database and clients, which belong to the main
+event loop, through `Services.call`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from dbos import DBOS, DBOSConfig, Queue, SetWorkflowID
+
+from vigil.actions.ledger import FileLedger
+from vigil.store.repo import Store
+from vigil.workflow.store import WorkflowStore
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+QUEUE_NAME = "vigil-workflows"
+WORKFLOW_VERSION = "1"
+"""Raise when the workflow's steps change in a way recorded progress cannot be replayed on."""
+APPROVAL_TOPIC = "approval"
+QUEUE_POLL_S = 0.1
+"""How often each process looks for queued workflows: the start of a workflow waits up to this."""
+
+
+@dataclass
+class Services:
+    """What the workflow's steps use, all bound to the main event loop."""
+
+    store: Store
+    workflows: WorkflowStore
+    http: httpx.AsyncClient
+    ledger: FileLedger
+    loop: asyncio.AbstractEventLoop
+
+    async def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the main event loop, from whichever loop DBOS runs the workflow on."""
+        if asyncio.get_running_loop() is self.loop:
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+
+_services: Services | None = None
+
+
+def services() -> Services:
+    if _services is None:
+        raise RuntimeError("the workflow engine is not running")
+    return _services
+
+
+def dbos_url(database_url: str, data_dir: Path) -> str:
+    """DBOS's system database: beside Vigil's own (PostgreSQL), or its own SQLite file."""
+    if database_url.startswith("postgresql"):
+        return "postgresql+psycopg://" + database_url.split("://", 1)[1]
+    return f"sqlite:///{(data_dir / 'workflows.db').resolve()}"
+
+
+class WorkflowEngine:
+    """One per process (DBOS is a process-wide singleton)."""
+
+    @staticmethod
+    def available() -> bool:
+        """False while another runtime in this process runs the engine (tests run several)."""
+        return _services is None
+
+    def __init__(
+        self,
+        store: Store,
+        http: httpx.AsyncClient,
+        *,
+        database_url: str,
+        data_dir: Path,
+        executor_id: str = "local",
+    ) -> None:
+        self._store = store
+        self._executor_id = executor_id
+        self._http = http
+        self._url = dbos_url(database_url, data_dir)
+        self._data_dir = data_dir
+        self._running = False
+        self._queue: Queue | None = None
+
+    async def start(self) -> None:
+        global _services
+        from vigil.workflow import flow  # registers the workflow and its steps with DBOS
+
+        _services = Services(
+            store=self._store,
+            workflows=WorkflowStore(self._store),
+            http=self._http,
+            ledger=FileLedger(self._data_dir / "actions"),
+            loop=asyncio.get_running_loop(),
+        )
+        config: DBOSConfig = {
+            "name": "vigil",
+            "system_database_url": self._url,
+            "log_level": "WARNING",
+            # one version across restarts and upgrades: DBOS recovers only its own version's work
+            "application_version": WORKFLOW_VERSION,
+            "executor_id": self._executor_id,
+        }
+        DBOS(config=config)
+        await asyncio.to_thread(DBOS.launch)
+        self._queue = await DBOS.register_queue_async(QUEUE_NAME, polling_interval_sec=QUEUE_POLL_S)
+        self._running = True
+        self._flow = flow
+        log.info("workflow engine started", extra={"system_database": self._url.split("://")[0]})
+
+    async def shutdown(self) -> None:
+        global _services
+        if not self._running:
+            return
+        self._running = False
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
+        finally:
+            _services = None
+            # DBOS made its own pool this loop's default executor, and shut it down with itself
+            loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="vigil"))
+
+    async def start_workflow(self, project_id: str, incident_id: str, workflow_id: str) -> str:
+        """Start the incident's workflow once: the same id again is the same workflow."""
+        assert self._queue is not None
+        with SetWorkflowID(workflow_id):
+            await self._queue.enqueue_async(self._flow.remediate, project_id, incident_id, workflow_id)
+        return workflow_id
+
+    async def wake(self, workflow_id: str, decision: str) -> None:
+        """Tell a waiting workflow that its approval was answered (it also checks by itself)."""
+        try:
+            await DBOS.send_async(workflow_id, decision, APPROVAL_TOPIC)
+        except Exception as exc:  # the answer is stored: the workflow finds it when it next looks
+            log.warning("approval wake-up not sent", extra={"workflow": workflow_id, "error": str(exc)})

@@ -1,0 +1,197 @@
+"""The remediation workflow of one incident, as a DBOS workflow of steps:
+
+    begin -> analyse (match a runbook) -> plan (dry runs) -> approval gate -> execute
+          -> verify -> resolve, or roll back and escalate
+
+`human_only` incidents are only recorded. A model never writes a command: the analysis chooses
+among the runbooks people configured, and their steps are the only actions taken. Every step
+records an event (the live streams) and an audit entry.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from dbos import DBOS
+
+from vigil.actions.base import ActionError, ActionRefused, ActionResult, ActionStep, inverse
+from vigil.actions.context import ActionContext
+from vigil.actions.registry import execute, plan
+from vigil.workflow import steps
+from vigil.workflow.engine import APPROVAL_TOPIC, services
+from vigil.workflow.runbooks import TIER_RANK
+
+APPROVAL_POLL_S = 5.0
+"""Longest a waiting workflow goes without reading its approval itself (a wake-up may be lost)."""
+
+
+@DBOS.workflow()
+async def remediate(project_id: str, incident_id: str, workflow_id: str) -> str:
+    begun = await begin(project_id, incident_id, workflow_id)
+    if begun["tier"] == "human_only":
+        return await finish(workflow_id, "recorded", "human_only: recorded and ticketed, never acted on")
+    analysis = await analyse(workflow_id)
+    runbook = analysis.get("runbook")
+    if runbook is None:
+        return await finish(workflow_id, "escalated", analysis["summary"])
+    planned = await dry_run(workflow_id)
+    if planned.get("refused"):
+        return await finish(workflow_id, "escalated", f"the runbook cannot run: {planned['refused']}")
+    tier = max(begun["tier"], runbook["tier"], key=lambda t: TIER_RANK[t])
+    below = analysis["confidence"] < begun["escalate_threshold"]
+    if tier == "human_only":
+        return await finish(workflow_id, "escalated", f"runbook {runbook['id']} needs a person to act")
+    if tier == "supervised" or below:
+        why = "supervised runbook" if tier == "supervised" else "analysis below the escalate threshold"
+        approval = await request_approval(workflow_id, why)
+        decision = await wait_for_decision(workflow_id, approval["id"], approval["expires_at"])
+        if decision != "approved":
+            return await finish(workflow_id, "escalated", f"approval {decision}")
+    results: list[dict[str, Any]] = []
+    for index in range(len(runbook["steps"])):
+        try:
+            result = await act(workflow_id, index)
+        except Exception as exc:  # its retries ran out: recorded by DBOS, so replayed alike
+            result = {"status": "failed", "description": f"{type(exc).__name__}: {exc}", "before": {}}
+        results.append(result)
+        if result["status"] == "failed" and runbook["steps"][index]["required"]:
+            await roll_back(workflow_id, results)
+            return await finish(workflow_id, "escalated", f"step {index + 1} failed: {result['description']}")
+    if all(r["status"] == "dry_run" for r in results):
+        return await finish(workflow_id, "dry_run", "every step was a dry run: nothing to verify")
+    verify = runbook["verify"]
+    await DBOS.sleep_async(verify["after_s"])
+    deadline = time.time() + verify["timeout_s"]
+    while True:
+        check = await verify_cleared(workflow_id)
+        if check["cleared"]:
+            return await finish(workflow_id, "resolved", check["summary"])
+        if time.time() >= deadline:
+            break
+        await DBOS.sleep_async(min(15.0, max(1.0, verify["timeout_s"] / 10)))
+    await roll_back(workflow_id, results)
+    return await finish(workflow_id, "rolled_back", f"verification failed: {check['summary']}")
+
+
+async def wait_for_decision(workflow_id: str, approval_id: str, expires_at: float) -> str:
+    """A durable wait: the stored answer is read first and after every wake-up or poll, so an
+    answer given at any moment is found; past the expiry, the approval expires."""
+    while True:
+        decision = await read_decision(workflow_id, approval_id)
+        if decision != "pending":
+            return decision
+        remaining = expires_at - time.time()
+        if remaining <= 0:
+            return await expire(workflow_id, approval_id)
+        await DBOS.recv_async(APPROVAL_TOPIC, timeout_seconds=min(remaining, APPROVAL_POLL_S))
+
+
+@DBOS.step()
+async def begin(project_id: str, incident_id: str, workflow_id: str) -> dict[str, Any]:
+    return await services().call(steps.begin(services(), project_id, incident_id, workflow_id))
+
+
+@DBOS.step()
+async def analyse(workflow_id: str) -> dict[str, Any]:
+    return await services().call(steps.analyse(services(), workflow_id))
+
+
+@DBOS.step()
+async def dry_run(workflow_id: str) -> dict[str, Any]:
+    return await services().call(_dry_run(workflow_id))
+
+
+@DBOS.step()
+async def request_approval(workflow_id: str, why: str) -> dict[str, Any]:
+    return await services().call(steps.request_approval(services(), workflow_id, why))
+
+
+@DBOS.step()
+async def read_decision(workflow_id: str, approval_id: str) -> str:
+    return await services().call(steps.read_decision(services(), workflow_id, approval_id))
+
+
+@DBOS.step()
+async def expire(workflow_id: str, approval_id: str) -> str:
+    return await services().call(steps.expire(services(), workflow_id, approval_id))
+
+
+@DBOS.step(retries_allowed=True, max_attempts=5, interval_seconds=1.0, backoff_rate=2.0)
+async def act(workflow_id: str, index: int) -> dict[str, Any]:
+    return await services().call(_act(workflow_id, index))
+
+
+@DBOS.step()
+async def verify_cleared(workflow_id: str) -> dict[str, Any]:
+    return await services().call(steps.verify_cleared(services(), workflow_id))
+
+
+@DBOS.step()
+async def undo(workflow_id: str, index: int, result: dict[str, Any]) -> dict[str, Any]:
+    return await services().call(_undo(workflow_id, index, result))
+
+
+@DBOS.step()
+async def finish(workflow_id: str, status: str, summary: str) -> str:
+    return await services().call(steps.finish(services(), workflow_id, status, summary))
+
+
+async def roll_back(workflow_id: str, results: list[dict[str, Any]]) -> None:
+    for index in reversed(range(len(results))):
+        if results[index].get("status") == "done":
+            await undo(workflow_id, index, results[index])
+
+
+async def _context(workflow_id: str) -> tuple[steps.Loaded, ActionContext]:
+    loaded = await steps.load(services(), workflow_id)
+    return loaded, ActionContext(policy=loaded.policy.actions, http=services().http, ledger=services().ledger)
+
+
+async def _dry_run(workflow_id: str) -> dict[str, Any]:
+    loaded, context = await _context(workflow_id)
+    runbook = loaded.runbook()
+    plans = []
+    refused = None
+    for step in runbook.spec.steps:
+        try:
+            found = await plan(step.action_step(), context)
+        except ActionError as exc:
+            return await steps.record_plan(services(), loaded, [], f"{step.action}: {exc}")
+        plans.append(found.model_dump(mode="json"))
+        refused = refused or found.refused
+    return await steps.record_plan(services(), loaded, plans, refused)
+
+
+async def _act(workflow_id: str, index: int) -> dict[str, Any]:
+    loaded, context = await _context(workflow_id)
+    step = loaded.runbook().spec.steps[index]
+    key = f"{workflow_id}:step-{index}"
+    started = datetime.now(UTC)
+    try:
+        result = await execute(step.action_step(), context, key)
+    except ActionRefused as exc:
+        result = ActionResult(
+            action=step.action, status="failed", target="", description=str(exc), idempotency_key=key
+        )
+    if result.status == "failed" and result.retryable:
+        await steps.record_action(services(), loaded, index, result, started, final=False)
+        raise ActionError(result.description, retryable=True)  # DBOS retries the step
+    return await steps.record_action(services(), loaded, index, result, started, final=True)
+
+
+async def _undo(workflow_id: str, index: int, raw: dict[str, Any]) -> dict[str, Any]:
+    loaded, context = await _context(workflow_id)
+    runbook_step = loaded.runbook().spec.steps[index]
+    result = ActionResult.model_validate(raw)
+    if runbook_step.inverse == "none":
+        back: ActionStep | None = None
+    elif runbook_step.inverse == "auto":
+        back = inverse(runbook_step.action_step(), result)
+    else:
+        back = runbook_step.inverse.action_step()
+    if back is None:
+        return await steps.record_undo(services(), loaded, index, None)
+    undone = await execute(back, context, f"{workflow_id}:undo-{index}")
+    return await steps.record_undo(services(), loaded, index, undone)

@@ -1,0 +1,309 @@
+"""What each step of the workflow does, on the main event loop: read and write the database, call
+Prometheus, record an event (the live streams) and an audit entry for every step."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from vigil.actions.base import ActionResult
+from vigil.alerts.models import TIERS
+from vigil.errors import Conflict
+from vigil.masking import scrub
+from vigil.store.models import WorkflowRow
+from vigil.store.workflow_repo import WorkflowRepo
+from vigil.workflow.policy import WorkflowPolicy
+from vigil.workflow.runbooks import MatchContext, Runbook, RunbookSpec, ranked
+
+if TYPE_CHECKING:
+    from vigil.workflow.engine import Services
+
+ACTOR = "workflow"
+
+
+@dataclass
+class Loaded:
+    row: WorkflowRow
+    incident: dict[str, Any]
+    policy: WorkflowPolicy
+
+    def runbook(self) -> Runbook:
+        chosen = self.row.body["runbook"]
+        return Runbook(id=chosen["id"], spec=RunbookSpec.model_validate(chosen["spec"]))
+
+
+async def load(services: Services, workflow_id: str) -> Loaded:
+    async with services.store.session() as s:
+        row = await s.get(WorkflowRow, workflow_id)
+    assert row is not None, workflow_id
+    incident = (await services.store.get_incident(row.project_id, row.incident_id)).body
+    return Loaded(row, incident, await services.workflows.policy(row.project_id))
+
+
+async def emit(services: Services, row: WorkflowRow, step: str, status: str, summary: dict[str, Any]) -> None:
+    await services.workflows.add_event(row.project_id, row.id, row.incident_id, step, status, summary)
+    await WorkflowRepo(services.store).audit(
+        row.project_id, ACTOR, f"workflow.{step}", row.id, {"status": status, **summary}
+    )
+
+
+async def _step(services: Services, loaded: Loaded, name: str, status: str, summary: dict[str, Any]) -> None:
+    """Record a step on the workflow (status, timing, summary) and emit it."""
+    entry = {"step": name, "status": status, "at": time.time(), **summary}
+    await services.workflows.update_workflow(
+        loaded.row.id, body={"steps": [*loaded.row.body.get("steps", []), entry]}
+    )
+    loaded.row.body = {**loaded.row.body, "steps": [*loaded.row.body.get("steps", []), entry]}
+    await emit(services, loaded.row, name, status, summary)
+
+
+async def begin(services: Services, project_id: str, incident_id: str, workflow_id: str) -> dict[str, Any]:
+    incident = (await services.store.get_incident(project_id, incident_id)).body
+    policy = await services.workflows.policy(project_id)
+    alert = incident.get("kind") == "alert"
+    tier = incident.get("tier") if alert else policy.detected.tier
+    if tier not in TIERS:
+        tier = "human_only"
+    threshold = incident.get("escalate_threshold")
+    threshold = policy.escalate_threshold if threshold is None else float(threshold)
+    body = {
+        "incident_id": incident_id,
+        "title": incident.get("title", ""),
+        "steps": [],
+        "source": incident.get("source", "detector"),
+    }
+    row = await services.workflows.open_workflow(workflow_id, project_id, incident_id, str(tier), body)
+    loaded = Loaded(row, incident, policy)
+    if not any(step["step"] == "begin" for step in row.body.get("steps", [])):
+        await _step(services, loaded, "begin", "done", {"tier": tier, "incident": incident_id})
+    return {"tier": tier, "escalate_threshold": threshold}
+
+
+def match_context(incident: dict[str, Any]) -> MatchContext:
+    signals = incident.get("signals") or []
+    return MatchContext(
+        alert_labels=incident.get("labels") or {},
+        services=incident.get("services") or [],
+        signal_kinds=sorted({str(s.get("kind")) for s in signals if s.get("kind")}),
+        template_ids=sorted({str(s.get("template_id")) for s in signals if s.get("template_id")}),
+        error_types=sorted({str(s.get("error_type")) for s in signals if s.get("error_type")}),
+    )
+
+
+async def analyse(services: Services, workflow_id: str) -> dict[str, Any]:
+    loaded = await load(services, workflow_id)
+    runbooks = await WorkflowRepo(services.store).runbooks(loaded.row.project_id)
+    context = match_context(loaded.incident)
+    named = loaded.incident.get("runbook_id")
+    chosen: Runbook | None = None
+    if named:
+        chosen = next((r for r in runbooks if r.id == named), None)
+        confidence = 0.9 if chosen is not None else 0.0
+        why = f"the alert names runbook {named!r}" + ("" if chosen else ", which is not configured")
+        candidates = [named]
+    else:
+        matches = ranked(runbooks, context)
+        candidates = [r.id for r, _ in matches]
+        if matches:
+            chosen, score = matches[0]
+            confidence = min(0.95, 0.5 + 0.15 * score)
+            why = f"runbook {chosen.id!r} matches {score} of what is known ({_known(context)})"
+        else:
+            confidence, why = 0.0, f"no configured runbook matches ({_known(context)})"
+    citations = [{"kind": "incident", "id": loaded.row.incident_id}]
+    if loaded.incident.get("fingerprint"):
+        citations.append({"kind": "alert", "fingerprint": loaded.incident["fingerprint"]})
+    citations += [
+        {"kind": "signal", "fingerprint": s["fingerprint"]} for s in loaded.incident.get("signals") or []
+    ][:10]
+    analysis = {
+        "engine": "rules",
+        "summary": why,
+        "confidence": confidence,
+        "runbook_id": chosen.id if chosen else None,
+        "candidates": candidates,
+        "citations": citations,
+    }
+    changes: dict[str, Any] = {"analysis": analysis}
+    if chosen is not None:
+        changes["runbook"] = {"id": chosen.id, "spec": chosen.spec.model_dump(mode="json")}
+        await services.workflows.update_workflow(workflow_id, runbook_id=chosen.id, body=changes)
+    else:
+        await services.workflows.update_workflow(workflow_id, body=changes)
+    loaded.row.body = {**loaded.row.body, **changes}
+    await _step(
+        services,
+        loaded,
+        "analyse",
+        "done",
+        {"summary": why, "confidence": confidence, "runbook": analysis["runbook_id"]},
+    )
+    out: dict[str, Any] = {"summary": why, "confidence": confidence, "runbook": None}
+    if chosen is not None:
+        out["runbook"] = {
+            "id": chosen.id,
+            "tier": chosen.spec.tier,
+            "steps": [{"required": step.required} for step in chosen.spec.steps],
+            "verify": chosen.spec.verify.model_dump(mode="json"),
+        }
+    return out
+
+
+def _known(context: MatchContext) -> str:
+    parts = [f"{k}={v}" for k, v in sorted(context.alert_labels.items()) if k in ("alertname", "service")]
+    parts += [f"service {s}" for s in context.services] + [f"signal {k}" for k in context.signal_kinds]
+    return ", ".join(parts) or "nothing"
+
+
+async def record_plan(
+    services: Services, loaded: Loaded, plans: list[dict[str, Any]], refused: str | None
+) -> dict[str, Any]:
+    await services.workflows.update_workflow(loaded.row.id, body={"plan": plans})
+    loaded.row.body = {**loaded.row.body, "plan": plans}
+    summary = {"steps": [p["description"] for p in plans], "refused": refused}
+    await _step(services, loaded, "plan", "refused" if refused else "done", summary)
+    return {"refused": refused, "steps": plans}
+
+
+async def request_approval(services: Services, workflow_id: str, why: str) -> dict[str, Any]:
+    loaded = await load(services, workflow_id)
+    runbook = loaded.row.body["runbook"]
+    plan = {
+        "why": why,
+        "runbook": runbook["id"],
+        "steps": [p["description"] for p in loaded.row.body.get("plan", [])],
+    }
+    approval = await services.workflows.request_approval(
+        f"{workflow_id}:approval",
+        loaded.row.project_id,
+        workflow_id,
+        loaded.row.incident_id,
+        runbook["id"],
+        loaded.policy.approval_expiry_s,
+        plan,
+    )
+    await services.workflows.update_workflow(
+        workflow_id, status="waiting_approval", body={"approval_id": approval.id}
+    )
+    await _step(
+        services,
+        loaded,
+        "approval",
+        "pending",
+        {"approval_id": approval.id, "why": why, "expires_at": approval.expires_at.isoformat()},
+    )
+    return {"id": approval.id, "expires_at": approval.expires_at.timestamp()}
+
+
+async def read_decision(services: Services, workflow_id: str, approval_id: str) -> str:
+    loaded = await load(services, workflow_id)
+    approval = await services.workflows.get_approval(loaded.row.project_id, approval_id)
+    if approval.status != "pending":
+        await services.workflows.update_workflow(workflow_id, status="running")
+        await _step(
+            services,
+            loaded,
+            "approval",
+            approval.status,
+            {"approval_id": approval_id, "by": approval.decided_by, "reason": approval.reason},
+        )
+    return approval.status
+
+
+async def expire(services: Services, workflow_id: str, approval_id: str) -> str:
+    loaded = await load(services, workflow_id)
+    with contextlib.suppress(Conflict):  # answered at the last moment: that answer stands
+        await services.workflows.decide(
+            loaded.row.project_id, approval_id, "expired", "vigil", "no answer before it expired"
+        )
+    return await read_decision(services, workflow_id, approval_id)
+
+
+async def record_action(
+    services: Services, loaded: Loaded, index: int, result: ActionResult, started: datetime, *, final: bool
+) -> dict[str, Any]:
+    summary = {
+        "index": index,
+        "action": result.action,
+        "target": result.target,
+        "result": result.status,
+        "description": scrub(result.description),
+        "dry_run": result.status == "dry_run",
+        "repeated": result.repeated,
+        "seconds": round((datetime.now(UTC) - started).total_seconds(), 3),
+    }
+    if final:
+        if result.status in ("done", "skipped") and "acted_at" not in loaded.row.body:
+            await services.workflows.update_workflow(loaded.row.id, body={"acted_at": time.time()})
+            loaded.row.body = {**loaded.row.body, "acted_at": time.time()}
+        await _step(services, loaded, "execute", result.status, summary)
+    else:
+        await emit(services, loaded.row, "execute", "retrying", summary)
+    return result.model_dump(mode="json")
+
+
+async def record_undo(
+    services: Services, loaded: Loaded, index: int, result: ActionResult | None
+) -> dict[str, Any]:
+    if result is None:
+        summary: dict[str, Any] = {
+            "index": index,
+            "result": "none",
+            "description": "no way back for this step",
+        }
+    else:
+        summary = {"index": index, "result": result.status, "description": scrub(result.description)}
+    await _step(services, loaded, "rollback", summary["result"], summary)
+    return summary
+
+
+async def verify_cleared(services: Services, workflow_id: str) -> dict[str, Any]:
+    loaded = await load(services, workflow_id)
+    verify = loaded.runbook().spec.verify
+    checks: dict[str, bool] = {}
+    if loaded.incident.get("kind") == "alert":
+        if verify.alert_resolved:
+            checks["alert resolved"] = loaded.incident.get("status") == "resolved"
+    elif verify.signal_gone:
+        acted = float(loaded.row.body.get("acted_at") or 0)
+        last = float(loaded.incident.get("last_seen_at") or 0)
+        checks["signal gone"] = loaded.incident.get("status") == "resolved" or last < acted
+    if verify.promql:
+        checks["promql"] = await _promql_holds(services, loaded.policy.prometheus_url, verify.promql)
+    cleared = all(checks.values())
+    summary = (
+        ", ".join(f"{name}: {'yes' if ok else 'no'}" for name, ok in checks.items()) or "nothing to check"
+    )
+    await _step(services, loaded, "verify", "cleared" if cleared else "not_cleared", {"checks": checks})
+    return {"cleared": cleared, "summary": summary}
+
+
+async def _promql_holds(services: Services, prometheus_url: str | None, expr: str) -> bool:
+    """True when the expression returns a result (as an alerting rule's condition)."""
+    if not prometheus_url:
+        return False
+    try:
+        answer = await services.http.get(
+            prometheus_url.rstrip("/") + "/api/v1/query", params={"query": expr}, timeout=10
+        )
+        data = answer.json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    if answer.status_code != 200 or data.get("status") != "success":
+        return False
+    result = data.get("data", {}).get("result")
+    return bool(result) if isinstance(result, list) else result is not None
+
+
+async def finish(services: Services, workflow_id: str, status: str, summary: str) -> str:
+    loaded = await load(services, workflow_id)
+    await services.workflows.update_workflow(
+        workflow_id, status=status, body={"outcome": summary, "ended_at": time.time()}
+    )
+    await _step(services, loaded, "finish", status, {"summary": summary})
+    return status

@@ -1,0 +1,236 @@
+"""Workflows, their events, approvals and projects' policies in the database.
+
+An approval is answered by one conditional update (pending to approved or rejected): of two
+answers, exactly one wins and the other is told so (409), and an answer is stored before the
+workflow hears of it, so none is lost whatever the workflow is doing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from vigil.errors import Conflict, NotFound
+from vigil.store.models import ApprovalRow, ProjectPolicy, WorkflowEvent, WorkflowRow
+from vigil.store.repo import Store, reveal, utcnow
+from vigil.workflow.policy import WorkflowPolicy
+
+
+def aware(moment: datetime) -> datetime:
+    """SQLite gives back naive datetimes; every one Vigil stores is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+class WorkflowStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def policy(self, project_id: str) -> WorkflowPolicy:
+        async with self.store.session() as s:
+            row = await s.get(ProjectPolicy, project_id)
+        return WorkflowPolicy.model_validate(row.spec) if row is not None else WorkflowPolicy()
+
+    async def put_policy(self, project_id: str, policy: WorkflowPolicy) -> None:
+        await self.store.get_project(project_id)
+        spec = reveal(policy)  # secrets (a cluster's token) kept, not masked
+        async with self.store.session() as s:
+            row = await s.get(ProjectPolicy, project_id)
+            if row is None:
+                s.add(ProjectPolicy(project_id=project_id, spec=spec, updated_at=utcnow()))
+            else:
+                row.spec, row.updated_at = spec, utcnow()
+            await s.commit()
+
+    async def open_workflow(
+        self, workflow_id: str, project_id: str, incident_id: str, tier: str, body: dict[str, Any]
+    ) -> WorkflowRow:
+        """The workflow's row, made on its first step (a repeated step finds it)."""
+        async with self.store.session() as s:
+            row = await s.get(WorkflowRow, workflow_id)
+            if row is None:
+                now = utcnow()
+                row = WorkflowRow(
+                    id=workflow_id,
+                    project_id=project_id,
+                    incident_id=incident_id,
+                    status="running",
+                    tier=tier,
+                    runbook_id=None,
+                    started_at=now,
+                    updated_at=now,
+                    body=body,
+                )
+                s.add(row)
+                await s.commit()
+            return row
+
+    async def update_workflow(self, workflow_id: str, **changes: Any) -> None:
+        """Set columns (status, runbook_id, tier) and merge `body` keys."""
+        body_changes: dict[str, Any] = changes.pop("body", {})
+        async with self.store.session() as s:
+            row = await s.get(WorkflowRow, workflow_id)
+            if row is None:
+                raise NotFound(f"no workflow {workflow_id!r}")
+            for key, value in changes.items():
+                setattr(row, key, value)
+            if body_changes:
+                row.body = {**row.body, **body_changes}
+            row.updated_at = utcnow()
+            await s.commit()
+
+    async def get_workflow(self, project_id: str, workflow_id: str) -> WorkflowRow:
+        async with self.store.session() as s:
+            row = await s.get(WorkflowRow, workflow_id)
+        if row is None or row.project_id != project_id:
+            raise NotFound(f"no workflow {workflow_id!r} in project {project_id!r}")
+        return row
+
+    async def list_workflows(
+        self, project_id: str, *, status: str | None = None, incident_id: str | None = None, limit: int = 100
+    ) -> Sequence[WorkflowRow]:
+        query = select(WorkflowRow).where(WorkflowRow.project_id == project_id)
+        if status is not None:
+            query = query.where(WorkflowRow.status == status)
+        if incident_id is not None:
+            query = query.where(WorkflowRow.incident_id == incident_id)
+        async with self.store.session() as s:
+            return (await s.scalars(query.order_by(WorkflowRow.updated_at.desc()).limit(limit))).all()
+
+    async def workflow_ids(self, project_id: str, incident_id: str) -> list[str]:
+        rows = await self.list_workflows(project_id, incident_id=incident_id, limit=1000)
+        return [row.id for row in rows]
+
+    async def add_event(
+        self,
+        project_id: str,
+        workflow_id: str,
+        incident_id: str,
+        step: str,
+        status: str,
+        summary: dict[str, Any],
+    ) -> int:
+        async with self.store.session() as s:
+            event = WorkflowEvent(
+                project_id=project_id,
+                workflow_id=workflow_id,
+                incident_id=incident_id,
+                at=utcnow(),
+                step=step,
+                status=status,
+                summary=summary,
+            )
+            s.add(event)
+            await s.commit()
+            return event.id
+
+    async def events(
+        self,
+        project_id: str,
+        *,
+        workflow_id: str | None = None,
+        incident_id: str | None = None,
+        after_id: int = 0,
+        limit: int = 500,
+    ) -> Sequence[WorkflowEvent]:
+        query = select(WorkflowEvent).where(
+            WorkflowEvent.project_id == project_id, WorkflowEvent.id > after_id
+        )
+        if workflow_id is not None:
+            query = query.where(WorkflowEvent.workflow_id == workflow_id)
+        if incident_id is not None:
+            query = query.where(WorkflowEvent.incident_id == incident_id)
+        async with self.store.session() as s:
+            return (await s.scalars(query.order_by(WorkflowEvent.id).limit(limit))).all()
+
+    async def request_approval(
+        self,
+        approval_id: str,
+        project_id: str,
+        workflow_id: str,
+        incident_id: str,
+        runbook_id: str,
+        expiry_s: float,
+        plan: dict[str, Any],
+    ) -> ApprovalRow:
+        """The approval, made once (a repeated step finds it, answered or not)."""
+        async with self.store.session() as s:
+            row = await s.get(ApprovalRow, approval_id)
+            if row is None:
+                now = utcnow()
+                row = ApprovalRow(
+                    id=approval_id,
+                    project_id=project_id,
+                    workflow_id=workflow_id,
+                    incident_id=incident_id,
+                    runbook_id=runbook_id,
+                    status="pending",
+                    requested_at=now,
+                    expires_at=now + timedelta(seconds=expiry_s),
+                    decided_at=None,
+                    decided_by=None,
+                    reason=None,
+                    plan=plan,
+                )
+                s.add(row)
+                await s.commit()
+            return row
+
+    async def get_approval(self, project_id: str, approval_id: str) -> ApprovalRow:
+        async with self.store.session() as s:
+            row = await s.get(ApprovalRow, approval_id)
+        if row is None or row.project_id != project_id:
+            raise NotFound(f"no approval {approval_id!r} in project {project_id!r}")
+        return row
+
+    async def list_approvals(
+        self, project_id: str | None, *, status: str | None = None, limit: int = 100
+    ) -> Sequence[ApprovalRow]:
+        query = select(ApprovalRow)
+        if project_id is not None:
+            query = query.where(ApprovalRow.project_id == project_id)
+        if status is not None:
+            query = query.where(ApprovalRow.status == status)
+        async with self.store.session() as s:
+            return (await s.scalars(query.order_by(ApprovalRow.requested_at.desc()).limit(limit))).all()
+
+    async def decide(
+        self,
+        project_id: str,
+        approval_id: str,
+        status: str,
+        by: str,
+        reason: str | None,
+        now: datetime | None = None,
+    ) -> ApprovalRow:
+        """Answer a pending approval (approved, rejected, or expired by the workflow); Conflict
+        when it was answered already or has expired."""
+        at = now or utcnow()
+        current = await self.get_approval(project_id, approval_id)
+        if current.status == "pending" and status != "expired" and aware(current.expires_at) <= at:
+            status, by, reason = "expired", "vigil", "no answer before it expired"
+            expired_instead = True
+        else:
+            expired_instead = False
+        async with self.store.session() as s:
+            done = await s.execute(
+                update(ApprovalRow)
+                .where(ApprovalRow.id == approval_id, ApprovalRow.status == "pending")
+                .values(status=status, decided_at=at, decided_by=by, reason=reason)
+            )
+            await s.commit()
+        row = await self.get_approval(project_id, approval_id)
+        if not done.rowcount or expired_instead:  # type: ignore[attr-defined]
+            if expired_instead and done.rowcount:  # type: ignore[attr-defined]
+                raise Conflict(
+                    f"approval {approval_id!r} expired at {aware(row.expires_at).isoformat()}",
+                    details={"status": "expired"},
+                )
+            raise Conflict(
+                f"approval {approval_id!r} was already answered: {row.status}"
+                + (f" by {row.decided_by}" if row.decided_by else ""),
+                details={"status": row.status, "decided_by": row.decided_by},
+            )
+        return row

@@ -1,0 +1,92 @@
+"""Which incidents enter the workflow, and starting them: at once when an alert opens one, and by a
+sweep every few seconds for the rest (the detector's incidents, and any start a crash prevented).
+Starting is idempotent: an incident's workflow id is fixed by the incident and its reopenings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlalchemy import select
+
+from vigil.detect.signals import Severity
+from vigil.store.models import IncidentRow, WorkflowRow
+from vigil.store.repo import Store
+from vigil.tasks import cancel_and_wait
+from vigil.workflow.engine import WorkflowEngine
+from vigil.workflow.policy import WorkflowPolicy
+from vigil.workflow.store import WorkflowStore
+
+log = logging.getLogger(__name__)
+
+SWEEP_EVERY_S = 2.0
+
+
+def workflow_id_for(incident: dict[str, Any]) -> str:
+    return f"wf-{incident['id']}-{int(incident.get('reopened') or 0)}"
+
+
+def qualifies(incident: dict[str, Any], policy: WorkflowPolicy) -> bool:
+    if incident.get("status") != "open":
+        return False
+    if incident.get("kind") == "alert":
+        return policy.alerts
+    detected = policy.detected
+    if not detected.enabled:
+        return False
+    if Severity(incident.get("severity", "info")).rank < detected.min_severity.rank:
+        return False
+    kinds = {str(s.get("kind")) for s in incident.get("signals") or []}
+    return not detected.signal_kinds or bool(kinds & set(detected.signal_kinds))
+
+
+class WorkflowTrigger:
+    def __init__(self, store: Store, engine: WorkflowEngine) -> None:
+        self._store = store
+        self._engine = engine
+        self._workflows = WorkflowStore(store)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._sweep_forever(), name="workflow-trigger")
+
+    async def shutdown(self) -> None:
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
+
+    async def incident_changed(self, project_id: str, incident_ids: list[str]) -> None:
+        """Start the workflows of these incidents that qualify (called after an alert is stored)."""
+        policy = await self._workflows.policy(project_id)
+        for incident_id in incident_ids:
+            incident = (await self._store.get_incident(project_id, incident_id)).body
+            if qualifies(incident, policy):
+                await self._engine.start_workflow(project_id, incident_id, workflow_id_for(incident))
+
+    async def sweep(self) -> int:
+        async with self._store.session() as s:
+            open_incidents = (await s.scalars(select(IncidentRow).where(IncidentRow.status == "open"))).all()
+            ids = [row.id for row in open_incidents]
+            started = set(
+                (await s.scalars(select(WorkflowRow.id).where(WorkflowRow.incident_id.in_(ids)))).all()
+            )
+        count = 0
+        policies: dict[str, WorkflowPolicy] = {}
+        for row in open_incidents:
+            workflow_id = workflow_id_for(row.body)
+            if workflow_id in started:
+                continue
+            policy = policies.get(row.project_id) or await self._workflows.policy(row.project_id)
+            policies[row.project_id] = policy
+            if qualifies(row.body, policy):
+                await self._engine.start_workflow(row.project_id, row.id, workflow_id)
+                count += 1
+        return count
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("workflow sweep failed; trying again")
+            await asyncio.sleep(SWEEP_EVERY_S)

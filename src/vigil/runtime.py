@@ -285,6 +285,7 @@ class Runtime:
                 database_url=self.settings.sqlalchemy_url(),
                 data_dir=self.settings.data_dir,
                 executor_id=self.settings.workflow.executor_id,
+                bus=self.bus,
             )
             await self._start(self.workflow_engine)
             self.workflow_trigger = WorkflowTrigger(self.store, self.workflow_engine)

@@ -123,7 +123,7 @@ async def test_pipeline_set_with_flags_then_get(vigil: VigilHandle) -> None:
         "resource_attributes": {},
         "body": {"contains": "refused", "ignore_case": False},
     }
-    assert spec["batch"] == {"max_records": 5, "max_wait_ms": 250}
+    assert spec["batch"] == {"max_records": 5, "max_wait_ms": 250, "max_bytes": 1024 * 1024}
     assert spec["agent"]["endpoint"] == "http://127.0.0.1:9/process"
     assert spec["agent"]["timeout_s"] == 12
     assert spec["enabled"] is True
@@ -159,7 +159,7 @@ async def test_pipeline_set_from_a_yaml_file(vigil: VigilHandle, tmp_path: Path)
     spec = json.loads((await cli(vigil, "pipeline", "get", "payments", "from-file")).stdout)
     assert spec["filter"]["min_severity"] == 13
     assert spec["filter"]["body"]["regex"] == "pool (exhausted|empty)"
-    assert spec["batch"] == {"max_records": 20, "max_wait_ms": 500}
+    assert spec["batch"] == {"max_records": 20, "max_wait_ms": 500, "max_bytes": 1024 * 1024}
 
     both = await cli(vigil, "pipeline", "set", "payments", "x", "--file", str(path), "--agent", "http://a/")
     assert both.exit_code == 2 and "not both" in both.output

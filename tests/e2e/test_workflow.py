@@ -14,7 +14,9 @@ import pytest
 
 from tests.conftest import ADMIN_TOKEN, VigilHandle
 from tests.doubles.alerts import alertmanager_alert, alertmanager_notification, resolved
+from tests.doubles.github_server import GitHubServer
 from tests.doubles.kubernetes_server import KubernetesServer
+from tests.doubles.webhook_receiver import WebhookReceiver
 from tests.process import VigilProcess
 
 TOKEN = "k8s-test-token"
@@ -96,7 +98,8 @@ async def test_autonomous_acts_verifies_and_resolves(vigil: VigilHandle, k8s: Ku
     assert done["id"] == acted["id"]
     assert k8s.restarts("shop", "checkout") == 1
     steps = [(s["step"], s["status"]) for s in done["steps"]]
-    assert steps[:4] == [("begin", "done"), ("analyse", "done"), ("plan", "done"), ("execute", "done")]
+    assert steps[:5] == [("begin", "done"), ("context", "done"), ("analyse", "done"), ("plan", "done"), ("execute", "done")]
+    assert done["context"]["alert"]["annotations"] == {"summary": "5xx at 12%"}
     assert ("verify", "cleared") in steps and steps[-1] == ("finish", "resolved")
     assert done["analysis"]["runbook_id"] == "restart-checkout"
     audit = (await vigil.api.get(f"/api/v1/projects/{project_id}/audit", params={"subject": done["id"]})).json()
@@ -257,3 +260,65 @@ async def test_kill_9_after_the_action_resumes_at_verification_without_acting_ag
         assert steps.count(("execute", "done")) == 1 and steps[-1] == ("finish", "resolved")
     finally:
         await asyncio.to_thread(vigil.stop)
+
+
+async def test_every_step_reaches_the_ticket_and_an_escalation_reaches_the_sinks(
+    vigil: VigilHandle, k8s: KubernetesServer
+) -> None:
+    async with GitHubServer(token="ghp_test", repos=["acme/shop"]) as github, WebhookReceiver() as hook:
+        tickets = {
+            "type": "github",
+            "base_url": github.api_url,
+            "repo": "acme/shop",
+            "token": "ghp_test",
+            "seconds_between_requests": 0,
+            "seconds_between_writes": 0,
+        }
+        project_id, key = await configure(vigil, k8s, tickets=tickets)
+        sink = await vigil.api.post(f"/api/v1/projects/{project_id}/sinks", json={"type": "webhook", "url": hook.url})
+        assert sink.status_code == 201, sink.text
+        policy = (await vigil.api.get(f"/api/v1/projects/{project_id}/workflow-policy")).json()
+        assert policy["tickets"]["token"] == "**********"  # kept, never shown
+
+        incident_id = await fire(vigil, project_id, key, alert("supervised"))
+        await workflow_of(vigil, project_id, incident_id, "waiting_approval")
+        [pending] = (await vigil.api.get(f"/api/v1/projects/{project_id}/approvals", params={"status": "pending"})).json()
+        await vigil.api.post(f"/api/v1/projects/{project_id}/approvals/{pending['id']}/reject", json={"by": "ana"})
+        done = await workflow_of(vigil, project_id, incident_id, "escalated")
+
+        deadline = asyncio.get_running_loop().time() + 20
+        while "escalated" not in github.issue("acme/shop", 1).labels:  # labelled after the finish step
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.1)
+        [issue] = github.issues("acme/shop")
+        assert issue.title.startswith("[vigil] CheckoutErrors") and "incident" in issue.labels
+        assert done["ticket"]["key"] == "acme/shop#1"
+        comments = github.comments("acme/shop", 1)
+        for step in ("analyse", "plan", "approval"):
+            assert any(c.startswith(f"**{step}**") for c in comments), comments
+        assert any(c.startswith("**escalated**") for c in comments)
+        assert "escalated" in issue.labels and issue.state == "open"
+
+        await hook.wait_for(1, timeout_s=20)
+        [delivered] = hook.payloads
+        assert delivered["request_id"] == done["id"]
+        assert delivered["payload"]["kind"] == "escalation" and delivered["payload"]["summary"] == "approval rejected"
+        assert delivered["payload"]["ticket"]["key"] == "acme/shop#1"
+
+
+async def test_a_policy_read_and_written_back_keeps_its_secrets(vigil: VigilHandle, k8s: KubernetesServer) -> None:
+    project_id, key = await configure(vigil, k8s, tier="autonomous")
+    shown = (await vigil.api.get(f"/api/v1/projects/{project_id}/workflow-policy")).json()
+    assert shown["actions"]["kubernetes"]["connection"]["token"] == "**********"
+    written = await vigil.api.put(f"/api/v1/projects/{project_id}/workflow-policy", json=shown)
+    assert written.status_code == 200, written.text
+    other, _ = await vigil.project_with_key("other")
+    refused = await vigil.api.put(f"/api/v1/projects/{other}/workflow-policy", json=shown)
+    assert refused.status_code == 422 and "masked" in refused.json()["message"]
+    # the stored token still works: the action reaches the cluster
+    firing = alert("autonomous")
+    await fire(vigil, project_id, key, firing)
+    deadline = asyncio.get_running_loop().time() + 20
+    while k8s.restarts("shop", "checkout") == 0:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.1)

@@ -93,13 +93,17 @@ async def test_runbooks_through_the_api_in_json_and_yaml_with_an_audit_trail(vig
     assert (await vigil.api.get(f"{base}/restart-checkout")).status_code == 404
     assert (await vigil.api.delete(f"{base}/restart-checkout")).status_code == 404
 
-    audit = (await vigil.api.get(f"/api/v1/projects/{project_id}/audit", params={"kind": "config."})).json()
+    audit = (await vigil.api.get(f"/api/v1/projects/{project_id}/audit", params={"kind": "config.runbook"})).json()
     assert [(a["subject"], a["detail"]["change"]) for a in audit] == [
         ("restart-checkout", "deleted"),
         ("restart-checkout", "replaced"),
         ("restart-checkout", "created"),
     ]
-    older = (await vigil.api.get(f"/api/v1/projects/{project_id}/audit", params={"before_id": audit[1]["id"]})).json()
+    older = (
+        await vigil.api.get(
+            f"/api/v1/projects/{project_id}/audit", params={"before_id": audit[1]["id"], "kind": "config.runbook"}
+        )
+    ).json()
     assert [a["detail"]["change"] for a in older] == ["created"]
 
 
@@ -118,3 +122,17 @@ async def test_the_runbooks_folder_is_loaded_at_start(tmp_path: Path) -> None:
     with pytest.raises(ValidationFailed, match=r"broken\.yaml"):
         async with running(make_settings(tmp_path / "vigil", runbooks_dir=tmp_path / "runbooks")):
             pass
+
+
+async def test_configuration_changes_through_the_api_are_audited(vigil: VigilHandle) -> None:
+    project_id, _ = await vigil.project_with_key()
+    spec = {"filter": {}, "agent": {"endpoint": "builtin:error-summary"}}
+    assert (await vigil.api.put(f"/api/v1/projects/{project_id}/pipelines/errors", json=spec)).status_code == 200
+    assert (await vigil.api.put(f"/api/v1/projects/{project_id}/pipelines/Bad Name", json=spec)).status_code == 422
+    assert (await vigil.api.delete(f"/api/v1/projects/{project_id}/pipelines/errors")).status_code == 204
+    entries = (await vigil.api.get(f"/api/v1/projects/{project_id}/audit", params={"kind": "config."})).json()
+    assert [(e["kind"], e["subject"], e["detail"]["method"]) for e in entries[:2]] == [
+        ("config.pipeline", "errors", "DELETE"),
+        ("config.pipeline", "errors", "PUT"),
+    ]
+    assert {e["kind"] for e in entries} >= {"config.api_key"}  # the key made by project_with_key

@@ -49,7 +49,7 @@ def workflow_out(row: WorkflowRow, *, full: bool) -> dict[str, Any]:
     if full:
         out |= {
             key: row.body.get(key)
-            for key in ("steps", "analysis", "plan", "approval_id", "runbook", "ticket")
+            for key in ("steps", "context", "analysis", "plan", "approval_id", "runbook", "ticket")
         }
     return out
 

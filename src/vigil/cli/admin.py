@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.markup import escape
 from rich.text import Text
 
@@ -17,10 +16,11 @@ from vigil.cli.client import (
     ApiClient,
     ApiUrlOption,
     JsonOption,
+    ProjectArg,
     TokenOption,
     console,
-    fail,
     print_json,
+    read_document,
     say,
     short_time,
     table,
@@ -36,8 +36,6 @@ key_app = typer.Typer(help="Project API keys, for OTLP senders and agents.", no_
 pipeline_app = typer.Typer(help="Pipelines: which records go to which agent, in what batches.")
 sink_app = typer.Typer(help="Sinks: where agents' outputs are delivered.")
 dead_letters_app = typer.Typer(help="Batches and deliveries that ran out of retries.", no_args_is_help=True)
-
-ProjectArg = Annotated[str, typer.Argument(metavar="PROJECT", help="Project id or name.")]
 
 
 class SinkType(StrEnum):
@@ -212,17 +210,6 @@ def _spec_from_flags(
     return spec
 
 
-def _spec_from_file(path: Path) -> Any:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        fail(f"cannot read {path}: {exc.strerror}")
-    try:
-        return yaml.safe_load(text)  # YAML is a superset of JSON: one loader for both
-    except yaml.YAMLError as exc:
-        fail(f"{path} is neither JSON nor YAML: {exc}")
-
-
 def _severity(number: int) -> str:
     name = severity_text(number)
     return name if SEVERITY_BY_NAME.get(name) == number else str(number)
@@ -295,7 +282,7 @@ def pipeline_set(
     if file is not None:
         if any(f is not None and f != [] for f in flags):
             raise typer.BadParameter("give either --file or the flags, not both", param_hint="--file")
-        spec = _spec_from_file(file)
+        spec = read_document(file)
     elif agent is None:
         raise typer.BadParameter("give --agent URL (or --file spec.yaml)", param_hint="--agent")
     else:

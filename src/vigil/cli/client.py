@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Annotated, Any, NoReturn, Self
 
 import httpx
 import typer
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -38,6 +40,7 @@ TokenOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
+ProjectArg = Annotated[str, typer.Argument(metavar="PROJECT", help="Project id or name.")]
 
 
 class CliFailure(Exception):
@@ -97,6 +100,36 @@ def api_error(response: httpx.Response) -> ApiError:
     return ApiError(response.status_code, code, message, details)
 
 
+@dataclass(frozen=True)
+class ServerEvent:
+    """One server-sent event."""
+
+    id: str | None
+    event: str
+    data: str
+
+
+def server_events(lines: Iterable[str]) -> Iterator[ServerEvent]:
+    """Server-sent events from a stream's lines (the WHATWG event-stream format)."""
+    ident: str | None = None
+    event = "message"
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                yield ServerEvent(ident, event, "\n".join(data))
+            event, data = "message", []
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value
+        elif name == "id" and "\0" not in value:
+            ident = value
+
+
 class ApiClient:
     def __init__(self, api_url: str, token: str, *, timeout_s: float = 30.0) -> None:
         self.api_url = api_url.rstrip("/")
@@ -118,11 +151,17 @@ class ApiClient:
         *,
         body: Any = None,
         params: dict[str, Any] | None = None,
+        content: str | None = None,
+        content_type: str | None = None,
     ) -> Any:
-        """The decoded answer (None when empty); raises `CliFailure` for what the caller cannot fix by retrying now."""
+        """The decoded answer (None when empty); raises `CliFailure` for what the caller cannot fix by
+        retrying now. `content` is sent as it is, as `content_type`, instead of `body` as JSON."""
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        headers = {"Content-Type": content_type} if content_type else None
         try:
-            response = self._http.request(method, path, json=body, params=query)
+            response = self._http.request(
+                method, path, json=body, params=query, content=content, headers=headers
+            )
         except httpx.ConnectError as exc:
             raise CliFailure(
                 f"cannot connect to the Vigil API: is `vigil up` running at {self.api_url}?"
@@ -133,6 +172,13 @@ class ApiClient:
             ) from exc
         except (httpx.TransportError, httpx.InvalidURL) as exc:
             raise CliFailure(f"cannot reach the Vigil API at {self.api_url}: {exc}") from exc
+        self._check(response)
+        if not response.content:
+            return None
+        return response.json()
+
+    @staticmethod
+    def _check(response: httpx.Response) -> None:
         if response.status_code == 401:
             raise CliFailure(
                 f"the API refused the admin token ({api_error(response).message}); "
@@ -140,9 +186,20 @@ class ApiClient:
             )
         if response.is_error:
             raise api_error(response)
-        if not response.content:
-            return None
-        return response.json()
+
+    def events(self, path: str, last_event_id: str | None = None) -> Iterator[ServerEvent]:
+        """A server-sent event stream, from after `last_event_id`, until the server ends it; the
+        transport's failures are raised as httpx raises them, for the caller to resume."""
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        # The server pings every 15 s: a minute of silence is a dead connection.
+        timeout = httpx.Timeout(self._timeout_s, read=60.0)
+        with self._http.stream("GET", path, headers=headers, timeout=timeout) as response:
+            if response.is_error:
+                response.read()
+                self._check(response)
+            yield from server_events(response.iter_lines())
 
     def call(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         try:
@@ -178,6 +235,17 @@ class ApiClient:
             fail(f"no project with id or name {ref!r}; `vigil project list` shows them")
         return found
 
+    def in_project(
+        self, project: str, method: str, path: str, *, body: Any = None, **options: Any
+    ) -> tuple[dict[str, Any], Any]:
+        """The project (by id or name) and the answer to `method` on `path` under it."""
+        found = self.project(project)
+        try:
+            answer = self.send(method, f"/projects/{found['id']}{path}", body=body, **options)
+        except CliFailure as exc:
+            fail(str(exc))
+        return found, answer
+
     def close(self) -> None:
         self._http.close()
 
@@ -195,13 +263,39 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def short_time(value: str | None) -> str:
+def project_call(
+    api_url: str, token: str | None, project: str, method: str, path: str, **options: Any
+) -> tuple[dict[str, Any], Any]:
+    """One call under a project, on a connection of its own: see `ApiClient.in_project`."""
+    with ApiClient.connect(api_url, token) as api:
+        return api.in_project(project, method, path, **options)
+
+
+def read_document(path: Path) -> Any:
+    """A JSON or YAML file's content."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+    try:
+        return yaml.safe_load(text)  # YAML is a superset of JSON: one loader for both
+    except yaml.YAMLError as exc:
+        fail(f"{path} is neither JSON nor YAML: {exc}")
+
+
+def short_time(value: str | float | None) -> str:
+    """An API time (ISO 8601, or epoch seconds) to the second, in UTC."""
     if not value:
         return ""
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(float(value), UTC).strftime("%Y-%m-%d %H:%M:%S")
     try:
-        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S")
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         return value
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC)
+    return parsed.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[str | Text]], *, title: str | None = None) -> Table:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -14,10 +13,12 @@ from vigil.cli.client import (
     ApiClient,
     ApiUrlOption,
     JsonOption,
+    ProjectArg,
     TokenOption,
     console,
     print_json,
     say,
+    short_time,
     table,
 )
 
@@ -25,14 +26,7 @@ incidents_app = typer.Typer(
     help="Incidents: what the detector found and what alerts reported.", no_args_is_help=True
 )
 
-ProjectArg = Annotated[str, typer.Argument(metavar="PROJECT", help="Project id or name.")]
 _SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
-
-
-def _when(epoch: float | None) -> str:
-    if not epoch:
-        return ""
-    return datetime.fromtimestamp(float(epoch), UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @incidents_app.command("list")
@@ -69,8 +63,8 @@ def list_incidents(
                     Text(str(row["severity"]), style=_SEVERITY_STYLE.get(str(row["severity"]), "")),
                     ", ".join(row.get("services") or []),
                     row["title"],
-                    _when(row.get("opened_at")),
-                    _when(row.get("updated_at")),
+                    short_time(row.get("opened_at")),
+                    short_time(row.get("updated_at")),
                 ]
                 for row in rows
             ],
@@ -108,4 +102,4 @@ def show_incident(
             escape(f"  signal {signal.get('kind')} on {signal.get('service')} {signal.get('endpoint') or ''}")
         )
     for entry in body.get("timeline") or []:
-        say(escape(f"  {_when(entry.get('at'))}  {entry.get('event')}  {entry.get('detail') or ''}"))
+        say(escape(f"  {short_time(entry.get('at'))}  {entry.get('event')}  {entry.get('detail') or ''}"))

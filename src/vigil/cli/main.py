@@ -14,9 +14,11 @@ from rich.console import Console
 from rich.panel import Panel
 
 from vigil import __version__
-from vigil.cli import admin, demo, replay
+from vigil.cli import admin, demo, replay, runbooks
+from vigil.cli.approvals import approvals_app
 from vigil.cli.incidents import incidents_app
 from vigil.cli.secrets import secrets_app
+from vigil.cli.workflows import policy_app, workflows_app
 from vigil.errors import VigilError
 from vigil.logs import configure_logging
 from vigil.settings import Settings
@@ -151,6 +153,11 @@ def sink_service(ctx: typer.Context, data_dir: DataDirOption = None) -> None:
 
 app.add_typer(admin.dead_letters_app, name="dead-letters")
 app.add_typer(incidents_app, name="incidents")
+app.add_typer(workflows_app, name="workflows")
+app.add_typer(approvals_app, name="approvals")
+app.add_typer(runbooks.runbooks_app, name="runbooks")
+app.add_typer(policy_app, name="policy")
+app.command("audit")(runbooks.audit)
 app.command("outputs")(admin.outputs)
 app.command("batches")(admin.batches)
 app.command("stats")(admin.stats)

@@ -34,6 +34,7 @@ from vigil.store.models import (
     Output,
     Pipeline,
     Project,
+    ProjectPolicy,
     Sink,
     TemplateState,
 )
@@ -44,9 +45,11 @@ KEY_PREFIX = "vgl_"
 RowT = TypeVar("RowT", Pipeline, Sink)
 
 
-def _describe(row: Pipeline | Sink) -> str:
+def _describe(row: Pipeline | Sink | ProjectPolicy) -> str:
     if isinstance(row, Pipeline):
         return f"pipeline {row.name!r} of project {row.project_id}"
+    if isinstance(row, ProjectPolicy):
+        return f"workflow policy of project {row.project_id}"
     return f"sink {row.id} of project {row.project_id}"
 
 
@@ -274,7 +277,13 @@ class Store:
             await s.execute(delete(Sink).where(Sink.id == sink_id))
             await s.commit()
 
-    # secrets of pipelines and sinks
+    # secrets of pipelines, sinks and workflow policies
+
+    def seal(self, table: Table, plain: dict[str, Any]) -> dict[str, Any]:
+        return seal_spec(self._box, table, plain)
+
+    def open(self, table: Table, stored: dict[str, Any], where: str) -> dict[str, Any]:
+        return open_spec(self._box, table, stored, where=where)
 
     def _opened(self, table: Table, row: RowT) -> RowT:
         """The row, detached from its session, with its spec's secrets in clear."""
@@ -290,8 +299,12 @@ class Store:
         async with self.session() as s:
             pipelines = (await s.scalars(select(Pipeline))).all()
             sinks = (await s.scalars(select(Sink))).all()
-        stored: list[tuple[Table, Pipeline | Sink]] = [("pipelines", row) for row in pipelines]
+            policies = (await s.scalars(select(ProjectPolicy))).all()
+        stored: list[tuple[Table, Pipeline | Sink | ProjectPolicy]] = [
+            ("pipelines", row) for row in pipelines
+        ]
         stored += [("sinks", row) for row in sinks]
+        stored += [("policies", row) for row in policies]
         for table, row in stored:
             where = _describe(row)
             try:
@@ -305,11 +318,13 @@ class Store:
             await self._scrub_free_pages()
         return SealReport(sealed, unreadable)
 
-    async def _reseal(self, table: Table, row: Pipeline | Sink, *, rotate: bool) -> int:
+    async def _reseal(self, table: Table, row: Pipeline | Sink | ProjectPolicy, *, rotate: bool) -> int:
         """Seal one spec as it is now (locked where the database can), on one connection."""
         if isinstance(row, Pipeline):
-            model: type[Pipeline | Sink] = Pipeline
+            model: type[Pipeline | Sink | ProjectPolicy] = Pipeline
             where = [Pipeline.project_id == row.project_id, Pipeline.name == row.name]
+        elif isinstance(row, ProjectPolicy):
+            model, where = ProjectPolicy, [ProjectPolicy.project_id == row.project_id]
         else:
             model, where = Sink, [Sink.id == row.id]
         sqlite = self.engine.dialect.name == "sqlite"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 SEALED = "$sealed"
 _OPENED_MAX = 100_000
 KEY_FILE = "secret.key"
-Table = Literal["pipelines", "sinks"]
+Table = Literal["pipelines", "sinks", "policies"]
 
 
 class SecretKeyError(VigilError):
@@ -126,6 +127,9 @@ def is_sealed(value: Any) -> bool:
 
 def _slots(table: Table, spec: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
     """Where the secrets of a stored spec are: (the dict holding one, its key)."""
+    if table == "policies":
+        yield from _policy_slots(spec)
+        return
     if table == "pipelines":
         agent = spec.get("agent")
         headers = agent.get("headers") if isinstance(agent, dict) else None
@@ -143,9 +147,25 @@ def _slots(table: Table, spec: dict[str, Any]) -> Iterator[tuple[dict[str, Any],
         yield spec, "webhook_url"
 
 
+def _policy_slots(spec: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
+    """A workflow policy's secrets: the cluster's token, the ticket system's token or API key."""
+    actions = spec.get("actions")
+    kubernetes = actions.get("kubernetes") if isinstance(actions, dict) else None
+    connection = kubernetes.get("connection") if isinstance(kubernetes, dict) else None
+    if isinstance(connection, dict) and connection.get("token") is not None:
+        yield connection, "token"
+    tickets = spec.get("tickets")
+    if isinstance(tickets, dict):
+        for key in ("token", "api_key"):
+            if tickets.get(key) is not None:
+                yield tickets, key
+
+
 def _copy_holders(table: Table, spec: dict[str, Any]) -> dict[str, Any]:
     """A copy of `spec` whose dicts holding secrets are new (the rest is shared, and read only):
     a deep copy would cost more than the decryption on every config reload."""
+    if table == "policies":
+        return copy.deepcopy(spec)  # small, and read only when a workflow step needs it
     out = dict(spec)
     if table == "pipelines":
         agent = out.get("agent")

@@ -25,6 +25,7 @@ import httpx
 from dbos import DBOS, DBOSConfig, Queue, SetWorkflowID
 
 from vigil.actions.ledger import FileLedger
+from vigil.bus.client import Bus
 from vigil.store.repo import Store
 from vigil.workflow.store import WorkflowStore
 
@@ -48,6 +49,8 @@ class Services:
     http: httpx.AsyncClient
     ledger: FileLedger
     loop: asyncio.AbstractEventLoop
+    bus: Bus | None = None
+    """For escalations to the project's sinks."""
 
     async def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run `coro` on the main event loop, from whichever loop DBOS runs the workflow on."""
@@ -88,8 +91,10 @@ class WorkflowEngine:
         database_url: str,
         data_dir: Path,
         executor_id: str = "local",
+        bus: Bus | None = None,
     ) -> None:
         self._store = store
+        self._bus = bus
         self._executor_id = executor_id
         self._http = http
         self._url = dbos_url(database_url, data_dir)
@@ -107,6 +112,7 @@ class WorkflowEngine:
             http=self._http,
             ledger=FileLedger(self._data_dir / "actions"),
             loop=asyncio.get_running_loop(),
+            bus=self._bus,
         )
         config: DBOSConfig = {
             "name": "vigil",

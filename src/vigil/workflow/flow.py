@@ -1,6 +1,6 @@
 """The remediation workflow of one incident, as a DBOS workflow of steps:
 
-    begin -> analyse (match a runbook) -> plan (dry runs) -> approval gate -> execute
+    begin (ticket) -> gather context -> analyse (match a runbook) -> plan (dry runs) -> approval gate -> execute
           -> verify -> resolve, or roll back and escalate
 
 `human_only` incidents are only recorded. A model never writes a command: the analysis chooses
@@ -32,6 +32,7 @@ async def remediate(project_id: str, incident_id: str, workflow_id: str) -> str:
     begun = await begin(project_id, incident_id, workflow_id)
     if begun["tier"] == "human_only":
         return await finish(workflow_id, "recorded", "human_only: recorded and ticketed, never acted on")
+    await gather(workflow_id)
     analysis = await analyse(workflow_id)
     runbook = analysis.get("runbook")
     if runbook is None:
@@ -91,6 +92,11 @@ async def wait_for_decision(workflow_id: str, approval_id: str, expires_at: floa
 @DBOS.step()
 async def begin(project_id: str, incident_id: str, workflow_id: str) -> dict[str, Any]:
     return await services().call(steps.begin(services(), project_id, incident_id, workflow_id))
+
+
+@DBOS.step()
+async def gather(workflow_id: str) -> dict[str, Any]:
+    return await services().call(steps.gather(services(), workflow_id))
 
 
 @DBOS.step()

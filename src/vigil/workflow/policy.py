@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vigil.actions.policy import ActionPolicy
 from vigil.alerts.models import Tier
 from vigil.detect.signals import Severity
+from vigil.tickets.specs import TicketSpec
 
 
 class _Strict(BaseModel):
@@ -31,6 +32,9 @@ class WorkflowPolicy(_Strict):
         default=0.0, ge=0, le=1, description="An analysis less confident than this waits for a person."
     )
     actions: ActionPolicy = Field(default_factory=ActionPolicy)
+    tickets: TicketSpec | None = Field(
+        default=None, description="Where each workflow's ticket is opened, commented and closed."
+    )
     prometheus_url: str | None = Field(
         default=None, max_length=2048, description="Where runbooks' `verify.promql` is evaluated."
     )

@@ -4,19 +4,26 @@ Prometheus, record an event (the live streams) and an audit entry for every step
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+import orjson
 
 from vigil.actions.base import ActionResult
 from vigil.alerts.models import TIERS
+from vigil.bus.topology import outputs_subject
 from vigil.errors import Conflict
-from vigil.masking import scrub
+from vigil.masking import mask_urls_in_text, scrub
+from vigil.outputs import OutputEnvelope
 from vigil.store.models import WorkflowRow
 from vigil.store.workflow_repo import WorkflowRepo
+from vigil.tickets import TicketDraft, TicketRef, TicketSystem, build_ticket_system
 from vigil.workflow.policy import WorkflowPolicy
 from vigil.workflow.runbooks import MatchContext, Runbook, RunbookSpec, ranked
 
@@ -24,6 +31,10 @@ if TYPE_CHECKING:
     from vigil.workflow.engine import Services
 
 ACTOR = "workflow"
+ESCALATED = frozenset({"escalated", "rolled_back"})
+_ESCALATION_NAMESPACE = uuid.UUID("0b6f2c1e-3d4a-4f5e-9a7b-8c9d0e1f2a3b")
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,6 +56,58 @@ async def load(services: Services, workflow_id: str) -> Loaded:
     return Loaded(row, incident, await services.workflows.policy(row.project_id))
 
 
+async def ticket_call(
+    services: Services, loaded: Loaded, what: str, call: Callable[[TicketSystem], Awaitable[T]]
+) -> T | None:
+    """A call to the project's ticket system, if it has one. A ticket that cannot be written is
+    noted on the workflow, never a reason to stop it."""
+    spec = loaded.policy.tickets
+    if spec is None:
+        return None
+    system = build_ticket_system(spec)
+    try:
+        return await call(system)
+    except Exception as exc:
+        log.warning("ticket not updated", extra={"workflow": loaded.row.id, "what": what, "error": str(exc)})
+        await emit(services, loaded.row, "ticket", "failed", {"what": what, "error": scrub(str(exc))})
+        return None
+    finally:
+        await system.aclose()
+
+
+def ticket_ref(loaded: Loaded) -> TicketRef | None:
+    raw = loaded.row.body.get("ticket")
+    return TicketRef.model_validate(raw) if raw else None
+
+
+async def escalate_to_sinks(services: Services, loaded: Loaded, status: str, summary: str) -> None:
+    """Escalations go to the project's sinks (webhooks, Slack) as an output of the workflow."""
+    if services.bus is None:
+        return
+    envelope = OutputEnvelope(
+        id=str(uuid.uuid5(_ESCALATION_NAMESPACE, loaded.row.id)),
+        project_id=loaded.row.project_id,
+        request_id=loaded.row.id,
+        pipeline=None,
+        batch_records=None,
+        received_at=datetime.now(UTC),
+        payload={
+            "kind": "escalation",
+            "workflow_id": loaded.row.id,
+            "incident_id": loaded.row.incident_id,
+            "title": loaded.incident.get("title", ""),
+            "status": status,
+            "summary": summary,
+            "ticket": loaded.row.body.get("ticket"),
+        },
+    )
+    await services.bus.publish(
+        outputs_subject(loaded.row.project_id),
+        orjson.dumps(envelope.model_dump(mode="json")),
+        msg_id=envelope.id,
+    )
+
+
 async def emit(services: Services, row: WorkflowRow, step: str, status: str, summary: dict[str, Any]) -> None:
     await services.workflows.add_event(row.project_id, row.id, row.incident_id, step, status, summary)
     await WorkflowRepo(services.store).audit(
@@ -60,6 +123,14 @@ async def _step(services: Services, loaded: Loaded, name: str, status: str, summ
     )
     loaded.row.body = {**loaded.row.body, "steps": [*loaded.row.body.get("steps", []), entry]}
     await emit(services, loaded.row, name, status, summary)
+    ref = ticket_ref(loaded)
+    if ref is not None and name not in ("begin", "finish"):
+        text = f"**{name}**: {status}" + (f" — {_one_line(summary)}" if summary else "")
+        await ticket_call(services, loaded, "comment", lambda system: system.comment(ref, text))
+
+
+def _one_line(summary: dict[str, Any]) -> str:
+    return scrub("; ".join(f"{k}: {v}" for k, v in summary.items() if v not in (None, "", [], {})))[:1000]
 
 
 async def begin(services: Services, project_id: str, incident_id: str, workflow_id: str) -> dict[str, Any]:
@@ -79,9 +150,71 @@ async def begin(services: Services, project_id: str, incident_id: str, workflow_
     }
     row = await services.workflows.open_workflow(workflow_id, project_id, incident_id, str(tier), body)
     loaded = Loaded(row, incident, policy)
+    if policy.tickets is not None and not row.body.get("ticket"):
+        draft = TicketDraft(
+            title=f"[vigil] {incident.get('title') or incident_id}"[:255],
+            body=_ticket_body(incident, workflow_id, str(tier)),
+            labels=["incident", f"severity-{incident.get('severity', 'warning')}"],
+        )
+        ref = await ticket_call(
+            services, loaded, "open", lambda system: system.open(draft, idempotency_key=workflow_id)
+        )
+        if ref is not None:
+            await services.workflows.update_workflow(
+                workflow_id, body={"ticket": ref.model_dump(mode="json")}
+            )
+            loaded.row.body = {**loaded.row.body, "ticket": ref.model_dump(mode="json")}
     if not any(step["step"] == "begin" for step in row.body.get("steps", [])):
         await _step(services, loaded, "begin", "done", {"tier": tier, "incident": incident_id})
     return {"tier": tier, "escalate_threshold": threshold}
+
+
+def _ticket_body(incident: dict[str, Any], workflow_id: str, tier: str) -> str:
+    lines = [
+        f"Vigil opened this ticket for incident `{incident.get('id')}` (workflow `{workflow_id}`).",
+        "",
+        f"- severity: {incident.get('severity')}",
+        f"- services: {', '.join(incident.get('services') or []) or '-'}",
+        f"- tier: {tier}",
+    ]
+    if incident.get("source"):
+        lines.append(f"- source: {incident['source']} alert")
+    return mask_urls_in_text("\n".join(lines))
+
+
+async def gather(services: Services, workflow_id: str) -> dict[str, Any]:
+    """What is known of the problem, kept with the workflow: the alert (labels, annotations, its
+    source) or the detector's signals (kinds, endpoints, evidence), and the incident's history."""
+    loaded = await load(services, workflow_id)
+    incident = loaded.incident
+    context: dict[str, Any] = {
+        "incident": incident.get("id"),
+        "severity": incident.get("severity"),
+        "services": incident.get("services") or [],
+        "opened_at": incident.get("opened_at"),
+        "reopened": incident.get("reopened", 0),
+    }
+    if incident.get("kind") == "alert":
+        alert = incident.get("alert") or {}
+        context |= {
+            "alert": {
+                "labels": incident.get("labels") or {},
+                "annotations": alert.get("annotations") or {},
+                "generator_url": alert.get("generator_url"),
+                "notifications": incident.get("notifications"),
+            }
+        }
+    else:
+        context["signals"] = [
+            {k: s.get(k) for k in ("kind", "service", "endpoint", "fingerprint", "severity")}
+            for s in (incident.get("signals") or [])[:20]
+        ]
+        context["trace_ids"] = (incident.get("trace_ids") or [])[:10]
+    await services.workflows.update_workflow(workflow_id, body={"context": context})
+    loaded.row.body = {**loaded.row.body, "context": context}
+    described = len(context.get("signals", [])) or len((context.get("alert") or {}).get("labels", {}))
+    await _step(services, loaded, "context", "done", {"services": context["services"], "facts": described})
+    return context
 
 
 def match_context(incident: dict[str, Any]) -> MatchContext:
@@ -141,7 +274,7 @@ async def analyse(services: Services, workflow_id: str) -> dict[str, Any]:
         loaded,
         "analyse",
         "done",
-        {"summary": why, "confidence": confidence, "runbook": analysis["runbook_id"]},
+        {"engine": "rules", "summary": why, "confidence": confidence, "runbook": analysis["runbook_id"]},
     )
     out: dict[str, Any] = {"summary": why, "confidence": confidence, "runbook": None}
     if chosen is not None:
@@ -306,4 +439,14 @@ async def finish(services: Services, workflow_id: str, status: str, summary: str
         workflow_id, status=status, body={"outcome": summary, "ended_at": time.time()}
     )
     await _step(services, loaded, "finish", status, {"summary": summary})
+    ref = ticket_ref(loaded)
+    text = f"**{status}**: {scrub(summary)}"
+    if ref is not None and status == "resolved":
+        await ticket_call(services, loaded, "close", lambda system: system.close(ref, text))
+    elif ref is not None:
+        await ticket_call(services, loaded, "comment", lambda system: system.comment(ref, text))
+        if status in ESCALATED:
+            await ticket_call(services, loaded, "label", lambda system: system.label(ref, ["escalated"]))
+    if status in ESCALATED:
+        await escalate_to_sinks(services, loaded, status, summary)
     return status

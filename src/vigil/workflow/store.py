@@ -13,10 +13,27 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from vigil.errors import Conflict, NotFound
+from vigil.errors import Conflict, NotFound, ValidationFailed
 from vigil.store.models import ApprovalRow, ProjectPolicy, WorkflowEvent, WorkflowRow
 from vigil.store.repo import Store, reveal, utcnow
 from vigil.workflow.policy import WorkflowPolicy
+
+SECRET_MASK = "**********"
+"""What pydantic shows for a SecretStr, and so the API for a policy's secrets."""
+_SECRET_PATHS = (
+    ("actions", "kubernetes", "connection", "token"),
+    ("tickets", "token"),
+    ("tickets", "api_key"),
+)
+
+
+def _holder(spec: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
+    for key in path:
+        value = spec.get(key)
+        if not isinstance(value, dict):
+            return None
+        spec = value
+    return spec
 
 
 def aware(moment: datetime) -> datetime:
@@ -31,11 +48,17 @@ class WorkflowStore:
     async def policy(self, project_id: str) -> WorkflowPolicy:
         async with self.store.session() as s:
             row = await s.get(ProjectPolicy, project_id)
-        return WorkflowPolicy.model_validate(row.spec) if row is not None else WorkflowPolicy()
+        if row is None:
+            return WorkflowPolicy()
+        return WorkflowPolicy.model_validate(
+            self.store.open("policies", row.spec, f"workflow policy of project {project_id}")
+        )
 
     async def put_policy(self, project_id: str, policy: WorkflowPolicy) -> None:
         await self.store.get_project(project_id)
-        spec = reveal(policy)  # secrets (a cluster's token) kept, not masked
+        plain = reveal(policy)
+        await self._keep_masked(project_id, plain)
+        spec = self.store.seal("policies", plain)  # secrets kept, encrypted
         async with self.store.session() as s:
             row = await s.get(ProjectPolicy, project_id)
             if row is None:
@@ -43,6 +66,21 @@ class WorkflowStore:
             else:
                 row.spec, row.updated_at = spec, utcnow()
             await s.commit()
+
+    async def _keep_masked(self, project_id: str, plain: dict[str, Any]) -> None:
+        """A secret sent back as the mask the API shows keeps its stored value (a policy read,
+        edited and written back must not lose its tokens)."""
+        stored: dict[str, Any] | None = None
+        for path in _SECRET_PATHS:
+            holder = _holder(plain, path[:-1])
+            if holder is None or holder.get(path[-1]) != SECRET_MASK:
+                continue
+            if stored is None:
+                stored = reveal(await self.policy(project_id))
+            kept = _holder(stored, path[:-1])
+            if kept is None or kept.get(path[-1]) in (None, SECRET_MASK):
+                raise ValidationFailed(f"{'.'.join(path)}: the masked value was sent, and none is stored")
+            holder[path[-1]] = kept[path[-1]]
 
     async def open_workflow(
         self, workflow_id: str, project_id: str, incident_id: str, tier: str, body: dict[str, Any]

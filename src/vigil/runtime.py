@@ -172,6 +172,7 @@ class Runtime:
                     outbound=self.outbound,
                     workflow_engine=self.workflow_engine,
                     workflow_trigger=self.workflow_trigger,
+                    bus=bus,
                 )
             )
             self.api_http = HttpServer(api_app, host=s.host, port=s.api_port, name="api")

@@ -27,6 +27,7 @@ from vigil.api.replay import Replayer
 from vigil.api.runbooks import runbooks_router
 from vigil.api.sinks import sinks_router
 from vigil.api.workflows import workflows_router
+from vigil.bus.client import Bus
 from vigil.detect.archive import EvidenceArchive
 from vigil.outbound_policy import OutboundPolicy
 from vigil.receivers.keys import KeyResolver
@@ -56,6 +57,8 @@ class ApiContext:
     workflow_engine: WorkflowEngine | None = None
     """In this process (`vigil up`): approvals wake their workflow at once."""
     workflow_trigger: WorkflowTrigger | None = None
+    bus: Bus | None = None
+    """Wakes the live streams when a workflow (in any process) records a step."""
 
 
 def create_api_app(ctx: ApiContext) -> FastAPI:
@@ -93,7 +96,7 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     api.include_router(dead_letters_router(store, ctx.replayer))
     api.include_router(incidents_router(store, ctx.evidence, ctx.budget))
     api.include_router(runbooks_router(store, WorkflowRepo(store)))
-    api.include_router(workflows_router(store, ctx.workflow_engine))
+    api.include_router(workflows_router(store, ctx.workflow_engine, ctx.bus))
     app.include_router(api)
     trigger = ctx.workflow_trigger
     app.include_router(alerts_router(store, callers, trigger.incident_changed if trigger else None))

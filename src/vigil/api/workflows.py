@@ -7,6 +7,7 @@ it broke off."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -15,6 +16,8 @@ from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
+from vigil.bus.client import Bus
+from vigil.bus.topology import workflow_events_subject
 from vigil.store.models import ApprovalRow, WorkflowEvent, WorkflowRow
 from vigil.store.repo import Store
 from vigil.store.workflow_repo import WorkflowRepo
@@ -83,7 +86,7 @@ def event_out(event: WorkflowEvent) -> dict[str, Any]:
     }
 
 
-def workflows_router(store: Store, engine: WorkflowEngine | None) -> APIRouter:
+def workflows_router(store: Store, engine: WorkflowEngine | None, bus: Bus | None = None) -> APIRouter:
     router = APIRouter()
     workflows = WorkflowStore(store)
     audit = WorkflowRepo(store)
@@ -116,20 +119,33 @@ def workflows_router(store: Store, engine: WorkflowEngine | None) -> APIRouter:
 
         async def events() -> AsyncIterator[dict[str, Any]]:
             nonlocal after
-            while not await request.is_disconnected():
-                found = await workflows.events(
-                    project_id, workflow_id=workflow_id, incident_id=incident_id, after_id=after
-                )
-                for event in found:
-                    after = event.id
-                    yield {
-                        "id": str(event.id),
-                        "event": "step",
-                        "data": orjson.dumps(event_out(event)).decode(),
-                    }
-                    if workflow_id is not None and event.step == "finish":
-                        return
-                await asyncio.sleep(STREAM_POLL_S)
+            wake = asyncio.Event()
+            subscription = None
+            if bus is not None and bus.connected:
+
+                async def woken(_: Any) -> None:
+                    wake.set()
+
+                subscription = await bus.nc.subscribe(workflow_events_subject(project_id), cb=woken)
+            try:
+                while not await request.is_disconnected():
+                    wake.clear()
+                    found = await workflows.events(
+                        project_id, workflow_id=workflow_id, incident_id=incident_id, after_id=after
+                    )
+                    for event in found:
+                        after = event.id
+                        data = orjson.dumps(event_out(event)).decode()
+                        yield {"id": str(event.id), "event": "step", "data": data}
+                        if workflow_id is not None and event.step == "finish":
+                            return
+                    # woken by the bus when a step is recorded; polled too, should a wake-up be lost
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), STREAM_POLL_S if subscription is None else 1.0)
+            finally:
+                if subscription is not None:
+                    with contextlib.suppress(Exception):
+                        await subscription.unsubscribe()
 
         return EventSourceResponse(events(), ping=15)
 

@@ -77,6 +77,11 @@ def batches_subject(project_id: str, pipeline: str) -> str:
     return f"vigil.batches.{project_id}.{pipeline}"
 
 
+def workflow_events_subject(project_id: str) -> str:
+    """Core NATS (no stream): a wake-up for the live streams when a workflow records a step."""
+    return f"vigil.workflow.events.{project_id}"
+
+
 def outputs_subject(project_id: str) -> str:
     return f"vigil.outputs.{project_id}"
 

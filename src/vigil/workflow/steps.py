@@ -17,7 +17,7 @@ import orjson
 
 from vigil.actions.base import ActionResult
 from vigil.alerts.models import TIERS
-from vigil.bus.topology import outputs_subject
+from vigil.bus.topology import outputs_subject, workflow_events_subject
 from vigil.errors import Conflict
 from vigil.masking import mask_urls_in_text, scrub
 from vigil.outputs import OutputEnvelope
@@ -109,7 +109,13 @@ async def escalate_to_sinks(services: Services, loaded: Loaded, status: str, sum
 
 
 async def emit(services: Services, row: WorkflowRow, step: str, status: str, summary: dict[str, Any]) -> None:
-    await services.workflows.add_event(row.project_id, row.id, row.incident_id, step, status, summary)
+    event_id = await services.workflows.add_event(
+        row.project_id, row.id, row.incident_id, step, status, summary
+    )
+    if services.bus is not None and services.bus.connected:
+        # the streams read the events table; this only wakes them, in whichever process they are
+        with contextlib.suppress(Exception):
+            await services.bus.nc.publish(workflow_events_subject(row.project_id), str(event_id).encode())
     await WorkflowRepo(services.store).audit(
         row.project_id, ACTOR, f"workflow.{step}", row.id, {"status": status, **summary}
     )

@@ -15,6 +15,7 @@ from statistics import mean
 from typing import Any
 
 import saturation
+import workflow
 from loadgen import percentile
 from servers import BIN, REPO
 
@@ -124,6 +125,10 @@ def _sections(results: dict[str, Any], targets: list[tuple[str, str, str, bool]]
     if "saturation" in results:
         ingest = results.get("ingest", {}).get("vigil", {}).get("records_per_s")
         section, rows = saturation.render(results["saturation"], ingest)
+        sections.append(section)
+        targets.extend(rows)
+    if "workflow" in results:
+        section, rows = workflow.render(results["workflow"])
         sections.append(section)
         targets.extend(rows)
     return sections
@@ -492,7 +497,7 @@ def _cpu_note(run: dict[str, Any]) -> str:
         f" delivered record**, {run['cpu_us_per_record'] * run['max_records'] / 1000:.1f} ms per batch of"
         f" {run['max_records']} (the target: at most {STEADY_CORES_LIMIT} cores, goal {STEADY_CORES_GOAL})."
         " At this rate nearly all of it is per-batch work (publishing, pulling, the ledger, the POST), not"
-        " per-record work; the router's own steps are in section k.\n"
+        " per-record work; the router's own steps are in section l.\n"
     )
     profile = run.get("profile") or {}
     if profile:
@@ -559,7 +564,7 @@ correct (TLS, proxies, redirects, malformed answers); aiohttp is the cheapest we
     else:
         client_table = "\nThe HTTP client comparison failed in this run.\n"
     per_core = 1e6 / max(1e-9, single["cpu_us_per_record"])
-    return f"""## k. Delivery: all-matching backlog, CPU per record, router steps
+    return f"""## l. Delivery: all-matching backlog, CPU per record, router steps
 
 `bench/delivery_backlog.py` starts `vigil up` with a pipeline whose filter is empty (every record
 matches), batches of {backlog["max_records"]} (max_wait_ms 500), the default redaction (every built-in rule) and
@@ -1244,5 +1249,5 @@ def _design() -> str:
   batch of the last 20 ms (one executemany, on SQLite in one hop to a thread), one acknowledgement,
   and a share of one open pull request for all of a pipeline's free slots (not two requests per
   message); `vigil up` runs on uvloop. Routing and delivery can run in worker processes
-  (`VIGIL_PIPELINE_WORKERS`) to use more than one core; scenario k measures both.
+  (`VIGIL_PIPELINE_WORKERS`) to use more than one core; scenario l measures both.
 """

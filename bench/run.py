@@ -8,7 +8,7 @@ c. latency     export -> agent receipt at a steady 2,000 records/s (subprocess +
                with the CPU of Vigil's processes per record and a py-spy profile summary
    delivery    an all-matching 200,000-record backlog through `vigil up` to an agent (records/s,
                CPU per record; without and with pipeline workers), the router's steps per record,
-               and HTTP clients compared (section k)
+               and HTTP clients compared (section l)
 d. overload    RSS of `vigil up` under sustained overload with a small records stream
 e. scaled      separate services on a three-node NATS cluster (1 and 2 replicas) vs `vigil up`:
                records/s, CPU seconds per million records per service, and a capacity model
@@ -18,6 +18,8 @@ e. scaled      separate services on a three-node NATS cluster (1 and 2 replicas)
                1,000 active endpoints (bench/detection.py; section i of the page)
    saturation  16 and 32 concurrent exporters at default limits: time to every answer, 429s,
                throughput (bench/saturation.py; section j)
+   workflow    an alert storm, alert to first action for 100 concurrent autonomous alerts, and
+               memory per 1,000 open workflows (bench/workflow.py; section k)
 
 Usage::
 
@@ -49,6 +51,7 @@ import nats
 import router_steps
 import saturation
 import scaled
+import workflow
 from agent import AgentThread
 from loadgen import BodySource
 from procstat import children, load_average, peak_rss_bytes
@@ -70,6 +73,7 @@ SCENARIOS = (
     "nab",
     "detection",
     "saturation",
+    "workflow",
 )
 
 
@@ -413,6 +417,8 @@ def main() -> None:
                 results["saturation"] = saturation.run(
                     loadgen, tmp, duration_s=plan.ingest_s, warmup_s=plan.warmup_s
                 )
+            elif name == "workflow":
+                results["workflow"] = workflow.run(tmp)
     results["elapsed_s"] = time.monotonic() - started
     results["machine"]["load_after"] = load_average()
 

@@ -46,7 +46,7 @@ from vigil.store.db import create_engine, upgrade
 from vigil.store.repo import Store
 from vigil.store.sealing import SecretBox, load_secret_box
 from vigil.workers import PipelineWorkers
-from vigil.workflow.engine import WorkflowEngine
+from vigil.workflow.engine import WorkflowEngine, WorkflowWaker, dbos_url
 from vigil.workflow.loading import load_runbooks
 from vigil.workflow.trigger import WorkflowTrigger
 
@@ -170,7 +170,7 @@ class Runtime:
                     max_body_bytes=s.max_api_body_bytes,
                     keys=keys,
                     outbound=self.outbound,
-                    workflow_engine=self.workflow_engine,
+                    workflow_waker=self._waker(),
                     workflow_trigger=self.workflow_trigger,
                     bus=bus,
                 )
@@ -291,6 +291,12 @@ class Runtime:
             await self._start(self.workflow_engine)
             self.workflow_trigger = WorkflowTrigger(self.store, self.workflow_engine)
             await self._start(self.workflow_trigger)
+
+    def _waker(self) -> WorkflowWaker:
+        s = self.settings
+        waker = WorkflowWaker(self.workflow_engine, dbos_url(s.sqlalchemy_url(), s.data_dir))
+        self._started.append(_Closing(lambda: asyncio.to_thread(waker.close)))
+        return waker
 
     def ports(self) -> dict[str, int]:
         servers = {

@@ -33,7 +33,7 @@ from vigil.outbound_policy import OutboundPolicy
 from vigil.receivers.keys import KeyResolver
 from vigil.store.repo import Store
 from vigil.store.workflow_repo import WorkflowRepo
-from vigil.workflow.engine import WorkflowEngine
+from vigil.workflow.engine import WorkflowWaker
 from vigil.workflow.trigger import WorkflowTrigger
 
 
@@ -54,8 +54,8 @@ class ApiContext:
     """Project keys, for the routes that take them (alert intake); the store's when not given."""
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     """Where agents and sinks may be sent: checked when a pipeline or sink is saved."""
-    workflow_engine: WorkflowEngine | None = None
-    """In this process (`vigil up`): approvals wake their workflow at once."""
+    workflow_waker: WorkflowWaker | None = None
+    """Approvals wake their workflow at once, in this process or another."""
     workflow_trigger: WorkflowTrigger | None = None
     bus: Bus | None = None
     """Wakes the live streams when a workflow (in any process) records a step."""
@@ -96,7 +96,7 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     api.include_router(dead_letters_router(store, ctx.replayer))
     api.include_router(incidents_router(store, ctx.evidence, ctx.budget))
     api.include_router(runbooks_router(store, WorkflowRepo(store)))
-    api.include_router(workflows_router(store, ctx.workflow_engine, ctx.bus))
+    api.include_router(workflows_router(store, ctx.workflow_waker, ctx.bus))
     app.include_router(api)
     trigger = ctx.workflow_trigger
     app.include_router(alerts_router(store, callers, trigger.incident_changed if trigger else None))

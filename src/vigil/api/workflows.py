@@ -21,7 +21,7 @@ from vigil.bus.topology import workflow_events_subject
 from vigil.store.models import ApprovalRow, WorkflowEvent, WorkflowRow
 from vigil.store.repo import Store
 from vigil.store.workflow_repo import WorkflowRepo
-from vigil.workflow.engine import WorkflowEngine
+from vigil.workflow.engine import WorkflowWaker
 from vigil.workflow.policy import WorkflowPolicy
 from vigil.workflow.store import WorkflowStore, aware
 
@@ -86,7 +86,7 @@ def event_out(event: WorkflowEvent) -> dict[str, Any]:
     }
 
 
-def workflows_router(store: Store, engine: WorkflowEngine | None, bus: Bus | None = None) -> APIRouter:
+def workflows_router(store: Store, waker: WorkflowWaker | None, bus: Bus | None = None) -> APIRouter:
     router = APIRouter()
     workflows = WorkflowStore(store)
     audit = WorkflowRepo(store)
@@ -196,8 +196,8 @@ def workflows_router(store: Store, engine: WorkflowEngine | None, bus: Bus | Non
         await audit.audit(
             project_id, body.by, "approval", approval_id, {"decision": status, "reason": body.reason}
         )
-        if engine is not None:
-            await engine.wake(row.workflow_id, status)
+        if waker is not None:
+            await waker.wake(row.workflow_id, status)
         return approval_out(row)
 
     @router.post("/projects/{project_id}/approvals/{approval_id}/approve", tags=["approvals"])

@@ -155,3 +155,34 @@ class WorkflowEngine:
             await DBOS.send_async(workflow_id, decision, APPROVAL_TOPIC)
         except Exception as exc:  # the answer is stored: the workflow finds it when it next looks
             log.warning("approval wake-up not sent", extra={"workflow": workflow_id, "error": str(exc)})
+
+
+class WorkflowWaker:
+    """Wakes a workflow waiting for its approval: through this process's engine, or, in a process
+    without one (`vigil api` beside `vigil pipeline` replicas), through DBOS's system database."""
+
+    def __init__(self, engine: WorkflowEngine | None, system_database_url: str) -> None:
+        self._engine = engine
+        self._url = system_database_url
+        self._client: Any = None
+
+    async def wake(self, workflow_id: str, decision: str) -> None:
+        if self._engine is not None:
+            await self._engine.wake(workflow_id, decision)
+            return
+        try:
+            await asyncio.to_thread(self._send, workflow_id, decision)
+        except Exception as exc:  # the answer is stored: the workflow finds it when it next looks
+            log.warning("approval wake-up not sent", extra={"workflow": workflow_id, "error": str(exc)})
+
+    def _send(self, workflow_id: str, decision: str) -> None:
+        if self._client is None:
+            from dbos import DBOSClient
+
+            self._client = DBOSClient(system_database_url=self._url)
+        self._client.send(workflow_id, decision, APPROVAL_TOPIC)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.destroy()
+            self._client = None

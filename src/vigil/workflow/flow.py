@@ -18,30 +18,28 @@ from dbos import DBOS
 
 from vigil.actions.base import ActionError, ActionRefused, ActionResult, ActionStep, inverse
 from vigil.actions.context import ActionContext
-from vigil.actions.registry import execute, plan
+from vigil.actions.registry import execute
 from vigil.workflow import steps
 from vigil.workflow.engine import APPROVAL_TOPIC, services
 from vigil.workflow.runbooks import TIER_RANK
 
-APPROVAL_POLL_S = 5.0
-"""Longest a waiting workflow goes without reading its approval itself (a wake-up may be lost)."""
+APPROVAL_POLL_S = 60.0
+"""Longest a waiting workflow goes without reading its approval itself: every answer also wakes
+it at once, so this only bounds the delay should a wake-up be lost."""
 
 
 @DBOS.workflow()
 async def remediate(project_id: str, incident_id: str, workflow_id: str) -> str:
-    begun = await begin(project_id, incident_id, workflow_id)
-    if begun["tier"] == "human_only":
+    prepared = await prepare(project_id, incident_id, workflow_id)
+    if prepared["tier"] == "human_only":
         return await finish(workflow_id, "recorded", "human_only: recorded and ticketed, never acted on")
-    await gather(workflow_id)
-    analysis = await analyse(workflow_id)
-    runbook = analysis.get("runbook")
+    runbook = prepared.get("runbook")
     if runbook is None:
-        return await finish(workflow_id, "escalated", analysis["summary"])
-    planned = await dry_run(workflow_id)
-    if planned.get("refused"):
-        return await finish(workflow_id, "escalated", f"the runbook cannot run: {planned['refused']}")
-    tier = max(begun["tier"], runbook["tier"], key=lambda t: TIER_RANK[t])
-    below = analysis["confidence"] < begun["escalate_threshold"]
+        return await finish(workflow_id, "escalated", prepared["summary"])
+    if prepared.get("refused"):
+        return await finish(workflow_id, "escalated", f"the runbook cannot run: {prepared['refused']}")
+    tier = max(prepared["tier"], runbook["tier"], key=lambda t: TIER_RANK[t])
+    below = prepared["confidence"] < prepared["escalate_threshold"]
     if tier == "human_only":
         return await finish(workflow_id, "escalated", f"runbook {runbook['id']} needs a person to act")
     if tier == "supervised" or below:
@@ -90,23 +88,8 @@ async def wait_for_decision(workflow_id: str, approval_id: str, expires_at: floa
 
 
 @DBOS.step()
-async def begin(project_id: str, incident_id: str, workflow_id: str) -> dict[str, Any]:
-    return await services().call(steps.begin(services(), project_id, incident_id, workflow_id))
-
-
-@DBOS.step()
-async def gather(workflow_id: str) -> dict[str, Any]:
-    return await services().call(steps.gather(services(), workflow_id))
-
-
-@DBOS.step()
-async def analyse(workflow_id: str) -> dict[str, Any]:
-    return await services().call(steps.analyse(services(), workflow_id))
-
-
-@DBOS.step()
-async def dry_run(workflow_id: str) -> dict[str, Any]:
-    return await services().call(_dry_run(workflow_id))
+async def prepare(project_id: str, incident_id: str, workflow_id: str) -> dict[str, Any]:
+    return await services().call(steps.prepare(services(), project_id, incident_id, workflow_id))
 
 
 @DBOS.step()
@@ -152,22 +135,7 @@ async def roll_back(workflow_id: str, results: list[dict[str, Any]]) -> None:
 
 async def _context(workflow_id: str) -> tuple[steps.Loaded, ActionContext]:
     loaded = await steps.load(services(), workflow_id)
-    return loaded, ActionContext(policy=loaded.policy.actions, http=services().http, ledger=services().ledger)
-
-
-async def _dry_run(workflow_id: str) -> dict[str, Any]:
-    loaded, context = await _context(workflow_id)
-    runbook = loaded.runbook()
-    plans = []
-    refused = None
-    for step in runbook.spec.steps:
-        try:
-            found = await plan(step.action_step(), context)
-        except ActionError as exc:
-            return await steps.record_plan(services(), loaded, [], f"{step.action}: {exc}")
-        plans.append(found.model_dump(mode="json"))
-        refused = refused or found.refused
-    return await steps.record_plan(services(), loaded, plans, refused)
+    return loaded, steps.action_context(services(), loaded)
 
 
 async def _act(workflow_id: str, index: int) -> dict[str, Any]:

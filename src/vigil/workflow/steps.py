@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 import orjson
 
-from vigil.actions.base import ActionResult
+from vigil.actions.base import ActionError, ActionResult
+from vigil.actions.context import ActionContext
+from vigil.actions.registry import plan
 from vigil.alerts.models import TIERS
 from vigil.bus.topology import outputs_subject, workflow_events_subject
 from vigil.errors import Conflict
@@ -121,58 +123,135 @@ async def emit(services: Services, row: WorkflowRow, step: str, status: str, sum
     )
 
 
-async def _step(services: Services, loaded: Loaded, name: str, status: str, summary: dict[str, Any]) -> None:
-    """Record a step on the workflow (status, timing, summary) and emit it."""
-    entry = {"step": name, "status": status, "at": time.time(), **summary}
-    await services.workflows.update_workflow(
-        loaded.row.id, body={"steps": [*loaded.row.body.get("steps", []), entry]}
+async def _step(
+    services: Services,
+    loaded: Loaded,
+    name: str,
+    status: str,
+    summary: dict[str, Any],
+    *,
+    body: dict[str, Any] | None = None,
+    columns: dict[str, Any] | None = None,
+    more: list[tuple[str, str, dict[str, Any]]] | None = None,
+) -> None:
+    """Record steps (this one, after `more`) with any changes to the workflow, in one
+    transaction; wake the live streams; comment on the ticket."""
+    entries = [*(more or []), (name, status, summary)]
+    row, event_id = await services.workflows.record(
+        loaded.row.id, entries, actor=ACTOR, columns=columns, body=body
     )
-    loaded.row.body = {**loaded.row.body, "steps": [*loaded.row.body.get("steps", []), entry]}
-    await emit(services, loaded.row, name, status, summary)
+    loaded.row = row
+    if services.bus is not None and services.bus.connected:
+        # the streams read the events table; this only wakes them, in whichever process they are
+        with contextlib.suppress(Exception):
+            await services.bus.nc.publish(workflow_events_subject(row.project_id), str(event_id).encode())
     ref = ticket_ref(loaded)
-    if ref is not None and name not in ("begin", "finish"):
-        text = f"**{name}**: {status}" + (f" — {_one_line(summary)}" if summary else "")
-        await ticket_call(services, loaded, "comment", lambda system: system.comment(ref, text))
+    if ref is not None:
+        lines = [
+            f"**{step}**: {state}" + (f" — {_one_line(said)}" if said else "")
+            for step, state, said in entries
+            if step not in ("begin", "finish")
+        ]
+        for text in lines:  # a comment per step
+            await _comment(services, loaded, ref, text)
+
+
+async def _comment(services: Services, loaded: Loaded, ref: TicketRef, text: str) -> None:
+    await ticket_call(services, loaded, "comment", lambda system: system.comment(ref, text))
 
 
 def _one_line(summary: dict[str, Any]) -> str:
     return scrub("; ".join(f"{k}: {v}" for k, v in summary.items() if v not in (None, "", [], {})))[:1000]
 
 
-async def begin(services: Services, project_id: str, incident_id: str, workflow_id: str) -> dict[str, Any]:
+async def prepare(services: Services, project_id: str, incident_id: str, workflow_id: str) -> dict[str, Any]:
+    """Begin (the workflow's row, its ticket), gather the context, analyse (match a runbook) and
+    plan (the runbook's dry runs): one step, recorded in one transaction, since none of it acts."""
     incident = (await services.store.get_incident(project_id, incident_id)).body
     policy = await services.workflows.policy(project_id)
-    alert = incident.get("kind") == "alert"
-    tier = incident.get("tier") if alert else policy.detected.tier
-    if tier not in TIERS:
-        tier = "human_only"
-    threshold = incident.get("escalate_threshold")
-    threshold = policy.escalate_threshold if threshold is None else float(threshold)
+    tier, threshold = _tier_and_threshold(incident, policy)
     body = {
         "incident_id": incident_id,
         "title": incident.get("title", ""),
         "steps": [],
         "source": incident.get("source", "detector"),
     }
-    row = await services.workflows.open_workflow(workflow_id, project_id, incident_id, str(tier), body)
+    row = await services.workflows.open_workflow(workflow_id, project_id, incident_id, tier, body)
     loaded = Loaded(row, incident, policy)
-    if policy.tickets is not None and not row.body.get("ticket"):
-        draft = TicketDraft(
-            title=f"[vigil] {incident.get('title') or incident_id}"[:255],
-            body=_ticket_body(incident, workflow_id, str(tier)),
-            labels=["incident", f"severity-{incident.get('severity', 'warning')}"],
-        )
-        ref = await ticket_call(
-            services, loaded, "open", lambda system: system.open(draft, idempotency_key=workflow_id)
-        )
-        if ref is not None:
-            await services.workflows.update_workflow(
-                workflow_id, body={"ticket": ref.model_dump(mode="json")}
-            )
-            loaded.row.body = {**loaded.row.body, "ticket": ref.model_dump(mode="json")}
-    if not any(step["step"] == "begin" for step in row.body.get("steps", [])):
-        await _step(services, loaded, "begin", "done", {"tier": tier, "incident": incident_id})
-    return {"tier": tier, "escalate_threshold": threshold}
+    changes: dict[str, Any] = {}
+    ticket = row.body.get("ticket") or await _open_ticket(services, loaded, workflow_id, tier)
+    if ticket:
+        changes["ticket"] = loaded.row.body["ticket"] = ticket
+    entries: list[tuple[str, str, dict[str, Any]]] = [
+        ("begin", "done", {"tier": tier, "incident": incident_id})
+    ]
+    out: dict[str, Any] = {"tier": tier, "escalate_threshold": threshold, "runbook": None}
+    if tier == "human_only":
+        await _step(services, loaded, *entries[0], body=changes)
+        return out
+    context = gather(incident)
+    described = len(context.get("signals", [])) or len((context.get("alert") or {}).get("labels", {}))
+    entries.append(("context", "done", {"services": context["services"], "facts": described}))
+    runbooks = await WorkflowRepo(services.store).runbooks(project_id)
+    analysis, chosen = analyse(incident, runbooks)
+    summary = {k: analysis[k] for k in ("engine", "summary", "confidence")} | {
+        "runbook": analysis["runbook_id"]
+    }
+    entries.append(("analyse", "done", summary))
+    changes |= {"context": context, "analysis": analysis}
+    out |= {"summary": analysis["summary"], "confidence": analysis["confidence"]}
+    if chosen is None:
+        last = entries.pop()
+        await _step(services, loaded, *last, more=entries, body=changes)
+        return out
+    changes["runbook"] = {"id": chosen.id, "spec": chosen.spec.model_dump(mode="json")}
+    loaded.row.body = {**loaded.row.body, **changes}
+    plans, refused = await dry_runs(loaded, services)
+    changes["plan"] = plans
+    plan_summary = {"steps": [p["description"] for p in plans], "refused": refused}
+    await _step(
+        services,
+        loaded,
+        "plan",
+        "refused" if refused else "done",
+        plan_summary,
+        more=entries,
+        body=changes,
+        columns={"runbook_id": chosen.id},
+    )
+    out["refused"] = refused
+    out["runbook"] = {
+        "id": chosen.id,
+        "tier": chosen.spec.tier,
+        "steps": [{"required": step.required} for step in chosen.spec.steps],
+        "verify": chosen.spec.verify.model_dump(mode="json"),
+    }
+    return out
+
+
+def _tier_and_threshold(incident: dict[str, Any], policy: WorkflowPolicy) -> tuple[str, float]:
+    tier = incident.get("tier") if incident.get("kind") == "alert" else policy.detected.tier
+    if tier not in TIERS:
+        tier = "human_only"
+    threshold = incident.get("escalate_threshold")
+    return str(tier), policy.escalate_threshold if threshold is None else float(threshold)
+
+
+async def _open_ticket(
+    services: Services, loaded: Loaded, workflow_id: str, tier: str
+) -> dict[str, Any] | None:
+    if loaded.policy.tickets is None:
+        return None
+    incident = loaded.incident
+    draft = TicketDraft(
+        title=f"[vigil] {incident.get('title') or incident.get('id')}"[:255],
+        body=_ticket_body(incident, workflow_id, tier),
+        labels=["incident", f"severity-{incident.get('severity', 'warning')}"],
+    )
+    ref = await ticket_call(
+        services, loaded, "open", lambda system: system.open(draft, idempotency_key=workflow_id)
+    )
+    return ref.model_dump(mode="json") if ref is not None else None
 
 
 def _ticket_body(incident: dict[str, Any], workflow_id: str, tier: str) -> str:
@@ -188,11 +267,9 @@ def _ticket_body(incident: dict[str, Any], workflow_id: str, tier: str) -> str:
     return mask_urls_in_text("\n".join(lines))
 
 
-async def gather(services: Services, workflow_id: str) -> dict[str, Any]:
+def gather(incident: dict[str, Any]) -> dict[str, Any]:
     """What is known of the problem, kept with the workflow: the alert (labels, annotations, its
     source) or the detector's signals (kinds, endpoints, evidence), and the incident's history."""
-    loaded = await load(services, workflow_id)
-    incident = loaded.incident
     context: dict[str, Any] = {
         "incident": incident.get("id"),
         "severity": incident.get("severity"),
@@ -202,13 +279,11 @@ async def gather(services: Services, workflow_id: str) -> dict[str, Any]:
     }
     if incident.get("kind") == "alert":
         alert = incident.get("alert") or {}
-        context |= {
-            "alert": {
-                "labels": incident.get("labels") or {},
-                "annotations": alert.get("annotations") or {},
-                "generator_url": alert.get("generator_url"),
-                "notifications": incident.get("notifications"),
-            }
+        context["alert"] = {
+            "labels": incident.get("labels") or {},
+            "annotations": alert.get("annotations") or {},
+            "generator_url": alert.get("generator_url"),
+            "notifications": incident.get("notifications"),
         }
     else:
         context["signals"] = [
@@ -216,10 +291,6 @@ async def gather(services: Services, workflow_id: str) -> dict[str, Any]:
             for s in (incident.get("signals") or [])[:20]
         ]
         context["trace_ids"] = (incident.get("trace_ids") or [])[:10]
-    await services.workflows.update_workflow(workflow_id, body={"context": context})
-    loaded.row.body = {**loaded.row.body, "context": context}
-    described = len(context.get("signals", [])) or len((context.get("alert") or {}).get("labels", {}))
-    await _step(services, loaded, "context", "done", {"services": context["services"], "facts": described})
     return context
 
 
@@ -234,11 +305,11 @@ def match_context(incident: dict[str, Any]) -> MatchContext:
     )
 
 
-async def analyse(services: Services, workflow_id: str) -> dict[str, Any]:
-    loaded = await load(services, workflow_id)
-    runbooks = await WorkflowRepo(services.store).runbooks(loaded.row.project_id)
-    context = match_context(loaded.incident)
-    named = loaded.incident.get("runbook_id")
+def analyse(incident: dict[str, Any], runbooks: list[Runbook]) -> tuple[dict[str, Any], Runbook | None]:
+    """The rules engine: the runbook the alert names, else the most specific one that matches,
+    with a confidence that grows with how much of what is known it matches, and citations."""
+    context = match_context(incident)
+    named = incident.get("runbook_id")
     chosen: Runbook | None = None
     if named:
         chosen = next((r for r in runbooks if r.id == named), None)
@@ -254,12 +325,12 @@ async def analyse(services: Services, workflow_id: str) -> dict[str, Any]:
             why = f"runbook {chosen.id!r} matches {score} of what is known ({_known(context)})"
         else:
             confidence, why = 0.0, f"no configured runbook matches ({_known(context)})"
-    citations = [{"kind": "incident", "id": loaded.row.incident_id}]
-    if loaded.incident.get("fingerprint"):
-        citations.append({"kind": "alert", "fingerprint": loaded.incident["fingerprint"]})
-    citations += [
-        {"kind": "signal", "fingerprint": s["fingerprint"]} for s in loaded.incident.get("signals") or []
-    ][:10]
+    citations = [{"kind": "incident", "id": incident.get("id")}]
+    if incident.get("fingerprint"):
+        citations.append({"kind": "alert", "fingerprint": incident["fingerprint"]})
+    citations += [{"kind": "signal", "fingerprint": s["fingerprint"]} for s in incident.get("signals") or []][
+        :10
+    ]
     analysis = {
         "engine": "rules",
         "summary": why,
@@ -268,29 +339,7 @@ async def analyse(services: Services, workflow_id: str) -> dict[str, Any]:
         "candidates": candidates,
         "citations": citations,
     }
-    changes: dict[str, Any] = {"analysis": analysis}
-    if chosen is not None:
-        changes["runbook"] = {"id": chosen.id, "spec": chosen.spec.model_dump(mode="json")}
-        await services.workflows.update_workflow(workflow_id, runbook_id=chosen.id, body=changes)
-    else:
-        await services.workflows.update_workflow(workflow_id, body=changes)
-    loaded.row.body = {**loaded.row.body, **changes}
-    await _step(
-        services,
-        loaded,
-        "analyse",
-        "done",
-        {"engine": "rules", "summary": why, "confidence": confidence, "runbook": analysis["runbook_id"]},
-    )
-    out: dict[str, Any] = {"summary": why, "confidence": confidence, "runbook": None}
-    if chosen is not None:
-        out["runbook"] = {
-            "id": chosen.id,
-            "tier": chosen.spec.tier,
-            "steps": [{"required": step.required} for step in chosen.spec.steps],
-            "verify": chosen.spec.verify.model_dump(mode="json"),
-        }
-    return out
+    return analysis, chosen
 
 
 def _known(context: MatchContext) -> str:
@@ -299,14 +348,23 @@ def _known(context: MatchContext) -> str:
     return ", ".join(parts) or "nothing"
 
 
-async def record_plan(
-    services: Services, loaded: Loaded, plans: list[dict[str, Any]], refused: str | None
-) -> dict[str, Any]:
-    await services.workflows.update_workflow(loaded.row.id, body={"plan": plans})
-    loaded.row.body = {**loaded.row.body, "plan": plans}
-    summary = {"steps": [p["description"] for p in plans], "refused": refused}
-    await _step(services, loaded, "plan", "refused" if refused else "done", summary)
-    return {"refused": refused, "steps": plans}
+def action_context(services: Services, loaded: Loaded) -> ActionContext:
+    return ActionContext(policy=loaded.policy.actions, http=services.http, ledger=services.ledger)
+
+
+async def dry_runs(loaded: Loaded, services: Services) -> tuple[list[dict[str, Any]], str | None]:
+    """Each step of the runbook as it would run now; the first refusal (by the policy) if any."""
+    context = action_context(services, loaded)
+    plans: list[dict[str, Any]] = []
+    refused = None
+    for step in loaded.runbook().spec.steps:
+        try:
+            found = await plan(step.action_step(), context)
+        except ActionError as exc:
+            return plans, f"{step.action}: {exc}"
+        plans.append(found.model_dump(mode="json"))
+        refused = refused or found.refused
+    return plans, refused
 
 
 async def request_approval(services: Services, workflow_id: str, why: str) -> dict[str, Any]:
@@ -377,10 +435,9 @@ async def record_action(
         "seconds": round((datetime.now(UTC) - started).total_seconds(), 3),
     }
     if final:
-        if result.status in ("done", "skipped") and "acted_at" not in loaded.row.body:
-            await services.workflows.update_workflow(loaded.row.id, body={"acted_at": time.time()})
-            loaded.row.body = {**loaded.row.body, "acted_at": time.time()}
-        await _step(services, loaded, "execute", result.status, summary)
+        acted = result.status in ("done", "skipped") and "acted_at" not in loaded.row.body
+        body = {"acted_at": time.time()} if acted else None
+        await _step(services, loaded, "execute", result.status, summary, body=body)
     else:
         await emit(services, loaded.row, "execute", "retrying", summary)
     return result.model_dump(mode="json")

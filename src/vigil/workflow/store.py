@@ -7,6 +7,7 @@ workflow hears of it, so none is lost whatever the workflow is doing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from vigil.errors import Conflict, NotFound, ValidationFailed
-from vigil.store.models import ApprovalRow, ProjectPolicy, WorkflowEvent, WorkflowRow
+from vigil.store.models import ApprovalRow, AuditEntry, ProjectPolicy, WorkflowEvent, WorkflowRow
 from vigil.store.repo import Store, reveal, utcnow
 from vigil.workflow.policy import WorkflowPolicy
 
@@ -118,6 +119,57 @@ class WorkflowStore:
                 row.body = {**row.body, **body_changes}
             row.updated_at = utcnow()
             await s.commit()
+
+    async def record(
+        self,
+        workflow_id: str,
+        entries: list[tuple[str, str, dict[str, Any]]],
+        *,
+        actor: str,
+        columns: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> tuple[WorkflowRow, int]:
+        """Steps done, in one transaction: the workflow's columns and body changes, its step list,
+        an event and an audit entry per step. Returns the row and the last event's id."""
+        now = utcnow()
+        async with self.store.session() as s:
+            row = await s.get(WorkflowRow, workflow_id)
+            if row is None:
+                raise NotFound(f"no workflow {workflow_id!r}")
+            for key, value in (columns or {}).items():
+                setattr(row, key, value)
+            at = time.time()
+            steps = [
+                *row.body.get("steps", []),
+                *({"step": n, "status": st, "at": at, **sm} for n, st, sm in entries),
+            ]
+            row.body = {**row.body, **(body or {}), "steps": steps}
+            row.updated_at = now
+            events = []
+            for name, status, summary in entries:
+                event = WorkflowEvent(
+                    project_id=row.project_id,
+                    workflow_id=workflow_id,
+                    incident_id=row.incident_id,
+                    at=now,
+                    step=name,
+                    status=status,
+                    summary=summary,
+                )
+                events.append(event)
+                s.add(event)
+                s.add(
+                    AuditEntry(
+                        project_id=row.project_id,
+                        at=now,
+                        actor=actor,
+                        kind=f"workflow.{name}",
+                        subject=workflow_id,
+                        detail={"status": status, **summary},
+                    )
+                )
+            await s.commit()
+            return row, events[-1].id if events else 0
 
     async def get_workflow(self, project_id: str, workflow_id: str) -> WorkflowRow:
         async with self.store.session() as s:

@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from agent import SENT_KEY, RecordingAgent
 from loadgen import HttpConnection, build_export, percentile
 from procstat import CpuWindow
+from profile_summary import Profiler
 from servers import VigilProcess
 
 from vigil.specs import AgentSpec
@@ -65,6 +66,10 @@ class LatencyResult:
     """Mean time of one delivery attempt, from Vigil's `vigil_delivery_seconds` metric."""
     capacity_records_per_s: float = 0.0
     """What the pipeline's workers can deliver: concurrency / attempt time x records per batch."""
+    cpu_us_per_record: float = 0.0
+    """CPU of `vigil up` and its nats-server in the window, per record sent in it."""
+    profile: dict[str, float] = field(default_factory=dict)
+    """Where `vigil up`'s busy time went in the window (py-spy, by category), when asked for."""
 
 
 class Templates:
@@ -101,6 +106,7 @@ async def measure(
     max_wait_ms: int,
     max_records: int,
     concurrency: int | None,
+    profile: Path | None = None,
 ) -> LatencyResult:
     agent = RecordingAgent()
     await agent.start()
@@ -158,10 +164,14 @@ async def measure(
         if number == int(warmup_s * rate):
             window.append(time.time_ns())
             cpu.start()
+            if profile is not None:
+                profiler = Profiler(vigil.pid, duration_s, profile)
         tasks.append(asyncio.create_task(send_one(number)))
     await asyncio.gather(*tasks)
     window.append(time.time_ns())
     cpu.stop()
+    if profile is not None:
+        result.profile = profiler.wait()
     # Stragglers: wait until every record accepted in the window arrived, or STRAGGLER_WAIT_S.
     expected = accepted_in_window[0]
     deadline = loop.time() + STRAGGLER_WAIT_S
@@ -195,6 +205,8 @@ async def measure(
     result.batches = agent.batches
     result.mean_batch_records = sum(agent.batch_sizes) / max(1, agent.batches)
     result.cores_used = cpu.cores_used
+    vigil_cores = cpu.cores_used["vigil"] + cpu.cores_used["nats-server"]
+    result.cpu_us_per_record = vigil_cores / result.rate_records_per_s * 1e6
     return result
 
 
@@ -208,6 +220,7 @@ def run(
     max_wait_ms: int = 500,
     max_records: int = 10,
     concurrency: int | None = None,
+    profile: Path | None = None,
 ) -> LatencyResult:
     vigil = VigilProcess(data_dir)
     vigil.start()
@@ -222,6 +235,7 @@ def run(
                 max_wait_ms=max_wait_ms,
                 max_records=max_records,
                 concurrency=concurrency,
+                profile=profile,
             )
         )
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -71,6 +72,15 @@ def _cpu_or_zero(pid: int) -> float:
         return cpu_seconds(pid)
     except (FileNotFoundError, ProcessLookupError, ValueError):
         return 0.0
+
+
+def children(pid: int) -> list[int]:
+    """The direct child processes of `pid` (all its threads')."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
 
 
 def load_average() -> tuple[float, float, float]:

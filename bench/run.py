@@ -4,7 +4,11 @@ Scenarios (see docs/benchmarks.md for what each measures and why):
 
 a. ingest      `vigil up` (subprocess) vs the straightforward receiver, same load generator
 b. pipeline    the router's filter + batch rate at 5% and 100% matching (in-process)
-c. latency     export -> agent receipt at a steady 2,000 records/s (subprocess + local agent)
+c. latency     export -> agent receipt at a steady 2,000 records/s (subprocess + local agent),
+               with the CPU of Vigil's processes per record and a py-spy profile summary
+   delivery    an all-matching 200,000-record backlog through `vigil up` to an agent (records/s,
+               CPU per record; without and with pipeline workers), the router's steps per record,
+               and HTTP clients compared (section l)
 d. overload    RSS of `vigil up` under sustained overload with a small records stream
 e. scaled      separate services on a three-node NATS cluster (1 and 2 replicas) vs `vigil up`:
                records/s, CPU seconds per million records per service, and a capacity model
@@ -41,14 +45,16 @@ from pathlib import Path
 from typing import Any
 
 import baseline_receiver
+import delivery_backlog
 import latency
 import nats
+import router_steps
 import saturation
 import scaled
 import workflow
 from agent import AgentThread
 from loadgen import BodySource
-from procstat import load_average, peak_rss_bytes
+from procstat import children, load_average, peak_rss_bytes
 from report import describe_machine, render, splice
 from servers import REPO, BaselineProcess, VigilProcess, free_port
 
@@ -59,6 +65,7 @@ SCENARIOS = (
     "ingest",
     "pipeline",
     "latency",
+    "delivery",
     "overload",
     "scaled",
     "dedupe",
@@ -81,10 +88,17 @@ class Plan:
     overload_variant_s: float = 30.0
     overload_clients: int = 8
     overload_stream_bytes: int = 64 * MiB
+    backlog_records: int = 200_000
 
 
 QUICK = Plan(
-    ingest_s=5.0, warmup_s=2.0, router_messages=60, latency_s=6.0, overload_s=20.0, overload_variant_s=20.0
+    ingest_s=5.0,
+    warmup_s=2.0,
+    router_messages=60,
+    latency_s=6.0,
+    overload_s=20.0,
+    overload_variant_s=20.0,
+    backlog_records=50_000,
 )
 
 
@@ -158,6 +172,7 @@ def scenario_ingest(plan: Plan, tmp: Path) -> dict[str, Any]:
     finally:
         vigil.stop()
     out["vigil_with_pipeline"] = ingest_with_pipeline(plan, tmp)
+    out["vigil_with_pipeline_workers"] = ingest_with_pipeline(plan, tmp, workers=2)
     baseline = BaselineProcess(tmp / "ingest-baseline")
     baseline.start()
     try:
@@ -180,9 +195,12 @@ def scenario_ingest(plan: Plan, tmp: Path) -> dict[str, Any]:
     return out
 
 
-def ingest_with_pipeline(plan: Plan, tmp: Path) -> dict[str, Any]:
-    """The same load while a 5% pipeline routes every request to a local agent in the same process."""
-    vigil = VigilProcess(tmp / "ingest-vigil-pipeline")
+def ingest_with_pipeline(plan: Plan, tmp: Path, workers: int = 0) -> dict[str, Any]:
+    """The same load while a 5% pipeline routes every request to a local agent, in the same
+    process or (`workers`) in pipeline worker processes."""
+    vigil = VigilProcess(
+        tmp / f"ingest-vigil-pipeline-{workers}", env={"VIGIL_PIPELINE_WORKERS": str(workers)}
+    )
     vigil.start()
     try:
         project_id, key = vigil.project_with_key()
@@ -203,14 +221,23 @@ def ingest_with_pipeline(plan: Plan, tmp: Path) -> dict[str, Any]:
                 clients=plan.ingest_clients,
                 duration_s=plan.ingest_s,
                 warmup_s=plan.warmup_s,
-                watch={"vigil": vigil.pid, "nats-server": vigil.nats_pid},
+                watch={
+                    "vigil": vigil.pid,
+                    **{f"worker {i + 1}": pid for i, pid in enumerate(pipeline_workers(vigil))},
+                    "nats-server": vigil.nats_pid,
+                },
             )
             time.sleep(2.0)
             result["agent_records"] = agent.agent.records
+            result["pipeline_workers"] = workers
         result["peak_rss"] = peak_rss_bytes(vigil.pid)
     finally:
         vigil.stop()
     return result
+
+
+def pipeline_workers(vigil: VigilProcess) -> list[int]:
+    return [pid for pid in children(vigil.pid) if pid != vigil.nats_pid]
 
 
 def scenario_pipeline(plan: Plan) -> dict[str, Any]:
@@ -235,10 +262,38 @@ def scenario_latency(plan: Plan, tmp: Path) -> list[dict[str, Any]]:
     for concurrency in (None, 16):
         load = load_average()
         result = latency.run(
-            tmp / f"latency-{concurrency or 'default'}", duration_s=plan.latency_s, concurrency=concurrency
+            tmp / f"latency-{concurrency or 'default'}",
+            duration_s=plan.latency_s,
+            concurrency=concurrency,
+            # the default run is profiled (py-spy samples without pausing the process)
+            profile=tmp / "latency-profile.txt" if concurrency is None else None,
         )
         runs.append({**asdict(result), "load_before": load})
     return runs
+
+
+def scenario_delivery(plan: Plan, tmp: Path) -> dict[str, Any]:
+    """The all-matching backlog through `vigil up` to an agent, the router's steps per record,
+    and the HTTP clients compared on one load."""
+    load = load_average()
+    backlogs = [
+        asdict(
+            delivery_backlog.run(
+                tmp / f"delivery-backlog-{workers}", records=plan.backlog_records, pipeline_workers=workers
+            )
+        )
+        for workers in (0, 2)
+    ]
+    steps = router_steps.measure(messages=40, repeat=3)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "http_clients.py"), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    clients = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr[-2000:]}
+    return {"backlogs": backlogs, "router_steps": steps, "http_clients": clients, "load_before": load}
 
 
 def scenario_overload(plan: Plan, tmp: Path) -> list[dict[str, Any]]:
@@ -342,6 +397,8 @@ def main() -> None:
                 results["pipeline"] = scenario_pipeline(plan)
             elif name == "latency":
                 results["latency"] = scenario_latency(plan, tmp)
+            elif name == "delivery":
+                results["delivery"] = scenario_delivery(plan, tmp)
             elif name == "overload":
                 results["overload"] = scenario_overload(plan, tmp)
             elif name == "scaled":

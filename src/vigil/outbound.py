@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 from collections.abc import Mapping
 
+import aiohttp
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+from yarl import URL
 
 from vigil.errors import DeliveryError
-from vigil.outbound_policy import OutboundRefused
+from vigil.outbound_policy import OutboundPolicy, OutboundRefused
 
 ERROR_BODY_BYTES = 256
 """How much of a failed answer goes into the error: enough for Slack's `invalid_blocks`, never a page
@@ -69,4 +75,118 @@ async def _read_head(response: httpx.Response, limit: int) -> bytes:
         head += chunk
         if len(head) >= limit:
             break
+    return bytes(head[:limit])
+
+
+class Outbound:
+    """The HTTP client of batch deliveries: one aiohttp session (a keep-alive pool per host),
+    every connection checked against the outbound policy.
+
+    Measured on the same load (bench/http_clients.py), it costs about a seventh of the CPU per
+    POST of `httpx.AsyncClient`, which made up a third of `vigil up`'s CPU at 2,000 records/s.
+    As with `outbound_client`: redirects are not followed, no cookies are kept, no proxy is used,
+    and a host name is resolved by the client itself, every address it resolves to checked, and
+    one of those addresses connected to (`_GuardedResolver`); a URL's IP address is checked
+    before its first request.
+    """
+
+    def __init__(self, policy: OutboundPolicy | None = None, *, max_connections: int = 512) -> None:
+        self._policy = policy or OutboundPolicy()
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # created on first use, inside the event loop that uses it
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self._max_connections, resolver=_GuardedResolver(self._policy)
+                ),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def _check_literal(self, url: URL) -> None:
+        """aiohttp connects to an IP address in the URL without asking the resolver. Checked on
+        every request: Vigil's own ports join the policy as its servers bind them."""
+        host = url.host or ""
+        address = _ip_address(host) if host[:1].isdigit() or ":" in host else None
+        if address is not None:
+            self._policy.check(host, url.port or 0, [address])
+
+    async def post(
+        self, url: str, *, content: bytes, headers: Mapping[str, str], timeout_s: float, target: str
+    ) -> None:
+        """POST once; return on 2xx, raise a classified `DeliveryError` otherwise (as `post`)."""
+        try:
+            target_url = URL(url)
+            self._check_literal(target_url)
+            async with (
+                asyncio.timeout(timeout_s),
+                self._client().post(
+                    target_url, data=content, headers=headers, allow_redirects=False
+                ) as response,
+            ):
+                status = response.status
+                if 200 <= status < 300:
+                    await _read_head_aiohttp(response, _DRAIN_BYTES)
+                    return
+                snippet = (await _read_head_aiohttp(response, ERROR_BODY_BYTES)).decode("utf-8", "replace")
+        except OutboundRefused as exc:
+            raise DeliveryError(f"{target}: refused by the outbound policy: {exc}", retryable=False) from None
+        except TimeoutError as exc:
+            raise DeliveryError(f"{target}: no answer within {timeout_s:g}s", retryable=True) from exc
+        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError, ValueError) as exc:
+            raise DeliveryError(f"{target}: unsupported URL: {exc}", retryable=False) from exc
+        except aiohttp.ClientError as exc:
+            raise DeliveryError(f"{target}: {type(exc).__name__}: {exc}", retryable=True) from exc
+        snippet = snippet.strip()
+        detail = f": {snippet}" if snippet else ""
+        raise DeliveryError(
+            f"{target}: HTTP {status}{detail}", retryable=is_retryable_status(status), status=status
+        )
+
+
+class _GuardedResolver(AbstractResolver):
+    """aiohttp's resolver, with every address a name resolves to checked against the policy: the
+    connector then connects to one of those addresses, so nothing changes between check and connect."""
+
+    def __init__(self, policy: OutboundPolicy) -> None:
+        self._policy = policy
+        self._inner = DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        addresses = [a for a in (_ip_address(str(r["host"])) for r in found) if a is not None]
+        self._policy.check(host, port, addresses)
+        return found
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+async def _read_head_aiohttp(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    head = bytearray()
+    while len(head) < limit:
+        chunk = await response.content.read(limit - len(head))
+        if not chunk:
+            break
+        head += chunk
     return bytes(head[:limit])

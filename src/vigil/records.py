@@ -42,7 +42,9 @@ def attributes(pairs: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     kv: KeyValue
     for kv in pairs:
-        out[kv.key] = any_value(kv.value)
+        value = kv.value
+        # most attribute values are strings: no call for those
+        out[kv.key] = value.string_value if value.HasField("string_value") else any_value(value)
     return out
 
 
@@ -61,9 +63,16 @@ def body_text(value: AnyValue) -> str:
     return str(converted)
 
 
+_last_second: list[tuple[int, str]] = [(-1, "")]
+"""The last whole second formatted: records come in time order, many in one second."""
+
+
 def rfc3339(unix_nano: int) -> str:
     seconds, nanos = divmod(unix_nano, 1_000_000_000)
-    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    last, text = _last_second[0]
+    if seconds != last:
+        text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _last_second[0] = (seconds, text)
     if nanos:
         text += "." + f"{nanos:09d}".rstrip("0")
     return text + "Z"
@@ -77,8 +86,15 @@ def effective_severity(record: LogRecord) -> int:
     return severity_from_text(record.severity_text)
 
 
-def flatten(record: LogRecord, resource_attributes: dict[str, Any], received_unix_nano: int) -> FlatRecord:
-    severity = effective_severity(record)
+def flatten(
+    record: LogRecord,
+    resource_attributes: dict[str, Any],
+    received_unix_nano: int,
+    severity: int | None = None,
+) -> FlatRecord:
+    """`severity`: the record's `effective_severity`, when the caller has it already."""
+    if severity is None:
+        severity = effective_severity(record)
     timestamp = record.time_unix_nano or record.observed_time_unix_nano or received_unix_nano
     return {
         "resourceAttributes": resource_attributes,

@@ -26,6 +26,7 @@ from vigil.detect.archive import EvidenceArchive, archive_from_settings
 from vigil.detect.service import Detector
 from vigil.http_server import HttpServer
 from vigil.masking import mask_url
+from vigil.outbound import Outbound
 from vigil.outbound_policy import OutboundPolicy, outbound_client
 from vigil.pipeline.agent_workers import AgentWorkers
 from vigil.pipeline.config import ConfigCache
@@ -44,6 +45,7 @@ from vigil.sinks.dispatch import SinkRouter, SinkWorkers
 from vigil.store.db import create_engine, upgrade
 from vigil.store.repo import Store
 from vigil.store.sealing import SecretBox, load_secret_box
+from vigil.workers import PipelineWorkers
 from vigil.workflow.engine import WorkflowEngine, WorkflowWaker, dbos_url
 from vigil.workflow.loading import load_runbooks
 from vigil.workflow.trigger import WorkflowTrigger
@@ -74,6 +76,7 @@ class Runtime:
     ops_http: HttpServer | None = None
     budget: TokenBudget | None = None
     evidence: EvidenceArchive | None = None
+    workers: PipelineWorkers | None = None
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     _started: list[Component] = field(default_factory=list)
     _stopped: bool = False
@@ -139,7 +142,11 @@ class Runtime:
             return bus.connected
 
         intake = OutputIntake(bus, store)
-        if "pipeline" in roles:
+        if "pipeline" in roles and roles == ROLES and s.pipeline_workers > 0:
+            self.workers = PipelineWorkers(s, url, s.pipeline_workers)
+            await self._start(self.workers)
+            await self._start_workflow()
+        elif "pipeline" in roles:
             await self._start_pipeline(config, intake)
         if "sink" in roles:
             await self._start(SinkWorkers(bus, store, config, self.outbound))
@@ -235,9 +242,7 @@ class Runtime:
         templates = TemplateStore(self.store)
         await self._start(templates)
         agents = AgentContext(
-            client=outbound_client(
-                self.outbound, httpx.Limits(max_connections=512, max_keepalive_connections=128)
-            ),
+            client=Outbound(self.outbound, max_connections=512),
             intake=intake,
             rules=RulesEngine(),
             llm=None,
@@ -257,6 +262,21 @@ class Runtime:
             # before the router, which reports new error templates to it and stops first
             await self._start(detector)
         on_new_error_template = detector.new_error_template if detector is not None else None
+        await self._start_workflow()
+        await self._start(
+            Router(
+                self.bus,
+                config,
+                templates,
+                on_new_error_template=on_new_error_template,
+                pressure=self._pressure,
+            )
+        )
+
+    async def _start_workflow(self) -> None:
+        """The remediation workflow, where the pipeline runs (or, with pipeline workers, in
+        `vigil up` itself, beside the API that approves its steps)."""
+        assert self.store is not None
         if self.settings.workflow.enabled and WorkflowEngine.available():
             http = outbound_client(self.outbound, httpx.Limits(max_connections=64))
             self._started.append(_Closing(http.aclose))
@@ -271,15 +291,6 @@ class Runtime:
             await self._start(self.workflow_engine)
             self.workflow_trigger = WorkflowTrigger(self.store, self.workflow_engine)
             await self._start(self.workflow_trigger)
-        await self._start(
-            Router(
-                self.bus,
-                config,
-                templates,
-                on_new_error_template=on_new_error_template,
-                pressure=self._pressure,
-            )
-        )
 
     def _waker(self) -> WorkflowWaker:
         s = self.settings

@@ -251,6 +251,13 @@ class Settings(BaseSettings):
         default=4 * MiB, ge=1024, description="Largest body the management API reads."
     )
     key_cache_ttl_s: float = Field(default=5.0, ge=0)
+    pipeline_workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="`vigil up` only: run routing and delivery in this many processes of their own "
+        "(0: in the `vigil up` process).",
+    )
 
     bus: BusSettings = Field(default_factory=BusSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)

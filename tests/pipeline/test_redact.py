@@ -488,6 +488,26 @@ def test_records_missing_fields_pass_through() -> None:
     assert redactor.redact_record(odd) == odd
 
 
+def test_text_remembered_clean_by_shape_still_redacts_what_differs() -> None:
+    redactor = Redactor(RedactionSpec())
+    for user in range(1000, 1100):  # one shape, remembered clean
+        record = {"body": f"user {user} paid", "attributes": {"user.id": f"u-{user}"}}
+        assert redactor.redact_record(record) == record
+    card = redactor.redact_record({"body": "user 4111 1111 1111 1111 paid", "attributes": {}})
+    mail = redactor.redact_record({"body": "user 1000 paid", "attributes": {"to": "a@example.com"}})
+    assert card["body"] == "user [REDACTED:card_number] paid"
+    assert mail["attributes"] == {"to": "[REDACTED:email]"}
+
+
+def test_custom_rules_see_every_text_whatever_its_shape() -> None:
+    spec = RedactionSpec(rules=[], custom=[{"name": "vip", "pattern": r"\border-7\d+"}])
+    redactor = Redactor(spec)
+    assert redactor.redact_text("order-123 shipped") == ("order-123 shipped", 0)
+    assert redactor.redact_text("order-789 shipped") == ("[REDACTED:vip] shipped", 1)
+    record = redactor.redact_record({"body": "order-712 shipped", "attributes": {"id": "order-7"}})
+    assert record["body"] == "[REDACTED:vip] shipped"
+
+
 def test_anchored_custom_patterns_apply_to_each_string_of_a_record() -> None:
     spec = RedactionSpec(rules=[], custom=[CustomRule(name="ticket", pattern=r"^T-\d+$")])
     record = {"body": "first line", "attributes": {"a": "x", "ticket": "T-1234"}, "resourceAttributes": {}}

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import httpx
-
 from vigil import __version__
 from vigil.masking import mask_url
-from vigil.outbound import post
+from vigil.outbound import Outbound
 from vigil.specs import AgentSpec
 
 
 class HttpAgent:
-    def __init__(self, spec: AgentSpec, client: httpx.AsyncClient) -> None:
+    def __init__(self, spec: AgentSpec, client: Outbound) -> None:
         self._spec = spec
         self._client = client
         self._headers = {k: v.get_secret_value() for k, v in spec.headers.items()}
@@ -27,8 +25,7 @@ class HttpAgent:
             "X-Vigil-Attempt": str(attempt),
             "User-Agent": f"vigil/{__version__}",
         }
-        await post(
-            self._client,
+        await self._client.post(
             self._spec.endpoint,
             content=body,
             headers=headers,

@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
-
 from vigil.agents.builtin.agent import BuiltinAgent
 from vigil.agents.builtin.engine import Engine
 from vigil.agents.http import HttpAgent
+from vigil.outbound import Outbound
 from vigil.receivers.agent_output import OutputIntake
 from vigil.specs import AgentSpec
 
@@ -22,7 +21,7 @@ class Agent(Protocol):
 
 @dataclass
 class AgentContext:
-    client: httpx.AsyncClient
+    client: Outbound
     intake: OutputIntake
     rules: Engine
     llm: Engine | None

@@ -56,7 +56,8 @@ def nats_server_binary() -> str:
     return found
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """In a child process before it runs: it gets SIGTERM when its parent dies."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -163,7 +164,7 @@ class ManagedNatsServer:
                 ],
                 stdout=logfile,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
                 start_new_session=True,
             )
             logfile.close()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -35,6 +36,17 @@ console = Console(stderr=True)
 def version() -> None:
     """Print the version."""
     print(__version__)
+
+
+def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """On uvloop where it exists: its C event loop and transports take about half of asyncio's
+    CPU per socket write and wake-up, which is most of what a delivered batch costs."""
+    try:
+        import uvloop
+    except ImportError:  # not built for this platform
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="A vigil.yaml to apply at start.")]
@@ -76,7 +88,7 @@ def serve(roles: frozenset[str], config: Path | None = None, data_dir: Path | No
             await runtime.shutdown()
 
     try:
-        asyncio.run(main())
+        run_event_loop(main())
     except (RuntimeError, VigilError) as exc:
         console.print(f"error: {exc}", style="red", markup=False)
         raise typer.Exit(1) from exc

@@ -28,6 +28,8 @@ class AgentBatchHandler:
         self._agent = agent
         self._ledger = ledger
         self._prepared: dict[int, dict[str, Any]] = {}
+        self._request_ids: dict[int, str] = {}
+        """By the message bytes' id, from `prepare` until `succeeded` or `failed`."""
 
     async def prepare(self, data: bytes, attempt: int) -> int:
         batch = orjson.loads(data)
@@ -37,20 +39,45 @@ class AgentBatchHandler:
             batch["request_id"], self.project_id, self.target, records, represented
         )
         self._prepared[id(data)] = batch  # deliver() comes next, with the same bytes
+        self._request_ids[id(data)] = batch["request_id"]
         # the bus may lose its delivery count in a crash; the ledger keeps it
         return max(attempt, earlier + 1)
 
     async def deliver(self, data: bytes, attempt: int) -> None:
         batch = self._prepared.pop(id(data), None) or orjson.loads(data)
-        await self._agent.send(self.project_id, batch["request_id"], orjson.dumps(batch["records"]), attempt)
+        body = records_json(data, batch)
+        await self._agent.send(self.project_id, batch["request_id"], body, attempt)
 
     async def succeeded(self, data: bytes, attempt: int) -> None:
-        self._ledger.status(orjson.loads(data)["request_id"], "delivered", attempt)
+        self._ledger.status(self._request_id(data), "delivered", attempt)
 
     async def failed(self, data: bytes, attempt: int, error: DeliveryError, final: bool) -> str:
-        request_id: str = orjson.loads(data)["request_id"]
+        request_id = self._request_id(data)
         self._ledger.status(request_id, "dead" if final else "retrying", attempt, str(error))
         return request_id
+
+    def _request_id(self, data: bytes) -> str:
+        request_id = self._request_ids.pop(id(data), None)
+        if request_id is None:
+            request_id = str(orjson.loads(data)["request_id"])
+        return request_id
+
+
+_RECORDS_KEY = b',"records":'
+
+
+def records_json(data: bytes, batch: dict[str, Any]) -> bytes:
+    """The JSON of the batch's records, cut from the message when it can be: where "records" is
+    its last key and every value before it a string or number, the first `,"records":` in the
+    bytes is that key (inside a JSON string a quote is escaped), and its value runs to the final
+    `}`. Otherwise encoded again."""
+    if data.endswith(b"}") and list(batch)[-1] == "records":
+        others = (value for key, value in batch.items() if key != "records")
+        if not any(isinstance(value, dict | list) for value in others):
+            start = data.find(_RECORDS_KEY)
+            if start > 0:
+                return data[start + len(_RECORDS_KEY) : -1]
+    return orjson.dumps(batch["records"])
 
 
 class AgentWorkers:

@@ -10,10 +10,10 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, Protocol, TypeVar
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from prometheus_client import Counter, Histogram
 
 from vigil.bus.client import Bus
+from vigil.bus.pull import PullStream
 from vigil.bus.topology import ConsumerSpec
 from vigil.errors import DeliveryError
 from vigil.specs import RetrySpec
@@ -74,9 +74,9 @@ class DeliveryWorker:
         self._slots = asyncio.Semaphore(concurrency)
 
     async def start(self) -> None:
-        subscription = await self._bus.pull(self._consumer)
+        stream = await self._bus.pull_stream(self._consumer)
         self._task = asyncio.create_task(
-            self._loop(subscription), name=f"{self._handler.kind}-{self._consumer.name}"
+            self._loop(stream), name=f"{self._handler.kind}-{self._consumer.name}"
         )
 
     async def shutdown(self, grace_s: float = 20.0) -> None:
@@ -87,36 +87,27 @@ class DeliveryWorker:
         if self._handling:
             await asyncio.wait(self._handling, timeout=grace_s)
 
-    async def _loop(self, subscription: object) -> None:
-        """One fetcher fills every free slot: a single pull request per round, so no slot waits
-        on a message another slot's request fetched."""
-        fetch = subscription.fetch  # type: ignore[attr-defined]
-        while True:
-            await self._slots.acquire()
-            free = 1
-            while free < self._concurrency and not self._slots.locked():
+    async def _loop(self, stream: PullStream) -> None:
+        """Each free slot takes the next message; the pull stream asks the bus for as many
+        messages as there are free slots, so none waits here for a slot."""
+        try:
+            while True:
                 await self._slots.acquire()
-                free += 1
-            try:
-                messages: list[Msg] = await fetch(free, timeout=2.0)
-            except (TimeoutError, NatsTimeout):
-                messages = []
-            except asyncio.CancelledError:
-                self._release(free)
-                raise
-            except Exception:
-                log.exception("fetch failed", extra={"consumer": self._consumer.name})
-                messages = []
-                await asyncio.sleep(1.0)
-            self._release(free - len(messages))
-            for msg in messages:
+                try:
+                    msg = await stream.next(self._concurrency - len(self._handling))
+                except asyncio.CancelledError:
+                    self._slots.release()
+                    raise
+                except Exception:
+                    self._slots.release()
+                    log.exception("pull failed", extra={"consumer": self._consumer.name})
+                    await asyncio.sleep(1.0)
+                    continue
                 handling = asyncio.create_task(self._handle(msg))
                 self._handling.add(handling)
                 handling.add_done_callback(self._done)
-
-    def _release(self, count: int) -> None:
-        for _ in range(count):
-            self._slots.release()
+        finally:
+            await stream.stop()
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._handling.discard(task)

@@ -1,8 +1,9 @@
 """The record of batches handed to agents, written with group commits.
 
 Every batch gets a row before its first POST, so that an agent's output can be checked against
-the batch it answers. Rows are written in groups (one transaction per few milliseconds), which
-keeps the database off the per-batch hot path.
+the batch it answers. Rows are written in groups: one transaction per flush holds every insert and
+status update that queued meanwhile, each kind as one executemany, which keeps the database off
+the per-batch hot path.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from vigil.store.models import Batch
 from vigil.store.repo import Store, utcnow
 from vigil.tasks import cancel_and_wait
 
@@ -22,15 +22,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class _Insert:
-    row: Batch
+    row: dict[str, Any]
+    """Column values of the `batches` row."""
     done: asyncio.Future[int]
     """Resolves to the attempts already recorded for the batch (0 for a new one)."""
 
 
 class BatchLedger:
-    def __init__(self, store: Store, interval_s: float = 0.05) -> None:
+    def __init__(self, store: Store, interval_s: float = 0.05, gather_s: float = 0.02) -> None:
+        """`interval_s`: the longest a status update waits; `gather_s`: the shortest time between
+        two flushes while inserts wait (a delivery's first POST waits for its row, so short)."""
         self._store = store
         self._interval = interval_s
+        self._gather = gather_s
         self._pending: list[_Insert] = []
         self._statuses: dict[str, tuple[str, int, str | None]] = {}
         self._known: set[str] = set()
@@ -53,19 +57,19 @@ class BatchLedger:
         if request_id in self._known:
             return 0
         now = utcnow()
-        row = Batch(
-            request_id=request_id,
-            project_id=project_id,
-            pipeline=pipeline,
-            record_count=len(records),
-            represented=represented,
-            records=records,
-            status="pending",
-            attempts=0,
-            last_error=None,
-            created_at=now,
-            updated_at=now,
-        )
+        row = {
+            "request_id": request_id,
+            "project_id": project_id,
+            "pipeline": pipeline,
+            "record_count": len(records),
+            "represented": represented,
+            "records": records,
+            "status": "pending",
+            "attempts": 0,
+            "last_error": None,
+            "created_at": now,
+            "updated_at": now,
+        }
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append(_Insert(row, done))
         self._wake.set()
@@ -80,9 +84,10 @@ class BatchLedger:
         self._wake.set()
 
     async def _run(self) -> None:
-        """Inserts first, committed as soon as the previous commit ends (whatever queued meanwhile
-        forms the next group); status updates only when no insert waits, at most every interval."""
-        last_statuses = 0.0
+        """While an insert waits, a flush starts `gather_s` after the previous one started (or
+        when it ends, if later): whatever queued meanwhile forms one group, status updates
+        included. Status updates alone are flushed at most every interval (the first at once)."""
+        last_flush = last_statuses = -self._interval
         loop = asyncio.get_running_loop()
         while True:
             if not self._pending and not (self._statuses and loop.time() - last_statuses >= self._interval):
@@ -91,36 +96,36 @@ class BatchLedger:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
                 continue
+            wait = last_flush + self._gather - loop.time()
+            if self._pending and wait > 0:
+                await asyncio.sleep(wait)
             try:
-                if self._pending:
-                    await self._insert()
-                else:
-                    last_statuses = loop.time()
-                    await self._update_statuses()
+                last_flush = loop.time()
+                if self._statuses:
+                    last_statuses = last_flush
+                await self._flush()
             except Exception:
                 log.exception("batch ledger write failed; retrying")
                 await asyncio.sleep(1.0)
 
     async def _flush(self) -> None:
-        await self._insert()
-        await self._update_statuses()
-
-    async def _insert(self) -> None:
+        """Inserts, then status updates (a batch's row exists before its status changes), in one
+        transaction. On failure, statuses go back to the queue (newer ones win) and the waiting
+        inserts are told, so their deliveries are retried."""
         inserts, self._pending = self._pending, []
-        if not inserts:
+        statuses, self._statuses = self._statuses, {}
+        if not inserts and not statuses:
             return
         try:
-            known = await self._store.add_batches([i.row for i in inserts])
+            known = await self._store.write_batches(
+                [i.row for i in inserts], [(rid, *update) for rid, update in statuses.items()]
+            )
         except Exception as exc:
             for item in inserts:
                 if not item.done.done():
                     item.done.set_exception(exc)
+            self._statuses = {**statuses, **self._statuses}
             raise
         for item in inserts:
             if not item.done.done():
-                item.done.set_result(known.get(item.row.request_id, 0))
-
-    async def _update_statuses(self) -> None:
-        statuses, self._statuses = self._statuses, {}
-        if statuses:
-            await self._store.set_batch_statuses([(rid, *update) for rid, update in statuses.items()])
+                item.done.set_result(known.get(item.row["request_id"], 0))

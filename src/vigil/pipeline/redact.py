@@ -5,7 +5,8 @@ Each built-in rule is a regex whose match (or only its `secret` group, when it h
 or a header is labelled by the most precise rule and later rules never see it again.
 
 Most records carry no secret, so each rule names literal triggers (lowercase substrings) and its
-regex only runs on text containing one of them.
+regex only runs on text containing one of them. A record's text is checked for every trigger of
+every rule in one pass (one substring search per distinct trigger), not rule by rule.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from vigil.pipeline.shapes import shape
 from vigil.pipeline.user_regex import MAX_PATTERN_LENGTH, UserRegex
 from vigil.records import FlatRecord
 
@@ -69,8 +71,8 @@ def _may_hold_card(text: str) -> bool:
     several times more, and most text has timestamps and ids but no such run."""
     if len(text) < 13:
         return False
-    shape = text.encode("utf-8", "surrogatepass").translate(_DIGIT_SHAPE).replace(b"-", b"")
-    return b"0000000000000" in shape
+    digits = text.encode("utf-8", "surrogatepass").translate(_DIGIT_SHAPE).replace(b"-", b"")
+    return b"0000000000000" in digits
 
 
 def _replace_cards(match: re.Match[str], token: str) -> str | None:
@@ -342,6 +344,22 @@ def _strings(value: Any, out: list[str]) -> None:
             _strings(item, out)
 
 
+_SHAPE_INVARIANT_GATES: frozenset[Callable[[str], bool]] = frozenset({_may_hold_card})
+
+
+def _shape_invariant(rules: list[Rule]) -> bool:
+    """Whether the rules worth trying on a text depend only on its shape (its ASCII digits all
+    written as 0): no trigger holds a digit, and every gate treats the ten digits alike. Then
+    texts are remembered clean by shape, so "user 4711 logged in" is checked once for all users."""
+    for rule in rules:
+        if rule.triggers:
+            if any(char.isdigit() for trigger in rule.triggers for char in trigger):
+                return False
+        elif rule.gate not in _SHAPE_INVARIANT_GATES:
+            return False  # a custom rule (no triggers, no gate) runs on every text anyway
+    return True
+
+
 _RESOURCE_MEMO_SIZE = 256
 _CLEAN_SIZE = 8192
 _CLEAN_MAX_LENGTH = 256
@@ -361,8 +379,17 @@ class Redactor:
         wanted = set(spec.rules) if spec.rules is not None else set(RULES_BY_NAME)
         self._rules = [rule for rule in BUILTIN_RULES if rule.name in wanted]
         self._rules += [_custom(rule) for rule in spec.custom]
+        by_trigger: dict[str, list[int]] = {}
+        for i, rule in enumerate(self._rules):
+            for trigger in rule.triggers:
+                by_trigger.setdefault(trigger, []).append(i)
+        self._triggers = tuple((trigger, tuple(rules)) for trigger, rules in by_trigger.items())
+        self._untriggered = tuple(i for i, rule in enumerate(self._rules) if not rule.triggers)
         self._drop = frozenset(key.lower() for key in spec.drop_attributes)
-        self._clean: set[str] = set()
+        self._clean: set[str | bytes] = set()
+        """Texts (or their shapes, see `_shape_invariant`) that no rule needs to look at."""
+        self._by_shape = _shape_invariant(self._rules)
+        self._last_resource: tuple[dict[str, Any], dict[str, Any], dict[str, int]] | None = None
         # Records of one resource share its attributes; equal resources are redacted once.
         self._resource_memo: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, int]]] = {}
 
@@ -417,13 +444,22 @@ class Redactor:
 
     def _candidates(self, strings: list[str]) -> tuple[Rule, ...]:
         """The rules worth trying on these strings; remembers the strings when there are none."""
-        fresh = [text for text in strings if text not in self._clean]
+        clean = self._clean
+        if self._by_shape:
+            fresh = [text for text in strings if shape(text) not in clean]
+        else:
+            fresh = [text for text in strings if text not in clean]
         if not fresh:
             return ()
         # A newline stops every rule, so joining adds no match that spans two strings.
         text = "\n".join(fresh)
         lowered = text.lower()
-        rules = tuple(rule for rule in self._rules if _wanted(rule, text, lowered))
+        wanted = [i for trigger, rules in self._triggers if trigger in lowered for i in rules]
+        for i in self._untriggered:
+            gate = self._rules[i].gate
+            if gate is None or gate(text):
+                wanted.append(i)
+        rules = tuple(self._rules[i] for i in sorted(set(wanted))) if wanted else ()
         if not rules:
             self._remember(fresh)
         return rules
@@ -431,25 +467,39 @@ class Redactor:
     def _remember(self, clean: list[str]) -> None:
         if len(self._clean) >= _CLEAN_SIZE:
             self._clean.clear()
-        self._clean.update(text for text in clean if len(text) <= _CLEAN_MAX_LENGTH)
+        short = [text for text in clean if len(text) <= _CLEAN_MAX_LENGTH]
+        self._clean.update([shape(text) for text in short] if self._by_shape else short)
+
+    def _is_clean(self, text: str) -> bool:
+        return (shape(text) if self._by_shape else text) in self._clean
 
     def _resource(self, resource: dict[str, Any]) -> dict[str, Any]:
+        last = self._last_resource
+        if last is not None and last[0] is resource:
+            # the records of one resource share its attributes' dict (never changed once built)
+            output, tally = last[1], last[2]
+        else:
+            output, tally = self._resource_memoized(resource)
+            self._last_resource = (resource, output, tally)
+        for name, n in tally.items():
+            self.counts[name] = self.counts.get(name, 0) + n
+        return output
+
+    def _resource_memoized(self, resource: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
         try:
             # Types too: 1 == True, but the output must keep the value it was given.
             key = (*resource.items(), *map(type, resource.values()))
             memo = self._resource_memo.get(key)
         except TypeError:  # nested values are unhashable: no memo
-            return self._redact_mapping(resource, self.counts)
+            key, memo = None, None
         if memo is None:
             tally: dict[str, int] = {}
             memo = self._redact_mapping(resource, tally), tally
-            if len(self._resource_memo) >= _RESOURCE_MEMO_SIZE:
-                self._resource_memo.clear()
-            self._resource_memo[key] = memo
-        output, tally = memo
-        for name, n in tally.items():
-            self.counts[name] = self.counts.get(name, 0) + n
-        return output
+            if key is not None:
+                if len(self._resource_memo) >= _RESOURCE_MEMO_SIZE:
+                    self._resource_memo.clear()
+                self._resource_memo[key] = memo
+        return memo
 
     def _redact_mapping(self, mapping: dict[str, Any], tally: dict[str, int]) -> dict[str, Any]:
         strings: list[str] = []
@@ -488,7 +538,7 @@ class Redactor:
         return value
 
     def _text(self, text: str, tally: dict[str, int], rules: tuple[Rule, ...]) -> tuple[str, int]:
-        if not rules or text in self._clean:
+        if not rules or self._is_clean(text):
             return text, 0
         original = text
         total = 0

@@ -27,7 +27,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from prometheus_client import Counter, Histogram
 
-from vigil.bus.client import Bus
+from vigil.bus.client import Bus, next_fetch
 from vigil.bus.topology import batches_subject
 from vigil.detect.notices import IncidentNotice
 from vigil.errors import MessageTooLarge
@@ -148,14 +148,18 @@ class Router:
 
     async def _run(self, subscription: object, route: Callable[[Msg], Awaitable[None]]) -> None:
         fetch = subscription.fetch  # type: ignore[attr-defined]
+        messages: list[Msg] = []
         while True:
             await self._wait_for_room()
             try:
-                messages: list[Msg] = await fetch(self._fetch_batch, timeout=1.0)
+                size, wait_s = next_fetch(messages, self._fetch_batch)
+                messages = await fetch(size, timeout=wait_s)
             except (TimeoutError, NatsTimeout):
+                messages = []
                 continue
             except Exception:
                 log.exception("router fetch failed")
+                messages = []
                 await asyncio.sleep(0.5)
                 continue
             for msg in messages:
@@ -232,7 +236,7 @@ class Router:
                         if not pipeline.filter.accepts_record(record, severity):
                             continue
                         if flat is None:
-                            flat = flatten(record, resource_attributes, received)
+                            flat = flatten(record, resource_attributes, received, severity)
                         item = pipeline.redactor.redact_record(flat) if pipeline.redactor else dict(flat)
                         if template is None:
                             miner = miner or await self._templates.miner(project_id)
@@ -251,7 +255,7 @@ class Router:
                         await self._yield()
                     if watch_errors and severity >= _ERROR:
                         if match is None:
-                            flat = flat or flatten(record, resource_attributes, received)
+                            flat = flat or flatten(record, resource_attributes, received, severity)
                             first_item = self._default_redactor.redact_record(flat)
                             miner = miner or await self._templates.miner(project_id)
                             match = self._templates.mine(project_id, miner, first_item["body"])

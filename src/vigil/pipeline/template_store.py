@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from vigil.pipeline.template_cache import ShapeCachedMiner
 from vigil.pipeline.templates import TemplateMatch, TemplateMiner
 from vigil.store.repo import Store
 from vigil.tasks import cancel_and_wait
@@ -33,7 +34,7 @@ class TemplateStore:
         miner = self._miners.get(project_id)
         if miner is None:
             state = await self._store.load_template_state(project_id)
-            miner = TemplateMiner.from_state(state.encode()) if state else TemplateMiner()
+            miner = ShapeCachedMiner.from_state(state.encode()) if state else ShapeCachedMiner()
             self._miners[project_id] = self._miners.get(project_id) or miner
         return self._miners[project_id]
 

@@ -6,9 +6,10 @@ import asyncio
 from pathlib import Path
 
 import orjson
+import sqlalchemy
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -42,6 +43,16 @@ def create_engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, json_serializer=_json)
+
+
+def create_sync_sqlite_engine(engine: AsyncEngine) -> Engine:
+    """A blocking engine on the SQLite file of `engine`, for work done in one thread hop: through
+    aiosqlite, every statement, cursor and commit is a round trip to its thread."""
+    sync = sqlalchemy.create_engine(
+        engine.url.set(drivername="sqlite"), connect_args={"timeout": 30}, json_serializer=_json
+    )
+    event.listen(sync, "connect", _sqlite_pragmas)
+    return sync
 
 
 def private_sqlite_files(path: Path) -> None:

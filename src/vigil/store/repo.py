@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import secrets
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import sqlalchemy
 from pydantic import AnyUrl, BaseModel, SecretStr
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import Engine, bindparam, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from vigil.errors import Conflict, NotFound
 from vigil.specs import PipelineSpec
-from vigil.store.db import session_factory
+from vigil.store.db import create_sync_sqlite_engine, session_factory
 from vigil.store.models import (
     ApiKey,
     Batch,
@@ -96,12 +102,19 @@ class Store:
         self.engine = engine
         self._sessions = session_factory(engine)
         self._box = secret_box
+        self._ledger: tuple[Engine, ThreadPoolExecutor] | None = None
+        """On SQLite: the batch ledger's blocking engine and its one thread (`write_batches`)."""
 
     def session(self) -> AsyncSession:
         session: AsyncSession = self._sessions()
         return session
 
     async def close(self) -> None:
+        ledger, self._ledger = self._ledger, None
+        if ledger is not None:
+            engine, thread = ledger
+            await asyncio.get_running_loop().run_in_executor(thread, engine.dispose)
+            thread.shutdown()
         await self.engine.dispose()
 
     # projects
@@ -343,35 +356,41 @@ class Store:
     async def add_batches(self, rows: Sequence[Batch]) -> dict[str, int]:
         """Insert batches, ignoring ones already recorded (a redelivered batch keeps its row);
         return the attempts recorded for those, by request id."""
-        async with self.session() as s:
-            known: dict[str, int] = {
-                request_id: attempts
-                for request_id, attempts in await s.execute(
-                    select(Batch.request_id, Batch.attempts).where(
-                        Batch.request_id.in_([r.request_id for r in rows])
-                    )
-                )
-            }
-            s.add_all([r for r in rows if r.request_id not in known])
-            await s.commit()
-        return known
+        return await self.write_batches([_column_values(row) for row in rows], [])
 
     async def set_batch_statuses(self, updates: Sequence[tuple[str, str, int, str | None]]) -> None:
         """Apply (request_id, status, attempts, error) updates in one executemany."""
-        now = utcnow()
-        rows = [
-            {
-                "request_id": rid,
-                "status": status,
-                "attempts": attempts,
-                "last_error": error,
-                "updated_at": now,
-            }
-            for rid, status, attempts, error in updates
-        ]
-        async with self.session() as s:
-            await s.execute(update(Batch), rows)
-            await s.commit()
+        await self.write_batches([], updates)
+
+    async def write_batches(
+        self, rows: Sequence[dict[str, Any]], updates: Sequence[tuple[str, str, int, str | None]]
+    ) -> dict[str, int]:
+        """One transaction of the batch ledger: insert `rows` (column values of new batches; ones
+        already recorded keep their row), then apply (request_id, status, attempts, error) updates,
+        each as one executemany statement. Returns the attempts recorded for the rows that were
+        there already, by request id."""
+        if not rows and not updates:
+            return {}
+        dialect = self.engine.dialect.name
+        statuses = _status_parameters(updates)
+        if dialect == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
+            # the whole transaction in one hop to a thread, rather than a hop per statement
+            if self._ledger is None:
+                thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-ledger")
+                self._ledger = create_sync_sqlite_engine(self.engine), thread
+            engine, thread = self._ledger
+            return await asyncio.get_running_loop().run_in_executor(
+                thread, _write_batches_blocking, engine, list(rows), statuses
+            )
+        known: dict[str, int] = {}
+        async with self.engine.begin() as connection:
+            if rows:
+                found = await connection.execute(_recorded([row["request_id"] for row in rows]))
+                known = {request_id: attempts for request_id, attempts in found}
+                await connection.execute(_insert_new(dialect, _BATCHES, "request_id"), list(rows))
+            if statuses:
+                await connection.execute(_STATUS_UPDATE, statuses)
+        return known
 
     async def get_batch(self, request_id: str) -> Batch | None:
         async with self.session() as s:
@@ -613,3 +632,72 @@ class Store:
             "outputs": outputs or 0,
             "dead_letters": dead or 0,
         }
+
+
+_BATCHES = cast(sqlalchemy.Table, Batch.__table__)
+_STATUS_UPDATE = (
+    update(_BATCHES)
+    .where(_BATCHES.c.request_id == bindparam("b_request_id"))
+    .values(
+        status=bindparam("b_status"),
+        attempts=bindparam("b_attempts"),
+        last_error=bindparam("b_last_error"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
+"""A Core UPDATE by primary key: executemany without the ORM's bulk machinery."""
+
+
+def _status_parameters(updates: Sequence[tuple[str, str, int, str | None]]) -> list[dict[str, Any]]:
+    now = utcnow()
+    return [
+        {
+            "b_request_id": rid,
+            "b_status": status,
+            "b_attempts": attempts,
+            "b_last_error": error,
+            "b_updated_at": now,
+        }
+        for rid, status, attempts, error in updates
+    ]
+
+
+def _write_batches_blocking(
+    engine: Engine, rows: list[dict[str, Any]], statuses: list[dict[str, Any]]
+) -> dict[str, int]:
+    known: dict[str, int] = {}
+    with engine.begin() as connection:
+        if rows:
+            found = connection.execute(_recorded([row["request_id"] for row in rows]))
+            known = {request_id: attempts for request_id, attempts in found}
+            connection.execute(_insert_new("sqlite", _BATCHES, "request_id"), rows)
+        if statuses:
+            connection.execute(_STATUS_UPDATE, statuses)
+    return known
+
+
+def _recorded(request_ids: list[str]) -> Any:
+    """(request_id, attempts) of the batches among `request_ids` that have a row."""
+    return select(_BATCHES.c.request_id, _BATCHES.c.attempts).where(_BATCHES.c.request_id.in_(request_ids))
+
+
+def _column_values(row: Batch) -> dict[str, Any]:
+    """A `Batch` built in Python as the column values of its row, column defaults filled in."""
+    values: dict[str, Any] = {}
+    for column in _BATCHES.columns:
+        value = getattr(row, column.key)
+        if value is None and column.default is not None and getattr(column.default, "is_scalar", False):
+            value = column.default.arg  # type: ignore[attr-defined]
+        values[column.key] = value
+    return values
+
+
+@functools.cache
+def _insert_new(dialect: str, table: Any, key: str) -> Any:
+    """An INSERT that skips rows whose `key` exists (a race between two writers included); one
+    statement object per dialect, so SQLAlchemy finds its compiled form without re-walking it."""
+    if dialect == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing(index_elements=[key])
+    if dialect == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=[key])
+    raise NotImplementedError(f"the batch ledger does not support {dialect}")

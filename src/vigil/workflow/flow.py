@@ -23,7 +23,7 @@ from vigil.workflow import steps
 from vigil.workflow.engine import APPROVAL_TOPIC, services
 from vigil.workflow.runbooks import TIER_RANK
 
-APPROVAL_POLL_S = 60.0
+APPROVAL_POLL_S = 300.0
 """Longest a waiting workflow goes without reading its approval itself: every answer also wakes
 it at once, so this only bounds the delay should a wake-up be lost."""
 

@@ -10,13 +10,13 @@ from rich.text import Text
 
 from vigil.cli.client import (
     DEFAULT_API_URL,
-    ApiClient,
     ApiUrlOption,
     JsonOption,
     ProjectArg,
     TokenOption,
     console,
     print_json,
+    project_call,
     say,
     short_time,
     table,
@@ -42,9 +42,7 @@ def list_incidents(
     params: dict[str, Any] = {"limit": limit}
     if status is not None:
         params["status"] = status
-    with ApiClient.connect(api_url, token) as api:
-        found = api.project(project)
-        rows: list[dict[str, Any]] = api.get(f"/projects/{found['id']}/incidents", **params)
+    found, rows = project_call(api_url, token, project, "GET", "/incidents", params=params)
     if as_json:
         print_json(rows)
         return
@@ -82,9 +80,7 @@ def show_incident(
     token: TokenOption = None,
 ) -> None:
     """One incident: its signals or alert, and its timeline."""
-    with ApiClient.connect(api_url, token) as api:
-        found = api.project(project)
-        body: dict[str, Any] = api.get(f"/projects/{found['id']}/incidents/{incident_id}")
+    _, body = project_call(api_url, token, project, "GET", f"/incidents/{incident_id}")
     if as_json:
         print_json(body)
         return

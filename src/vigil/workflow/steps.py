@@ -28,6 +28,7 @@ from vigil.store.workflow_repo import WorkflowRepo
 from vigil.tickets import TicketDraft, TicketRef, TicketSystem, build_ticket_system
 from vigil.workflow.policy import WorkflowPolicy
 from vigil.workflow.runbooks import MatchContext, Runbook, RunbookSpec, ranked
+from vigil.workflow.store import aware
 
 if TYPE_CHECKING:
     from vigil.workflow.engine import Services
@@ -384,30 +385,30 @@ async def request_approval(services: Services, workflow_id: str, why: str) -> di
         loaded.policy.approval_expiry_s,
         plan,
     )
-    await services.workflows.update_workflow(
-        workflow_id, status="waiting_approval", body={"approval_id": approval.id}
-    )
+    expires = aware(approval.expires_at)
     await _step(
         services,
         loaded,
         "approval",
         "pending",
-        {"approval_id": approval.id, "why": why, "expires_at": approval.expires_at.isoformat()},
+        {"approval_id": approval.id, "why": why, "expires_at": expires.isoformat()},
+        columns={"status": "waiting_approval"},
+        body={"approval_id": approval.id},
     )
-    return {"id": approval.id, "expires_at": approval.expires_at.timestamp()}
+    return {"id": approval.id, "expires_at": expires.timestamp()}
 
 
 async def read_decision(services: Services, workflow_id: str, approval_id: str) -> str:
     loaded = await load(services, workflow_id)
     approval = await services.workflows.get_approval(loaded.row.project_id, approval_id)
     if approval.status != "pending":
-        await services.workflows.update_workflow(workflow_id, status="running")
         await _step(
             services,
             loaded,
             "approval",
             approval.status,
             {"approval_id": approval_id, "by": approval.decided_by, "reason": approval.reason},
+            columns={"status": "running"},
         )
     return approval.status
 
@@ -498,10 +499,16 @@ async def _promql_holds(services: Services, prometheus_url: str | None, expr: st
 
 async def finish(services: Services, workflow_id: str, status: str, summary: str) -> str:
     loaded = await load(services, workflow_id)
-    await services.workflows.update_workflow(
-        workflow_id, status=status, body={"outcome": summary, "ended_at": time.time()}
+    # the status and the last step in one transaction: whoever sees the status sees every step
+    await _step(
+        services,
+        loaded,
+        "finish",
+        status,
+        {"summary": summary},
+        columns={"status": status},
+        body={"outcome": summary, "ended_at": time.time()},
     )
-    await _step(services, loaded, "finish", status, {"summary": summary})
     ref = ticket_ref(loaded)
     text = f"**{status}**: {scrub(summary)}"
     if ref is not None and status == "resolved":

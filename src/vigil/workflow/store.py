@@ -106,20 +106,6 @@ class WorkflowStore:
                 await s.commit()
             return row
 
-    async def update_workflow(self, workflow_id: str, **changes: Any) -> None:
-        """Set columns (status, runbook_id, tier) and merge `body` keys."""
-        body_changes: dict[str, Any] = changes.pop("body", {})
-        async with self.store.session() as s:
-            row = await s.get(WorkflowRow, workflow_id)
-            if row is None:
-                raise NotFound(f"no workflow {workflow_id!r}")
-            for key, value in changes.items():
-                setattr(row, key, value)
-            if body_changes:
-                row.body = {**row.body, **body_changes}
-            row.updated_at = utcnow()
-            await s.commit()
-
     async def record(
         self,
         workflow_id: str,

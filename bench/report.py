@@ -380,7 +380,7 @@ nothing unacknowledged. Each case runs on a fresh nats-server and database.
 
 What is timed is everything the router does per input record: protobuf parse of each message,
 the filter (resource-level conditions once per resource, record-level ones on the protobuf
-record), and for matching records only: flattening to the seed-000 JSON shape, template mining of
+record), and for matching records only: flattening to the agent protocol's JSON shape, template mining of
 the body (`template_id`), batching, JSON encoding, durable publication of each batch on the
 batches stream (acknowledged by JetStream); then the acknowledgement of the input messages.
 {_pipeline_settings(data["cases"][0].get("pipeline_defaults", {}))} Delivery to agents is not included: agent workers take

@@ -1,4 +1,4 @@
-"""OTLP log records flattened into seed 000's record format."""
+"""OTLP log records flattened into the agent protocol's record format."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def kv(key: str, value: AnyValue) -> KeyValue:
     return KeyValue(key=key, value=value)
 
 
-def test_flatten_matches_seed_000_format_exactly() -> None:
+def test_flatten_matches_the_agent_protocol_format_exactly() -> None:
     record = LogRecord(
         time_unix_nano=T0,
         severity_number=17,  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class AgentOutputIn(BaseModel):
-    """Body of `POST /internal/agent-output` (seed 000's contract)."""
+    """Body of `POST /internal/agent-output` (the agent protocol's contract)."""
 
     model_config = ConfigDict(extra="forbid")
 

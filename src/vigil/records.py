@@ -1,4 +1,4 @@
-"""The flat log record of seed 000 and its conversion from OTLP.
+"""The flat log record of the agent protocol and its conversion from OTLP.
 
 {"resourceAttributes": {...}, "severityNumber": 17, "severityText": "ERROR", "body": "...",
  "attributes": {...}, "traceId": "hex", "spanId": "hex", "timestamp": "RFC 3339"}

@@ -76,7 +76,7 @@ class DetectSettings(BaseModel):
     enabled: bool = True
     from_records: bool = Field(
         default=False,
-        description="Also read request/response facts from log records (seed 001's style); costs a second read of every record.",
+        description="Also read request/response facts from log records (request/response pair records, as traffic-capture forwarders send them); costs a second read of every record.",
     )
     window_s: float = Field(default=60.0, gt=0, description="Tumbling window size.")
     allowed_lateness_s: float = Field(

@@ -28,7 +28,7 @@ def test_a_notice_is_a_compact_snapshot_with_a_stable_id() -> None:
     assert notice.msg_id.startswith(f"incident:{notice.id}:opened:")
 
 
-def test_a_notice_becomes_a_seed_000_record() -> None:
+def test_a_notice_becomes_an_agent_protocol_record() -> None:
     notice = opened(severity=Severity.CRITICAL)
     record = notice.record()
     assert record["kind"] == INCIDENT_KIND

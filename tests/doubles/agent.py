@@ -1,4 +1,4 @@
-"""An agent as seed 000 describes one: a real HTTP server that takes batches on /process and,
+"""An agent as the agent protocol describes one: a real HTTP server that takes batches on /process and,
 when given a Vigil endpoint and key, sends an output for each batch back with the SDK."""
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Agents: the team's own over HTTP (seed 000's protocol), keyed by endpoint scheme."""
+"""Agents: the team's own over HTTP (the agent protocol), keyed by endpoint scheme."""

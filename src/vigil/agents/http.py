@@ -1,4 +1,4 @@
-"""Posts a batch to an agent over HTTP, the way seed 000 describes it."""
+"""Posts a batch to an agent over HTTP, the way the agent protocol describes it."""
 
 from __future__ import annotations
 

@@ -110,7 +110,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class DemoAgent:
-    """Takes batches on /process and answers each with an output, as seed 000's agents do."""
+    """Takes batches on /process and answers each with an output, as agents of the agent protocol do."""
 
     def __init__(self, receiver_url: str, api_key: str) -> None:
         self.batches = 0

@@ -2,7 +2,7 @@
 
 A `RequestFact` is one served (server) or made (client, db) call; a `QueryFact` is one database
 statement. Both come from spans (`facts_from_span`) or from log records that carry the same
-attributes (`facts_from_record`), including the Speedscale forwarder's RRPair records of seed 001,
+attributes (`facts_from_record`), including the Speedscale forwarder's RRPair (request/response pair) records,
 whose body is the RRPair as a map (it reaches us as compact JSON in the flat record's body).
 
 Spans use either the old or the current semantic-convention names (http.method and

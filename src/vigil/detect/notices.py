@@ -4,7 +4,7 @@ The detector publishes every incident event (opened, reopened, updated, resolved
 `IncidentNotice` on `vigil.incidents.<project>`. A notice is a compact snapshot: the signals without
 their evidence (the API has that), so a notice stays small however much evidence an incident holds.
 
-Pipelines whose filter takes the `incident` kind receive a notice as a seed 000 flat record, so an
+Pipelines whose filter takes the `incident` kind receive a notice as the agent protocol's flat record, so an
 agent written for log records works on incidents unchanged: the title is the body, the severity maps
 to OTLP's (info 9, warning 13, critical 17), the lead service is `service.name`, and
 `vigil.incident.*` attributes carry what filters and agents need. The whole snapshot rides along

@@ -1,7 +1,7 @@
 """Signals raised when a window closes: what is wrong, where, how badly, and the evidence.
 
-`detect(stats, baseline)` checks one endpoint's window against static thresholds (seed 001's
-defaults) and, per metric once its baseline is ready, against thresholds relative to the baseline:
+`detect(stats, baseline)` checks one endpoint's window against static thresholds (common
+request-level defaults) and, per metric once its baseline is ready, against thresholds relative to the baseline:
 
 * error_rate_spike: at least `min_errors` errors and a rate >= the static rate; once the baseline is
   ready also >= baseline + k * its window-to-window spread, and an error count that the baseline
@@ -94,7 +94,7 @@ METRIC_OF_KIND = {
 class SignalConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # static thresholds (seed 001's defaults)
+    # static thresholds (common request-level defaults)
     slow_endpoint_p95_ms: float = 1000.0
     error_rate: float = 0.05
     n_plus_one_per_trace: int = 20

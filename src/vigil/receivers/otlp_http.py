@@ -108,7 +108,7 @@ def create_receiver_app(
     for signal in SIGNALS:
         _add_export_route(app, signal, ingestor, keys, max_body_bytes)
 
-    @app.post("/internal/agent-output", summary="An agent's output for a batch (seed 000 contract)")
+    @app.post("/internal/agent-output", summary="An agent's output for a batch (the agent protocol)")
     async def agent_output(
         request: Request,
         x_api_key: ApiKeyHeader = None,

@@ -15,7 +15,7 @@ from vigil.receivers.agent_output import OutputIntake
 
 
 class BuiltinAgent:
-    """The classifier and enricher of seed 000's example, with an engine chosen per pipeline."""
+    """The classifier and enricher of the agent protocol's example, with an engine chosen per pipeline."""
 
     def __init__(
         self, name: str, engine: Engine, intake: OutputIntake, *, fallback_reason: str | None = None

@@ -1,4 +1,4 @@
-"""What built-in agents read and write: evidence in, an analysis (seed 000's output shape) out."""
+"""What built-in agents read and write: evidence in, an analysis (the agent protocol's output shape) out."""
 
 from __future__ import annotations
 

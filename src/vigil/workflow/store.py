@@ -8,9 +8,9 @@ workflow hears of it, so none is lost whatever the workflow is doing.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 
@@ -18,6 +18,8 @@ from vigil.errors import Conflict, NotFound, ValidationFailed
 from vigil.store.models import ApprovalRow, AuditEntry, ProjectPolicy, WorkflowEvent, WorkflowRow
 from vigil.store.repo import Store, reveal, utcnow
 from vigil.workflow.policy import WorkflowPolicy
+
+R = TypeVar("R", WorkflowRow, ApprovalRow)
 
 SECRET_MASK = "**********"
 """What pydantic shows for a SecretStr, and so the API for a policy's secrets."""
@@ -87,24 +89,22 @@ class WorkflowStore:
         self, workflow_id: str, project_id: str, incident_id: str, tier: str, body: dict[str, Any]
     ) -> WorkflowRow:
         """The workflow's row, made on its first step (a repeated step finds it)."""
-        async with self.store.session() as s:
-            row = await s.get(WorkflowRow, workflow_id)
-            if row is None:
-                now = utcnow()
-                row = WorkflowRow(
-                    id=workflow_id,
-                    project_id=project_id,
-                    incident_id=incident_id,
-                    status="running",
-                    tier=tier,
-                    runbook_id=None,
-                    started_at=now,
-                    updated_at=now,
-                    body=body,
-                )
-                s.add(row)
-                await s.commit()
-            return row
+        now = utcnow()
+        return await self._once(
+            WorkflowRow,
+            workflow_id,
+            lambda: WorkflowRow(
+                id=workflow_id,
+                project_id=project_id,
+                incident_id=incident_id,
+                status="running",
+                tier=tier,
+                runbook_id=None,
+                started_at=now,
+                updated_at=now,
+                body=body,
+            ),
+        )
 
     async def record(
         self,
@@ -232,24 +232,32 @@ class WorkflowStore:
         plan: dict[str, Any],
     ) -> ApprovalRow:
         """The approval, made once (a repeated step finds it, answered or not)."""
+        now = utcnow()
+        return await self._once(
+            ApprovalRow,
+            approval_id,
+            lambda: ApprovalRow(
+                id=approval_id,
+                project_id=project_id,
+                workflow_id=workflow_id,
+                incident_id=incident_id,
+                runbook_id=runbook_id,
+                status="pending",
+                requested_at=now,
+                expires_at=now + timedelta(seconds=expiry_s),
+                decided_at=None,
+                decided_by=None,
+                reason=None,
+                plan=plan,
+            ),
+        )
+
+    async def _once(self, model: type[R], key: str, make: Callable[[], R]) -> R:
+        """The row with this key, added by `make` if there is none yet."""
         async with self.store.session() as s:
-            row = await s.get(ApprovalRow, approval_id)
+            row = await s.get(model, key)
             if row is None:
-                now = utcnow()
-                row = ApprovalRow(
-                    id=approval_id,
-                    project_id=project_id,
-                    workflow_id=workflow_id,
-                    incident_id=incident_id,
-                    runbook_id=runbook_id,
-                    status="pending",
-                    requested_at=now,
-                    expires_at=now + timedelta(seconds=expiry_s),
-                    decided_at=None,
-                    decided_by=None,
-                    reason=None,
-                    plan=plan,
-                )
+                row = make()
                 s.add(row)
                 await s.commit()
             return row

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import Counter
@@ -46,6 +46,8 @@ class Touched:
     change: str
     """opened, updated, reopened or resolved."""
     notifications: int
+    incident: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The incident as stored."""
 
     def out(self) -> dict[str, Any]:
         return {
@@ -109,7 +111,7 @@ class AlertIntake:
                     body, change = merged(row.body, alert, labels, now)
                     row.body = body
                     row.status, row.severity, row.updated_at = body["status"], body["severity"], utcnow()
-                touched[key] = Touched(key, body["status"], change, body["notifications"])
+                touched[key] = Touched(key, body["status"], change, body["notifications"], body)
             s.add(
                 AlertNotification(
                     id=str(uuid.uuid4()),

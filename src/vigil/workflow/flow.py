@@ -134,7 +134,7 @@ async def roll_back(workflow_id: str, results: list[dict[str, Any]]) -> None:
 
 
 async def _context(workflow_id: str) -> tuple[steps.Loaded, ActionContext]:
-    loaded = await steps.load(services(), workflow_id)
+    loaded = await steps.load(services(), workflow_id, incident=False)  # actions never read it
     return loaded, steps.action_context(services(), loaded)
 
 

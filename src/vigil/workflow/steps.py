@@ -45,18 +45,21 @@ class Loaded:
     row: WorkflowRow
     incident: dict[str, Any]
     policy: WorkflowPolicy
+    stored: bool = True
+    """False until the first record of a row made by this step."""
 
     def runbook(self) -> Runbook:
         chosen = self.row.body["runbook"]
         return Runbook(id=chosen["id"], spec=RunbookSpec.model_validate(chosen["spec"]))
 
 
-async def load(services: Services, workflow_id: str) -> Loaded:
-    async with services.store.session() as s:
-        row = await s.get(WorkflowRow, workflow_id)
+async def load(services: Services, workflow_id: str, *, incident: bool = True) -> Loaded:
+    """The workflow's row, its policy, and its incident unless the step has no use for it (then
+    `incident` is empty)."""
+    row = await services.workflows.find_workflow(workflow_id)
     assert row is not None, workflow_id
-    incident = (await services.store.get_incident(row.project_id, row.incident_id)).body
-    return Loaded(row, incident, await services.workflows.policy(row.project_id))
+    body = (await services.store.get_incident(row.project_id, row.incident_id)).body if incident else {}
+    return Loaded(row, body, await services.workflows.policy(row.project_id))
 
 
 async def ticket_call(
@@ -138,10 +141,16 @@ async def _step(
     """Record steps (this one, after `more`) with any changes to the workflow, in one
     transaction; wake the live streams; comment on the ticket."""
     entries = [*(more or []), (name, status, summary)]
+    new_row = loaded.row
     row, event_id = await services.workflows.record(
-        loaded.row.id, entries, actor=ACTOR, columns=columns, body=body
+        loaded.row.id,
+        entries,
+        actor=ACTOR,
+        columns=columns,
+        body=body,
+        create=None if loaded.stored else lambda: new_row,
     )
-    loaded.row = row
+    loaded.row, loaded.stored = row, True
     if services.bus is not None and services.bus.connected:
         # the streams read the events table; this only wakes them, in whichever process they are
         with contextlib.suppress(Exception):
@@ -177,8 +186,11 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
         "steps": [],
         "source": incident.get("source", "detector"),
     }
-    row = await services.workflows.open_workflow(workflow_id, project_id, incident_id, tier, body)
-    loaded = Loaded(row, incident, policy)
+    if policy.tickets is not None:  # stored before the ticket is opened, which may take a while
+        row = await services.workflows.open_workflow(workflow_id, project_id, incident_id, tier, body)
+    else:  # the row is made with the steps' record, in one transaction
+        row = services.workflows.new_workflow(workflow_id, project_id, incident_id, tier, body)
+    loaded = Loaded(row, incident, policy, stored=policy.tickets is not None)
     changes: dict[str, Any] = {}
     ticket = row.body.get("ticket") or await _open_ticket(services, loaded, workflow_id, tier)
     if ticket:

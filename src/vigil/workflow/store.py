@@ -10,16 +10,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 
 from vigil.errors import Conflict, NotFound, ValidationFailed
 from vigil.store.models import ApprovalRow, AuditEntry, ProjectPolicy, WorkflowEvent, WorkflowRow
 from vigil.store.repo import Store, reveal, utcnow
+from vigil.workflow.config_cache import config_cache
 from vigil.workflow.policy import WorkflowPolicy
 
 R = TypeVar("R", WorkflowRow, ApprovalRow)
+_WORKFLOWS = cast(Table, WorkflowRow.__table__)
+_EVENTS = cast(Table, WorkflowEvent.__table__)
+_AUDIT = cast(Table, AuditEntry.__table__)
 
 SECRET_MASK = "**********"
 """What pydantic shows for a SecretStr, and so the API for a policy's secrets."""
@@ -49,6 +53,10 @@ class WorkflowStore:
         self.store = store
 
     async def policy(self, project_id: str) -> WorkflowPolicy:
+        """The project's policy (shared: never changed by its readers)."""
+        return await config_cache(self.store).get("policy", project_id, lambda: self._read_policy(project_id))
+
+    async def _read_policy(self, project_id: str) -> WorkflowPolicy:
         async with self.store.session() as s:
             row = await s.get(ProjectPolicy, project_id)
         if row is None:
@@ -69,6 +77,7 @@ class WorkflowStore:
             else:
                 row.spec, row.updated_at = spec, utcnow()
             await s.commit()
+        config_cache(self.store).forget(project_id)
 
     async def _keep_masked(self, project_id: str, plain: dict[str, Any]) -> None:
         """A secret sent back as the mask the API shows keeps its stored value (a policy read,
@@ -89,21 +98,28 @@ class WorkflowStore:
         self, workflow_id: str, project_id: str, incident_id: str, tier: str, body: dict[str, Any]
     ) -> WorkflowRow:
         """The workflow's row, made on its first step (a repeated step finds it)."""
-        now = utcnow()
         return await self._once(
             WorkflowRow,
             workflow_id,
-            lambda: WorkflowRow(
-                id=workflow_id,
-                project_id=project_id,
-                incident_id=incident_id,
-                status="running",
-                tier=tier,
-                runbook_id=None,
-                started_at=now,
-                updated_at=now,
-                body=body,
-            ),
+            lambda: self.new_workflow(workflow_id, project_id, incident_id, tier, body),
+        )
+
+    @staticmethod
+    def new_workflow(
+        workflow_id: str, project_id: str, incident_id: str, tier: str, body: dict[str, Any]
+    ) -> WorkflowRow:
+        """A workflow's row, not stored yet (`record` stores it with its first steps)."""
+        now = utcnow()
+        return WorkflowRow(
+            id=workflow_id,
+            project_id=project_id,
+            incident_id=incident_id,
+            status="running",
+            tier=tier,
+            runbook_id=None,
+            started_at=now,
+            updated_at=now,
+            body=body,
         )
 
     async def record(
@@ -114,13 +130,22 @@ class WorkflowStore:
         actor: str,
         columns: dict[str, Any] | None = None,
         body: dict[str, Any] | None = None,
+        create: Callable[[], WorkflowRow] | None = None,
     ) -> tuple[WorkflowRow, int]:
         """Steps done, in one transaction: the workflow's columns and body changes, its step list,
-        an event and an audit entry per step. Returns the row and the last event's id."""
+        an event and an audit entry per step; the row is made by `create` if there is none yet.
+        Returns the row and the last event's id.
+
+        SQLAlchemy Core, not the ORM: this runs for every step of every workflow."""
         now = utcnow()
-        async with self.store.session() as s:
-            row = await s.get(WorkflowRow, workflow_id)
-            if row is None:
+        table = _WORKFLOWS
+        async with self.store.engine.begin() as conn:
+            found = (await conn.execute(select(table).where(table.c.id == workflow_id))).mappings().first()
+            if found is not None:
+                row = WorkflowRow(**found)
+            elif create is not None:
+                row = create()
+            else:
                 raise NotFound(f"no workflow {workflow_id!r}")
             for key, value in (columns or {}).items():
                 setattr(row, key, value)
@@ -131,31 +156,49 @@ class WorkflowStore:
             ]
             row.body = {**row.body, **(body or {}), "steps": steps}
             row.updated_at = now
-            events = []
-            for name, status, summary in entries:
-                event = WorkflowEvent(
-                    project_id=row.project_id,
-                    workflow_id=workflow_id,
-                    incident_id=row.incident_id,
-                    at=now,
-                    step=name,
-                    status=status,
-                    summary=summary,
+            if found is None:
+                values = {column.name: getattr(row, column.name) for column in table.columns}
+                await conn.execute(insert(table).values(values))
+            else:
+                changed = {**(columns or {}), "body": row.body, "updated_at": now}
+                await conn.execute(update(table).where(table.c.id == workflow_id).values(changed))
+            event_id = 0
+            if entries:
+                events = [
+                    {
+                        "project_id": row.project_id,
+                        "workflow_id": workflow_id,
+                        "incident_id": row.incident_id,
+                        "at": now,
+                        "step": name,
+                        "status": status,
+                        "summary": summary,
+                    }
+                    for name, status, summary in entries
+                ]
+                added = await conn.execute(insert(_EVENTS).returning(_EVENTS.c.id), events)
+                event_id = max(added.scalars().all())
+                await conn.execute(
+                    insert(_AUDIT),
+                    [
+                        {
+                            "project_id": row.project_id,
+                            "at": now,
+                            "actor": actor,
+                            "kind": f"workflow.{name}",
+                            "subject": workflow_id,
+                            "detail": {"status": status, **summary},
+                        }
+                        for name, status, summary in entries
+                    ],
                 )
-                events.append(event)
-                s.add(event)
-                s.add(
-                    AuditEntry(
-                        project_id=row.project_id,
-                        at=now,
-                        actor=actor,
-                        kind=f"workflow.{name}",
-                        subject=workflow_id,
-                        detail={"status": status, **summary},
-                    )
-                )
-            await s.commit()
-            return row, events[-1].id if events else 0
+        return row, event_id
+
+    async def find_workflow(self, workflow_id: str) -> WorkflowRow | None:
+        table = _WORKFLOWS
+        async with self.store.engine.connect() as conn:
+            found = (await conn.execute(select(table).where(table.c.id == workflow_id))).mappings().first()
+        return None if found is None else WorkflowRow(**found)
 
     async def get_workflow(self, project_id: str, workflow_id: str) -> WorkflowRow:
         async with self.store.session() as s:

@@ -55,13 +55,13 @@ class WorkflowTrigger:
         task, self._task = self._task, None
         await cancel_and_wait(task)
 
-    async def incident_changed(self, project_id: str, incident_ids: list[str]) -> None:
-        """Start the workflows of these incidents that qualify (called after an alert is stored)."""
+    async def incident_changed(self, project_id: str, incidents: list[dict[str, Any]]) -> None:
+        """Start the workflows of these incidents (as stored) that qualify (called after an alert
+        is stored)."""
         policy = await self._workflows.policy(project_id)
-        for incident_id in incident_ids:
-            incident = (await self._store.get_incident(project_id, incident_id)).body
+        for incident in incidents:
             if qualifies(incident, policy):
-                await self._engine.start_workflow(project_id, incident_id, workflow_id_for(incident))
+                await self._engine.start_workflow(project_id, incident["id"], workflow_id_for(incident))
 
     async def sweep(self) -> int:
         async with self._store.session() as s:

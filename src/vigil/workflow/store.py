@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 
 from vigil.errors import Conflict, NotFound, ValidationFailed
 from vigil.store.models import ApprovalRow, AuditEntry, ProjectPolicy, WorkflowEvent, WorkflowRow
@@ -134,65 +135,10 @@ class WorkflowStore:
     ) -> tuple[WorkflowRow, int]:
         """Steps done, in one transaction: the workflow's columns and body changes, its step list,
         an event and an audit entry per step; the row is made by `create` if there is none yet.
-        Returns the row and the last event's id.
-
-        SQLAlchemy Core, not the ORM: this runs for every step of every workflow."""
-        now = utcnow()
-        table = _WORKFLOWS
-        async with self.store.engine.begin() as conn:
-            found = (await conn.execute(select(table).where(table.c.id == workflow_id))).mappings().first()
-            if found is not None:
-                row = WorkflowRow(**found)
-            elif create is not None:
-                row = create()
-            else:
-                raise NotFound(f"no workflow {workflow_id!r}")
-            for key, value in (columns or {}).items():
-                setattr(row, key, value)
-            at = time.time()
-            steps = [
-                *row.body.get("steps", []),
-                *({"step": n, "status": st, "at": at, **sm} for n, st, sm in entries),
-            ]
-            row.body = {**row.body, **(body or {}), "steps": steps}
-            row.updated_at = now
-            if found is None:
-                values = {column.name: getattr(row, column.name) for column in table.columns}
-                await conn.execute(insert(table).values(values))
-            else:
-                changed = {**(columns or {}), "body": row.body, "updated_at": now}
-                await conn.execute(update(table).where(table.c.id == workflow_id).values(changed))
-            event_id = 0
-            if entries:
-                events = [
-                    {
-                        "project_id": row.project_id,
-                        "workflow_id": workflow_id,
-                        "incident_id": row.incident_id,
-                        "at": now,
-                        "step": name,
-                        "status": status,
-                        "summary": summary,
-                    }
-                    for name, status, summary in entries
-                ]
-                added = await conn.execute(insert(_EVENTS).returning(_EVENTS.c.id), events)
-                event_id = max(added.scalars().all())
-                await conn.execute(
-                    insert(_AUDIT),
-                    [
-                        {
-                            "project_id": row.project_id,
-                            "at": now,
-                            "actor": actor,
-                            "kind": f"workflow.{name}",
-                            "subject": workflow_id,
-                            "detail": {"status": status, **summary},
-                        }
-                        for name, status, summary in entries
-                    ],
-                )
-        return row, event_id
+        Returns the row and the last event's id."""
+        return await self.store.transaction(
+            partial(_record, workflow_id, entries, actor, columns or {}, body or {}, create)
+        )
 
     async def find_workflow(self, workflow_id: str) -> WorkflowRow | None:
         table = _WORKFLOWS
@@ -361,3 +307,66 @@ class WorkflowStore:
                 details={"status": row.status, "decided_by": row.decided_by},
             )
         return row
+
+
+def _record(
+    workflow_id: str,
+    entries: list[tuple[str, str, dict[str, Any]]],
+    actor: str,
+    columns: dict[str, Any],
+    body: dict[str, Any],
+    create: Callable[[], WorkflowRow] | None,
+    conn: Connection,
+) -> tuple[WorkflowRow, int]:
+    """`WorkflowStore.record`'s transaction, in SQLAlchemy Core: it runs for every step of every
+    workflow."""
+    now = utcnow()
+    found = conn.execute(select(_WORKFLOWS).where(_WORKFLOWS.c.id == workflow_id)).mappings().first()
+    if found is not None:
+        row = WorkflowRow(**found)
+    elif create is not None:
+        row = create()
+    else:
+        raise NotFound(f"no workflow {workflow_id!r}")
+    for key, value in columns.items():
+        setattr(row, key, value)
+    at = time.time()
+    steps = [
+        *row.body.get("steps", []),
+        *({"step": n, "status": st, "at": at, **sm} for n, st, sm in entries),
+    ]
+    row.body = {**row.body, **body, "steps": steps}
+    row.updated_at = now
+    if found is None:
+        conn.execute(insert(_WORKFLOWS).values({c.name: getattr(row, c.name) for c in _WORKFLOWS.columns}))
+    else:
+        changed = {**columns, "body": row.body, "updated_at": now}
+        conn.execute(update(_WORKFLOWS).where(_WORKFLOWS.c.id == workflow_id).values(changed))
+    if not entries:
+        return row, 0
+    events = [
+        {
+            "project_id": row.project_id,
+            "workflow_id": workflow_id,
+            "incident_id": row.incident_id,
+            "at": now,
+            "step": name,
+            "status": status,
+            "summary": summary,
+        }
+        for name, status, summary in entries
+    ]
+    event_ids = conn.execute(insert(_EVENTS).returning(_EVENTS.c.id), events).scalars().all()
+    audit = [
+        {
+            "project_id": row.project_id,
+            "at": now,
+            "actor": actor,
+            "kind": f"workflow.{name}",
+            "subject": workflow_id,
+            "detail": {"status": status, **summary},
+        }
+        for name, status, summary in entries
+    ]
+    conn.execute(insert(_AUDIT), audit)
+    return row, max(event_ids)

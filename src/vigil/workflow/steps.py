@@ -56,9 +56,11 @@ class Loaded:
 async def load(services: Services, workflow_id: str, *, incident: bool = True) -> Loaded:
     """The workflow's row, its policy, and its incident unless the step has no use for it (then
     `incident` is empty)."""
-    row = await services.workflows.find_workflow(workflow_id)
-    assert row is not None, workflow_id
-    body = (await services.store.get_incident(row.project_id, row.incident_id)).body if incident else {}
+    if incident:
+        row, body = await services.workflows.workflow_and_incident(workflow_id)
+    else:
+        row, body = await services.workflows.find_workflow(workflow_id), {}
+    assert row is not None and body is not None, workflow_id
     return Loaded(row, body, await services.workflows.policy(row.project_id))
 
 
@@ -177,7 +179,7 @@ def _one_line(summary: dict[str, Any]) -> str:
 async def prepare(services: Services, project_id: str, incident_id: str, workflow_id: str) -> dict[str, Any]:
     """Begin (the workflow's row, its ticket), gather the context, analyse (match a runbook) and
     plan (the runbook's dry runs): one step, recorded in one transaction, since none of it acts."""
-    incident = (await services.store.get_incident(project_id, incident_id)).body
+    incident = await services.workflows.incident(project_id, incident_id)
     policy = await services.workflows.policy(project_id)
     tier, threshold = _tier_and_threshold(incident, policy)
     body = {

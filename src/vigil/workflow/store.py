@@ -16,7 +16,14 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Connection, Table, insert, select, update
 
 from vigil.errors import Conflict, NotFound, ValidationFailed
-from vigil.store.models import ApprovalRow, AuditEntry, ProjectPolicy, WorkflowEvent, WorkflowRow
+from vigil.store.models import (
+    ApprovalRow,
+    AuditEntry,
+    IncidentRow,
+    ProjectPolicy,
+    WorkflowEvent,
+    WorkflowRow,
+)
 from vigil.store.repo import Store, reveal, utcnow
 from vigil.workflow.config_cache import config_cache
 from vigil.workflow.policy import WorkflowPolicy
@@ -25,6 +32,7 @@ R = TypeVar("R", WorkflowRow, ApprovalRow)
 _WORKFLOWS = cast(Table, WorkflowRow.__table__)
 _EVENTS = cast(Table, WorkflowEvent.__table__)
 _AUDIT = cast(Table, AuditEntry.__table__)
+_INCIDENTS = cast(Table, IncidentRow.__table__)
 
 SECRET_MASK = "**********"
 """What pydantic shows for a SecretStr, and so the API for a policy's secrets."""
@@ -141,10 +149,21 @@ class WorkflowStore:
         )
 
     async def find_workflow(self, workflow_id: str) -> WorkflowRow | None:
-        table = _WORKFLOWS
-        async with self.store.engine.connect() as conn:
-            found = (await conn.execute(select(table).where(table.c.id == workflow_id))).mappings().first()
-        return None if found is None else WorkflowRow(**found)
+        found, _ = await self.store.transaction(partial(_find, workflow_id, False))
+        return found
+
+    async def workflow_and_incident(
+        self, workflow_id: str
+    ) -> tuple[WorkflowRow | None, dict[str, Any] | None]:
+        """The workflow's row and its incident's body, read together."""
+        return await self.store.transaction(partial(_find, workflow_id, True))
+
+    async def incident(self, project_id: str, incident_id: str) -> dict[str, Any]:
+        """An incident's body (`Store.get_incident` without the ORM)."""
+        body = await self.store.transaction(partial(_incident, project_id, incident_id))
+        if body is None:
+            raise NotFound(f"no incident {incident_id!r} in project {project_id!r}")
+        return body
 
     async def get_workflow(self, project_id: str, workflow_id: str) -> WorkflowRow:
         async with self.store.session() as s:
@@ -370,3 +389,21 @@ def _record(
     ]
     conn.execute(insert(_AUDIT), audit)
     return row, max(event_ids)
+
+
+def _incident(project_id: str, incident_id: str, conn: Connection) -> dict[str, Any] | None:
+    query = select(_INCIDENTS.c.body).where(
+        _INCIDENTS.c.id == incident_id, _INCIDENTS.c.project_id == project_id
+    )
+    body: dict[str, Any] | None = conn.execute(query).scalar()
+    return body
+
+
+def _find(
+    workflow_id: str, with_incident: bool, conn: Connection
+) -> tuple[WorkflowRow | None, dict[str, Any] | None]:
+    found = conn.execute(select(_WORKFLOWS).where(_WORKFLOWS.c.id == workflow_id)).mappings().first()
+    if found is None:
+        return None, None
+    row = WorkflowRow(**found)
+    return row, _incident(row.project_id, row.incident_id, conn) if with_incident else None

@@ -449,6 +449,10 @@ async def record_action(
         "repeated": result.repeated,
         "seconds": round((datetime.now(UTC) - started).total_seconds(), 3),
     }
+    if final and _recorded(loaded, index):
+        # run again after a crash between its record and DBOS's: the idempotent action found
+        # its own work done, and the step is on the workflow, its ticket and the audit log once
+        return result.model_dump(mode="json")
     if final:
         acted = result.status in ("done", "skipped") and "acted_at" not in loaded.row.body
         body = {"acted_at": time.time()} if acted else None
@@ -456,6 +460,14 @@ async def record_action(
     else:
         await emit(services, loaded.row, "execute", "retrying", summary)
     return result.model_dump(mode="json")
+
+
+def _recorded(loaded: Loaded, index: int) -> bool:
+    """Whether the runbook's step `index` has its final record on the workflow already."""
+    return any(
+        step.get("step") == "execute" and step.get("index") == index
+        for step in loaded.row.body.get("steps", [])
+    )
 
 
 async def record_undo(

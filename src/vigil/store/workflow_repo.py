@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, insert, select
 
 from vigil.errors import NotFound
 from vigil.store.models import AuditEntry, RunbookRow
 from vigil.store.repo import Store, utcnow
 from vigil.workflow.config_cache import config_cache
 from vigil.workflow.runbooks import Runbook, RunbookSpec
+
+_AUDIT = cast(Table, AuditEntry.__table__)
 
 
 class WorkflowRepo:
@@ -82,13 +84,15 @@ class WorkflowRepo:
     async def audit(
         self, project_id: str, actor: str, kind: str, subject: str, detail: dict[str, Any]
     ) -> None:
-        async with self._store.session() as s:
-            s.add(
-                AuditEntry(
-                    project_id=project_id, at=utcnow(), actor=actor, kind=kind, subject=subject, detail=detail
-                )
-            )
-            await s.commit()
+        entry = {
+            "project_id": project_id,
+            "at": utcnow(),
+            "actor": actor,
+            "kind": kind,
+            "subject": subject,
+            "detail": detail,
+        }
+        await self._store.transaction(lambda conn: conn.execute(insert(_AUDIT), entry))
 
     async def list_audit(
         self,

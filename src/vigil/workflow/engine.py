@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -65,6 +65,19 @@ class Services:
 
 
 _services: Services | None = None
+_started_here: set[asyncio.Task[Any]] = set()
+"""Workflows running on the main event loop (started by this process, not recovered)."""
+
+
+def running_here() -> Callable[[], None]:
+    """Note the workflow running in the current task, until the returned callable is called: at
+    shutdown, it is cancelled before DBOS stops, as a crash would stop it, so that it does nothing
+    after (DBOS records nothing of a cancelled step; the workflow is recovered at the next start)."""
+    task = asyncio.current_task()
+    if task is None or _services is None or task.get_loop() is not _services.loop:
+        return lambda: None
+    _started_here.add(task)
+    return lambda: _started_here.discard(task)
 
 
 def services() -> Services:
@@ -144,6 +157,10 @@ class WorkflowEngine:
         # rest of Vigil (still flushing) must already be on a pool of its own by then
         own_pool = ThreadPoolExecutor(thread_name_prefix="vigil")
         loop.set_default_executor(own_pool)
+        here = [task for task in _started_here if not task.done()]
+        for task in here:
+            task.cancel()
+        await asyncio.gather(*here, return_exceptions=True)
         try:
             await loop.run_in_executor(own_pool, partial(DBOS.destroy, workflow_completion_timeout_sec=0))
         finally:

@@ -25,6 +25,7 @@ from vigil.config_file import load_config_file
 from vigil.detect.archive import EvidenceArchive, archive_from_settings
 from vigil.detect.service import Detector
 from vigil.http_server import HttpServer
+from vigil.investigate.window import RecentRecords
 from vigil.masking import mask_url
 from vigil.outbound import Outbound
 from vigil.outbound_policy import OutboundPolicy, outbound_client
@@ -77,6 +78,8 @@ class Runtime:
     budget: TokenBudget | None = None
     evidence: EvidenceArchive | None = None
     workers: PipelineWorkers | None = None
+    recent: RecentRecords | None = None
+    """Recent records kept for investigation, where the router runs in this process."""
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     _started: list[Component] = field(default_factory=list)
     _stopped: bool = False
@@ -173,6 +176,7 @@ class Runtime:
                     workflow_waker=self._waker(),
                     workflow_trigger=self.workflow_trigger,
                     bus=bus,
+                    recent=self.recent,
                 )
             )
             self.api_http = HttpServer(api_app, host=s.host, port=s.api_port, name="api")
@@ -263,6 +267,8 @@ class Runtime:
             await self._start(detector)
         on_new_error_template = detector.new_error_template if detector is not None else None
         await self._start_workflow()
+        self.recent = RecentRecords(self.settings.investigate, config, templates)
+        await self._start(self.recent)
         await self._start(
             Router(
                 self.bus,
@@ -270,6 +276,7 @@ class Runtime:
                 templates,
                 on_new_error_template=on_new_error_template,
                 pressure=self._pressure,
+                recent=self.recent,
             )
         )
 

@@ -15,6 +15,7 @@ from vigil.agents.builtin.budget import TokenBudget
 from vigil.api.alerts import ALERT_PATH, AlertCallers, alerts_router
 from vigil.api.audit_trail import AuditTrail
 from vigil.api.auth import AdminAuth
+from vigil.api.citations import citations_router
 from vigil.api.dead_letters import dead_letters_router
 from vigil.api.errors import API_ERRORS, ORJSONResponse, install_error_handlers
 from vigil.api.guard import RequestGuard, header
@@ -23,12 +24,14 @@ from vigil.api.outputs import outputs_router
 from vigil.api.pipelines import pipelines_router
 from vigil.api.probes import add_probes
 from vigil.api.projects import projects_router
+from vigil.api.records import records_router
 from vigil.api.replay import Replayer
 from vigil.api.runbooks import runbooks_router
 from vigil.api.sinks import sinks_router
 from vigil.api.workflows import workflows_router
 from vigil.bus.client import Bus
 from vigil.detect.archive import EvidenceArchive
+from vigil.investigate.window import RecentRecords
 from vigil.outbound_policy import OutboundPolicy
 from vigil.receivers.keys import KeyResolver
 from vigil.store.repo import Store
@@ -59,6 +62,8 @@ class ApiContext:
     workflow_trigger: WorkflowTrigger | None = None
     bus: Bus | None = None
     """Wakes the live streams when a workflow (in any process) records a step."""
+    recent: RecentRecords | None = None
+    """Recent records kept for investigation, where the router runs in this process."""
 
 
 def create_api_app(ctx: ApiContext) -> FastAPI:
@@ -100,6 +105,8 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     app.include_router(api)
     trigger = ctx.workflow_trigger
     app.include_router(alerts_router(store, callers, trigger.incident_changed if trigger else None))
+    app.include_router(records_router(store, callers, ctx.recent))
+    app.include_router(citations_router(store, callers, ctx.recent, ctx.evidence))
 
     add_probes(app, ctx.ready)
     return app

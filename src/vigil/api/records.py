@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
+from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from vigil.api.alerts import AlertCallers
 from vigil.api.errors import API_ERRORS
-from vigil.errors import InvalidPayload, VigilError
+from vigil.errors import VigilError
 from vigil.investigate.records import MAX_QUERY_LIMIT, RecordQuery, RecordsAnswer
 from vigil.investigate.window import RecentRecords
 from vigil.store.repo import Store
@@ -52,12 +53,12 @@ def records_router(store: Store, callers: AlertCallers, recent: RecentRecords | 
         try:
             query = RecordQuery.model_validate({k: v for k, v in params.items() if v is not None})
         except ValidationError as exc:
-            errors = exc.errors(include_url=False, include_context=False)
-            raise InvalidPayload(
-                "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors),
-                details={
-                    "errors": [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in errors]
-                },
+            # the query's fields are the route's parameters: answered like any invalid parameter
+            raise RequestValidationError(
+                [
+                    {**e, "loc": ("query", *e["loc"])}
+                    for e in exc.errors(include_url=False, include_context=False)
+                ]
             ) from None
         return await recent.query(project_id, query)
 

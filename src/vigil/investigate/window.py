@@ -29,6 +29,7 @@ from vigil.investigate.records import Counts, RecordQuery, RecordsAnswer, Window
 from vigil.pipeline.config import ConfigCache
 from vigil.pipeline.redact import CustomRule, RedactionSpec, Redactor
 from vigil.pipeline.template_store import TemplateStore
+from vigil.pipeline.templates import mask_message, template_hash
 from vigil.records import FlatRecord, attributes, effective_severity, flatten
 from vigil.settings import InvestigateSettings
 from vigil.severity import severity_text
@@ -274,21 +275,28 @@ class _Scan:
         q = self.query
         if self.pattern is not None and not self.pattern.search(flat["body"]):
             return
-        match = self.miner.lookup(flat["body"]) if self.miner is not None else None
-        template_id = match.template_id if match is not None else None
+        template_id, template = self._template(flat["body"])
         if q.template_id is not None and template_id != q.template_id:
             return
         self.matched += 1
         self.by_service[service] = self.by_service.get(service, 0) + 1
         severity = severity_text(flat["severityNumber"]) or "UNSPECIFIED"
         self.by_severity[severity] = self.by_severity.get(severity, 0) + 1
-        if template_id is not None:
-            self.by_template[template_id] = self.by_template.get(template_id, 0) + 1
+        self.by_template[template_id] = self.by_template.get(template_id, 0) + 1
         if len(self.samples) < q.limit:
-            flat["template_id"] = template_id
-            flat["template"] = match.template if match is not None else None
+            flat["template_id"], flat["template"] = template_id, template
             flat["record_id"] = record_id(self.project_id, flat)
             self.samples.append(flat)
+
+    def _template(self, body: str) -> tuple[str, str]:
+        """The project miner's template of `body` (never learning from it); for a message it has
+        not seen the like of (or a project without pipelines, whose records are not mined), the
+        id a new template of this message would get."""
+        match = self.miner.lookup(body) if self.miner is not None else None
+        if match is not None:
+            return match.template_id, match.template
+        template = " ".join(mask_message(body))
+        return template_hash(template), template
 
     def counts(self) -> Counts:
         return Counts(

@@ -15,7 +15,7 @@ import orjson
 from pydantic import ValidationError
 
 from vigil.agents.builtin.budget import BudgetExhausted
-from vigil.errors import InvalidPayload, NotFound
+from vigil.errors import NotFound, ValidationFailed
 from vigil.investigate.citations import Citation, content_key
 from vigil.investigate.tools.base import (
     Found,
@@ -95,7 +95,7 @@ async def run_tool(
     try:
         parsed = args if isinstance(args, tool.args) else tool.args.model_validate(args or {})
     except ValidationError as exc:
-        raise InvalidPayload(f"arguments of tool {name!r}: {exc.errors(include_url=False)}") from None
+        raise ValidationFailed(f"arguments of tool {name!r}: {exc.errors(include_url=False)}") from None
     found = await tool.gather(ctx, project_id, parsed)
     _redact(ctx, project_id, found)
     s = ctx.settings

@@ -152,10 +152,15 @@ async def resolve(
     if kind == "template":
         miner = await project_miner(store, templates, project_id)
         template = miner.template(key) if miner is not None else None
-        if miner is None or template is None:
+        if miner is not None and template is not None:
+            size = next(
+                (t.cluster_size for t in miner.templates() if t.template_id == miner.resolve(key)), None
+            )
+            return {"kind": kind, "id": citation_id, "template_id": key, "template": template, "count": size}
+        stored = await citations.get(project_id, citation_id)  # a template seen in recent records only
+        if stored is None:
             raise missing
-        size = next((t.cluster_size for t in miner.templates() if t.template_id == miner.resolve(key)), None)
-        return {"kind": kind, "id": citation_id, "template_id": key, "template": template, "count": size}
+        return stored
     if kind == "incident":
         row = await store.get_incident(project_id, key)
         return {"kind": kind, "id": citation_id, "incident": row.body}

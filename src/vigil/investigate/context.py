@@ -97,7 +97,11 @@ def _plan(
     calls: list[tuple[str, dict[str, Any]]] = []
     for service in services:
         calls.append(("recent_records", {"service": service, "severity": ERROR, **window}))
-    for trace_id in (incident.get("trace_ids") or [])[:3]:
+    traces = [*(incident.get("trace_ids") or [])]
+    traces += [
+        t for sig in incident.get("signals") or [] for t in (sig.get("evidence") or {}).get("trace_ids") or []
+    ]
+    for trace_id in list(dict.fromkeys(traces))[:3]:
         calls.append(("recent_records", {"trace_id": trace_id, **window}))
     calls.append(("templates", {"template_ids": None}))
     if incident.get("id") and incident.get("kind") != "alert":

@@ -61,6 +61,7 @@ class Counts(BaseModel):
     by_service: dict[str, int] = Field(default_factory=dict)
     by_severity: dict[str, int] = Field(default_factory=dict)
     by_template: dict[str, int] = Field(default_factory=dict)
+    templates: dict[str, str] = Field(default_factory=dict, description="The text of each template counted.")
 
 
 class WindowState(BaseModel):

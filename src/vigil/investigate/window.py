@@ -230,6 +230,7 @@ class _Scan:
         self.by_service: dict[str, int] = {}
         self.by_severity: dict[str, int] = {}
         self.by_template: dict[str, int] = {}
+        self.template_texts: dict[str, str] = {}
         self.samples: list[FlatRecord] = []
 
     def before_window(self, received_ns: int) -> bool:
@@ -283,6 +284,7 @@ class _Scan:
         severity = severity_text(flat["severityNumber"]) or "UNSPECIFIED"
         self.by_severity[severity] = self.by_severity.get(severity, 0) + 1
         self.by_template[template_id] = self.by_template.get(template_id, 0) + 1
+        self.template_texts.setdefault(template_id, template)
         if len(self.samples) < q.limit:
             flat["template_id"], flat["template"] = template_id, template
             flat["record_id"] = record_id(self.project_id, flat)
@@ -299,9 +301,11 @@ class _Scan:
         return template_hash(template), template
 
     def counts(self) -> Counts:
+        by_template = top(self.by_template)
         return Counts(
             matched=self.matched,
             by_service=top(self.by_service),
             by_severity=top(self.by_severity),
-            by_template=top(self.by_template),
+            by_template=by_template,
+            templates={t: self.template_texts[t] for t in by_template},
         )

@@ -24,6 +24,7 @@ MiB = 1024 * 1024
 
 INGEST_TARGET = 150_000
 RATIO_TARGET = 10.0
+RECENT_COST_TARGET = 0.10
 LATENCY_SLACK_MS = 100
 STEADY_CORES_LIMIT = 0.25
 STEADY_CORES_GOAL = 0.1
@@ -248,6 +249,25 @@ def _ingest(data: dict[str, Any], targets: list[tuple[str, str, str, bool]]) -> 
     )
     rows = []
     runs = [("Vigil (`vigil up`)", vigil, data["vigil_peak_rss"])]
+    without_recent = data.get("vigil_without_recent")
+    recent_note = ""
+    if without_recent is not None:
+        runs.append(("Vigil, without the recent records window", without_recent, without_recent["peak_rss"]))
+        cost = 1 - vigil["records_per_s"] / max(1.0, without_recent["records_per_s"])
+        targets.append(
+            (
+                "Keeping recent records for investigation costs ingest",
+                f"≤ {RECENT_COST_TARGET:.0%}",
+                f"{cost:.1%} ({_n(vigil['records_per_s'])} vs {_n(without_recent['records_per_s'])} records/s)",
+                cost <= RECENT_COST_TARGET,
+            )
+        )
+        recent_note = (
+            f" The second row turns off the recent records window (`VIGIL_INVESTIGATE__RECENT_ENABLED=false`,"
+            f" run right after the first): keeping it costs {cost:.1%} of ingest here (a negative figure is"
+            " the machine's noise). The router appends each message's bytes to its project's window, no"
+            " per-record work; the window's bytes (64 MiB per project by default) show in the peak RSS."
+        )
     piped = data.get("vigil_with_pipeline")
     piped_workers = data.get("vigil_with_pipeline_workers")
     kept: list[str] = []
@@ -298,7 +318,7 @@ straightforward receiver is `bench/baseline_receiver.py`.
 |---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-Vigil is **{ratio:.1f}x** the straightforward receiver.{_piped_note(piped)}{_piped_note(piped_workers, workers=True)} {checked} Peak RSS is the process's
+Vigil is **{ratio:.1f}x** the straightforward receiver.{recent_note}{_piped_note(piped)}{_piped_note(piped_workers, workers=True)} {checked} Peak RSS is the process's
 `VmHWM` (start-up included); the nats-server peaked at {_mib(data["nats_peak_rss"])}. Load average before:
 {_load(data["load_before"])}.
 

@@ -171,6 +171,7 @@ def scenario_ingest(plan: Plan, tmp: Path) -> dict[str, Any]:
         out["bus_messages"] = bus_messages(vigil)
     finally:
         vigil.stop()
+    out["vigil_without_recent"] = ingest_without_recent(plan, tmp)
     out["vigil_with_pipeline"] = ingest_with_pipeline(plan, tmp)
     out["vigil_with_pipeline_workers"] = ingest_with_pipeline(plan, tmp, workers=2)
     baseline = BaselineProcess(tmp / "ingest-baseline")
@@ -193,6 +194,27 @@ def scenario_ingest(plan: Plan, tmp: Path) -> dict[str, Any]:
     )
     out["ratio"] = out["vigil"]["records_per_s"] / max(1.0, out["baseline"]["records_per_s"])
     return out
+
+
+def ingest_without_recent(plan: Plan, tmp: Path) -> dict[str, Any]:
+    """The same load with the recent records window (kept for investigation) turned off: what
+    keeping it costs ingest."""
+    vigil = VigilProcess(tmp / "ingest-vigil-no-recent", env={"VIGIL_INVESTIGATE__RECENT_ENABLED": "false"})
+    vigil.start()
+    try:
+        _, key = vigil.project_with_key()
+        run: dict[str, Any] = loadgen(
+            vigil.logs_url,
+            key,
+            clients=plan.ingest_clients,
+            duration_s=plan.ingest_s,
+            warmup_s=plan.warmup_s,
+            watch={"vigil": vigil.pid, "nats-server": vigil.nats_pid},
+        )
+        run["peak_rss"] = peak_rss_bytes(vigil.pid)
+    finally:
+        vigil.stop()
+    return run
 
 
 def ingest_with_pipeline(plan: Plan, tmp: Path, workers: int = 0) -> dict[str, Any]:

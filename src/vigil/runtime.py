@@ -267,8 +267,9 @@ class Runtime:
             await self._start(detector)
         on_new_error_template = detector.new_error_template if detector is not None else None
         await self._start_workflow()
-        self.recent = RecentRecords(self.settings.investigate, config, templates)
-        await self._start(self.recent)
+        if self.settings.investigate.recent_enabled:
+            self.recent = RecentRecords(self.settings.investigate, config, templates)
+            await self._start(self.recent)
         await self._start(
             Router(
                 self.bus,

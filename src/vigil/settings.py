@@ -149,6 +149,9 @@ class InvestigateSettings(BaseModel):
     """Recent records kept for investigation, and the tools an investigation uses. External tools
     are on only when their URL is set."""
 
+    recent_enabled: bool = Field(
+        default=True, description="Keep each project's recent records for investigation."
+    )
     recent_window_s: float = Field(
         default=3_600, gt=0, description="How long each project's recent records are kept."
     )

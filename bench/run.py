@@ -171,7 +171,7 @@ def scenario_ingest(plan: Plan, tmp: Path) -> dict[str, Any]:
         out["bus_messages"] = bus_messages(vigil)
     finally:
         vigil.stop()
-    out["vigil_without_recent"] = ingest_without_recent(plan, tmp)
+    out["recent_window"] = recent_window_cost(plan, tmp)
     out["vigil_with_pipeline"] = ingest_with_pipeline(plan, tmp)
     out["vigil_with_pipeline_workers"] = ingest_with_pipeline(plan, tmp, workers=2)
     baseline = BaselineProcess(tmp / "ingest-baseline")
@@ -196,25 +196,32 @@ def scenario_ingest(plan: Plan, tmp: Path) -> dict[str, Any]:
     return out
 
 
-def ingest_without_recent(plan: Plan, tmp: Path) -> dict[str, Any]:
-    """The same load with the recent records window (kept for investigation) turned off: what
-    keeping it costs ingest."""
-    vigil = VigilProcess(tmp / "ingest-vigil-no-recent", env={"VIGIL_INVESTIGATE__RECENT_ENABLED": "false"})
-    vigil.start()
-    try:
-        _, key = vigil.project_with_key()
-        run: dict[str, Any] = loadgen(
-            vigil.logs_url,
-            key,
-            clients=plan.ingest_clients,
-            duration_s=plan.ingest_s,
-            warmup_s=plan.warmup_s,
-            watch={"vigil": vigil.pid, "nats-server": vigil.nats_pid},
-        )
-        run["peak_rss"] = peak_rss_bytes(vigil.pid)
-    finally:
-        vigil.stop()
-    return run
+def recent_window_cost(plan: Plan, tmp: Path, rounds: int = 3) -> dict[str, Any]:
+    """Ingest with and without the recent records window (kept for investigation), in
+    alternating rounds so that the machine's other load falls on both alike: records/s and the
+    CPU of `vigil up` per record, each run in a fresh data directory."""
+    runs: dict[str, list[dict[str, Any]]] = {"with": [], "without": []}
+    for round_ in range(rounds):
+        for kept in ("with", "without"):
+            env = {} if kept == "with" else {"VIGIL_INVESTIGATE__RECENT_ENABLED": "false"}
+            vigil = VigilProcess(tmp / f"ingest-recent-{kept}-{round_}", env=env)
+            vigil.start()
+            try:
+                _, key = vigil.project_with_key()
+                run: dict[str, Any] = loadgen(
+                    vigil.logs_url,
+                    key,
+                    clients=plan.ingest_clients,
+                    duration_s=plan.ingest_s,
+                    warmup_s=plan.warmup_s,
+                    watch={"vigil": vigil.pid, "nats-server": vigil.nats_pid},
+                )
+                run["peak_rss"] = peak_rss_bytes(vigil.pid)
+            finally:
+                vigil.stop()
+            run["vigil_us_per_record"] = run["cores_used"]["vigil"] * 1e6 / max(1.0, run["records_per_s"])
+            runs[kept].append(run)
+    return runs
 
 
 def ingest_with_pipeline(plan: Plan, tmp: Path, workers: int = 0) -> dict[str, Any]:

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from tests.conftest import VigilHandle
 from tests.logs_factory import ERROR, INFO, export, export_bytes, kv
 from vigil.investigate.records import RecordQuery
+from vigil.investigate.remote import RemoteRecentRecords
 from vigil.investigate.window import RecentRecords
 from vigil.settings import InvestigateSettings
 
@@ -129,3 +131,27 @@ def test_bad_queries_are_refused_with_the_field() -> None:
         RecordQuery(trace_id="xyz")
     assert RecordQuery.model_validate({"severity": "warn"}).severity == 13
     assert ERROR == 17
+
+
+async def test_windows_of_other_processes_are_asked_over_the_bus(vigil: VigilHandle) -> None:
+    bus = vigil.runtime.bus
+    assert bus is not None
+    first, second = (
+        RecentRecords(InvestigateSettings(), bus=bus),
+        RecentRecords(InvestigateSettings(), bus=bus),
+    )
+    await first.start()
+    await second.start()
+    try:
+        keep(first, "p", export_bytes("shop", ["pool exhausted"] * 3), 3, at=time.time() - 5)
+        keep(second, "p", export_bytes("cart", ["cart timeout"] * 2), 2)
+        remote = RemoteRecentRecords(bus, InvestigateSettings())
+        answer = await remote.query("p", RecordQuery(limit=4))
+        assert answer.counts.matched == 5 and answer.counts.by_service == {"shop": 3, "cart": 2}
+        assert answer.window.records == 5 and len(answer.records) == 4
+        assert answer.records[0]["body"] == "cart timeout"  # the newest of both
+        grep = await remote.query("p", RecordQuery(grep="pool"))
+        assert grep.counts.by_service == {"shop": 3}
+    finally:
+        await first.shutdown()
+        await second.shutdown()

@@ -31,7 +31,7 @@ from vigil.api.sinks import sinks_router
 from vigil.api.workflows import workflows_router
 from vigil.bus.client import Bus
 from vigil.detect.archive import EvidenceArchive
-from vigil.investigate.window import RecentRecords
+from vigil.investigate.remote import RecordsWindow
 from vigil.outbound_policy import OutboundPolicy
 from vigil.receivers.keys import KeyResolver
 from vigil.store.repo import Store
@@ -62,7 +62,7 @@ class ApiContext:
     workflow_trigger: WorkflowTrigger | None = None
     bus: Bus | None = None
     """Wakes the live streams when a workflow (in any process) records a step."""
-    recent: RecentRecords | None = None
+    recent: RecordsWindow | None = None
     """Recent records kept for investigation, where the router runs in this process."""
 
 

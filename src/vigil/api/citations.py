@@ -12,12 +12,12 @@ from vigil.api.errors import API_ERRORS
 from vigil.api.records import project_caller
 from vigil.detect.archive import EvidenceArchive
 from vigil.investigate.citations import CitationStore, resolve
-from vigil.investigate.window import RecentRecords
+from vigil.investigate.remote import RecordsWindow
 from vigil.store.repo import Store
 
 
 def citations_router(
-    store: Store, callers: AlertCallers, recent: RecentRecords | None, evidence: EvidenceArchive | None
+    store: Store, callers: AlertCallers, recent: RecordsWindow | None, evidence: EvidenceArchive | None
 ) -> APIRouter:
     router = APIRouter(
         prefix="/api/v1",

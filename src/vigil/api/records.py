@@ -14,7 +14,7 @@ from vigil.api.alerts import AlertCallers
 from vigil.api.errors import API_ERRORS
 from vigil.errors import VigilError
 from vigil.investigate.records import MAX_QUERY_LIMIT, RecordQuery, RecordsAnswer
-from vigil.investigate.window import RecentRecords
+from vigil.investigate.remote import RecordsWindow
 from vigil.store.repo import Store
 
 
@@ -36,7 +36,7 @@ def project_caller(callers: AlertCallers) -> Any:
     return check
 
 
-def records_router(store: Store, callers: AlertCallers, recent: RecentRecords | None) -> APIRouter:
+def records_router(store: Store, callers: AlertCallers, recent: RecordsWindow | None) -> APIRouter:
     router = APIRouter(
         prefix="/api/v1",
         tags=["records"],

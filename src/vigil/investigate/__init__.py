@@ -6,13 +6,14 @@ The entry point, for the analysis engines and the workflow's investigation step:
     from vigil.investigate.context import investigate_context
     from vigil.investigate.tools import ToolContext
 
-    ctx = ToolContext(store=store, settings=settings.investigate, citations=CitationStore(store),
-                      http=httpx.AsyncClient(), recent=runtime.recent, templates=..., evidence=...,
-                      budget=token_budget)
+    ctx = ToolContext.build(store, settings.investigate, recent=runtime.recent,
+                            evidence=runtime.evidence, budget=token_budget)
     found: InvestigationContext = await investigate_context(ctx, project_id, incident_body)
     found.results       # ToolResult per call: counts first, bounded samples, a `query:` citation
     found.citations()   # every citation, each resolvable by GET .../citations/{id}
     found.summary()     # compact text (counts, samples, citation ids) for a prompt
+    found.brief()       # counts and citation ids per call, small enough for a workflow's context
+    await ctx.aclose()
 
 `investigate_context(ctx, project_id, incident, *, incident_key=None, now=None)` runs, in a fixed
 order: the error records of each of the incident's services around its time and the records of

@@ -47,6 +47,20 @@ class InvestigationContext(BaseModel):
     def result(self, tool: str) -> list[ToolResult]:
         return [r for r in self.results if r.tool == tool]
 
+    def brief(self) -> dict[str, Any]:
+        """A small JSON-able account for a workflow's stored context: per call, its counts and
+        citation; no samples."""
+        return {
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "calls": [
+                {"tool": r.tool, "citation": r.citation.id, "counts": r.counts, "matched": r.matched}
+                for r in self.results
+            ],
+            "errors": [e.model_dump() for e in self.errors],
+            "budget_exhausted": self.budget_exhausted,
+        }
+
     def summary(self, max_samples: int = 10) -> str:
         """A compact text of counts and samples, each line with its citation, for a prompt."""
         lines: list[str] = []

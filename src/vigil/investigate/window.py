@@ -10,11 +10,16 @@ The bytes on a shelf are never handed out: every record that leaves the window (
 samples, a tool's output, anything shown to a person or sent to a model) is flattened and redacted
 first, with the built-in rules plus the custom rules and dropped attributes of every pipeline of
 the project, and a grep runs on the redacted text, so a pattern cannot probe for a secret.
+
+A process that does not run the router (the API beside pipeline workers, or as a service of its
+own) asks the windows of the routers over the bus (`investigate.remote`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,9 +27,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+from nats.aio.msg import Msg
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from prometheus_client import Counter
 
+from vigil.bus.client import Bus
+from vigil.bus.topology import RECENT_QUERY_SUBJECT
 from vigil.investigate.records import Counts, RecordQuery, RecordsAnswer, WindowState, record_id, top
 from vigil.pipeline.config import ConfigCache
 from vigil.pipeline.redact import CustomRule, RedactionSpec, Redactor
@@ -34,6 +43,8 @@ from vigil.records import FlatRecord, attributes, effective_severity, flatten
 from vigil.settings import InvestigateSettings
 from vigil.severity import severity_text
 from vigil.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
 
 BYTES_PER_RECORD_GUESS = 240
 """A message without the header is counted at this many bytes per record until a query parses it."""
@@ -70,6 +81,7 @@ class RecentRecords:
         config: ConfigCache | None = None,
         templates: TemplateStore | None = None,
         clock: Callable[[], float] = time.time,
+        bus: Bus | None = None,
     ) -> None:
         self._settings = settings
         self._config = config
@@ -78,6 +90,8 @@ class RecentRecords:
         self._shelves: dict[str, _Shelf] = {}
         self._redactors: dict[str, tuple[Any, Redactor]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._bus = bus
+        self._subscription: Any = None
 
     @property
     def settings(self) -> InvestigateSettings:
@@ -89,11 +103,27 @@ class RecentRecords:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._expire_all(), name="recent-records-expiry")
+        if self._bus is not None:  # processes without a router of their own ask over the bus
+            self._subscription = await self._bus.nc.subscribe(RECENT_QUERY_SUBJECT, cb=self._answer)
 
     async def shutdown(self) -> None:
         task, self._task = self._task, None
         await cancel_and_wait(task)
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
         self._shelves.clear()
+
+    async def _answer(self, msg: Msg) -> None:
+        try:
+            request = orjson.loads(msg.data)
+            answer = await self.query(
+                str(request["project_id"]), RecordQuery.model_validate(request["query"])
+            )
+            await msg.respond(answer.model_dump_json().encode())
+        except Exception:
+            log.exception("recent records query from the bus failed")
 
     async def _expire_all(self) -> None:
         while True:

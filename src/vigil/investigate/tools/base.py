@@ -16,7 +16,7 @@ from vigil.agents.builtin.budget import TokenBudget
 from vigil.detect.archive import EvidenceArchive
 from vigil.errors import UserError
 from vigil.investigate.citations import Citation, CitationStore
-from vigil.investigate.window import RecentRecords
+from vigil.investigate.remote import RecordsWindow
 from vigil.pipeline.template_store import TemplateStore
 from vigil.pipeline.user_regex import UserRegex, check_pattern
 from vigil.settings import InvestigateSettings
@@ -108,7 +108,7 @@ class ToolContext:
     settings: InvestigateSettings
     citations: CitationStore
     http: httpx.AsyncClient
-    recent: RecentRecords | None = None
+    recent: RecordsWindow | None = None
     templates: TemplateStore | None = None
     evidence: EvidenceArchive | None = None
     budget: TokenBudget | None = None
@@ -124,10 +124,39 @@ class ToolContext:
             self._kubernetes = factory()
         return self._kubernetes
 
+    owns_http: bool = False
+    """`aclose` closes `http` too (made by `build`)."""
+
+    @classmethod
+    def build(
+        cls,
+        store: Store,
+        settings: InvestigateSettings,
+        *,
+        recent: RecordsWindow | None = None,
+        evidence: EvidenceArchive | None = None,
+        budget: TokenBudget | None = None,
+    ) -> ToolContext:
+        """A context with its own HTTP client and citation store; close it with `aclose`."""
+        return cls(
+            store=store,
+            settings=settings,
+            citations=CitationStore(store),
+            http=httpx.AsyncClient(timeout=settings.timeout_s),
+            recent=recent,
+            templates=recent.templates if recent is not None else None,
+            evidence=evidence,
+            budget=budget,
+            owns_http=True,
+        )
+
     async def aclose(self) -> None:
+        """Close what this context opened; safe twice."""
         client, self._kubernetes = self._kubernetes, None
         if client is not None:
             client.close()
+        if self.owns_http:
+            await self.http.aclose()
 
 
 class Tool:

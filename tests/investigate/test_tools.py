@@ -171,6 +171,13 @@ async def test_external_tools_are_off_without_their_url_and_failures_are_clear(v
             )
         with pytest.raises(NotFound):
             await run_tool(setup.ctx, "no_such_tool", setup.project_id, {})
+        # an index names indices only: nothing that would reach another endpoint of the server
+        for index in ("logs/_delete_by_query?q=*&x=", "../_cluster"):
+            with pytest.raises(ValidationFailed, match="index"):
+                await run_tool(
+                    setup.ctx, "elasticsearch_search", setup.project_id, {"query": "*", "index": index}
+                )
+        assert not any("delete" in path for path, _ in setup.es.searches)
 
 
 async def test_investigate_context_runs_the_tools_in_order_with_citations(vigil: VigilHandle) -> None:

@@ -57,6 +57,7 @@ _EXPIRE_EVERY_S = 30.0
 
 KEPT = Counter("vigil_recent_records_kept_total", "Records messages kept for investigation.")
 EVICTED = Counter("vigil_recent_records_evicted_total", "Records evicted from the recent window.", ["reason"])
+_EVICTED_BY = {reason: EVICTED.labels(reason) for reason in ("size", "age", "projects")}
 
 
 @dataclass(slots=True)
@@ -158,7 +159,7 @@ class RecentRecords:
             shelf.bytes -= len(gone.data)
             shelf.records -= gone.records
             shelf.evicted += gone.records
-            EVICTED.labels(reason).inc(gone.records)
+            _EVICTED_BY[reason].inc(gone.records)
 
     def _expire(self, shelf: _Shelf) -> None:
         cutoff = int((self._clock() - self._settings.recent_window_s) * 1e9)
@@ -170,7 +171,7 @@ class RecentRecords:
             return messages[-1].received_ns if messages else 0
 
         project_id, shelf = min(self._shelves.items(), key=newest)
-        EVICTED.labels("projects").inc(shelf.records)
+        _EVICTED_BY["projects"].inc(shelf.records)
         del self._shelves[project_id]
 
     def state(self, project_id: str) -> WindowState:

@@ -15,7 +15,12 @@ MESSAGE_FIELDS = ("message", "log", "msg", "body", "event.original")
 
 class ElasticsearchArgs(ToolArgs):
     query: str = Field(min_length=1, max_length=4_000, description="Lucene query string syntax.")
-    index: str | None = Field(default=None, max_length=512, description="Default: the configured pattern.")
+    index: str | None = Field(
+        default=None,
+        max_length=512,
+        pattern=r"^[A-Za-z0-9*][A-Za-z0-9*,._+-]*$",
+        description="Index names and patterns, comma-separated; default: the configured pattern.",
+    )
     size: int = Field(default=200, ge=1, le=2_000, description="Hits fetched before the grep and caps.")
     time_field: str = Field(default="@timestamp", max_length=128)
 

@@ -352,11 +352,14 @@ def _recent_window(
         f" without it (records/s with / without: {rounds}): medians {_n(rate_with)} and {_n(rate_without)}"
         f" records/s ({cost:.1%} less with it), and {cpu_with:.2f} and {cpu_without:.2f} µs of `vigil up`'s"
         f" CPU per record ({cpu_cost:+.1%}); on a machine whose other processes take most of the two"
-        f" cores these differ from run to run by more than that. What the window adds is the router's"
-        f" tap: it appends each message's bytes to its project's window, no per-record work, measured"
-        f" in-process at {runs['keep_us_per_message']:.2f} µs per 1,000-record message (eviction"
-        f" included). The window's bytes (64 MiB per project by default) add {_mib(max(0, rss))} to the"
-        f" peak RSS."
+        f" cores these differ from run to run by much. The router's tap appends each message's bytes"
+        f" to its project's window, no per-record work: {runs['keep_us_per_message']:.2f} µs per"
+        f" 1,000-record message in-process (eviction included). Past"
+        f" `VIGIL_INVESTIGATE__RECENT_MAX_BYTES_PER_S` (1 MiB/s a project by default, in bursts of 8 s"
+        f" worth) messages are skipped and counted: keeping every message of a flood would write"
+        f" {median('without', 'mb_per_s'):.0f} MB/s into memory that no cache holds, the one cost of the window"
+        f" that shows at this rate, and would churn the whole window within a second. The window"
+        f" adds {_mib(max(0, rss))} to the peak RSS."
     )
 
 

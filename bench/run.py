@@ -197,16 +197,16 @@ def scenario_ingest(plan: Plan, tmp: Path) -> dict[str, Any]:
 
 
 def keep_cost(messages: int = 200_000) -> float:
-    """Microseconds the router's tap takes per records message (a 1,000-record export), the
-    window full so that every message also evicts one: the part of the cost that the machine's
-    other load cannot blur."""
+    """Microseconds the router's tap takes per records message (a 1,000-record export), every
+    message kept and the window full so that each also evicts one: the tap's own work, which the
+    machine's other load cannot blur."""
     from loadgen import BodySource
 
     from vigil.investigate.window import RecentRecords
     from vigil.settings import InvestigateSettings
 
     bodies = [BodySource(8, prefix=7).next()[0] for _ in range(8)]
-    recent = RecentRecords(InvestigateSettings())
+    recent = RecentRecords(InvestigateSettings(recent_max_bytes_per_s=1 << 40))  # every message kept
     now = time.time_ns()
     started = time.perf_counter()
     for i in range(messages):

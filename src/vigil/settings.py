@@ -158,6 +158,13 @@ class InvestigateSettings(BaseModel):
     recent_max_bytes: int = Field(
         default=64 * MiB, ge=64 * 1024, description="Recent records kept per project, in bytes (as received)."
     )
+    recent_max_bytes_per_s: int = Field(
+        default=MiB,
+        ge=1024,
+        description="A project's records are kept whole up to this rate (with bursts of eight "
+        "seconds' worth); above it, messages are skipped and counted, so that a flood neither "
+        "churns the window in seconds nor costs ingest the memory bandwidth of keeping it.",
+    )
     recent_max_records: int = Field(default=500_000, ge=100, description="Recent records kept per project.")
     recent_max_projects: int = Field(
         default=1_000, ge=1, description="Projects whose recent records are kept (the least recent dropped)."

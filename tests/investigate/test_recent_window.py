@@ -108,6 +108,12 @@ async def test_caps_by_bytes_records_age_and_projects() -> None:
     keep(by_age, "p", data, 10, at=clock[0])
     assert by_age.state("p").records == 10
 
+    slow = window(recent_max_bytes_per_s=1024)  # bursts of 8 KiB, then 1 KiB/s
+    for _ in range(20):
+        keep(slow, "p", data, 10)
+    kept = slow.state("p")
+    assert kept.bytes <= 8 * 1024 and kept.records + kept.skipped_records == 200 and kept.skipped_records > 0
+
     few = window(recent_max_projects=2)
     keep(few, "a", data, 10, at=time.time() - 10)
     keep(few, "b", data, 10)

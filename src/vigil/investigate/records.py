@@ -73,6 +73,9 @@ class WindowState(BaseModel):
     oldest: datetime | None
     newest: datetime | None
     evicted_records: int
+    skipped_records: int = Field(
+        default=0, description="Records not kept because the project sent over the window's rate."
+    )
     window_s: float
 
 

@@ -4,7 +4,11 @@ The tap is the pipeline router, which reads every records message of every proje
 the message's bytes to `RecentRecords.keep` before anything else, an append to the project's
 shelf (no parse, no copy: the bytes are the bus message's own). Ingest pays nothing per record;
 the work is done by queries, which are rare and bounded. A shelf is capped by age
-(`recent_window_s`), bytes and records; the oldest messages go first.
+(`recent_window_s`), bytes and records; the oldest messages go first. It also takes at most
+`recent_max_bytes_per_s` (in bursts of eight seconds' worth): over it, messages are skipped and
+counted (`skipped_records`). Kept bytes land in memory no cache holds, and at flood rates that
+memory traffic, not the tap, is what keeping would cost ingest; a flood would also churn the
+whole window within seconds.
 
 The bytes on a shelf are never handed out: every record that leaves the window (a query's
 samples, a tool's output, anything shown to a person or sent to a model) is flattened and redacted
@@ -54,9 +58,13 @@ _YIELD_EVERY = 2_000
 _LATE_SLACK_NS = 60 * 1_000_000_000
 """A record received this long before a query's `since` may still be stamped after it."""
 _EXPIRE_EVERY_S = 30.0
+_BURST_S = 8.0
 
 KEPT = Counter("vigil_recent_records_kept_total", "Records messages kept for investigation.")
 EVICTED = Counter("vigil_recent_records_evicted_total", "Records evicted from the recent window.", ["reason"])
+SKIPPED = Counter(
+    "vigil_recent_records_skipped_total", "Records not kept for investigation: over the window's rate."
+)
 _EVICTED_BY = {reason: EVICTED.labels(reason) for reason in ("size", "age", "projects")}
 
 
@@ -73,6 +81,10 @@ class _Shelf:
     bytes: int = 0
     records: int = 0
     evicted: int = 0
+    skipped: int = 0
+    allowance: float = 0.0
+    """Bytes the project may still add now (refilled at `recent_max_bytes_per_s`)."""
+    refilled_at: float = 0.0
 
 
 class RecentRecords:
@@ -140,12 +152,32 @@ class RecentRecords:
                 self._drop_least_recent_project()
             shelf = self._shelves[project_id] = _Shelf()
         count = records if records is not None else max(1, len(data) // BYTES_PER_RECORD_GUESS)
+        if not self._allowed(shelf, len(data)):
+            shelf.skipped += count
+            SKIPPED.inc(count)
+            return
         shelf.messages.append(_Message(received_ns or time.time_ns(), data, count))
         shelf.bytes += len(data)
         shelf.records += count
         KEPT.inc()
         if shelf.bytes > self._settings.recent_max_bytes or shelf.records > self._settings.recent_max_records:
             self._evict(shelf, "size", 0)
+
+    def _allowed(self, shelf: _Shelf, size: int) -> bool:
+        """A token bucket: keeping a message writes its bytes to memory that no cache holds, which
+        at flood rates costs ingest more than anything else the window does."""
+        now = time.monotonic()
+        rate = self._settings.recent_max_bytes_per_s
+        burst = rate * _BURST_S
+        if shelf.refilled_at == 0.0:
+            shelf.allowance = burst
+        else:
+            shelf.allowance = min(burst, shelf.allowance + (now - shelf.refilled_at) * rate)
+        shelf.refilled_at = now
+        if shelf.allowance < size:
+            return False
+        shelf.allowance -= size
+        return True
 
     def _evict(self, shelf: _Shelf, reason: str, older_than_ns: int) -> None:
         s = self._settings
@@ -189,6 +221,7 @@ class RecentRecords:
             oldest=at(messages[0].received_ns) if messages else None,
             newest=at(messages[-1].received_ns) if messages else None,
             evicted_records=shelf.evicted,
+            skipped_records=shelf.skipped,
             window_s=self._settings.recent_window_s,
         )
 

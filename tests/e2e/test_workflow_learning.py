@@ -10,6 +10,7 @@ from tests.conftest import VigilHandle
 from tests.doubles.alerts import alertmanager_alert
 from tests.doubles.kubernetes_server import KubernetesServer
 from tests.e2e.test_workflow import TOKEN, fire, k8s, runbook, workflow_of
+from vigil.learning.examples import incident_examples
 
 __all__ = ["k8s"]
 
@@ -212,3 +213,13 @@ async def test_feedback_changes_the_next_proposal_and_stays_in_its_project(
     again = await proposed(vigil, other_id, other_key, "b")
     assert again["runbook_id"] == "restart-checkout" and again["analysis"]["learned"]["not_proposed"] == []
     assert k8s.restarts("shop", "checkout") == 0
+
+    # an LLM analysis of such an incident would be shown the judged cases of its project only
+    store = vigil.runtime.store
+    assert store is not None
+    incident = (await store.get_incident(project_id, first["incident_id"])).body
+    shown = await incident_examples(store, project_id, incident, leave_out=first["id"])
+    assert [(e["verdict"], e["runbook"], e["outcome"]) for e in shown] == [
+        ("rejected", "scale-checkout", "rejected")
+    ]
+    assert await incident_examples(store, other_id, incident) == []

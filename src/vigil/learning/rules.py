@@ -130,8 +130,12 @@ def _reasons(advice: Advice, blocked: list[str], new: Runbook | None, before: st
     ]
     if new is not None and new.id != before:
         support = [s for s in advice.similar if s.item.runbook_id == new.id and s.item.reward > 0]
-        why = f"{len(support)} similar past case(s) rewarded it" if support else "past cases ranked it first"
-        reasons.append(f"runbook {new.id!r} chosen: {why}")
+        if support:
+            reasons.append(f"runbook {new.id!r} chosen: {len(support)} similar past case(s) rewarded it")
+        elif before in blocked:
+            reasons.append(f"runbook {new.id!r} proposed instead")
+        else:
+            reasons.append(f"runbook {new.id!r} chosen: similar past cases rated {before!r} down")
     elif new is None and blocked:
         reasons.append("no other runbook matches: a person must decide")
     return reasons

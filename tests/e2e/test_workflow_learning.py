@@ -103,6 +103,8 @@ async def test_feedback_contract(vigil: VigilHandle, k8s: KubernetesServer) -> N
     for wrong, field in (
         ({"target_id": workflow_id, "rating": 6}, "rating"),
         ({"target_id": workflow_id, "rating": 0}, "rating"),
+        ({"target_id": workflow_id, "rating": True}, "rating"),
+        ({"target_id": workflow_id, "helpful": "yes"}, "helpful"),
         ({"target_id": workflow_id, "rating": 3, "stars": 5}, "stars"),
         ({"target_id": workflow_id, "comment": "no judgement"}, "helpful"),
         ({"rating": 3}, "target_id"),

@@ -24,8 +24,10 @@ class FeedbackIn(BaseModel):
     target_id: str = Field(
         min_length=1, max_length=200, description="A workflow, an incident, or an analysis or plan id."
     )
-    rating: int | None = Field(default=None, ge=1, le=5, description="1 (wrong, harmful) to 5 (right).")
-    helpful: bool | None = None
+    rating: int | None = Field(
+        default=None, ge=1, le=5, strict=True, description="1 (wrong, harmful) to 5 (right)."
+    )
+    helpful: bool | None = Field(default=None, strict=True)
     comment: str | None = Field(default=None, max_length=4000)
 
     @model_validator(mode="after")

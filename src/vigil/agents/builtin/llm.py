@@ -29,7 +29,7 @@ ATTRIBUTE_CHARS = 200
 REPLY_CHARS_IN_REPAIR = 2000
 MAX_ERRORS_IN_REPAIR = 10
 
-ExampleSource = Callable[["Evidence"], Awaitable[list[dict[str, Any]]]]
+ExampleSource = Callable[[Evidence], Awaitable[list[dict[str, Any]]]]
 """Past cases like this evidence, with how people judged them (`vigil.learning.examples`)."""
 FallbackReason = Literal["budget_exhausted", "timeout", "provider_error", "invalid_output", "no_evidence"]
 

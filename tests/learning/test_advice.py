@@ -34,7 +34,9 @@ def case(
     outcome: str = "open",
     reward: float = 0.0,
     decision: str | None = None,
+    on: str = "workflow",
 ) -> Case:
+    """A case whose reward came from feedback on its plan, its analysis or it whole (`on`)."""
     return Case(
         workflow_id=ident,
         incident_id=f"inc-{ident}",
@@ -45,6 +47,8 @@ def case(
         decision=decision,
         outcome=outcome,
         reward=reward,
+        plan_reward=reward if on != "analysis" else 0.0,
+        analysis_reward=reward if on != "plan" else 0.0,
     )
 
 
@@ -162,7 +166,11 @@ def test_feedback_moves_an_equally_matching_runbook_up() -> None:
     unchanged, chosen = rerank(incident, books, context, analysis, books[0], advise(features, []))
     assert chosen is not None and chosen.id == "restart" and unchanged["confidence"] == 0.65
 
-    rated_down = [case("wf-1", features, "restart", reward=-1.0)]
+    cause_rated_down = [case("wf-1", features, "restart", reward=-1.0, on="analysis")]
+    revised, chosen = rerank(incident, books, context, analysis, books[0], advise(features, cause_rated_down))
+    assert chosen is not None and chosen.id == "restart"  # its plan was not what people judged
+
+    rated_down = [case("wf-1", features, "restart", reward=-1.0, on="plan")]
     revised, chosen = rerank(incident, books, context, analysis, books[0], advise(features, rated_down))
     assert chosen is not None and chosen.id == "scale"
     assert revised["candidates"] == ["scale", "restart"] and revised["learned"]["changed"] is True

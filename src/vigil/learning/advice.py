@@ -30,13 +30,15 @@ class Advice:
 
     def bonus(self, runbook_id: str) -> float:
         """Past support of a runbook: each similar case's reward, by how alike it is, bounded."""
-        total = sum(s.similarity * s.item.reward for s in self.similar if s.item.runbook_id == runbook_id)
+        total = sum(
+            s.similarity * s.item.plan_reward for s in self.similar if s.item.runbook_id == runbook_id
+        )
         return max(-MAX_BONUS, min(MAX_BONUS, total / 4))
 
     def hypothesis_bonus(self, hypothesis: str) -> float:
         key = hypothesis.strip().lower()
         total = sum(
-            s.similarity * s.item.reward
+            s.similarity * s.item.analysis_reward
             for s in self.similar
             if key and s.item.hypothesis.strip().lower() == key
         )

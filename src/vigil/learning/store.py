@@ -52,6 +52,11 @@ class Case:
     decision: str | None = None
     outcome: str = "open"
     reward: float = 0.0
+    """Everything people said of it: its gate's decision, its outcome, all its feedback."""
+    plan_reward: float = 0.0
+    """What its runbook earned: the decision, the outcome, feedback on its plan or on it whole."""
+    analysis_reward: float = 0.0
+    """What its hypothesis earned: feedback on its analysis or on it whole."""
     comments: list[str] = field(default_factory=list)
 
 
@@ -124,9 +129,15 @@ class LearningStore:
             case.decision = decision
             case.outcome = outcome(status, decision)
             case.reward = DECISION_REWARD.get(decision or "", 0.0) + OUTCOME_REWARD.get(status or "", 0.0)
+            case.plan_reward = case.reward
         for entry in feedback:
             case = cases[entry.workflow_id]
-            case.reward += feedback_reward(entry.rating, entry.helpful)
+            worth = feedback_reward(entry.rating, entry.helpful)
+            case.reward += worth
+            if entry.target_kind != "analysis":
+                case.plan_reward += worth
+            if entry.target_kind != "plan":
+                case.analysis_reward += worth
             if entry.comment:
                 case.comments.append(entry.comment)
         return list(cases.values())

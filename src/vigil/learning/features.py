@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.agents.builtin.models import Evidence
 
@@ -61,10 +60,9 @@ _STOP = frozenset(
 )
 
 
-class Features(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    exact: frozenset[str] = Field(default_factory=frozenset)
+@dataclass(frozen=True, slots=True)
+class Features:
+    exact: frozenset[str] = frozenset()
     tokens: tuple[str, ...] = ()
 
     def of_kind(self, kind: str) -> frozenset[str]:

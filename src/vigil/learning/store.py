@@ -85,12 +85,20 @@ class LearningStore:
 
     async def cases(self, project_id: str, *, leave_out: str | None = None) -> list[Case]:
         """The project's most recent cases with their outcome and reward, oldest first."""
+        columns = (
+            CaseRow.workflow_id,
+            CaseRow.incident_id,
+            CaseRow.created_at,
+            CaseRow.features,
+            CaseRow.runbook_id,
+            CaseRow.hypothesis,
+        )
+        query = select(*columns).where(CaseRow.project_id == project_id)
+        if leave_out is not None:
+            query = query.where(CaseRow.workflow_id != leave_out)
         async with self.store.session() as s:
-            query = select(CaseRow).where(CaseRow.project_id == project_id)
-            if leave_out is not None:
-                query = query.where(CaseRow.workflow_id != leave_out)
-            rows = (await s.scalars(query.order_by(CaseRow.created_at.desc()).limit(MAX_CASES))).all()
-            ids = [row.workflow_id for row in rows]
+            rows = (await s.execute(query.order_by(CaseRow.created_at.desc()).limit(MAX_CASES))).all()
+            ids = [row[0] for row in rows]
             statuses = dict(
                 (
                     await s.execute(select(WorkflowRow.id, WorkflowRow.status).where(WorkflowRow.id.in_(ids)))
@@ -106,22 +114,28 @@ class LearningStore:
                 ).all()
             )
             feedback = (
-                await s.scalars(
-                    select(FeedbackRow).where(
-                        FeedbackRow.workflow_id.in_(ids), FeedbackRow.project_id == project_id
+                await s.execute(
+                    select(
+                        FeedbackRow.workflow_id,
+                        FeedbackRow.target_kind,
+                        FeedbackRow.rating,
+                        FeedbackRow.helpful,
+                        FeedbackRow.comment,
                     )
+                    .where(FeedbackRow.workflow_id.in_(ids), FeedbackRow.project_id == project_id)
+                    .order_by(FeedbackRow.id)
                 )
             ).all()
         cases = {
-            row.workflow_id: Case(
-                workflow_id=row.workflow_id,
-                incident_id=row.incident_id,
-                created_at=row.created_at,
-                features=Features.from_json(row.features),
-                runbook_id=row.runbook_id,
-                hypothesis=row.hypothesis,
+            workflow_id: Case(
+                workflow_id=workflow_id,
+                incident_id=incident_id,
+                created_at=created_at,
+                features=Features.from_json(features),
+                runbook_id=runbook_id,
+                hypothesis=hypothesis,
             )
-            for row in reversed(rows)
+            for workflow_id, incident_id, created_at, features, runbook_id, hypothesis in reversed(rows)
         }
         for case in cases.values():
             decision = decisions.get(case.workflow_id)
@@ -130,16 +144,16 @@ class LearningStore:
             case.outcome = outcome(status, decision)
             case.reward = DECISION_REWARD.get(decision or "", 0.0) + OUTCOME_REWARD.get(status or "", 0.0)
             case.plan_reward = case.reward
-        for entry in feedback:
-            case = cases[entry.workflow_id]
-            worth = feedback_reward(entry.rating, entry.helpful)
+        for workflow_id, kind, rating, helpful, comment in feedback:
+            case = cases[workflow_id]
+            worth = feedback_reward(rating, helpful)
             case.reward += worth
-            if entry.target_kind != "analysis":
+            if kind != "analysis":
                 case.plan_reward += worth
-            if entry.target_kind != "plan":
+            if kind != "plan":
                 case.analysis_reward += worth
-            if entry.comment:
-                case.comments.append(entry.comment)
+            if comment:
+                case.comments.append(comment)
         return list(cases.values())
 
     async def resolve_target(self, project_id: str, target_id: str) -> tuple[str, str]:

@@ -16,6 +16,7 @@ from vigil.api.alerts import ALERT_PATH, AlertCallers, alerts_router
 from vigil.api.audit_trail import AuditTrail
 from vigil.api.auth import AdminAuth
 from vigil.api.dead_letters import dead_letters_router
+from vigil.api.docs_pages import add_docs_pages
 from vigil.api.errors import API_ERRORS, ORJSONResponse, install_error_handlers
 from vigil.api.guard import RequestGuard, header
 from vigil.api.incidents import incidents_router
@@ -67,7 +68,10 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
         version=__version__,
         default_response_class=ORJSONResponse,
         description="Management API. Authenticate with `Authorization: Bearer <admin token>`.",
+        docs_url=None,
+        redoc_url=None,
     )
+    add_docs_pages(app)
     install_error_handlers(app)
     callers = AlertCallers(ctx.keys or KeyResolver(ctx.store, ttl_s=5.0), ctx.auth)
 

@@ -26,6 +26,7 @@ from vigil.cli.client import (
     table,
     warn,
 )
+from vigil.cli.details import show_batch
 from vigil.masking import mask_url
 from vigil.severity import SEVERITY_BY_NAME, severity_text
 
@@ -487,6 +488,10 @@ _STATUS_STYLE = {"delivered": "green", "pending": "cyan", "retrying": "yellow", 
 
 def batches(
     project: ProjectArg,
+    request_id: Annotated[
+        str | None,
+        typer.Argument(metavar="REQUEST_ID", help="Show this batch with its records instead of a list."),
+    ] = None,
     status: Annotated[
         BatchStatus | None, typer.Option("--status", help="Only batches in this state.")
     ] = None,
@@ -497,7 +502,10 @@ def batches(
     api_url: ApiUrlOption = DEFAULT_API_URL,
     token: TokenOption = None,
 ) -> None:
-    """List batches sent (or being sent) to agents, newest first."""
+    """List batches sent (or being sent) to agents, newest first; or show one with its records."""
+    if request_id is not None:
+        show_batch(project, request_id, as_json, api_url, token)
+        return
     with ApiClient.connect(api_url, token) as api:
         found = api.project(project)
         rows_in: list[dict[str, Any]] = api.get(

@@ -94,8 +94,7 @@ def show_incident(
         for problem in body.get("label_problems") or []:
             say(f"  [yellow]{escape(problem)}[/]")
     for signal in body.get("signals") or []:
-        say(
-            escape(f"  signal {signal.get('kind')} on {signal.get('service')} {signal.get('endpoint') or ''}")
-        )
+        where = f"{signal.get('service')} {signal.get('endpoint') or ''}".rstrip()
+        say(escape(f"  signal {signal.get('kind')} on {where}  (evidence: {signal.get('fingerprint')})"))
     for entry in body.get("timeline") or []:
         say(escape(f"  {short_time(entry.get('at'))}  {entry.get('event')}  {entry.get('detail') or ''}"))

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from vigil import __version__
-from vigil.cli import admin, demo, replay, runbooks
+from vigil.cli import admin, demo, details, replay, runbooks
 from vigil.cli.approvals import approvals_app
 from vigil.cli.incidents import incidents_app
 from vigil.cli.secrets import secrets_app
@@ -194,6 +194,8 @@ app.add_typer(policy_app, name="policy")
 app.command("audit")(runbooks.audit)
 app.command("outputs")(admin.outputs)
 app.command("batches")(admin.batches)
+app.command("evidence")(details.evidence)
+app.command("llm-usage")(details.llm_usage)
 app.command("stats")(admin.stats)
 app.command("demo")(demo.demo)
 app.command("replay")(replay.replay)

@@ -4,6 +4,8 @@ they load come from Vigil's own API server."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -49,3 +51,28 @@ async def test_swagger_ui_bundle_reads_openapi_3_1(vigil: VigilHandle) -> None:
     assert spec["openapi"].startswith("3.1")
     bundle = (await vigil.api.get("/docs/assets/swagger-ui-bundle.js")).text
     assert re.search(r'"5\.\d+\.\d+"', bundle)
+
+
+def refs_in(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for value in node.values():
+            yield from refs_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from refs_in(value)
+
+
+async def test_every_reference_in_the_openapi_document_resolves_from_its_root(vigil: VigilHandle) -> None:
+    """ReDoc reads `#/...` against the document's root: nested `$defs` (a runbook's schema, given
+    whole) are moved to the components."""
+    spec = (await vigil.api.get("/openapi.json")).json()
+    refs = set(refs_in(spec))
+    assert "#/components/schemas/RunbookStep" in refs
+    for ref in refs:
+        node: Any = spec
+        for part in ref.removeprefix("#/").split("/"):
+            assert isinstance(node, dict) and part in node, ref
+            node = node[part]
+    assert "$defs" not in str(spec)

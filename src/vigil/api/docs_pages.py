@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
@@ -13,15 +14,49 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 ASSETS_PATH = "/docs/assets"
+_LOCAL_DEFS = "#/$defs/"
 
 
 def assets_dir() -> Path:
     return Path(str(files("fastapi_offline") / "static"))
 
 
+def hoist_local_defs(document: dict[str, Any]) -> dict[str, Any]:
+    """Move the `$defs` of schemas given whole (a route's `openapi_extra`) into
+    `components/schemas`: a reference to `#/$defs/...` is read against the document's root, where
+    ReDoc (and other readers) find nothing. Changes `document` in place; a second call finds none."""
+    schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            for name, schema in (node.pop("$defs", None) or {}).items():
+                schemas.setdefault(name, schema)
+                visit(schema)
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(_LOCAL_DEFS):
+                node["$ref"] = "#/components/schemas/" + ref.removeprefix(_LOCAL_DEFS)
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(document.get("paths", {}))
+    return document
+
+
 def add_docs_pages(app: FastAPI, docs_url: str = "/docs", redoc_url: str = "/redoc") -> None:
     """Serve Swagger UI at `docs_url` and ReDoc at `redoc_url` for an app created with
-    `docs_url=None, redoc_url=None`, every asset from this server."""
+    `docs_url=None, redoc_url=None`, every asset from this server, and an OpenAPI document whose
+    references they all resolve."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = hoist_local_defs(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     openapi_url = app.openapi_url or "/openapi.json"
     oauth2_redirect_url = app.swagger_ui_oauth2_redirect_url or f"{docs_url}/oauth2-redirect"
     app.mount(ASSETS_PATH, StaticFiles(directory=assets_dir()), name="docs-assets")

@@ -1,6 +1,5 @@
-"""One thing in detail: a batch sent to an agent with its records (`vigil batches PROJECT
-REQUEST_ID`), the evidence archived for a signal (`vigil evidence`), and what the LLM engine spent
-(`vigil llm-usage`)."""
+"""What lies behind incidents and analyses: the evidence archived for a signal (`vigil evidence`)
+and what the LLM engine spent (`vigil llm-usage`)."""
 
 from __future__ import annotations
 
@@ -25,7 +24,6 @@ from vigil.cli.client import (
 )
 
 _SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
-_BATCH_STYLE = {"delivered": "green", "pending": "cyan", "retrying": "yellow", "dead": "red"}
 
 
 def _cut(text: str, width: int = 120) -> str:
@@ -34,40 +32,6 @@ def _cut(text: str, width: int = 120) -> str:
 
 def _tokens(value: int | None) -> str:
     return "no limit" if value is None else f"{value:,}"
-
-
-def show_batch(project: str, request_id: str, as_json: bool, api_url: str, token: str | None) -> None:
-    """A batch with its records, as the agent received them."""
-    found, batch = project_call(api_url, token, project, "GET", f"/batches/{request_id}")
-    if as_json:
-        print_json(batch)
-        return
-    say(
-        f"[bold]Batch {escape(batch['request_id'])}[/] of {escape(found['name'])}, pipeline {escape(str(batch['pipeline']))}"
-    )
-    status = Text(batch["status"], style=_BATCH_STYLE.get(batch["status"], ""))
-    line = Text.assemble(
-        "status ",
-        status,
-        f", {batch['record_count']} records (representing {batch['represented']}), "
-        f"{batch['attempts']} attempts, created {short_time(batch['created_at'])}, "
-        f"updated {short_time(batch['updated_at'])}",
-    )
-    console.print(line, soft_wrap=True, highlight=False)
-    if batch.get("last_error"):
-        say(f"last error: [red]{escape(batch['last_error'])}[/]")
-    records: list[dict[str, Any]] = batch.get("records") or []
-    rows = [
-        [
-            short_time(record.get("timestamp")),
-            str(record.get("severityText") or record.get("severityNumber") or ""),
-            str((record.get("resourceAttributes") or {}).get("service.name", "")),
-            str(record.get("count") or 1),
-            _cut(str(record.get("body") or "")),
-        ]
-        for record in records
-    ]
-    console.print(table(["TIME", "SEVERITY", "SERVICE", "COUNT", "BODY"], rows, title="Records"))
 
 
 def evidence(

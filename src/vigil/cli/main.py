@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from vigil import __version__
-from vigil.cli import admin, demo, details, replay, runbooks
+from vigil.cli import admin, deliveries, demo, details, replay, runbooks, sinks
 from vigil.cli.approvals import approvals_app
 from vigil.cli.incidents import incidents_app
 from vigil.cli.secrets import secrets_app
@@ -174,10 +174,10 @@ def pipeline_service(ctx: typer.Context, data_dir: DataDirOption = None) -> None
         serve(frozenset({"pipeline"}), data_dir=data_dir)
 
 
-app.add_typer(admin.sink_app, name="sink")
+app.add_typer(sinks.sink_app, name="sink")
 
 
-@admin.sink_app.callback(invoke_without_command=True)
+@sinks.sink_app.callback(invoke_without_command=True)
 def sink_service(ctx: typer.Context, data_dir: DataDirOption = None) -> None:
     """Sinks: where agents' outputs are delivered. Without a command: run the sink service
     (output storage and delivery; needs VIGIL_NATS_URL)."""
@@ -185,18 +185,18 @@ def sink_service(ctx: typer.Context, data_dir: DataDirOption = None) -> None:
         serve(frozenset({"sink"}), data_dir=data_dir)
 
 
-app.add_typer(admin.dead_letters_app, name="dead-letters")
+app.add_typer(deliveries.dead_letters_app, name="dead-letters")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(runbooks.runbooks_app, name="runbooks")
 app.add_typer(policy_app, name="policy")
 app.command("audit")(runbooks.audit)
-app.command("outputs")(admin.outputs)
-app.command("batches")(admin.batches)
+app.command("outputs")(deliveries.outputs)
+app.command("batches")(deliveries.batches)
 app.command("evidence")(details.evidence)
 app.command("llm-usage")(details.llm_usage)
-app.command("stats")(admin.stats)
+app.command("stats")(deliveries.stats)
 app.command("demo")(demo.demo)
 app.command("replay")(replay.replay)
 

@@ -16,6 +16,7 @@ from rich.panel import Panel
 
 from vigil import __version__
 from vigil.cli import admin, deliveries, demo, details, replay, runbooks, sinks
+from vigil.cli.alerts import alerts_app
 from vigil.cli.approvals import approvals_app
 from vigil.cli.incidents import incidents_app
 from vigil.cli.secrets import secrets_app
@@ -187,6 +188,7 @@ def sink_service(ctx: typer.Context, data_dir: DataDirOption = None) -> None:
 
 app.add_typer(deliveries.dead_letters_app, name="dead-letters")
 app.add_typer(incidents_app, name="incidents")
+app.add_typer(alerts_app, name="alerts")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(runbooks.runbooks_app, name="runbooks")

@@ -18,6 +18,7 @@ from vigil import __version__
 from vigil.cli import admin, deliveries, demo, details, replay, runbooks, sinks
 from vigil.cli.alerts import alerts_app
 from vigil.cli.approvals import approvals_app
+from vigil.cli.feedback import feedback_app
 from vigil.cli.incidents import incidents_app
 from vigil.cli.secrets import secrets_app
 from vigil.cli.workflows import policy_app, workflows_app
@@ -191,6 +192,7 @@ app.add_typer(incidents_app, name="incidents")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(approvals_app, name="approvals")
+app.add_typer(feedback_app, name="feedback")
 app.add_typer(runbooks.runbooks_app, name="runbooks")
 app.add_typer(policy_app, name="policy")
 app.command("audit")(runbooks.audit)

@@ -21,6 +21,7 @@ from vigil.actions.registry import plan
 from vigil.alerts.models import TIERS
 from vigil.bus.topology import outputs_subject, workflow_events_subject
 from vigil.errors import Conflict
+from vigil.learning.rules import revise as learned
 from vigil.masking import mask_urls_in_text, scrub
 from vigil.outputs import OutputEnvelope
 from vigil.store.models import WorkflowRow
@@ -195,6 +196,9 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
     entries.append(("context", "done", {"services": context["services"], "facts": described}))
     runbooks = await WorkflowRepo(services.store).runbooks(project_id)
     analysis, chosen = analyse(incident, runbooks)
+    analysis, chosen = await learned(  # past cases re-rank runbooks; a rejected plan is not proposed again
+        services.store, project_id, workflow_id, incident, runbooks, match_context(incident), analysis, chosen
+    )
     summary = {k: analysis[k] for k in ("engine", "summary", "confidence")} | {
         "runbook": analysis["runbook_id"]
     }

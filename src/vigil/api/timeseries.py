@@ -1,0 +1,118 @@
+"""A project's activity over time, for the overview's charts: records received, batches
+delivered and their delivery latency, what deduplication saved, outputs, dead letters and open
+incidents, in equal buckets."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy import or_, select
+
+from vigil.store.models import Batch, DeadLetter, IncidentRow, Output
+from vigil.store.repo import Store
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _percentile(values: list[float], share: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)], 1)
+
+
+class Buckets:
+    def __init__(self, start: datetime, size: timedelta, count: int) -> None:
+        self.start, self.size, self.count = start, size, count
+
+    def index(self, moment: datetime) -> int | None:
+        position = int((_utc(moment) - self.start) / self.size)
+        return position if 0 <= position < self.count else None
+
+    def at(self, index: int) -> datetime:
+        return self.start + index * self.size
+
+
+async def project_timeseries(store: Store, project_id: str, hours: int, buckets: int) -> dict[str, Any]:
+    end = datetime.now(UTC)
+    size = timedelta(hours=hours) / buckets
+    grid = Buckets(end - timedelta(hours=hours), size, buckets)
+    rows: list[dict[str, Any]] = [
+        {
+            "at": grid.at(i),
+            "records": 0,
+            "batches": 0,
+            "delivered": 0,
+            "deduplicated": 0,
+            "outputs": 0,
+            "dead_letters": 0,
+            "open_incidents": 0,
+        }
+        for i in range(buckets)
+    ]
+    latencies: list[list[float]] = [[] for _ in range(buckets)]
+    async with store.session() as s:
+        batches = await s.execute(
+            select(
+                Batch.created_at, Batch.updated_at, Batch.status, Batch.record_count, Batch.represented
+            ).where(Batch.project_id == project_id, Batch.created_at >= grid.start)
+        )
+        for created, updated, status, count, represented in batches:
+            i = grid.index(created)
+            if i is None:
+                continue
+            row = rows[i]
+            row["batches"] += 1
+            row["records"] += represented or count
+            row["deduplicated"] += max(0, (represented or count) - count)
+            if status == "delivered":
+                row["delivered"] += 1
+                latencies[i].append((_utc(updated) - _utc(created)).total_seconds() * 1000)
+        for table, column, key in (
+            (Output, Output.received_at, "outputs"),
+            (DeadLetter, DeadLetter.created_at, "dead_letters"),
+        ):
+            moments = await s.scalars(
+                select(column).where(table.project_id == project_id, column >= grid.start)
+            )
+            for moment in moments:
+                i = grid.index(moment)
+                if i is not None:
+                    rows[i][key] += 1
+        incidents = await s.execute(
+            select(IncidentRow.opened_at, IncidentRow.updated_at, IncidentRow.status).where(
+                IncidentRow.project_id == project_id,
+                or_(IncidentRow.status == "open", IncidentRow.updated_at >= grid.start),
+            )
+        )
+        for opened, updated, status in incidents:
+            closed = None if status == "open" else _utc(updated)
+            for i, row in enumerate(rows):
+                moment = grid.at(i) + size
+                if _utc(opened) <= moment and (closed is None or closed > moment):
+                    row["open_incidents"] += 1
+    for row, values in zip(rows, latencies, strict=True):
+        row["latency_ms_p50"] = _percentile(values, 0.5)
+        row["latency_ms_p95"] = _percentile(values, 0.95)
+    return {"start": grid.start, "end": end, "bucket_s": size.total_seconds(), "buckets": rows}
+
+
+def timeseries_router(store: Store) -> APIRouter:
+    router = APIRouter(tags=["projects"])
+
+    @router.get("/projects/{project_id}/timeseries")
+    async def timeseries(
+        project_id: str,
+        hours: Annotated[int, Query(ge=1, le=24 * 14)] = 24,
+        buckets: Annotated[int, Query(ge=1, le=200)] = 24,
+    ) -> dict[str, Any]:
+        """The project's activity over the last `hours`, in `buckets` equal buckets, oldest first."""
+        await store.get_project(project_id)
+        return await project_timeseries(store, project_id, hours, buckets)
+
+    return router

@@ -35,6 +35,7 @@ const ctx = {
 };
 /** @type {(() => void) | void} */
 let cleanup;
+let navigation = 0;
 
 async function refreshProjects() {
   ctx.projects = await get("/api/v1/projects");
@@ -62,13 +63,21 @@ async function route() {
   }
   header.classList.remove("open");
   menu.setAttribute("aria-expanded", "false");
+  const current = ++navigation;
+  // each page draws into its own view, shown only while it is still the one asked for
+  const view = h("div", { class: "view" });
   try {
     const page = await load();
+    const ended = await page.render(view, ctx);
+    if (current !== navigation) {
+      if (typeof ended === "function") ended();
+      return;
+    }
     document.title = `${page.title} · Vigil`;
-    replace(main, h("p", {}, "Loading…"));
-    cleanup = await page.render(main, ctx);
+    cleanup = ended;
+    replace(main, view);
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) return;
+    if (current !== navigation || (error instanceof ApiError && error.status === 401)) return;
     replace(main, h("h1", {}, "Something went wrong"), h("p", { class: "form-error" }, String(error)));
   }
 }

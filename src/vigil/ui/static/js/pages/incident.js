@@ -63,7 +63,14 @@ function workflowView(workflow, steps) {
     ),
     h("h3", {}, "Analysis"),
     analysisView(workflow.analysis),
-    workflow.plan ? [h("h3", {}, "Plan"), h("ol", {}, (workflow.plan.steps || []).map((/** @type {any} */ s) => h("li", {}, String(s))))] : null,
+    workflow.plan
+      ? [
+          h("h3", {}, "Plan"),
+          Array.isArray(workflow.plan.steps) && workflow.plan.steps.length
+            ? h("ol", {}, workflow.plan.steps.map((/** @type {any} */ s) => h("li", {}, typeof s === "string" ? s : JSON.stringify(s))))
+            : h("pre", { tabindex: "0" }, JSON.stringify(workflow.plan, null, 2)),
+        ]
+      : null,
     h("h3", {}, "Steps"),
     steps,
   );
@@ -83,15 +90,28 @@ export async function render(main, ctx) {
   const details = await Promise.all(
     workflows.map((/** @type {any} */ w) => get(projectPath(project, `/workflows/${encodeURIComponent(w.id)}`))),
   );
-  /** @type {Map<string, HTMLElement>} */
-  const stepLists = new Map();
-  const workflowViews = details.map((w) => {
-    const list = h("ol", { class: "steps", "aria-live": "polite" }, (w.steps || []).map(stepItem));
-    stepLists.set(w.id, list);
-    return workflowView(w, list);
-  });
+  /** @type {Map<string, {steps: HTMLElement, view: HTMLElement}>} */
+  const shown = new Map();
+  const workflowsSlot = h("div", { class: "workflows" });
+  /** @param {any} w the workflow in full; its steps come from the stream, which replays them all */
+  const show = (w) => {
+    const steps = h("ol", { class: "steps", "aria-label": "Steps, as they happen" });
+    const view = workflowView(w, steps);
+    shown.set(w.id, { steps, view });
+    workflowsSlot.appendChild(view);
+  };
+  details.forEach(show);
+  /** @param {string} workflowId */
+  const refresh = async (workflowId) => {
+    const w = await get(projectPath(project, `/workflows/${encodeURIComponent(workflowId)}`));
+    const known = shown.get(workflowId);
+    if (!known) return show(w);
+    replace(/** @type {HTMLElement} */ (known.view.querySelector(".workflow-status")), badge(w.status, "step"));
+    replace(/** @type {HTMLElement} */ (known.view.querySelector(".workflow-outcome")), w.outcome || "—");
+  };
   const pending = approvals.filter((/** @type {any} */ a) => a.incident_id === id);
-  const redraw = () => render(main, ctx);
+  /** @param {string} approvalId */
+  const decided = (approvalId) => document.getElementById(`approval-${approvalId}`)?.remove();
   replace(
     main,
     heading(incident.title || id),
@@ -109,8 +129,8 @@ export async function render(main, ctx) {
       h("dt", {}, "Confirmed by replay"),
       h("dd", {}, incident.confirmation ? (incident.confirmation.confirmed ? "yes" : "no") : "not replayed"),
     ),
-    pending.map((/** @type {any} */ a) => decisionForm(project, a, redraw)),
-    workflowViews,
+    pending.map((/** @type {any} */ a) => decisionForm(project, a, () => decided(a.id))),
+    workflowsSlot,
     section(
       "Timeline",
       h(
@@ -129,14 +149,12 @@ export async function render(main, ctx) {
     feedbackForm(project, id),
   );
   const close = stream(`${base}/stream`, {
-    step: (event) => {
-      const list = stepLists.get(event.workflow_id);
-      if (!list) {
-        redraw();
-        return;
-      }
-      list.appendChild(stepItem(event));
-      if (event.step === "finish" || event.step === "approval") redraw();
+    step: async (event) => {
+      const known = shown.get(event.workflow_id);
+      if (!known) return refresh(event.workflow_id);
+      known.steps.appendChild(stepItem(event));
+      if (event.step === "approval" && event.status !== "pending") pending.filter((/** @type {any} */ a) => a.workflow_id === event.workflow_id).forEach((/** @type {any} */ a) => decided(a.id));
+      await refresh(event.workflow_id);
     },
   });
   return close;

@@ -26,7 +26,7 @@ export function decisionForm(project, approval, done) {
   const form = /** @type {HTMLFormElement} */ (
     h(
       "form",
-      { class: "card approval", "aria-label": "Approval", on: { submit: (/** @type {Event} */ e) => e.preventDefault() } },
+      { class: "card approval", id: `approval-${approval.id}`, "aria-label": "Approval", on: { submit: (/** @type {Event} */ e) => e.preventDefault() } },
       h("h2", {}, "Waiting for approval"),
       h("p", {}, `Runbook ${approval.runbook_id || "—"}; expires `, h("time", { datetime: approval.expires_at }, new Date(approval.expires_at).toLocaleString()), "."),
       approval.plan?.steps ? h("ol", {}, approval.plan.steps.map((/** @type {any} */ s) => h("li", {}, String(s)))) : null,

@@ -16,7 +16,13 @@ function svg(tag, attrs = {}) {
 export function short(value) {
   if (Math.abs(value) >= 1e6) return `${(value / 1e6).toFixed(1)}M`;
   if (Math.abs(value) >= 1e3) return `${(value / 1e3).toFixed(1)}k`;
-  return Number.isInteger(value) ? String(value) : value.toFixed(value < 1 ? 3 : 1);
+  return String(Number(value.toFixed(Math.abs(value) < 1 ? 3 : 1)));
+}
+
+/** The least of 1, 2, 5 × 10ⁿ at or above the value: round numbers on the axis. @param {number} value */
+function niceCeiling(value) {
+  const power = 10 ** Math.floor(Math.log10(value));
+  return [1, 2, 5, 10].map((m) => m * power).find((v) => v >= value) || value;
 }
 
 const PALETTE = ["#1d4ed8", "#b45309", "#047857", "#7c3aed", "#be123c"];
@@ -31,7 +37,7 @@ export function lineChart({ title, series, labels, unit = "" }) {
   const height = 180;
   const pad = { left: 44, right: 10, top: 10, bottom: 24 };
   const all = series.flatMap((s) => s.values.filter((v) => v !== null && Number.isFinite(v)));
-  const top = Math.max(1, ...all.map(Number)) * 1.1;
+  const top = niceCeiling(Math.max(1, ...all.map(Number)));
   const steps = Math.max(1, labels.length - 1);
   const x = (/** @type {number} */ i) => pad.left + (i / steps) * (width - pad.left - pad.right);
   const y = (/** @type {number} */ v) => pad.top + (1 - v / top) * (height - pad.top - pad.bottom);

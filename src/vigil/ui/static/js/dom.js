@@ -92,9 +92,10 @@ export function section(title, ...children) {
 
 /** @param {string[]} headers @param {(Child | Child[])[][]} rows @param {string} caption */
 export function table(headers, rows, caption) {
+  // a region the keyboard can reach, since a wide table scrolls inside it
   return h(
     "div",
-    { class: "table-wrap" },
+    { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
     h(
       "table",
       {},

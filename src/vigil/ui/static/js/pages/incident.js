@@ -42,6 +42,19 @@ function analysisView(analysis) {
   );
 }
 
+/** The plan's actions, each as its description. @param {any} plan */
+function planView(plan) {
+  const actions = Array.isArray(plan) ? plan : Array.isArray(plan?.steps) ? plan.steps : null;
+  if (!actions) return h("pre", { tabindex: "0" }, JSON.stringify(plan, null, 2));
+  return h(
+    "ol",
+    {},
+    actions.map((/** @type {any} */ a) =>
+      h("li", {}, typeof a === "string" ? a : a.description || `${a.action} ${a.target || ""}`, a.refused ? ` (refused: ${a.refused})` : ""),
+    ),
+  );
+}
+
 /** @param {any} workflow @param {HTMLElement} steps */
 function workflowView(workflow, steps) {
   const ticket = workflow.ticket;
@@ -63,14 +76,7 @@ function workflowView(workflow, steps) {
     ),
     h("h3", {}, "Analysis"),
     analysisView(workflow.analysis),
-    workflow.plan
-      ? [
-          h("h3", {}, "Plan"),
-          Array.isArray(workflow.plan.steps) && workflow.plan.steps.length
-            ? h("ol", {}, workflow.plan.steps.map((/** @type {any} */ s) => h("li", {}, typeof s === "string" ? s : JSON.stringify(s))))
-            : h("pre", { tabindex: "0" }, JSON.stringify(workflow.plan, null, 2)),
-        ]
-      : null,
+    workflow.plan ? [h("h3", {}, "Plan"), planView(workflow.plan)] : null,
     h("h3", {}, "Steps"),
     steps,
   );

@@ -1,7 +1,7 @@
 // The incident page's forms: answering an approval, and feedback on the analysis.
 
 import { ApiError, clearErrors, post, projectPath, showErrors } from "../api.js";
-import { field, h, replace, section, toast } from "../dom.js";
+import { field, h, replace, toast } from "../dom.js";
 import { formError } from "./common.js";
 
 /** @param {string} project @param {any} approval @param {() => void} done */
@@ -98,5 +98,5 @@ export function feedbackForm(project, targetId) {
       result,
     )
   );
-  return section("Your feedback", form);
+  return form;
 }

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from sqlalchemy import or_, select
+from sqlalchemy import func, select
 
 from vigil.store.models import Batch, DeadLetter, IncidentRow, Output
 from vigil.store.repo import Store
@@ -73,28 +73,35 @@ async def project_timeseries(store: Store, project_id: str, hours: int, buckets:
             if status == "delivered":
                 row["delivered"] += 1
                 latencies[i].append((_utc(updated) - _utc(created)).total_seconds() * 1000)
+        # counted in the database, bucket by bucket, along the (project, time) indexes
         for table, column, key in (
             (Output, Output.received_at, "outputs"),
             (DeadLetter, DeadLetter.created_at, "dead_letters"),
         ):
-            moments = await s.scalars(
-                select(column).where(table.project_id == project_id, column >= grid.start)
-            )
-            for moment in moments:
-                i = grid.index(moment)
-                if i is not None:
-                    rows[i][key] += 1
-        incidents = await s.execute(
+            for i, row in enumerate(rows):
+                row[key] = await s.scalar(
+                    select(func.count())
+                    .select_from(table)
+                    .where(table.project_id == project_id, column >= grid.at(i), column < grid.at(i) + size)
+                )
+        still_open = await s.execute(
             select(IncidentRow.opened_at, IncidentRow.updated_at, IncidentRow.status).where(
-                IncidentRow.project_id == project_id,
-                or_(IncidentRow.status == "open", IncidentRow.updated_at >= grid.start),
+                IncidentRow.project_id == project_id, IncidentRow.status == "open"
             )
         )
-        for opened, updated, status in incidents:
+        closed_lately = await s.execute(
+            select(IncidentRow.opened_at, IncidentRow.updated_at, IncidentRow.status).where(
+                IncidentRow.project_id == project_id,
+                IncidentRow.updated_at >= grid.start,
+                IncidentRow.status != "open",
+            )
+        )
+        ends = [grid.at(i) + size for i in range(buckets)]
+        for opened, updated, status in [*still_open, *closed_lately]:
             closed = None if status == "open" else _utc(updated)
-            for i, row in enumerate(rows):
-                moment = grid.at(i) + size
-                if _utc(opened) <= moment and (closed is None or closed > moment):
+            since = _utc(opened)
+            for row, moment in zip(rows, ends, strict=True):
+                if since <= moment and (closed is None or closed > moment):
                     row["open_incidents"] += 1
     for row, values in zip(rows, latencies, strict=True):
         row["latency_ms_p50"] = _percentile(values, 0.5)

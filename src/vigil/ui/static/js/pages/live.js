@@ -83,8 +83,9 @@ export async function render(main, ctx) {
   for (const o of [...outputs].reverse()) add("output", o);
   items.sort((a, b) => String(b.at).localeCompare(String(a.at)));
   draw();
-  const since = new Date().toISOString();
-  const close = stream(projectPath(project, `/live?since=${encodeURIComponent(since)}`), {
+  // from the newest thing shown, by the server's clock (without one, the server's now)
+  const newest = items.map((i) => String(i.at)).sort().at(-1);
+  const close = stream(projectPath(project, `/live${newest ? `?since=${encodeURIComponent(newest)}` : ""}`), {
     batch: (data) => {
       if (data.status === "pending" || data.attempts <= 1) {
         for (const record of data.records || []) add("record", { ...record, at: data.created_at });

@@ -88,6 +88,23 @@ async def test_sign_in_project_key_pipeline_and_outputs_arrive_live(vigil: Vigil
         await page.get_by_label("Outputs").uncheck()
         await expect(page.locator(".feed-item.output")).to_have_count(0)
 
+    await page.get_by_role("link", name="Projects").click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Revoke checkout").click()
+    await expect(page.get_by_role("cell", name=re.compile(r"^revoked "))).to_be_visible()
+    [revoked] = (await vigil.api.get(f"/api/v1/projects/{project['id']}/api-keys")).json()
+    assert revoked["revoked"]
+    refused = await vigil.receiver.post("/v1/logs", content=b"", headers={"X-API-Key": key})
+    assert refused.status_code == 401
+    await page.get_by_role("button", name="Rename shop").click()
+    await page.get_by_label("New name for shop").fill("shop-eu")
+    await page.get_by_role("button", name="Rename", exact=True).click()
+    await expect(page.get_by_text("shop-eu (selected)")).to_be_visible()
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Delete shop-eu").click()
+    await expect(page.get_by_role("combobox", name="Project")).to_have_text("No project yet")
+    assert (await vigil.api.get("/api/v1/projects")).json() == []
+
 
 async def test_an_incident_approved_verified_and_rated(
     vigil: VigilHandle, page: Page, k8s: KubernetesServer

@@ -11,6 +11,7 @@ from tests.conftest import VigilHandle
 from tests.doubles.agent import AgentServer
 from tests.doubles.alerts import alertmanager_alert, alertmanager_notification
 from tests.doubles.webhook_receiver import WebhookReceiver
+from vigil.agents.builtin.budget import TokenUsage
 from vigil.store.models import Batch
 from vigil.store.repo import utcnow
 
@@ -86,9 +87,14 @@ async def test_outputs_page_back_and_the_time_series_counts_them(vigil: VigilHan
     assert [o["payload"]["n"] for o in first] == [2, 1] and all(o["batch"] is None for o in first)
     rest = (await vigil.api.get(url, params={"limit": 2, "before": first[-1]["received_at"]})).json()
     assert [o["payload"]["n"] for o in rest] == [0] and rest[0]["batch"]["request_id"] == "req-0"
+    assert vigil.runtime.store is not None
+    async with vigil.runtime.store.session() as session:
+        session.add(TokenUsage(project_id=project_id, day=utcnow().date(), incident_key="inc-1", tokens=1234))
+        await session.commit()
     series = (
         await vigil.api.get(f"/api/v1/projects/{project_id}/timeseries", params={"hours": 1, "buckets": 4})
     ).json()
+    assert [d["tokens"] for d in series["tokens_by_day"]] == [0, 0, 0, 0, 0, 0, 1234]
     assert len(series["buckets"]) == 4
     last = series["buckets"][-1]
     assert (last["outputs"], last["batches"], last["delivered"], last["records"], last["deduplicated"]) == (

@@ -1,6 +1,6 @@
 """A project's activity over time, for the overview's charts: records received, batches
 delivered and their delivery latency, what deduplication saved, outputs, dead letters and open
-incidents, in equal buckets."""
+incidents, in equal buckets; and the LLM's token spend per day over the last week."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 
+from vigil.agents.builtin.budget import TokenUsage
 from vigil.store.models import Batch, DeadLetter, IncidentRow, Output
 from vigil.store.repo import Store
+
+TOKEN_DAYS = 7
+"""Token spend is kept per UTC day: the overview shows the last week of it."""
 
 
 def _utc(moment: datetime) -> datetime:
@@ -103,10 +107,30 @@ async def project_timeseries(store: Store, project_id: str, hours: int, buckets:
             for row, moment in zip(rows, ends, strict=True):
                 if since <= moment and (closed is None or closed > moment):
                     row["open_incidents"] += 1
+        first_day = (end - timedelta(days=TOKEN_DAYS - 1)).date()
+        spent = dict(
+            (
+                await s.execute(
+                    select(TokenUsage.day, func.sum(TokenUsage.tokens))
+                    .where(TokenUsage.project_id == project_id, TokenUsage.day >= first_day)
+                    .group_by(TokenUsage.day)
+                )
+            ).all()
+        )
+    tokens_by_day = [
+        {"day": day.isoformat(), "tokens": int(spent.get(day) or 0)}
+        for day in (first_day + timedelta(days=n) for n in range(TOKEN_DAYS))
+    ]
     for row, values in zip(rows, latencies, strict=True):
         row["latency_ms_p50"] = _percentile(values, 0.5)
         row["latency_ms_p95"] = _percentile(values, 0.95)
-    return {"start": grid.start, "end": end, "bucket_s": size.total_seconds(), "buckets": rows}
+    return {
+        "start": grid.start,
+        "end": end,
+        "bucket_s": size.total_seconds(),
+        "buckets": rows,
+        "tokens_by_day": tokens_by_day,
+    }
 
 
 def timeseries_router(store: Store) -> APIRouter:

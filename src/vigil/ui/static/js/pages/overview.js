@@ -74,6 +74,11 @@ export async function render(main, ctx) {
         series: [{ name: "open", values: rows.map((r) => r.open_incidents), color: "#be123c" }],
       }),
       lineChart({
+        title: "Token spend per day (LLM engine)",
+        labels: series.tokens_by_day.map((/** @type {any} */ d) => d.day.slice(5)),
+        series: [{ name: "tokens", values: series.tokens_by_day.map((/** @type {any} */ d) => d.tokens), color: "#7c3aed" }],
+      }),
+      lineChart({
         title: "Agent outputs and dead letters",
         labels,
         series: [

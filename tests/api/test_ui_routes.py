@@ -139,6 +139,11 @@ async def test_a_test_batch_shows_the_agents_answer_and_a_sinks(vigil: VigilHand
         failed = (await vigil.api.post(f"{base}/sinks/{sink['id']}/test")).json()
         assert not failed["ok"] and "HTTP 500" in failed["message"]
     assert (await vigil.api.post(f"{base}/pipelines/missing/test")).status_code == 404
+    audit = (await vigil.api.get(f"{base}/audit", params={"kind": "test."})).json()
+    assert sorted({(a["kind"], a["subject"]) for a in audit}) == [
+        ("test.pipeline", "errors"),
+        ("test.sink", sink["id"]),
+    ]
 
 
 async def test_the_live_stream_sends_batches_and_outputs_as_they_are_stored(vigil: VigilHandle) -> None:

@@ -70,7 +70,7 @@ function workflowView(workflow, steps) {
       h("dt", {}, "Runbook"),
       h("dd", {}, workflow.runbook_id ? h("a", { href: `#/runbooks/${encodeURIComponent(workflow.runbook_id)}` }, workflow.runbook_id) : "—"),
       h("dt", {}, "Ticket"),
-      h("dd", {}, ticket?.url ? h("a", { href: ticket.url, rel: "noopener noreferrer", target: "_blank" }, ticket.key || ticket.url) : "none"),
+      h("dd", {}, ticket?.url && /^https?:\/\//.test(ticket.url) ? h("a", { href: ticket.url, rel: "noopener noreferrer", target: "_blank" }, ticket.key || ticket.url) : ticket?.key || "none"),
       h("dt", {}, "Outcome"),
       h("dd", { class: "workflow-outcome" }, workflow.outcome || "—"),
     ),

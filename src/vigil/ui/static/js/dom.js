@@ -105,7 +105,7 @@ export function table(headers, rows, caption) {
         "tbody",
         {},
         rows.length
-          ? rows.map((cells) => h("tr", {}, cells.map((c) => h("td", {}, c))))
+          ? rows.map((cells) => h("tr", {}, cells.map((c, i) => h("td", { "data-label": headers[i] }, c))))
           : h("tr", {}, h("td", { colspan: headers.length, class: "empty" }, "Nothing yet.")),
       ),
     ),

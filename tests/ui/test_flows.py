@@ -83,7 +83,7 @@ async def test_sign_in_project_key_pipeline_and_outputs_arrive_live(vigil: Vigil
         )
         output = page.locator(".feed-item.output").first
         await expect(output).to_contain_text("error records from checkout", timeout=30_000)
-        await expect(page.locator(".feed-item.record").first).to_contain_text("payment declined")
+        await expect(page.locator(".feed-item.record").first).to_contain_text("checkout: payment declined")
         await expect(page.locator(".feed-item.batch").first).to_be_visible()
         await page.get_by_label("Outputs").uncheck()
         await expect(page.locator(".feed-item.output")).to_have_count(0)

@@ -11,7 +11,7 @@ const KEEP = 300;
 /** @param {string} kind @param {any} data @returns {{kind: string, at: string, title: string, detail: any}} */
 function entry(kind, data) {
   if (kind === "record")
-    return { kind, at: data.at, title: `${data.resource?.["service.name"] || data.service || "record"}: ${data.body ?? ""}`, detail: data };
+    return { kind, at: data.at, title: `${data.resourceAttributes?.["service.name"] || data.resource?.["service.name"] || data.service || "record"}: ${data.body ?? ""}`, detail: data };
   if (kind === "batch")
     return {
       kind,
@@ -45,7 +45,7 @@ export async function render(main, ctx) {
           h(
             "li",
             { class: `feed-item ${i.kind}`, "data-kind": i.kind },
-            h("span", { class: `badge ${i.kind}` }, LABELS[/** @type {keyof LABELS} */ (i.kind)]),
+            h("span", { class: `badge ${i.kind === "batch" && i.detail.status === "dead" ? "dead_letter" : i.kind}` }, LABELS[/** @type {keyof LABELS} */ (i.kind)]),
             " ",
             time(i.at),
             h("details", {}, h("summary", {}, i.title), h("pre", {}, JSON.stringify(i.detail, null, 2))),
@@ -75,12 +75,17 @@ export async function render(main, ctx) {
     h("span", { class: "field" }, h("label", { for: "live-filter" }, "Filter"), text),
   );
   replace(main, heading(title, "Records, delivered batches, agent outputs and dead letters as they happen."), filters, status, list);
-  const [batches, outputs] = await Promise.all([
+  const [batches, outputs, letters] = await Promise.all([
     get(projectPath(project, "/batches?limit=20&records=true")),
     get(projectPath(project, "/outputs?limit=20&batch=false")),
+    get(projectPath(project, "/dead-letters?limit=20")),
   ]);
-  for (const b of [...batches].reverse()) add("batch", b);
+  for (const b of [...batches].reverse()) {
+    for (const record of (b.records || []).slice(0, 20)) add("record", { ...record, at: b.created_at });
+    add("batch", b);
+  }
   for (const o of [...outputs].reverse()) add("output", o);
+  for (const d of letters) add("dead_letter", d);
   items.sort((a, b) => String(b.at).localeCompare(String(a.at)));
   draw();
   // from the newest thing shown, by the server's clock (without one, the server's now)

@@ -99,8 +99,14 @@ async def test_changes_with_the_cookie_need_the_csrf_token_and_the_same_origin(v
             "/api/v1/projects", content=b"x" * 100_000, headers={"Content-Type": "application/json"}
         )
         assert huge.status_code == 403
+        null_origin = await browser.post(
+            "/api/v1/projects", json={"name": "framed"}, headers={"X-CSRF-Token": csrf, "Origin": "null"}
+        )
+        assert null_origin.status_code == 403
+        # behind a proxy that ends TLS the page's origin is https, the request Vigil sees is http
+        proxied = vigil.api_url.replace("http://", "https://")
         made = await browser.post(
-            "/api/v1/projects", json={"name": "shop"}, headers={"X-CSRF-Token": csrf, "Origin": vigil.api_url}
+            "/api/v1/projects", json={"name": "shop"}, headers={"X-CSRF-Token": csrf, "Origin": proxied}
         )
         assert made.status_code == 201, made.text
         renamed = await browser.patch(

@@ -16,6 +16,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
+from urllib.parse import urlsplit
 
 from starlette.types import Scope
 
@@ -97,13 +98,18 @@ def cookie_value(scope: Scope, name: str = COOKIE) -> str | None:
 
 
 def same_origin(scope: Scope) -> bool:
-    """True when the request's `Origin` (if the browser sent one) is this server's own."""
+    """True when the request's `Origin` (if the browser sent one) names the host it was sent to.
+    The scheme is not compared: behind a proxy that ends TLS, the page is https and the request
+    Vigil sees is http."""
     origin = header(scope, b"origin")
     if origin is None:
         return True
-    host = header(scope, b"host") or ""
-    scheme = scope.get("scheme", "http")
-    return origin in (f"{scheme}://{host}",)
+    host = (header(scope, b"host") or "").lower()
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False  # "null" (a sandboxed frame, a file) or anything else
+    default = {"http": ":80", "https": ":443"}[parts.scheme]
+    return parts.netloc.lower().removesuffix(default) == host.removesuffix(default)
 
 
 class Credentials:

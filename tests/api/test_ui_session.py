@@ -117,6 +117,13 @@ async def test_changes_with_the_cookie_need_the_csrf_token_and_the_same_origin(v
     assert names == ["shop-eu"]
 
 
+async def test_the_cookie_is_secure_when_the_page_is_https(vigil: VigilHandle) -> None:
+    async with client(vigil) as browser:
+        origin = vigil.api_url.replace("http://", "https://")  # TLS ended by a proxy in front
+        answer = await browser.post("/ui/session", json={"token": ADMIN_TOKEN}, headers={"Origin": origin})
+        assert answer.status_code == 200 and "secure" in answer.headers["set-cookie"].lower()
+
+
 async def test_a_cross_site_sign_in_is_refused(vigil: VigilHandle) -> None:
     async with client(vigil) as browser:
         answer = await browser.post(

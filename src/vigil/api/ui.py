@@ -62,7 +62,8 @@ def _set_cookie(response: Response, request: Request, value: str, max_age: int) 
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        # the page's own origin tells when a proxy ended TLS in front of Vigil
+        secure=request.url.scheme == "https" or (request.headers.get("origin") or "").startswith("https://"),
     )
 
 

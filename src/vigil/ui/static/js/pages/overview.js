@@ -33,7 +33,7 @@ export async function render(main, ctx) {
     ["Saved by deduplication", short(total("deduplicated"))],
     ["Outputs", short(total("outputs"))],
     ["Open incidents", String(rows.at(-1)?.open_incidents ?? 0)],
-    ["Tokens today", usage.configured ? short(usage.tokens_today) : "no LLM configured"],
+    usage.configured ? ["Tokens today", short(usage.tokens_today)] : ["Tokens today (no LLM configured)", "—"],
   ];
   replace(
     main,

@@ -162,6 +162,31 @@ async def test_an_incident_approved_verified_and_rated(
         await expect(page.locator("form[aria-label=Feedback] .form-error")).to_be_visible()
 
 
+async def test_an_approval_is_rejected_from_the_approvals_page(
+    vigil: VigilHandle, page: Page, k8s: KubernetesServer
+) -> None:
+    project_id, key = await vigil.project_with_key()
+    await supervised_restart(vigil, project_id, k8s)
+    incident_id = await fire(vigil, project_id, key, checkout_alert())
+    approval = await pending_approval(vigil, project_id)
+    await sign_in(page, vigil)
+    await page.get_by_role("link", name="Approvals").click()
+    await page.get_by_role("button", name=f"Answer for {incident_id}").click()
+    await expect(page.get_by_label("Your name or email")).to_be_focused()
+    await page.keyboard.type("bob@example.com")
+    await page.get_by_label("Reason").fill("a deploy is rolling out")
+    await page.get_by_role("button", name="Reject").click()
+    await expect(page.get_by_role("button", name=f"Answer for {incident_id}")).to_have_count(0)
+    [decided] = (await vigil.api.get(f"/api/v1/projects/{project_id}/approvals")).json()
+    assert (decided["id"], decided["status"], decided["decided_by"], decided["reason"]) == (
+        approval["id"],
+        "rejected",
+        "bob@example.com",
+        "a deploy is rolling out",
+    )
+    assert k8s.restarts("shop", "checkout") == 0
+
+
 async def test_a_dead_letter_is_replayed(vigil: VigilHandle, page: Page) -> None:
     project_id, key = await vigil.project_with_key()
     with AgentServer() as agent:

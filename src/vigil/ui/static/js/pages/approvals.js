@@ -1,6 +1,7 @@
 import { get } from "../api.js";
 import { age, h, replace, table } from "../dom.js";
-import { heading } from "./common.js";
+import { button, heading } from "./common.js";
+import { decisionForm } from "./incident_forms.js";
 
 export const title = "Approvals";
 
@@ -11,8 +12,12 @@ function expiry(iso) {
   return left < 120 ? `in ${Math.round(left)} s` : `in ${Math.round(left / 60)} min`;
 }
 
+/** @type {ReturnType<typeof setInterval> | undefined} */
+let timer;
+
 /** @type {import("../app.js").Page} */
 export async function render(main, ctx) {
+  clearInterval(timer);
   const names = new Map(ctx.projects.map((p) => [p.id, p.name]));
   /** @type {any[]} */
   const waiting = await get("/api/v1/approvals?status=pending");
@@ -20,11 +25,17 @@ export async function render(main, ctx) {
     ctx.project = a.project_id;
     localStorage.setItem("vigil.project", a.project_id);
   };
+  const answer = h("div", { class: "answer-slot" });
+  /** @param {any} a */
+  const answerForm = (a) => {
+    replace(answer, decisionForm(a.project_id, a, () => render(main, ctx)));
+    answer.querySelector("input")?.focus();
+  };
   replace(
     main,
     heading(title, "Actions waiting for a person's answer, across projects, with when each expires."),
     table(
-      ["Incident", "Project", "Runbook", "Plan", "Requested", "Expires"],
+      ["Incident", "Project", "Runbook", "Plan", "Requested", "Expires", "Answer"],
       waiting.map((a) => [
         h("a", { href: `#/incident/${encodeURIComponent(a.incident_id)}`, on: { click: () => open(a) } }, a.incident_id),
         names.get(a.project_id) || a.project_id,
@@ -32,11 +43,13 @@ export async function render(main, ctx) {
         (a.plan?.steps || []).join("; "),
         `${age(a.requested_at)} ago`,
         h("time", { datetime: a.expires_at }, expiry(a.expires_at)),
+        button(`Answer for ${a.incident_id}`, () => answerForm(a)),
       ]),
       "Approvals waiting",
     ),
+    answer,
   );
-  const timer = setInterval(() => {
+  timer = setInterval(() => {
     main.querySelectorAll("td time").forEach((el) => {
       el.textContent = expiry(el.getAttribute("datetime") || "");
     });

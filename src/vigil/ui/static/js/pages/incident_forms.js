@@ -9,6 +9,7 @@ export function decisionForm(project, approval, done) {
   const by = h("input", { name: "by", required: true, autocomplete: "name", value: localStorage.getItem("vigil.by") || "" });
   const reason = h("textarea", { name: "reason", rows: 2, maxlength: 4000 });
   const base = projectPath(project, `/approvals/${encodeURIComponent(approval.id)}`);
+  const slug = String(approval.id).replace(/[^a-zA-Z0-9_-]/g, "_");
   /** @param {"approve" | "reject"} decision */
   const decide = async (decision) => {
     clearErrors(form);
@@ -20,7 +21,7 @@ export function decisionForm(project, approval, done) {
       toast(decision === "approve" ? "Approved: the workflow acts now." : "Rejected: the workflow escalates.");
       done();
     } catch (error) {
-      showErrors(form, error, { by: "decision-by", reason: "decision-reason" });
+      showErrors(form, error, { by: `decision-by-${slug}`, reason: `decision-reason-${slug}` });
     }
   };
   const form = /** @type {HTMLFormElement} */ (
@@ -30,8 +31,8 @@ export function decisionForm(project, approval, done) {
       h("h2", {}, "Waiting for approval"),
       h("p", {}, `Runbook ${approval.runbook_id || "—"}; expires `, h("time", { datetime: approval.expires_at }, new Date(approval.expires_at).toLocaleString()), "."),
       approval.plan?.steps ? h("ol", {}, approval.plan.steps.map((/** @type {any} */ s) => h("li", {}, String(s)))) : null,
-      field("decision-by", "Your name or email", by),
-      field("decision-reason", "Reason", reason),
+      field(`decision-by-${slug}`, "Your name or email", by),
+      field(`decision-reason-${slug}`, "Reason", reason),
       formError(),
       h(
         "div",

@@ -149,6 +149,7 @@ async def test_a_test_batch_shows_the_agents_answer_and_a_sinks(vigil: VigilHand
 async def test_the_live_stream_sends_batches_and_outputs_as_they_are_stored(vigil: VigilHandle) -> None:
     project_id, key = await vigil.project_with_key()
     events: list[str] = []
+    ids: list[str] = []
     since = utcnow().isoformat()
 
     async def listen() -> None:
@@ -158,6 +159,8 @@ async def test_the_live_stream_sends_batches_and_outputs_as_they_are_stored(vigi
             async for line in stream.aiter_lines():
                 if line.startswith("event:"):
                     events.append(line[6:].strip())
+                if line.startswith("id:"):
+                    ids.append(line[3:].strip())
                 if "output" in events:
                     return
 
@@ -171,5 +174,18 @@ async def test_the_live_stream_sends_batches_and_outputs_as_they_are_stored(vigi
     assert posted.status_code == 200
     await asyncio.wait_for(listening, 20)
     assert events[:2] == ["batch", "output"]
+    # a browser that reconnects sends the last id it saw: only what came after it is sent again
+    resumed: list[str] = []
+    async with vigil.api.stream(
+        "GET",
+        f"/api/v1/projects/{project_id}/live",
+        params={"since": since},
+        headers={"Last-Event-ID": ids[0]},
+    ) as stream:
+        async for line in stream.aiter_lines():
+            if line.startswith("event:"):
+                resumed.append(line[6:].strip())
+                break
+    assert resumed == ["output"]
     async with httpx.AsyncClient(base_url=vigil.api_url) as stranger:
         assert (await stranger.get(f"/api/v1/projects/{project_id}/live")).status_code == 401

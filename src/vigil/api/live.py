@@ -5,12 +5,13 @@ writes, so it shows the work of every replica."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from sqlalchemy import select
 from sse_starlette.sse import EventSourceResponse
 
@@ -64,13 +65,30 @@ def _dead_letter_event(row: DeadLetter) -> dict[str, Any]:
 
 
 class LiveCursor:
-    """Where a stream is: the newest change of each kind it has sent."""
+    """Where a stream is: the newest change of each kind it has sent. Sent as each event's id, so
+    a browser that reconnects (with `Last-Event-ID`) goes on where it was."""
 
     def __init__(self, since: datetime) -> None:
         self.batches = self.outputs = self.dead_letters = since
 
-    async def poll(self, store: Store, project_id: str) -> list[tuple[str, dict[str, Any]]]:
-        found: list[tuple[str, dict[str, Any]]] = []
+    @property
+    def id(self) -> str:
+        return "|".join(_utc(m).isoformat() for m in (self.batches, self.outputs, self.dead_letters))
+
+    @classmethod
+    def resumed(cls, last_event_id: str | None, since: datetime) -> LiveCursor:
+        cursor = cls(since)
+        parts = (last_event_id or "").split("|")
+        if len(parts) == 3:
+            with contextlib.suppress(ValueError):  # not one of ours: from `since`
+                cursor.batches, cursor.outputs, cursor.dead_letters = (
+                    datetime.fromisoformat(p) for p in parts
+                )
+        return cursor
+
+    async def poll(self, store: Store, project_id: str) -> list[tuple[str, dict[str, Any], str]]:
+        """What changed since the cursor, each with the cursor just past it."""
+        found: list[tuple[str, dict[str, Any], str]] = []
         async with store.session() as s:
             batches = await s.scalars(
                 select(Batch)
@@ -80,7 +98,7 @@ class LiveCursor:
             )
             for batch in batches:
                 self.batches = batch.updated_at
-                found.append(("batch", _batch_event(batch)))
+                found.append(("batch", _batch_event(batch), self.id))
             outputs = await s.scalars(
                 select(Output)
                 .where(Output.project_id == project_id, Output.received_at > self.outputs)
@@ -89,7 +107,7 @@ class LiveCursor:
             )
             for output in outputs:
                 self.outputs = output.received_at
-                found.append(("output", _output_event(output)))
+                found.append(("output", _output_event(output), self.id))
             letters = await s.scalars(
                 select(DeadLetter)
                 .where(DeadLetter.project_id == project_id, DeadLetter.created_at > self.dead_letters)
@@ -98,7 +116,7 @@ class LiveCursor:
             )
             for letter in letters:
                 self.dead_letters = letter.created_at
-                found.append(("dead_letter", _dead_letter_event(letter)))
+                found.append(("dead_letter", _dead_letter_event(letter), self.id))
         return found
 
 
@@ -114,16 +132,17 @@ def live_router(store: Store) -> APIRouter:
         since: Annotated[
             datetime | None, Query(description="Send what changed after this time (default: now).")
         ] = None,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=120)] = None,
     ) -> EventSourceResponse:
         """Server-sent events: `batch` (created or its status changed, with its first records),
         `output` and `dead_letter`, as they are stored."""
         await store.get_project(project_id)
-        cursor = LiveCursor(_utc(since) if since is not None else datetime.now(UTC))
+        cursor = LiveCursor.resumed(last_event_id, _utc(since) if since is not None else datetime.now(UTC))
 
         async def events() -> AsyncIterator[dict[str, Any]]:
             while not await request.is_disconnected():
-                for kind, data in await cursor.poll(store, project_id):
-                    yield {"event": kind, "data": orjson.dumps(data).decode()}
+                for kind, data, after in await cursor.poll(store, project_id):
+                    yield {"event": kind, "id": after, "data": orjson.dumps(data).decode()}
                 await asyncio.sleep(LIVE_POLL_S)
 
         return EventSourceResponse(events(), ping=15)

@@ -1,16 +1,16 @@
 """indexes for the web UI's newest-first pages: batches by project and time (also the overview's
 time series), the audit log by project and id
 
-Revision ID: 0008a
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0008a"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

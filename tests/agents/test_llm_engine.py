@@ -369,6 +369,16 @@ async def test_malformed_output_twice_falls_back(served: tuple[str, ModelServer]
     assert rig.fallback.calls == 1
 
 
+async def test_one_repair_in_all_whether_the_answer_was_text_or_a_tool_call(openai: OpenAIServer) -> None:
+    rig = await rig_for("openai", openai)
+    openai.reply_text("I think it is the pool.", orjson.dumps({"severity": "sev1"}).decode(), "never asked")
+    analysis = await rig.analyze()
+    await rig.engine.aclose()
+    assert isinstance(analysis, FallbackAnalysis)
+    assert analysis.fallback_reason == "invalid_output"
+    assert len(openai.requests) == 2
+
+
 async def test_output_that_violates_the_schema_falls_back(served: tuple[str, ModelServer]) -> None:
     provider, server = served
     rig = await rig_for(provider, server)

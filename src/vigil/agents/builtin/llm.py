@@ -24,9 +24,11 @@ from pydantic_ai.exceptions import (
     ModelAPIError,
     ModelHTTPError,
     UnexpectedModelBehavior,
+    UsageLimitExceeded,
     UserError,
 )
 from pydantic_ai.models import Model
+from pydantic_ai.usage import UsageLimits
 
 from vigil.agents.builtin.budget import BudgetExhausted, TokenBudget, template_set_key
 from vigil.agents.builtin.engine import Engine
@@ -203,7 +205,9 @@ class LlmEngine:
         except BudgetExhausted as exc:
             return await self._fall_back(evidence, "budget_exhausted", exc.message, guard.spent)
         except (AgentRunError, UserError) as exc:
-            if isinstance(exc, UnexpectedModelBehavior) and not isinstance(exc, ModelAPIError):
+            if isinstance(exc, UsageLimitExceeded) or (
+                isinstance(exc, UnexpectedModelBehavior) and not isinstance(exc, ModelAPIError)
+            ):
                 # The answer stayed invalid after the repair pydantic-ai asked for.
                 detail = f"{exc.message} ({type(exc).__name__})"
                 return await self._fall_back(evidence, "invalid_output", detail, guard.spent)
@@ -216,9 +220,11 @@ class LlmEngine:
     async def _run(
         self, prompt: str, capabilities: list[AbstractCapability[Any]]
     ) -> AgentRunResult[ModelAnswer]:
+        # pydantic-ai keeps one repair budget for text answers and one for tool calls; this caps both.
+        limits = UsageLimits(request_limit=1 + OUTPUT_REPAIRS)
         if not self.prompted:
             try:
-                return await self._agent.run(prompt, capabilities=capabilities)
+                return await self._agent.run(prompt, capabilities=capabilities, usage_limits=limits)
             except ModelHTTPError as exc:
                 if not _refuses_tools(exc):
                     raise
@@ -227,7 +233,7 @@ class LlmEngine:
                 )
                 self.prompted = True
         return await self._agent.run(
-            prompt, output_type=PromptedOutput(ModelAnswer), capabilities=capabilities
+            prompt, output_type=PromptedOutput(ModelAnswer), capabilities=capabilities, usage_limits=limits
         )
 
     def _analysis(self, evidence: Evidence, answer: ModelAnswer, tokens: int) -> Analysis:

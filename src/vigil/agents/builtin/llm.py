@@ -58,9 +58,10 @@ class CitedTemplate(BaseModel):
     reason: str = Field(description="In one sentence, what this problem shows.")
 
 
+# What the model must return. Every field is required and no other is allowed, which is the form
+# strict structured output (OpenAI's, tools marked strict) accepts.
 class ModelAnswer(BaseModel):
-    """What the model must return. Every field is required and no other is allowed, which is the
-    form strict structured output (OpenAI's, tools marked strict) accepts."""
+    """Your analysis of the evidence."""  # the answer tool's description, as the model sees it
 
     model_config = ConfigDict(extra="forbid")
 
@@ -174,6 +175,7 @@ class LlmEngine:
         self._incident_key = incident_key
         self._agent = Agent(
             model,
+            # A bare type, not ToolOutput: pydantic-ai then also takes an answer given as JSON text.
             output_type=ModelAnswer,
             instructions=SYSTEM_PROMPT,
             model_settings=model_settings(config),

@@ -126,10 +126,17 @@ ModelBuilder = Callable[[LlmConfig, httpx2.AsyncClient | None], Model]
 
 def _openai(config: LlmConfig, http: httpx2.AsyncClient | None) -> Model:
     from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.profiles import ModelProfile, merge_profile
+    from pydantic_ai.profiles.openai import OpenAIModelProfile
     from pydantic_ai.providers.openai import OpenAIProvider
 
+    def compatible(base: ModelProfile) -> ModelProfile:
+        # OpenAI's newer models refuse max_tokens, but not every compatible server knows its
+        # successor (Ollama ignores it): another server gets max_tokens.
+        return merge_profile(base, OpenAIModelProfile(openai_chat_supports_max_completion_tokens=False))
+
     provider = OpenAIProvider(base_url=config.base_url, api_key=config.secret or NO_KEY, http_client=http)
-    return OpenAIChatModel(config.model, provider=provider)
+    return OpenAIChatModel(config.model, provider=provider, profile=compatible if config.base_url else None)
 
 
 def _anthropic(config: LlmConfig, http: httpx2.AsyncClient | None) -> Model:

@@ -105,6 +105,18 @@ async def test_a_permanent_error_is_not_retried() -> None:
     assert (len(script.seen), rules.calls) == (1, 1)
 
 
+async def test_any_other_failure_of_the_call_falls_back_without_the_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    script = Script(RuntimeError("Unable to locate credentials for sk-test"))
+    engine, rules, _ = engine_with(FunctionModel(script))
+    analysis = await engine.analyze(make_evidence())
+    assert isinstance(analysis, FallbackAnalysis)
+    assert (analysis.fallback_reason, rules.calls) == ("provider_error", 1)
+    assert "Unable to locate credentials for ***" in caplog.text
+    assert "sk-test" not in caplog.text
+
+
 async def test_a_request_deadline_is_a_timeout() -> None:
     script = Script(ModelRequestTimeout("m", 5.0))
     engine, _, _ = engine_with(FunctionModel(script))

@@ -20,12 +20,10 @@ from pydantic_ai import Agent, PromptedOutput
 from pydantic_ai.agent import AgentRunResult
 from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.exceptions import (
-    AgentRunError,
     ModelAPIError,
     ModelHTTPError,
     UnexpectedModelBehavior,
     UsageLimitExceeded,
-    UserError,
 )
 from pydantic_ai.models import Model
 from pydantic_ai.usage import UsageLimits
@@ -206,7 +204,9 @@ class LlmEngine:
             result = await self._run(build_prompt(evidence), capabilities)
         except BudgetExhausted as exc:
             return await self._fall_back(evidence, "budget_exhausted", exc.message, guard.spent)
-        except (AgentRunError, UserError) as exc:
+        except Exception as exc:
+            # pydantic-ai maps what the SDKs raise to its own errors; anything else (boto3 without
+            # credentials, say) is still the provider failing, and the rules still answer.
             if isinstance(exc, UsageLimitExceeded) or (
                 isinstance(exc, UnexpectedModelBehavior) and not isinstance(exc, ModelAPIError)
             ):

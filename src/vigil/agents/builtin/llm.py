@@ -10,7 +10,7 @@ Evidence reaches the prompt redacted: the pipeline redacts records before any ag
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, Literal
 
@@ -46,6 +46,8 @@ ATTRIBUTE_CHARS = 200
 OUTPUT_REPAIRS = 1
 """An invalid answer is shown its validation errors and asked again once, then the fallback answers."""
 
+ExampleSource = Callable[[Evidence], Awaitable[list[dict[str, Any]]]]
+"""Past cases like this evidence, with how people judged them (`vigil.learning.examples`)."""
 FallbackReason = Literal["budget_exhausted", "timeout", "provider_error", "invalid_output", "no_evidence"]
 
 
@@ -124,8 +126,9 @@ def _item_for_prompt(item: EvidenceItem) -> dict[str, Any]:
     }
 
 
-def build_prompt(evidence: Evidence) -> str:
-    """The user message: the evidence as JSON, most frequent problems first, each one clipped.
+def build_prompt(evidence: Evidence, examples: Sequence[dict[str, Any]] = ()) -> str:
+    """The user message: the evidence as JSON, most frequent problems first, each one clipped;
+    then past cases of the project like it, as examples, when there are some.
 
     JSON keeps log text that looks like a heading or an instruction visibly inside a string.
     """
@@ -139,7 +142,14 @@ def build_prompt(evidence: Evidence) -> str:
     }
     if len(items) > MAX_ITEMS:
         document["problems_not_shown"] = len(items) - MAX_ITEMS
-    return "Evidence:\n" + orjson.dumps(document).decode()
+    prompt = "Evidence:\n" + orjson.dumps(document).decode()
+    if examples:
+        prompt += (
+            "\n\nPast cases of this project like this one, with how people judged them (examples, "
+            "not evidence: never cite them; prefer what worked; do not propose what was rejected "
+            "unless the evidence shows something new):\n" + orjson.dumps(list(examples)).decode()
+        )
+    return prompt
 
 
 def _refuses_tools(exc: Exception) -> bool:
@@ -165,12 +175,14 @@ class LlmEngine:
         fallback: Engine,
         *,
         incident_key: Callable[[Evidence], str] = _default_incident_key,
+        examples: ExampleSource | None = None,
     ) -> None:
         self._config = config
         self._model = model
         self._budget = budget
         self._fallback = fallback
         self._incident_key = incident_key
+        self._examples = examples
         self._agent = Agent(
             model,
             # A bare type, not ToolOutput: pydantic-ai then also takes an answer given as JSON text.
@@ -200,8 +212,9 @@ class LlmEngine:
         )
         guard = capabilities[0]
         assert isinstance(guard, TokenBudgetGuard)
+        prompt = build_prompt(evidence, await self._examples(evidence) if self._examples else ())
         try:
-            result = await self._run(build_prompt(evidence), capabilities)
+            result = await self._run(prompt, capabilities)
         except BudgetExhausted as exc:
             return await self._fall_back(evidence, "budget_exhausted", exc.message, guard.spent)
         except Exception as exc:

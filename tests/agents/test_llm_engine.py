@@ -668,6 +668,21 @@ async def test_a_local_server_without_a_key_gets_no_real_key(monkeypatch: pytest
     assert server.requests[0].header("authorization") in (None, f"Bearer {NO_KEY}")
 
 
+@pytest.mark.parametrize("provider", ["groq", "mistral"])
+async def test_groq_and_mistral_speak_chat_completions_through_their_sdks(provider: str) -> None:
+    async with OpenAIServer(api_key="gk-test-3f9a") as server:
+        config = LlmConfig(provider=provider, model="m", base_url=server.base_url, api_key="gk-test-3f9a")
+        rig = Rig(config)
+        server.fail_next(1, 503, headers={"Retry-After": "0"})
+        server.reply_json(answer())
+        analysis = await rig.analyze()
+        await rig.engine.aclose()
+    assert (analysis.engine, analysis.error_type, analysis.tokens) == ("llm", "ConnectionPoolExhausted", 150)
+    assert [r.status for r in server.requests] == [503, 200]  # retried by Vigil's policy
+    assert server.requests[1].header("authorization") == "Bearer gk-test-3f9a"
+    assert server.requests[1].json()["tool_choice"] in ("required", "any")
+
+
 def test_every_provider_builds_a_model(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")  # Bedrock's region, as for any AWS client
     for provider in ALL_PROVIDERS:

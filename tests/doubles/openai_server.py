@@ -15,9 +15,9 @@ without model or messages, a strict json_schema whose objects are not closed and
 or json_object without the word "json" in the messages. `reject_json_schema=True` answers
 json_schema with the 400 that servers without structured output send, `reject_tools=True` any
 request with tools with the 400 of a server that has no tool-call parser. When the request requires
-a tool call (`tool_choice` "required" or a named function), a scripted JSON object comes back as a
-call of that tool (the first tool for "required"); any other text comes back as content, as a model
-ignoring the tool would answer. Usage reports `usage` (input, output) tokens; None leaves the
+a tool call (`tool_choice` "required", Mistral's "any", or a named function), a scripted JSON
+object comes back as a call of that tool (the first tool, unless named); any other text comes back
+as content, as a model ignoring the tool would answer. Groq's path (/openai/v1/...) is served too. Usage reports `usage` (input, output) tokens; None leaves the
 field out.
 
 `ModelServer` is the part the Anthropic and Gemini doubles share: the reply script, the key and usage.
@@ -125,7 +125,7 @@ def _required_tool(request: dict[str, Any]) -> str | None:
     """The function a request forces the model to call, if it forces one."""
     tools = [t.get("function", {}).get("name") for t in request.get("tools") or [] if isinstance(t, dict)]
     choice = request.get("tool_choice")
-    if choice == "required" and tools:
+    if choice in ("required", "any") and tools:  # "any": Mistral's word for it
         return str(tools[0])
     if isinstance(choice, dict) and choice.get("type") == "function":
         return str(choice.get("function", {}).get("name"))
@@ -169,7 +169,7 @@ class OpenAIServer(ModelServer):
         def refuse(status: int, message: str, param: str | None = None) -> tuple[Reply, str | None]:
             return (status, _openai_error(message, status, param), JSON), message
 
-        if method != "POST" or path != "/v1/chat/completions":
+        if method != "POST" or path not in ("/v1/chat/completions", "/openai/v1/chat/completions"):
             return refuse(404, f"Unknown request URL: {method} {path}.")
         if self.api_key is not None:
             presented = headers.get("authorization", "").removeprefix("Bearer ")

@@ -688,5 +688,8 @@ def test_every_provider_builds_a_model(monkeypatch: pytest.MonkeyPatch) -> None:
     for provider in ALL_PROVIDERS:
         config = LlmConfig(provider=provider, model="some-model", api_key="k", base_url="http://127.0.0.1:9")
         assert build_model(config).model_name == "some-model"
+    signed = build_model(LlmConfig(provider="bedrock", model="anthropic.claude-test", timeout_s=7))
+    assert signed.client.meta.config.retries["total_max_attempts"] == 1  # Vigil's retries only
+    assert signed.client.meta.config.read_timeout == 7
     settings_providers = get_args(get_args(LlmSettings.model_fields["provider"].annotation)[0])
     assert set(settings_providers) == set(ALL_PROVIDERS)

@@ -175,15 +175,19 @@ def _mistral(config: LlmConfig, http: httpx2.AsyncClient | None) -> Model:
 def _bedrock(config: LlmConfig, http: httpx2.AsyncClient | None) -> Model:
     # boto3 has its own HTTP stack, so `http` has no use here; the region comes from AWS_REGION or
     # AWS_DEFAULT_REGION, as for any AWS client.
+    import boto3
+    from botocore.config import Config
     from pydantic_ai.models.bedrock import BedrockConverseModel
     from pydantic_ai.providers.bedrock import BedrockProvider
 
     read, connect = config.timeout_s, min(config.timeout_s, 10.0)
     if config.secret is None:
-        provider = BedrockProvider(
-            base_url=config.base_url, aws_read_timeout=read, aws_connect_timeout=connect
-        )
+        # Signed by the AWS credential chain, on a client whose own retries are off: Vigil's apply.
+        no_retries = Config(read_timeout=read, connect_timeout=connect, retries={"total_max_attempts": 1})
+        client = boto3.client("bedrock-runtime", endpoint_url=config.base_url, config=no_retries)
+        provider = BedrockProvider(bedrock_client=client)
     else:
+        # A Bedrock API key needs pydantic-ai's bearer-token session; botocore's retries stay on.
         provider = BedrockProvider(
             api_key=config.secret,
             base_url=config.base_url,

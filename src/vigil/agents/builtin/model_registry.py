@@ -4,24 +4,25 @@ server (Ollama, vLLM, LiteLLM; `base_url`), Anthropic, Gemini, Groq, Mistral and
 This is what every model-using part of Vigil starts from. A tool-using agent is made like this:
 
     from pydantic_ai import Agent
-    from vigil.agents.builtin.model_guards import guard_capabilities
+    from vigil.agents.builtin.model_guards import guard_capabilities, model_error
     from vigil.agents.builtin.model_registry import LlmConfig, build_model, model_settings
 
     model = build_model(config)                      # a pydantic_ai.models.Model
-    agent = Agent(
-        model,
-        output_type=MyAnswer,
-        tools=[...],
-        model_settings=model_settings(config),       # timeout per attempt, token cap, temperature
-        capabilities=guard_capabilities(config, budget, project_id, incident_key),
-    )
+    agent = Agent(model, output_type=MyAnswer, tools=[...], model_settings=model_settings(config))
     async with model:                                # closes the HTTP client the provider opened
-        result = await agent.run(prompt)
+        guards = guard_capabilities(config, budget, project_id, incident_key)   # one set per run
+        try:
+            result = await agent.run(prompt, capabilities=guards)
+        except BudgetExhausted: ...                  # refused before the request was sent
+        except Exception as exc:
+            error = model_error(exc, config)         # .retryable, .timeout; no key in .message
+    spent = guards[0].spent                          # tokens the run used, charged to the budget
 
-`model_settings` turns the SDKs' own retries off, so that the retrying capability from
-`guard_capabilities` is the only one and behaves alike for every provider (429, 5xx, timeouts and
-connection errors, honouring Retry-After); the token budget guard checks each request before it is
-sent and counts what it used. The caller redacts whatever goes into prompts and tool results.
+`model_settings` (timeout per attempt, output token cap, temperature) turns the SDKs' own retries
+off, so that the retrying capability from `guard_capabilities` is the only one and behaves alike
+for every provider (429, 5xx, timeouts and connection errors, honouring Retry-After); the token
+budget guard checks each request before it is sent and charges what it used. The caller redacts
+whatever goes into prompts and tool results.
 
 Keys are passed explicitly, never read from the environment by the SDKs: a key configured for the
 vendor never reaches another `base_url`. A server that needs no key gets a placeholder.

@@ -148,7 +148,7 @@ class WorkflowSettings(BaseModel):
 class LlmSettings(BaseModel):
     """The model behind `engine: llm` of built-in agents. Unset provider or model: rules only."""
 
-    provider: Literal["openai", "anthropic", "gemini"] | None = None
+    provider: Literal["openai", "anthropic", "gemini", "groq", "mistral", "bedrock"] | None = None
     model: str | None = None
     base_url: str | None = Field(default=None, description="Any OpenAI-compatible server (Ollama, vLLM).")
     api_key: SecretStr | None = None

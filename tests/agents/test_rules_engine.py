@@ -601,7 +601,7 @@ def test_weight_is_records_times_severity_times_specificity() -> None:
     assert analyze(few, disk).error_type == "DiskFull"
     many = item("Deadlock found when trying to get lock", "orders", count=1000)
     assert analyze(many, disk).error_type == "DatabaseDeadlock"  # enough records outweigh it
-    as_many = item("Deadlock found when trying to get lock", "orders", count=300)  # as heavy as disk
+    as_many = item("Deadlock found when trying to get lock", "orders", count=150)  # not twice the disk's
     undecided = analyze(as_many, disk)
     assert (undecided.error_type, undecided.known) == ("Unknown", False)
     assert "competing causes" in undecided.root_cause and undecided.confidence < 0.5

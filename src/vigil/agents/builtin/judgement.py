@@ -3,9 +3,10 @@ and a confidence that grows with the strength of the evidence.
 
 Findings of symptoms (timeouts, resets, 5xx, unhandled exceptions) never decide: many causes
 produce them. Of the causes found, one that another found cause explains (an OOM kill explains a
-crash loop) is that cause's consequence, not a rival. The heaviest of the remaining "root"
-findings is the conclusion only when it outweighs its rivals together by `DOMINANCE`; otherwise
-the logs do not decide between them, and the engine says so.
+crash loop) is that cause's consequence, not a rival. The best evidenced of the remaining "root"
+findings (records, weighed by how loud they were logged and how specific the pattern is, not by
+how bad the failure would be) is the conclusion only when it outweighs its rivals together by
+`DOMINANCE`; otherwise the logs do not decide between them, and the engine says so.
 
 The confidence is the pattern's own reliability, scaled by the evidence: how many records (up to
 `FULL_RECORDS`), how many distinct templates and services corroborate it, how severe the records
@@ -39,6 +40,10 @@ class Finding:
     hits: list[tuple[EvidenceItem, str, str]] = field(default_factory=list)
     """(item, snippet, where it matched)."""
     weight: float = 0.0
+    """Records weighed by the pattern's severity: what the summary leads with."""
+    evidence: float = 0.0
+    """Records weighed by how loud they were logged and how specific the pattern is, not by how
+    bad the failure would be: what decides between causes."""
     count: int = 0
 
     @property
@@ -70,17 +75,18 @@ def judge(ranked: list[Finding]) -> Verdict:
         )
     explained = {e for f in causes for e in f.pattern.explains if e != f.pattern.error_type}
     roots = [f for f in causes if f.pattern.error_type not in explained] or causes[:1]
+    roots.sort(key=lambda f: (-f.evidence, -f.count, f.rank))
     main, rivals = roots[0], roots[1:]
-    rival_weight = sum(f.weight for f in rivals)
-    if rival_weight and main.weight < DOMINANCE * rival_weight:
+    rival_weight = sum(f.evidence for f in rivals)
+    if rival_weight and main.evidence < DOMINANCE * rival_weight:
         named = " and ".join(f"{f.pattern.title} ({f.count:,} records)" for f in roots[:3])
         return Verdict(
             None,
             roots,
-            round(0.3 * main.weight / (main.weight + rival_weight), 2),
+            round(0.3 * main.evidence / (main.evidence + rival_weight), 2),
             f"the logs show competing causes, {named}, and do not decide between them",
         )
-    share = main.weight / (main.weight + rival_weight)
+    share = main.evidence / (main.evidence + rival_weight)
     confidence = main.pattern.confidence * (0.5 + 0.5 * strength(main)) * share
     return Verdict(main, rivals, round(min(confidence, 0.99), 2), "")
 

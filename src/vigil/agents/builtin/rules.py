@@ -51,7 +51,7 @@ MAX_TRACES = 5
 """Evidence keeps this many trace ids per item: with as many, the count per trace is unknown."""
 # A single-row lookup: SELECT ... FROM ... WHERE <column> = <value or placeholder> (bounded).
 _LOOKUP = re.compile(
-    r"select.{1,600}?from.{1,300}?where.{1,200}?(?:=|in) ?(?:\$\d|\?|<\*>|'?[\w-]{1,40}'?)",
+    r"\bselect\b.{1,600}?\bfrom\b.{1,300}?\bwhere\b.{1,200}?(?:=|\bin\b) ?(?:\$\d|\?|<\*>|'?[\w-]{1,40}'?)",
     re.IGNORECASE | re.DOTALL,
 )
 
@@ -97,6 +97,7 @@ class RulesEngine:
             finding.hits.append((item, match.snippet, match.where))
             finding.count += item.count
             finding.weight += _weight(item, match.pattern)
+            finding.evidence += item.count * match.pattern.specificity * _loudness(item)
         if not findings:
             return self._unknown(evidence, unmatched)
         ranked = sorted(findings.values(), key=lambda f: (-f.weight, -f.count, f.rank))

@@ -40,7 +40,9 @@ PATTERNS: tuple[FailurePattern, ...] = (
         ),
         notify=False,
         confidence=0.85,
-        specificity=0.85,
+        # above resource quotas: a quota "exceeded" on requests per minute, or gRPC's
+        # RESOURCE_EXHAUSTED, is a rate limit, not a namespace or account quota
+        specificity=0.91,
     ),
     FailurePattern(
         error_type="QueueBacklog",

@@ -14,6 +14,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+import analysis_report
 import saturation
 import workflow
 from loadgen import percentile
@@ -129,6 +130,10 @@ def _sections(results: dict[str, Any], targets: list[tuple[str, str, str, bool]]
         targets.extend(rows)
     if "workflow" in results:
         section, rows = workflow.render(results["workflow"])
+        sections.append(section)
+        targets.extend(rows)
+    if "analysis" in results:
+        section, rows = analysis_report.render(results["analysis"])
         sections.append(section)
         targets.extend(rows)
     return sections

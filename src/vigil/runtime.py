@@ -173,6 +173,7 @@ class Runtime:
                     outbound=self.outbound,
                     workflow_waker=self._waker(),
                     workflow_trigger=self.workflow_trigger,
+                    workflow_engine=self.workflow_engine,
                     bus=bus,
                 )
             )

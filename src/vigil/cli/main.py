@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from vigil import __version__
-from vigil.cli import admin, demo, replay, runbooks
+from vigil.cli import admin, analyze, demo, replay, runbooks
 from vigil.cli.approvals import approvals_app
 from vigil.cli.incidents import incidents_app
 from vigil.cli.secrets import secrets_app
@@ -163,6 +163,7 @@ app.command("batches")(admin.batches)
 app.command("stats")(admin.stats)
 app.command("demo")(demo.demo)
 app.command("replay")(replay.replay)
+app.command("analyze")(analyze.analyze)
 
 
 @app.command()

@@ -79,7 +79,9 @@ def judge(ranked: list[Finding]) -> Verdict:
     main, rivals = roots[0], roots[1:]
     rival_weight = sum(f.evidence for f in rivals)
     if rival_weight and main.evidence < DOMINANCE * rival_weight:
-        named = " and ".join(f"{f.pattern.title} ({f.count:,} records)" for f in roots[:3])
+        named = " and ".join(
+            f"{f.pattern.title} ({f.count:,} record{'' if f.count == 1 else 's'})" for f in roots[:3]
+        )
         return Verdict(
             None,
             roots,

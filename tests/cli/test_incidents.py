@@ -11,9 +11,7 @@ async def test_incidents_are_listed_and_shown(vigil: VigilHandle) -> None:
     project_id, key = await vigil.project_with_key("shop")
     empty = await cli(vigil, "incidents", "list", "shop")
     assert empty.exit_code == 0 and "No incidents yet" in empty.output
-    alert = alertmanager_alert(
-        {"alertname": "DiskFull", "service": "db", "severity": "critical", "tier": "odd"}
-    )
+    alert = alertmanager_alert({"alertname": "DiskFull", "service": "db", "severity": "critical", "tier": "odd"})
     answer = await vigil.receiver.post(
         f"{vigil.api_url}/api/v1/projects/{project_id}/alerts/alertmanager",
         json=alertmanager_notification(alert),

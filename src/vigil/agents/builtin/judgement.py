@@ -63,16 +63,17 @@ class Verdict:
 
 def judge(ranked: list[Finding]) -> Verdict:
     """`ranked`: every finding, heaviest first."""
-    causes = [f for f in ranked if not f.pattern.symptom]
+    causes = [f for f in ranked if not f.pattern.symptom and (f.pattern.quiet or not mentions(f))]
     if not causes:
         titles = ", ".join(f.pattern.title for f in ranked[:3])
-        return Verdict(
-            None,
-            [],
-            0.2,
-            f"the logs show only symptoms ({titles}) that many causes produce; the cause itself is "
-            "not in them",
-        )
+        if all(mentions(f) for f in ranked):
+            why = (
+                f"the failure patterns it knows ({titles}) occur only in records logged below WARN, "
+                "which mention them rather than report a failure"
+            )
+        else:
+            why = f"the logs show only symptoms ({titles}) that many causes produce; the cause itself is not in them"
+        return Verdict(None, [], 0.2, why)
     explained = {e for f in causes for e in f.pattern.explains if e != f.pattern.error_type}
     roots = [f for f in causes if f.pattern.error_type not in explained] or causes[:1]
     roots.sort(key=lambda f: (-f.evidence, -f.count, f.rank))
@@ -91,6 +92,11 @@ def judge(ranked: list[Finding]) -> Verdict:
     share = main.evidence / (main.evidence + rival_weight)
     confidence = main.pattern.confidence * (0.5 + 0.5 * strength(main)) * share
     return Verdict(main, rivals, round(min(confidence, 0.99), 2), "")
+
+
+def mentions(finding: Finding) -> bool:
+    """Every record of the finding was logged as DEBUG or INFO (0 is unset, and counts as an error)."""
+    return all(0 < i.severity_number < WARN for i in finding.items)
 
 
 def strength(finding: Finding) -> float:

@@ -36,6 +36,7 @@ PATTERNS: tuple[FailurePattern, ...] = (
             r"environment variable \S{1,100} (?:is )?not set",
             r"KeyError: '(?-i:[A-Z][A-Z0-9_]{2,})'",
             r"failed to (?:load|parse|read) config",
+            r"config(?:uration)? file .{0,80}not found",
         ),
         severity="warning",
         root_cause="The service started with missing or invalid configuration (an environment "

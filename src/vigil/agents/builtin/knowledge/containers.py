@@ -32,6 +32,7 @@ PATTERNS: tuple[FailurePattern, ...] = (
         notify=True,
         confidence=0.9,
         specificity=0.97,
+        quiet=True,
         explains=("UnhandledException", "HealthCheckFailing"),
     ),
     FailurePattern(

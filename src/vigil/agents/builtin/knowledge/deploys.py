@@ -17,6 +17,10 @@ PATTERNS: tuple[FailurePattern, ...] = (
             "Rollout aborted",
             "RolloutAborted",
             "UPGRADE FAILED",
+            "deployment failed",
+            "rollout failed",
+            "UPDATE_ROLLBACK",
+            "deployment circuit breaker",
             "upgrade retries exhausted",
             # the JVM: classes of another version than the code was compiled against
             "NoSuchMethodError",

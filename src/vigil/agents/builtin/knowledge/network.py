@@ -74,6 +74,8 @@ PATTERNS: tuple[FailurePattern, ...] = (
             "no such host",
             "Name or service not known",
             "Temporary failure in name resolution",
+            "gaierror",
+            "EAI_NONAME",
             "UnknownHostException",
             "could not translate host name",
             "nodename nor servname provided",

@@ -102,6 +102,9 @@ class FailurePattern:
     signals: tuple[str, ...] = ()
     symptom: bool = False
     """A consequence that many causes produce (timeouts, resets, 5xx): it never decides alone."""
+    quiet: bool = False
+    """Its evidence is normally logged below WARN (slow query logs, ORM debug output, restart
+    notices). Other patterns matched only in DEBUG or INFO records are mentions, not failures."""
     explains: tuple[str, ...] = ()
     """Error types this cause commonly produces downstream: their findings do not compete with it."""
     probes: tuple[tuple[str, re.Pattern[str] | None], ...] = field(init=False, repr=False, compare=False)

@@ -103,6 +103,9 @@ PATTERNS: tuple[FailurePattern, ...] = (
             "maximum statement execution time exceeded",
             "slowlog",
             "slow query",
+            "slow sql",
+            "Execution Timeout Expired",
+            "long running query",
             "Query_time:",
         ),
         signals=(r"duration: \S+(?: ms)? +(?:statement|execute)",),
@@ -116,6 +119,7 @@ PATTERNS: tuple[FailurePattern, ...] = (
         notify=False,
         confidence=0.8,
         specificity=0.86,
+        quiet=True,
         explains=("UpstreamTimeout", "ConnectionPoolExhausted", "HealthCheckFailing"),
     ),
     FailurePattern(
@@ -140,6 +144,7 @@ PATTERNS: tuple[FailurePattern, ...] = (
         notify=False,
         confidence=0.85,
         specificity=0.9,
+        quiet=True,
         explains=("SlowQuery", "UpstreamTimeout", "ConnectionPoolExhausted"),
     ),
 )

@@ -320,4 +320,61 @@ _add("noise-debug", "java", None,
 )
 # fmt: on
 
+# -- a second round, other stacks (.NET, Ruby, PHP, Rust, HAProxy, Elasticsearch, Kafka, MongoDB) ----
+# fmt: off
+_add("pool-dotnet", "dotnet", "pool_exhaustion",
+    Line("api", "ERROR", "System.InvalidOperationException: Timeout expired.  The timeout period elapsed prior to obtaining a connection from the pool.  This may have occurred because all pooled connections were in use and max pool size was reached.", 20),
+)
+_add("pool-rails", "ruby", "pool_exhaustion",
+    Line("api", "ERROR", "ActiveRecord::ConnectionTimeoutError (could not obtain a connection from the pool within 5.000 seconds (waited 5.003 seconds); all pooled connections were in use)", 20),
+)
+_add("oom-dotnet", "dotnet", "oom_kill",
+    Line("api", "CRITICAL", "Unhandled exception. System.OutOfMemoryException: Exception of type 'System.OutOfMemoryException' was thrown.", 4),
+)
+_add("oom-php", "php", "oom_kill",
+    Line("web", "ERROR", "PHP Fatal error:  Allowed memory size of 134217728 bytes exhausted (tried to allocate 20480 bytes) in /var/www/app/Report.php on line {i}", 10),
+)
+_add("crashloop-docker-events", "kubernetes", "crash_loop",
+    Line("kubelet", "WARNING", "Pod api-6b7c9-{n}: container api restarted {i} times, status CrashLoopBackOff", 8),
+)
+_add("deploy-rust-symbol", "rust", "bad_deploy",
+    Line("ingest", "CRITICAL", "/usr/local/bin/ingest: symbol lookup error: /usr/local/bin/ingest: undefined symbol: SSL_get1_peer_certificate", 5),
+)
+_add("dns-dotnet", "dotnet", "dns_failure",
+    Line("api", "ERROR", "System.Net.Http.HttpRequestException: No such host is known. (payments.internal:443)", 20),
+)
+_add("dns-haproxy", "haproxy", "dns_failure",
+    Line("haproxy", "WARNING", "backend be_api/srv1 changed its IP from 10.0.3.4 to 0.0.0.0 by DNS cache, reason: DNS NX status", 10),
+    Line("haproxy", "ERROR", "Server be_api/srv1 is going DOWN for maintenance (DNS NX status). 0 active and 0 backup servers left.", 10),
+)
+_add("tls-ruby", "ruby", "tls_expiry",
+    Line("api", "ERROR", "OpenSSL::SSL::SSLError: SSL_connect returned=1 errno=0 peeraddr=10.2.0.8:443 state=error: certificate verify failed (certificate has expired)", 15),
+)
+_add("slowq-elasticsearch", "elasticsearch", "slow_query",
+    Line("elasticsearch", "WARNING", "[index.search.slowlog.query] [orders][2] took[12.4s], took_millis[12403], total_hits[10000+ hits], search_type[QUERY_THEN_FETCH], total_shards[5]", 10),
+)
+_add("disk-elasticsearch", "elasticsearch", "disk_full",
+    Line("elasticsearch", "WARNING", "flood stage disk watermark [95%] exceeded on [node-1][/usr/share/elasticsearch/data] free: 1.1gb[2.3%], all indices on this node will be marked read-only", 4),
+    Line("api", "ERROR", "ClusterBlockException: index [orders] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block]", 20),
+)
+_add("ratelimit-stripe-node", "node", "rate_limited",
+    Line("billing", "ERROR", "StripeRateLimitError: Too many requests hit the API too quickly. We recommend an exponential backoff of your requests.", 20),
+)
+_add("auth-dotnet-sql", "dotnet", "auth_failure",
+    Line("api", "ERROR", "Microsoft.Data.SqlClient.SqlException (0x80131904): Login failed for user 'app_user'.", 20),
+)
+_add("config-rails", "ruby", "config_error",
+    Line("web", "CRITICAL", "ArgumentError: Missing `secret_key_base` for 'production' environment, set this string with `bin/rails credentials:edit`", 3),
+)
+_add("mix-tls-vs-oom", "mixed", None,
+    Line("api", "ERROR", "x509: certificate has expired or is not yet valid", 12),
+    Line("worker", "ERROR", "java.lang.OutOfMemoryError: Java heap space", 12),
+)
+_add("noise-info-mentions", "any", None,
+    Line("api", "INFO", "Rate limiter configured: 100 requests per second per client", 5),
+    Line("api", "INFO", "Connection pool HikariPool-1 started (maximumPoolSize=10)", 5),
+    Line("api", "INFO", "Certificate for api.example.com expires in 62 days", 5),
+)
+# fmt: on
+
 SCENARIOS: tuple[Scenario, ...] = tuple(_S)

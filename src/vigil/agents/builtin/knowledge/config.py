@@ -37,6 +37,7 @@ PATTERNS: tuple[FailurePattern, ...] = (
             r"KeyError: '(?-i:[A-Z][A-Z0-9_]{2,})'",
             r"failed to (?:load|parse|read) config",
             r"config(?:uration)? file .{0,80}not found",
+            r"missing .{1,60} for '?(?:production|staging|development|test)'? environment",
         ),
         severity="warning",
         root_cause="The service started with missing or invalid configuration (an environment "

@@ -87,6 +87,7 @@ PATTERNS: tuple[FailurePattern, ...] = (
             r"\bEAI_AGAIN\b",
             r"\bNXDOMAIN\b",
             r"\blookup \S{1,253} on \S{1,60}:53\b",
+            r"\bDNS (?:NX|servfail|refused) status",
         ),
         severity="critical",
         root_cause="A host name could not be resolved: a wrong or deleted service name, a missing DNS "

@@ -34,7 +34,7 @@ def render(data: dict[str, Any]) -> tuple[str, list[tuple[str, str, str, bool]]]
     )
     section = f"""## m. Analysis of fault scenarios (rules engine)
 
-{s["scenarios"]} scripted scenarios (`bench/analysis_scenarios.py`: {s["decidable"]} of {s["families"]}
+{s["scenarios"]} scripted scenarios (`bench/analysis_scenarios.py`: {s["decidable"]} showing {s["families"]}
 failure families in {s["stacks"]} stacks' own wording, and {s["undecidable"]} built to be undecidable) sent
 as telemetry through the OTLP/HTTP receiver (the OpenTelemetry SDK's exporters; spans where records
 belong to requests) to a pipeline with the built-in agent (`bench/analysis_eval.py`). The scenarios
@@ -47,7 +47,7 @@ are written apart from the knowledge base, from what each stack prints.
 | "Don't know" on the undecidable | {pct(s["dont_know_on_undecidable"])} |
 | Citations valid | {pct(s["citations_valid"])} of {s["citations"]} |
 | Precision at confidence >= 0.7 | {pct(s["precision_at_0_7"])} ({s["answers_at_0_7"]} answers) |
-| Mean confidence when right / wrong | {s["mean_confidence_right"]} / {s["mean_confidence_wrong"]} |
+| Mean confidence when right / wrong | {s["mean_confidence_right"]} / {s["mean_confidence_wrong"] or "n/a (none wrong)"} |
 
 | Scenario | Stack | Family | Answer | Confidence | Runbook | Right |
 |---|---|---|---|---|---|---|

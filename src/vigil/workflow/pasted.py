@@ -49,6 +49,7 @@ _LEVELS = SEVERITY_BY_NAME | {
     "EROR": 17,
     "FTL": 21,
 }
+_UPPER_ONLY = frozenset({"LOG", "ALERT", "NOTICE"})
 _ISO = re.compile(
     r"^\[?(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?)\]?\s*"
 )
@@ -59,6 +60,8 @@ _SYSLOG = re.compile(
 _LEVEL = re.compile(r"\b(?P<level>[A-Za-z]{3,8})\b(?=[\]:|\s]|$)")
 _SERVICE = re.compile(r"\b(?:service(?:\.name)?|svc|app)[=:]\s?\"?(?P<service>[\w.-]{1,100})")
 _CONTINUATION = re.compile(r"^(?:\s|Caused by:|Traceback \(most recent call last\)|\.\.\. \d+ more)")
+_EXCEPTION_HEAD = re.compile(r"^[\w$.]{1,200}(?:Exception|Error|Throwable)(?::|$)")
+"""The first line of a stack trace under a log line (Logback, log4j): no timestamp of its own."""
 _MONTHS = {
     m: i
     for i, m in enumerate(
@@ -96,15 +99,17 @@ def parse(text: str, default_service: str = DEFAULT_SERVICE, now: datetime | Non
         raise PayloadTooLarge(f"pasted logs are limited to {MAX_LINES:,} lines; got {len(lines):,}")
     moment = now or datetime.now(UTC)
     records: list[FlatRecord] = []
+    stamped = False  # whether the record above came from a line with a timestamp
     for line in lines:
         if not line.strip():
             continue
-        if records and _CONTINUATION.match(line):
+        if records and (_CONTINUATION.match(line) or (stamped and _EXCEPTION_HEAD.match(line))):
             body = records[-1]["body"]
             if len(body) < MAX_RECORD_CHARS:
                 records[-1]["body"] = (body + "\n" + line.rstrip())[:MAX_RECORD_CHARS]
             continue
         records.append(_record(line.rstrip()[:MAX_RECORD_CHARS], default_service, moment))
+        stamped = bool(_ISO.match(line) or _SYSLOG.match(line))
     if not records:
         raise ValidationFailed("body: no log lines were sent (only blank lines)")
     return records
@@ -173,7 +178,10 @@ def _flat(body: str, severity: int, service: str, when: datetime) -> FlatRecord:
 
 def _level_of(head: str) -> int:
     for found in _LEVEL.finditer(head):
-        number = _LEVELS.get(found.group("level").upper())
+        word = found.group("level")
+        if word.upper() in _UPPER_ONLY and not word.isupper():
+            continue  # "Log in failed", "Alert sent": English, not PostgreSQL's or syslog's level
+        number = _LEVELS.get(word.upper())
         if number is not None:
             return number
     return 0

@@ -19,6 +19,7 @@ from sse_starlette.sse import EventSourceResponse
 from vigil.bus.client import Bus
 from vigil.bus.topology import workflow_events_subject
 from vigil.errors import PayloadTooLarge, UnsupportedMediaType
+from vigil.learning.store import feedback_targets
 from vigil.records import FlatRecord
 from vigil.store.models import ApprovalRow, WorkflowEvent, WorkflowRow
 from vigil.store.repo import Store
@@ -53,6 +54,7 @@ def workflow_out(row: WorkflowRow, *, full: bool) -> dict[str, Any]:
         "updated_at": aware(row.updated_at),
         "title": row.body.get("title", ""),
         "outcome": row.body.get("outcome"),
+        **feedback_targets(row),
     }
     if full:
         out |= {

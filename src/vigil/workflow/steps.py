@@ -21,6 +21,7 @@ from vigil.actions.registry import plan
 from vigil.alerts.models import TIERS
 from vigil.bus.topology import outputs_subject, workflow_events_subject
 from vigil.errors import Conflict
+from vigil.learning.rules import revise as learned
 from vigil.masking import mask_urls_in_text, scrub
 from vigil.outputs import OutputEnvelope
 from vigil.store.models import WorkflowRow
@@ -196,6 +197,9 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
     entries.append(("context", "done", {"services": context["services"], "facts": described}))
     runbooks = await WorkflowRepo(services.store).runbooks(project_id)
     analysis, chosen = analyse(incident, runbooks)
+    analysis, chosen = await learned(  # past cases re-rank runbooks; a rejected plan is not proposed again
+        services.store, project_id, workflow_id, incident, runbooks, match_context(incident), analysis, chosen
+    )
     summary = {k: analysis[k] for k in ("engine", "summary", "confidence")} | {
         "runbook": analysis["runbook_id"]
     }
@@ -437,6 +441,10 @@ async def record_action(
         "repeated": result.repeated,
         "seconds": round((datetime.now(UTC) - started).total_seconds(), 3),
     }
+    if final and _execution_recorded(loaded, index, result.status):
+        # DBOS ran the step again after a crash between our record and its checkpoint: the
+        # action's idempotency key made the call a no-op, and its record must not double either
+        return result.model_dump(mode="json")
     if final:
         acted = result.status in ("done", "skipped") and "acted_at" not in loaded.row.body
         body = {"acted_at": time.time()} if acted else None
@@ -444,6 +452,13 @@ async def record_action(
     else:
         await emit(services, loaded.row, "execute", "retrying", summary)
     return result.model_dump(mode="json")
+
+
+def _execution_recorded(loaded: Loaded, index: int, outcome: str) -> bool:
+    return any(
+        entry.get("step") == "execute" and entry.get("index") == index and entry.get("result") == outcome
+        for entry in loaded.row.body.get("steps", [])
+    )
 
 
 async def record_undo(

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
+from vigil.api.errors import error_responses
 from vigil.bus.client import Bus
 from vigil.bus.topology import workflow_events_subject
 from vigil.errors import PayloadTooLarge, UnsupportedMediaType
@@ -119,7 +120,18 @@ def workflows_router(
     workflows = WorkflowStore(store)
     audit = WorkflowRepo(store)
 
-    @router.post("/projects/{project_id}/workflows", tags=["workflows"], status_code=202)
+    @router.post(
+        "/projects/{project_id}/workflows",
+        tags=["workflows"],
+        status_code=202,
+        responses=error_responses(415),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"text/plain": {"schema": {"type": "string", "description": "Log lines."}}},
+            }
+        },
+    )
     async def investigate_pasted(project_id: str, request: Request) -> dict[str, str]:
         """Pasted logs (a `text/plain` body of log lines): an investigation-only workflow that
         ends with the analysis and a recommended runbook, never an action. Read and stream it

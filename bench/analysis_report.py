@@ -32,7 +32,7 @@ def render(data: dict[str, Any]) -> tuple[str, list[tuple[str, str, str, bool]]]
         f"{o['confidence']:.2f} | {o['runbook_id'] or '-'} | {'yes' if o['correct'] else '**no**'} |"
         for o in data["outcomes"]
     )
-    section = f"""## m. Analysis of fault scenarios (rules engine)
+    section = f"""## n. Analysis of fault scenarios (rules engine)
 
 {s["scenarios"]} scripted scenarios (`bench/analysis_scenarios.py`: {s["decidable"]} showing {s["families"]}
 failure families in {s["stacks"]} stacks' own wording, and {s["undecidable"]} built to be undecidable) sent

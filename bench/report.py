@@ -16,6 +16,7 @@ from typing import Any
 
 import analysis_report
 import saturation
+import ui
 import workflow
 from loadgen import percentile
 from servers import BIN, REPO
@@ -130,6 +131,10 @@ def _sections(results: dict[str, Any], targets: list[tuple[str, str, str, bool]]
         targets.extend(rows)
     if "workflow" in results:
         section, rows = workflow.render(results["workflow"])
+        sections.append(section)
+        targets.extend(rows)
+    if "ui" in results:
+        section, rows = ui.render(results["ui"])
         sections.append(section)
         targets.extend(rows)
     if "analysis" in results:

@@ -20,9 +20,11 @@ e. scaled      separate services on a three-node NATS cluster (1 and 2 replicas)
                throughput (bench/saturation.py; section j)
    analysis    the rules engine's analysis of scripted fault scenarios sent as telemetry: root
                cause, runbook, citations, "don't know", precision at 0.7 (bench/analysis_eval.py;
-               section m)
+               section n)
    workflow    an alert storm, alert to first action for 100 concurrent autonomous alerts, and
                memory per 1,000 open workflows (bench/workflow.py; section k)
+   ui          the web UI's list calls with 10,000 incidents and 100,000 outputs stored: p50 and
+               p95 of each (bench/ui.py; section m; about a minute)
 
 Usage::
 
@@ -54,6 +56,7 @@ import nats
 import router_steps
 import saturation
 import scaled
+import ui
 import workflow
 from agent import AgentThread
 from loadgen import BodySource
@@ -77,6 +80,7 @@ SCENARIOS = (
     "detection",
     "saturation",
     "workflow",
+    "ui",
     "analysis",
 )
 
@@ -433,6 +437,8 @@ def main() -> None:
                 )
             elif name == "workflow":
                 results["workflow"] = workflow.run(tmp)
+            elif name == "ui":
+                results["ui"] = ui.run(tmp)
             elif name == "analysis":
                 results["analysis"] = scenario_analysis()
     results["elapsed_s"] = time.monotonic() - started

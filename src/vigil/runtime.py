@@ -24,6 +24,8 @@ from vigil.config_file import load_config_file
 from vigil.detect.archive import EvidenceArchive, archive_from_settings
 from vigil.detect.service import Detector
 from vigil.http_server import HttpServer
+from vigil.investigate.remote import RecordsWindow, RemoteRecentRecords
+from vigil.investigate.window import RecentRecords
 from vigil.masking import mask_url
 from vigil.outbound import Outbound
 from vigil.outbound_policy import OutboundPolicy, outbound_client
@@ -77,6 +79,10 @@ class Runtime:
     budget: TokenBudget | None = None
     evidence: EvidenceArchive | None = None
     workers: PipelineWorkers | None = None
+    recent: RecentRecords | None = None
+    """Recent records kept for investigation, where the router runs in this process."""
+    records_window: RecordsWindow | None = None
+    """What the API and investigations here query: `recent`, else the routers' over the bus."""
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     _started: list[Component] = field(default_factory=list)
     _stopped: bool = False
@@ -151,6 +157,7 @@ class Runtime:
         if "sink" in roles:
             await self._start(SinkWorkers(bus, store, config, self.outbound))
             await self._start(SinkRouter(bus, store, config))
+        self.records_window = self.recent or RemoteRecentRecords(bus, s.investigate, config)
         if "api" in roles:
 
             async def changed(project_id: str) -> None:
@@ -174,6 +181,7 @@ class Runtime:
                     workflow_trigger=self.workflow_trigger,
                     workflow_engine=self.workflow_engine,
                     bus=bus,
+                    recent=self.records_window,
                 )
             )
             self.api_http = HttpServer(api_app, host=s.host, port=s.api_port, name="api")
@@ -268,6 +276,9 @@ class Runtime:
             await self._start(detector)
         on_new_error_template = detector.new_error_template if detector is not None else None
         await self._start_workflow()
+        if self.settings.investigate.recent_enabled:
+            self.recent = RecentRecords(self.settings.investigate, config, templates, bus=self.bus)
+            await self._start(self.recent)
         await self._start(
             Router(
                 self.bus,
@@ -275,6 +286,7 @@ class Runtime:
                 templates,
                 on_new_error_template=on_new_error_template,
                 pressure=self._pressure,
+                recent=self.recent,
             )
         )
 

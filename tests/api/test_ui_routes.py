@@ -83,6 +83,11 @@ async def test_outputs_page_back_and_the_time_series_counts_them(vigil: VigilHan
         )
         assert posted.status_code == 200, posted.text
     url = f"/api/v1/projects/{project_id}/outputs"
+    # outputs are accepted onto the bus and stored from there: wait for all three
+    deadline = asyncio.get_running_loop().time() + 20
+    while len((await vigil.api.get(url)).json()) < 3:
+        assert asyncio.get_running_loop().time() < deadline, "the outputs were not all stored"
+        await asyncio.sleep(0.1)
     first = (await vigil.api.get(url, params={"limit": 2, "batch": "false"})).json()
     assert [o["payload"]["n"] for o in first] == [2, 1] and all(o["batch"] is None for o in first)
     rest = (await vigil.api.get(url, params={"limit": 2, "before": first[-1]["received_at"]})).json()

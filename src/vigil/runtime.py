@@ -12,7 +12,6 @@ from typing import Protocol
 import httpx
 
 from vigil.agents.builtin.budget import TokenBudget
-from vigil.agents.builtin.factory import build_llm_engine
 from vigil.agents.builtin.rules import RulesEngine
 from vigil.agents.registry import AgentContext
 from vigil.api.app import ApiContext, create_api_app, create_ops_app
@@ -25,6 +24,8 @@ from vigil.config_file import load_config_file
 from vigil.detect.archive import EvidenceArchive, archive_from_settings
 from vigil.detect.service import Detector
 from vigil.http_server import HttpServer
+from vigil.investigate.remote import RecordsWindow, RemoteRecentRecords
+from vigil.investigate.window import RecentRecords
 from vigil.masking import mask_url
 from vigil.outbound import Outbound
 from vigil.outbound_policy import OutboundPolicy, outbound_client
@@ -45,6 +46,7 @@ from vigil.sinks.dispatch import SinkRouter, SinkWorkers
 from vigil.store.db import create_engine, upgrade
 from vigil.store.repo import Store
 from vigil.store.sealing import SecretBox, load_secret_box
+from vigil.store.workflow_repo import WorkflowRepo
 from vigil.workers import PipelineWorkers
 from vigil.workflow.engine import WorkflowEngine, WorkflowWaker, dbos_url
 from vigil.workflow.loading import load_runbooks
@@ -77,6 +79,10 @@ class Runtime:
     budget: TokenBudget | None = None
     evidence: EvidenceArchive | None = None
     workers: PipelineWorkers | None = None
+    recent: RecentRecords | None = None
+    """Recent records kept for investigation, where the router runs in this process."""
+    records_window: RecordsWindow | None = None
+    """What the API and investigations here query: `recent`, else the routers' over the bus."""
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     _started: list[Component] = field(default_factory=list)
     _stopped: bool = False
@@ -151,6 +157,7 @@ class Runtime:
         if "sink" in roles:
             await self._start(SinkWorkers(bus, store, config, self.outbound))
             await self._start(SinkRouter(bus, store, config))
+        self.records_window = self.recent or RemoteRecentRecords(bus, s.investigate, config)
         if "api" in roles:
 
             async def changed(project_id: str) -> None:
@@ -172,7 +179,9 @@ class Runtime:
                     outbound=self.outbound,
                     workflow_waker=self._waker(),
                     workflow_trigger=self.workflow_trigger,
+                    workflow_engine=self.workflow_engine,
                     bus=bus,
+                    recent=self.records_window,
                 )
             )
             self.api_http = HttpServer(api_app, host=s.host, port=s.api_port, name="api")
@@ -246,9 +255,13 @@ class Runtime:
             intake=intake,
             rules=RulesEngine(),
             llm=None,
+            runbooks=WorkflowRepo(self.store).runbooks,
         )
         self._started.append(_Closing(agents.client.aclose))
         if self.settings.llm.configured:
+            # pydantic-ai and the vendors' SDKs take seconds to import: only with a model configured.
+            from vigil.agents.builtin.factory import build_llm_engine
+
             agents.llm = build_llm_engine(self.settings.llm, self.store, agents.rules)
             self.budget = agents.llm.budget
             self._started.append(_Closing(agents.llm.aclose))
@@ -263,6 +276,9 @@ class Runtime:
             await self._start(detector)
         on_new_error_template = detector.new_error_template if detector is not None else None
         await self._start_workflow()
+        if self.settings.investigate.recent_enabled:
+            self.recent = RecentRecords(self.settings.investigate, config, templates, bus=self.bus)
+            await self._start(self.recent)
         await self._start(
             Router(
                 self.bus,
@@ -270,6 +286,7 @@ class Runtime:
                 templates,
                 on_new_error_template=on_new_error_template,
                 pressure=self._pressure,
+                recent=self.recent,
             )
         )
 

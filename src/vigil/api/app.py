@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Header
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.telemetry import TelemetryConfig
 from starlette.types import Scope
 
@@ -16,25 +15,35 @@ from vigil.agents.builtin.budget import TokenBudget
 from vigil.api.alerts import ALERT_PATH, AlertCallers, alerts_router
 from vigil.api.audit_trail import AuditTrail
 from vigil.api.auth import AdminAuth
+from vigil.api.citations import citations_router
 from vigil.api.dead_letters import dead_letters_router
+from vigil.api.docs_pages import add_docs_pages
 from vigil.api.errors import API_ERRORS, ORJSONResponse, install_error_handlers
+from vigil.api.feedback import feedback_router
 from vigil.api.guard import RequestGuard, header
 from vigil.api.incidents import incidents_router
+from vigil.api.live import live_router
 from vigil.api.outputs import outputs_router
 from vigil.api.pipelines import pipelines_router
 from vigil.api.probes import add_probes
 from vigil.api.projects import projects_router
+from vigil.api.records import records_router
 from vigil.api.replay import Replayer
 from vigil.api.runbooks import runbooks_router
+from vigil.api.session import Credentials, Sessions
 from vigil.api.sinks import sinks_router
+from vigil.api.timeseries import timeseries_router
+from vigil.api.trial import trial_router
+from vigil.api.ui import add_ui
 from vigil.api.workflows import workflows_router
 from vigil.bus.client import Bus
 from vigil.detect.archive import EvidenceArchive
+from vigil.investigate.remote import RecordsWindow
 from vigil.outbound_policy import OutboundPolicy
 from vigil.receivers.keys import KeyResolver
 from vigil.store.repo import Store
 from vigil.store.workflow_repo import WorkflowRepo
-from vigil.workflow.engine import WorkflowWaker
+from vigil.workflow.engine import WorkflowEngine, WorkflowWaker
 from vigil.workflow.trigger import WorkflowTrigger
 
 NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
@@ -62,8 +71,12 @@ class ApiContext:
     workflow_waker: WorkflowWaker | None = None
     """Approvals wake their workflow at once, in this process or another."""
     workflow_trigger: WorkflowTrigger | None = None
+    workflow_engine: WorkflowEngine | None = None
+    """Runs pasted logs' investigations where this process has it (a task of the API otherwise)."""
     bus: Bus | None = None
     """Wakes the live streams when a workflow (in any process) records a step."""
+    recent: RecordsWindow | None = None
+    """Recent records kept for investigation, where the router runs in this process."""
 
 
 def create_api_app(ctx: ApiContext) -> FastAPI:
@@ -71,11 +84,18 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
         title="Vigil API",
         version=__version__,
         default_response_class=ORJSONResponse,
-        description="Management API. Authenticate with `Authorization: Bearer <admin token>`.",
+        description=(
+            "Management API. Authenticate with `Authorization: Bearer <admin token>` (or the web UI's "
+            "session cookie, with its `X-CSRF-Token` on every change)."
+        ),
+        docs_url=None,
+        redoc_url=None,
         telemetry=NO_NATIVE_TELEMETRY,
     )
+    add_docs_pages(app)
     install_error_handlers(app)
     callers = AlertCallers(ctx.keys or KeyResolver(ctx.store, ttl_s=5.0), ctx.auth)
+    credentials = Credentials(ctx.auth, Sessions(ctx.auth.token.decode()))
 
     async def authenticate(scope: Scope) -> None:
         authorization = header(scope, b"authorization")
@@ -83,7 +103,7 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
         if alert is not None:
             await callers.check(alert["project"], header(scope, b"x-api-key"), authorization)
         else:
-            ctx.auth.check(authorization)
+            credentials.check(scope)
 
     app.add_middleware(AuditTrail, repo=WorkflowRepo(ctx.store))
     app.add_middleware(
@@ -91,23 +111,30 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     )
     store = ctx.store
 
-    async def admin(authorization: Annotated[str | None, Header()] = None) -> None:
-        ctx.auth.check(authorization)
+    async def admin(request: Request) -> None:
+        credentials.check(request.scope)
 
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(admin)], responses=API_ERRORS)
     api.include_router(projects_router(store, ctx.changed))
     api.include_router(pipelines_router(store, ctx.changed, ctx.outbound))
     api.include_router(sinks_router(store, ctx.changed, ctx.outbound))
+    api.include_router(trial_router(store, ctx.outbound))
     api.include_router(outputs_router(store))
+    api.include_router(live_router(store))
+    api.include_router(timeseries_router(store))
     api.include_router(dead_letters_router(store, ctx.replayer))
     api.include_router(incidents_router(store, ctx.evidence, ctx.budget))
     api.include_router(runbooks_router(store, WorkflowRepo(store)))
-    api.include_router(workflows_router(store, ctx.workflow_waker, ctx.bus))
+    api.include_router(workflows_router(store, ctx.workflow_waker, ctx.bus, ctx.workflow_engine))
+    api.include_router(feedback_router(store))
     app.include_router(api)
     trigger = ctx.workflow_trigger
     app.include_router(alerts_router(store, callers, trigger.incident_changed if trigger else None))
+    app.include_router(records_router(store, callers, ctx.recent))
+    app.include_router(citations_router(store, callers, ctx.recent, ctx.evidence))
 
     add_probes(app, ctx.ready)
+    add_ui(app, credentials)
     return app
 
 

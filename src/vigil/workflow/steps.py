@@ -21,11 +21,13 @@ from vigil.actions.registry import plan
 from vigil.alerts.models import TIERS
 from vigil.bus.topology import outputs_subject, workflow_events_subject
 from vigil.errors import Conflict
+from vigil.learning.rules import revise as learned
 from vigil.masking import mask_urls_in_text, scrub
 from vigil.outputs import OutputEnvelope
 from vigil.store.models import WorkflowRow
 from vigil.store.workflow_repo import WorkflowRepo
 from vigil.tickets import TicketDraft, TicketRef, TicketSystem, build_ticket_system
+from vigil.workflow import diagnosis
 from vigil.workflow.policy import WorkflowPolicy
 from vigil.workflow.runbooks import MatchContext, Runbook, RunbookSpec, ranked
 from vigil.workflow.store import aware
@@ -209,6 +211,9 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
     entries.append(("context", "done", {"services": context["services"], "facts": described}))
     runbooks = await WorkflowRepo(services.store).runbooks(project_id)
     analysis, chosen = analyse(incident, runbooks)
+    analysis, chosen = await learned(  # past cases re-rank runbooks; a rejected plan is not proposed again
+        services.store, project_id, workflow_id, incident, runbooks, match_context(incident), analysis, chosen
+    )
     summary = {k: analysis[k] for k in ("engine", "summary", "confidence")} | {
         "runbook": analysis["runbook_id"]
     }
@@ -316,7 +321,7 @@ def match_context(incident: dict[str, Any]) -> MatchContext:
         services=incident.get("services") or [],
         signal_kinds=sorted({str(s.get("kind")) for s in signals if s.get("kind")}),
         template_ids=sorted({str(s.get("template_id")) for s in signals if s.get("template_id")}),
-        error_types=sorted({str(s.get("error_type")) for s in signals if s.get("error_type")}),
+        error_types=diagnosis.error_types(incident),
     )
 
 
@@ -352,6 +357,7 @@ def analyse(incident: dict[str, Any], runbooks: list[Runbook]) -> tuple[dict[str
         "confidence": confidence,
         "runbook_id": chosen.id if chosen else None,
         "candidates": candidates,
+        "error_types": context.error_types,
         "citations": citations,
     }
     return analysis, chosen
@@ -449,9 +455,9 @@ async def record_action(
         "repeated": result.repeated,
         "seconds": round((datetime.now(UTC) - started).total_seconds(), 3),
     }
-    if final and _recorded(loaded, index):
-        # run again after a crash between its record and DBOS's: the idempotent action found
-        # its own work done, and the step is on the workflow, its ticket and the audit log once
+    if final and _execution_recorded(loaded, index, result.status):
+        # DBOS ran the step again after a crash between our record and its checkpoint: the
+        # action's idempotency key made the call a no-op, and its record must not double either
         return result.model_dump(mode="json")
     if final:
         acted = result.status in ("done", "skipped") and "acted_at" not in loaded.row.body
@@ -462,11 +468,10 @@ async def record_action(
     return result.model_dump(mode="json")
 
 
-def _recorded(loaded: Loaded, index: int) -> bool:
-    """Whether the runbook's step `index` has its final record on the workflow already."""
+def _execution_recorded(loaded: Loaded, index: int, outcome: str) -> bool:
     return any(
-        step.get("step") == "execute" and step.get("index") == index
-        for step in loaded.row.body.get("steps", [])
+        entry.get("step") == "execute" and entry.get("index") == index and entry.get("result") == outcome
+        for entry in loaded.row.body.get("steps", [])
     )
 
 

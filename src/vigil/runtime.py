@@ -26,6 +26,8 @@ from vigil.detect.archive import EvidenceArchive, archive_from_settings
 from vigil.detect.service import Detector
 from vigil.http_server import HttpServer
 from vigil.masking import mask_url
+from vigil.mcp_server.http import McpEndpoint
+from vigil.mcp_server.tools import VigilTools
 from vigil.outbound import Outbound
 from vigil.outbound_policy import OutboundPolicy, outbound_client
 from vigil.pipeline.agent_workers import AgentWorkers
@@ -158,6 +160,15 @@ class Runtime:
                 await config.reload()
                 await bus.announce_config_change(project_id)
 
+            mcp = McpEndpoint(
+                VigilTools(
+                    store,
+                    evidence=self.evidence,
+                    start_proposal=self.workflow_trigger.start_proposal if self.workflow_trigger else None,
+                ),
+                keys,
+            )
+            await self._start(mcp)
             api_app = create_api_app(
                 ApiContext(
                     store=store,
@@ -173,6 +184,7 @@ class Runtime:
                     workflow_waker=self._waker(),
                     workflow_trigger=self.workflow_trigger,
                     bus=bus,
+                    mcp=mcp,
                 )
             )
             self.api_http = HttpServer(api_app, host=s.host, port=s.api_port, name="api")

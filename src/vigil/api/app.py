@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header
+from starlette.routing import Route
 from starlette.types import Scope
 
 from vigil import __version__
@@ -29,6 +30,7 @@ from vigil.api.sinks import sinks_router
 from vigil.api.workflows import workflows_router
 from vigil.bus.client import Bus
 from vigil.detect.archive import EvidenceArchive
+from vigil.mcp_server.http import MCP_PATH, McpEndpoint
 from vigil.outbound_policy import OutboundPolicy
 from vigil.receivers.keys import KeyResolver
 from vigil.store.repo import Store
@@ -59,6 +61,8 @@ class ApiContext:
     workflow_trigger: WorkflowTrigger | None = None
     bus: Bus | None = None
     """Wakes the live streams when a workflow (in any process) records a step."""
+    mcp: McpEndpoint | None = None
+    """The MCP server at `/mcp`, behind a project's key (started and stopped by its owner)."""
 
 
 def create_api_app(ctx: ApiContext) -> FastAPI:
@@ -101,6 +105,8 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     trigger = ctx.workflow_trigger
     app.include_router(alerts_router(store, callers, trigger.incident_changed if trigger else None))
 
+    if ctx.mcp is not None:
+        app.router.routes.append(Route(MCP_PATH, ctx.mcp, methods=["GET", "POST", "DELETE"]))
     add_probes(app, ctx.ready)
     return app
 

@@ -17,6 +17,7 @@ from vigil import __version__
 from vigil.cli import admin, demo, replay, runbooks
 from vigil.cli.approvals import approvals_app
 from vigil.cli.incidents import incidents_app
+from vigil.cli.mcp import mcp
 from vigil.cli.secrets import secrets_app
 from vigil.cli.workflows import policy_app, workflows_app
 from vigil.errors import VigilError
@@ -158,6 +159,7 @@ app.add_typer(approvals_app, name="approvals")
 app.add_typer(runbooks.runbooks_app, name="runbooks")
 app.add_typer(policy_app, name="policy")
 app.command("audit")(runbooks.audit)
+app.command("mcp")(mcp)
 app.command("outputs")(admin.outputs)
 app.command("batches")(admin.batches)
 app.command("stats")(admin.stats)

@@ -27,7 +27,8 @@ from vigil.store.models import WorkflowRow
 from vigil.store.workflow_repo import WorkflowRepo
 from vigil.tickets import TicketDraft, TicketRef, TicketSystem, build_ticket_system
 from vigil.workflow.policy import WorkflowPolicy
-from vigil.workflow.runbooks import MatchContext, Runbook, RunbookSpec, ranked
+from vigil.workflow.proposals import approval_reason, proposed_analysis
+from vigil.workflow.runbooks import TIER_RANK, MatchContext, Runbook, RunbookSpec, ranked
 from vigil.workflow.store import aware
 
 if TYPE_CHECKING:
@@ -178,6 +179,9 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
         "source": incident.get("source", "detector"),
     }
     row = await services.workflows.open_workflow(workflow_id, project_id, incident_id, tier, body)
+    proposal = row.body.get("proposal")
+    if proposal:  # an outside agent's proposal always waits at the approval gate
+        tier = max(tier, "supervised", key=lambda t: TIER_RANK[t])
     loaded = Loaded(row, incident, policy)
     changes: dict[str, Any] = {}
     ticket = row.body.get("ticket") or await _open_ticket(services, loaded, workflow_id, tier)
@@ -194,7 +198,9 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
     described = len(context.get("signals", [])) or len((context.get("alert") or {}).get("labels", {}))
     entries.append(("context", "done", {"services": context["services"], "facts": described}))
     runbooks = await WorkflowRepo(services.store).runbooks(project_id)
-    analysis, chosen = analyse(incident, runbooks)
+    analysis, chosen = (
+        proposed_analysis(incident, proposal, runbooks) if proposal else analyse(incident, runbooks)
+    )
     summary = {k: analysis[k] for k in ("engine", "summary", "confidence")} | {
         "runbook": analysis["runbook_id"]
     }
@@ -218,7 +224,7 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
         plan_summary,
         more=entries,
         body=changes,
-        columns={"runbook_id": chosen.id},
+        columns={"runbook_id": chosen.id, "status": "running"},
     )
     out["refused"] = refused
     out["runbook"] = {
@@ -371,6 +377,7 @@ async def dry_runs(loaded: Loaded, services: Services) -> tuple[list[dict[str, A
 async def request_approval(services: Services, workflow_id: str, why: str) -> dict[str, Any]:
     loaded = await load(services, workflow_id)
     runbook = loaded.row.body["runbook"]
+    why = approval_reason(loaded.row.body, why)
     plan = {
         "why": why,
         "runbook": runbook["id"],

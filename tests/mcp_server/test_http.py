@@ -5,6 +5,7 @@ person answers through the API."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +19,9 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from tests.conftest import ADMIN_TOKEN, VigilHandle
-from tests.doubles.alerts import alertmanager_alert, alertmanager_notification
+from tests.detect.test_archive import window_signals
+from tests.doubles.alerts import alertmanager_alert, alertmanager_notification, resolved
+from vigil.detect.signals import SignalKind
 from vigil.pipeline.templates import TemplateMiner
 
 NOTIFY_RUNBOOK = {
@@ -115,6 +118,8 @@ async def test_the_keys_project_is_all_the_tools_see(vigil: VigilHandle) -> None
         miner.mine(f"connection pool exhausted after {n * 10} ms")
     miner.mine("user 42 logged in")
     await vigil.runtime.store.save_template_states({shop: miner.state().decode()})  # type: ignore[union-attr]
+    slow = window_signals(time.time() - 120, project=shop)[SignalKind.SLOW_ENDPOINT]
+    await vigil.runtime.evidence.put(slow)  # type: ignore[union-attr]
 
     async with mcp_session(vigil, shop_key) as session:
         tools = {tool.name for tool in (await session.list_tools()).tools}
@@ -144,13 +149,16 @@ async def test_the_keys_project_is_all_the_tools_see(vigil: VigilHandle) -> None
         [pool] = templates["templates"]
         assert pool["count"] == 5 and pool["template"].startswith("connection pool exhausted after")
         assert (await call(session, "query_templates"))["matched"] == 2
-        evidence = await call(session, "get_evidence", fingerprint="no-such-signal")
-        assert evidence["documents"] == [] and evidence["count"] == 0
+        evidence = await call(session, "get_evidence", fingerprint=slow.fingerprint)
+        assert evidence["count"] == 1 and evidence["documents"][0]["signal"]["kind"] == "slow_endpoint"
+        assert (await call(session, "get_evidence", fingerprint="no-such-signal"))["count"] == 0
+        assert "fingerprint" in await refused(session, "get_evidence", fingerprint="../etc")
         assert "keeps no window of recent records" in await refused(session, "query_records", service="queue")
 
     async with mcp_session(vigil, other_key) as session:
         assert [i["id"] for i in (await call(session, "list_incidents"))["incidents"]] == [theirs]
         assert (await call(session, "query_templates"))["matched"] == 0
+        assert (await call(session, "get_evidence", fingerprint=slow.fingerprint))["count"] == 0
         workflows = (await call(session, "list_workflows"))["workflows"]
         assert all(w["project_id"] == other for w in workflows)
 
@@ -239,3 +247,33 @@ async def test_a_proposal_waits_for_approval_and_its_result_is_read_back(vigil: 
     audit = await vigil.api.get(f"/api/v1/projects/{shop}/audit", params={"kind": "workflow.proposed"})
     assert audit.status_code == 200, audit.text
     assert [(entry["actor"], entry["subject"]) for entry in audit.json()] == [("mcp:claude", workflow_id)]
+
+
+async def test_nothing_is_proposed_for_a_human_only_or_resolved_incident(vigil: VigilHandle) -> None:
+    shop, key = await vigil.project_with_key("shop")
+    await put_runbook(vigil, shop, "tell-oncall", NOTIFY_RUNBOOK)
+    people_only = await fire(vigil, shop, key, "PaymentsDown", tier="human_only")
+    labels = {"alertname": "QueueBacklog", "service": "queue", "tier": "autonomous"}
+    firing = alertmanager_alert(labels, {"summary": "backlog"})
+    for alert in (firing, resolved(firing)):
+        answer = await vigil.receiver.post(
+            f"{vigil.api_url}/api/v1/projects/{shop}/alerts/alertmanager",
+            json=alertmanager_notification(alert),
+            headers={"X-API-Key": key},
+        )
+        assert answer.status_code == 202, answer.text
+    gone = answer.json()["incidents"][0]["id"]
+    async with mcp_session(vigil, key) as session:
+        why = await refused(
+            session, "propose_action", incident_id=people_only, runbook_id="tell-oncall", reason="try"
+        )
+        assert "human_only: a person must act" in why
+        why = await refused(
+            session, "propose_action", incident_id=gone, runbook_id="tell-oncall", reason="try"
+        )
+        assert "is resolved: nothing to act on" in why
+        assert "reason" in await refused(
+            session, "propose_action", incident_id=gone, runbook_id="tell-oncall", reason=""
+        )
+    proposals = await vigil.api.get(f"/api/v1/projects/{shop}/audit", params={"kind": "workflow.proposed"})
+    assert proposals.json() == []

@@ -25,8 +25,6 @@ from vigil.mcp_server.server import PROJECT_SCOPE_KEY, build_mcp_server
 from vigil.mcp_server.tools import VigilTools
 from vigil.receivers.keys import KeyResolver, key_from_headers
 
-log = logging.getLogger(__name__)
-
 MCP_PATH = "/mcp"
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -36,6 +34,8 @@ class McpEndpoint:
 
     def __init__(self, tools: VigilTools, keys: KeyResolver) -> None:
         self._keys = keys
+        # the SDK tells of every request at INFO; Vigil's own logs say what matters
+        logging.getLogger("mcp").setLevel(logging.WARNING)
         self.server: MCPServer[Any] = build_mcp_server(tools)
         # builds the session manager; the Starlette app it returns is not used: requests come
         # through __call__, after their key is checked

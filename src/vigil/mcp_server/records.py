@@ -19,7 +19,9 @@ class RecordQuery(BaseModel):
     severity: str | None = Field(default=None, max_length=20, description="This severity or worse.")
     template_id: str | None = Field(default=None, max_length=100)
     trace_id: str | None = Field(default=None, max_length=64)
-    contains: str | None = Field(default=None, max_length=200, description="A substring of the body.")
+    grep: str | None = Field(
+        default=None, max_length=1000, description="An RE2 pattern searched in the body."
+    )
     since_s: float = Field(default=3600.0, gt=0, le=86_400, description="How far back, in seconds.")
     limit: int = Field(default=20, ge=1, le=100)
 
@@ -28,6 +30,9 @@ class RecordsPage(BaseModel):
     """Counts before samples: how many matched, then the newest `records` of them."""
 
     matched: int
+    counts: dict[str, Any] = Field(
+        default_factory=dict, description="Matches by service, severity, template."
+    )
     records: list[dict[str, Any]]
     window: dict[str, Any] = Field(default_factory=dict, description="What the window holds and since when.")
 

@@ -105,17 +105,18 @@ def build_mcp_server(tools: VigilTools) -> MCPServer[Any]:
         severity: Annotated[str | None, Field(description="This severity or worse, e.g. error.")] = None,
         template_id: str | None = None,
         trace_id: str | None = None,
-        contains: str | None = None,
+        grep: Annotated[str | None, Field(description="An RE2 pattern searched in the body.")] = None,
         since_minutes: Annotated[float, Field(gt=0, le=1440)] = 60,
         limit: Annotated[int, Field(ge=1, le=100)] = 20,
     ) -> dict[str, Any]:
-        """Recent log records of the project: how many match, then the newest of them."""
+        """Recent log records of the project (redacted): how many match, by service, severity and
+        template, then the newest of them."""
         query = RecordQuery(
             service=service,
             severity=severity,
             template_id=template_id,
             trace_id=trace_id,
-            contains=contains,
+            grep=grep,
             since_s=since_minutes * 60,
             limit=limit,
         )

@@ -126,7 +126,15 @@ class VigilTools:
         await self._store.get_project(project_id)
         page = await self._records(project_id, query)
         kept, omitted = items_within(page.records[: query.limit], MAX_BYTES - 1000)
-        return bounded({"matched": page.matched, "records": kept, "omitted": omitted, "window": page.window})
+        return bounded(
+            {
+                "matched": page.matched,
+                "counts": page.counts,
+                "records": kept,
+                "omitted": omitted,
+                "window": page.window,
+            }
+        )
 
     async def get_evidence(self, project_id: str, fingerprint: str, limit: int) -> dict[str, Any]:
         """The archived evidence documents of a signal's fingerprint, newest window first."""

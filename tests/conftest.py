@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,6 +34,21 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+class ExporterRetries(httpx.AsyncHTTPTransport):
+    """Retries a 429 after its Retry-After, as the OpenTelemetry exporters do (bounded)."""
+
+    ATTEMPTS = 8
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        for _ in range(self.ATTEMPTS - 1):
+            response = await super().handle_async_request(request)
+            if response.status_code != 429:
+                return response
+            await response.aclose()
+            await asyncio.sleep(min(float(response.headers.get("Retry-After", "1")), 5.0))
+        return await super().handle_async_request(request)
+
+
 class VigilHandle:
     """A running runtime and clients for its API and receiver."""
 
@@ -45,7 +61,10 @@ class VigilHandle:
         self.api = httpx.AsyncClient(
             base_url=self.api_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
         )
-        self.receiver = httpx.AsyncClient(base_url=self.receiver_url, timeout=30)
+        # like an OpenTelemetry exporter, the receiver's client retries what is shed with a 429;
+        # tests that expect the 429 itself use `receiver_raw`
+        self.receiver = httpx.AsyncClient(base_url=self.receiver_url, timeout=30, transport=ExporterRetries())
+        self.receiver_raw = httpx.AsyncClient(base_url=self.receiver_url, timeout=30)
 
     async def project_with_key(self, name: str = "payments") -> tuple[str, str]:
         created = await self.api.post("/api/v1/projects", json={"name": name})
@@ -58,6 +77,7 @@ class VigilHandle:
     async def close(self) -> None:
         await self.api.aclose()
         await self.receiver.aclose()
+        await self.receiver_raw.aclose()
 
 
 @asynccontextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 from tests.conftest import VigilHandle
 from tests.doubles.alerts import (
@@ -137,3 +138,31 @@ async def test_lone_surrogates_in_json_are_stored_as_replacement_characters(vigi
     assert answer.status_code == 202, answer.text
     [listed] = await incidents(vigil, project_id)
     assert listed["title"] == "A\ufffd"
+
+
+async def test_a_database_locked_past_its_wait_is_a_503_to_retry_and_nothing_half_stored(
+    vigil: VigilHandle,
+) -> None:
+    project_id, key = await vigil.project_with_key()
+    path = vigil.runtime.store.engine.url.database
+    assert path
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer keeps SQLite's one write lock
+    try:
+        firing = alertmanager_alert({"alertname": "Locked", "service": "checkout"}, {})
+        answer = await vigil.receiver_raw.post(
+            f"{vigil.api_url}/api/v1/projects/{project_id}/alerts/alertmanager",
+            json=alertmanager_notification(firing),
+            headers={"X-API-Key": key},
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"] == "unavailable"
+    assert int(answer.headers["Retry-After"]) >= 1
+    assert await incidents(vigil, project_id) == []
+    # retried once the lock is free, it is stored
+    status, body = await post(vigil, project_id, "alertmanager", alertmanager_notification(firing), **{"X-API-Key": key})
+    assert status == 202, body
+    assert [i["title"] for i in await incidents(vigil, project_id)] == ["Locked"]

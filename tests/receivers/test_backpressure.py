@@ -39,7 +39,9 @@ async def test_full_bus_answers_429_with_retry_after_and_grpc_resource_exhausted
     shed = None
     for i in range(200):
         body = export_bytes("svc", [f"{i}-{n} " + "x" * 200 for n in range(400)])
-        response = await vigil.receiver.post("/v1/logs", content=body, headers={**PROTOBUF, "X-API-Key": key})
+        response = await vigil.receiver_raw.post(
+            "/v1/logs", content=body, headers={**PROTOBUF, "X-API-Key": key}
+        )
         statuses.append(response.status_code)
         if response.status_code != 200:
             shed = response

@@ -36,6 +36,9 @@ def vigil_process(tmp_path: Path) -> Iterator[VigilProcess]:
         process.stop()
 
 
+RESET = 0  # the connection was reset before the status line could be read
+
+
 async def send_streaming(
     port: int, path: str, total: int, headers: dict[str, str], *, chunked: bool = True
 ) -> tuple[int, int]:
@@ -56,7 +59,12 @@ async def send_streaming(
             except (ConnectionError, TimeoutError):
                 break
             sent += len(piece)
-        status_line = await asyncio.wait_for(answer, timeout=30)
+        try:
+            status_line = await asyncio.wait_for(answer, timeout=30)
+        except ConnectionResetError:
+            # the server answered and closed without reading the rest; TCP may then drop the
+            # answer on the floor of a client that is still sending
+            return RESET, sent
     finally:
         writer.close()
     return int(status_line.split()[1]), sent
@@ -71,7 +79,7 @@ async def test_an_unauthenticated_300_mib_body_is_refused_before_it_is_read(
     status, sent = await send_streaming(
         vigil_process.api_port, "/api/v1/projects", 300 * MiB, {}, chunked=chunked
     )
-    assert status == 401
+    assert status in (401, RESET)
     assert sent < 300 * MiB
     assert rss_bytes(pid, "VmHWM") < idle + 50 * MiB
     # the API still answers
@@ -82,14 +90,12 @@ async def test_an_unauthenticated_300_mib_body_is_refused_before_it_is_read(
 
 async def test_the_api_bounds_bodies_of_authenticated_requests(vigil_process: VigilProcess) -> None:
     auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    status, _ = await send_streaming(
-        vigil_process.api_port, "/api/v1/projects", 300 * MiB, auth, chunked=False
-    )
-    assert status == 413
-    status, _ = await send_streaming(
-        vigil_process.api_port, "/api/v1/projects", 300 * MiB, auth, chunked=True
-    )
-    assert status == 413
+    for chunked in (False, True):
+        status, sent = await send_streaming(
+            vigil_process.api_port, "/api/v1/projects", 300 * MiB, auth, chunked=chunked
+        )
+        assert status in (413, RESET)
+        assert sent < 300 * MiB
     async with httpx.AsyncClient(base_url=vigil_process.api_url, headers=auth) as api:
         answer = await api.post("/api/v1/projects", content=b'{"name": "' + b"x" * (5 * MiB) + b'"}')
         assert answer.status_code == 413

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -86,6 +87,12 @@ def vigil_error_response(exc: VigilError) -> ORJSONResponse:
     return error_response(exc.status, exc.code, exc.message, exc.details, headers)
 
 
+def is_contention(exc: OperationalError) -> bool:
+    """SQLite's "database is locked" (or "busy"): the write lock was not free within busy_timeout."""
+    text = str(exc.orig).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VigilError)
     async def _vigil(_: Request, exc: VigilError) -> ORJSONResponse:
@@ -113,6 +120,14 @@ def install_error_handlers(app: FastAPI) -> None:
         # nobody is left to read an answer: not an error of Vigil's
         log.debug("client closed the connection mid-request", extra={"path": request.url.path})
         return error_response(499, "client_closed_request", "the client closed the connection")
+
+    @app.exception_handler(OperationalError)
+    async def _database(request: Request, exc: OperationalError) -> ORJSONResponse:
+        if not is_contention(exc):
+            return await _unexpected(request, exc)
+        # SQLite's one writer stayed busy past the wait: an overload the client may retry
+        log.warning("database busy; answered 503", extra={"path": request.url.path})
+        return vigil_error_response(TransientError("the database is busy; retry", retry_after=1.0))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:

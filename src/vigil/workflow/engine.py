@@ -18,6 +18,7 @@ import logging
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -135,12 +136,14 @@ class WorkflowEngine:
             return
         self._running = False
         loop = asyncio.get_running_loop()
+        # DBOS made its own pool this loop's default executor and shuts it down with itself: the
+        # rest of Vigil (still flushing) must already be on a pool of its own by then
+        own_pool = ThreadPoolExecutor(thread_name_prefix="vigil")
+        loop.set_default_executor(own_pool)
         try:
-            await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=0)
+            await loop.run_in_executor(own_pool, partial(DBOS.destroy, workflow_completion_timeout_sec=0))
         finally:
             _services = None
-            # DBOS made its own pool this loop's default executor, and shut it down with itself
-            loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="vigil"))
 
     async def start_workflow(self, project_id: str, incident_id: str, workflow_id: str) -> str:
         """Start the incident's workflow once: the same id again is the same workflow."""

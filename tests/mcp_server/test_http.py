@@ -19,7 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from tests.conftest import ADMIN_TOKEN, VigilHandle
-from tests.detect.test_archive import window_signals
+from tests.detect.test_archive import minute, window_signals
 from tests.doubles.alerts import alertmanager_alert, alertmanager_notification, resolved
 from vigil.detect.signals import SignalKind
 from vigil.pipeline.templates import TemplateMiner
@@ -118,7 +118,7 @@ async def test_the_keys_project_is_all_the_tools_see(vigil: VigilHandle) -> None
         miner.mine(f"connection pool exhausted after {n * 10} ms")
     miner.mine("user 42 logged in")
     await vigil.runtime.store.save_template_states({shop: miner.state().decode()})  # type: ignore[union-attr]
-    slow = window_signals(time.time() - 120, project=shop)[SignalKind.SLOW_ENDPOINT]
+    slow = window_signals(minute(time.time()) - 120, project=shop)[SignalKind.SLOW_ENDPOINT]
     await vigil.runtime.evidence.put(slow)  # type: ignore[union-attr]
 
     async with mcp_session(vigil, shop_key) as session:

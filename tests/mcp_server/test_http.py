@@ -275,5 +275,12 @@ async def test_nothing_is_proposed_for_a_human_only_or_resolved_incident(vigil: 
         assert "reason" in await refused(
             session, "propose_action", incident_id=gone, runbook_id="tell-oncall", reason=""
         )
+        queue = await fire(vigil, shop, key, "QueueBacklog")
+        policy = await vigil.api.put(f"/api/v1/projects/{shop}/workflow-policy", json={"proposals": False})
+        assert policy.status_code == 200, policy.text
+        why = await refused(
+            session, "propose_action", incident_id=queue, runbook_id="tell-oncall", reason="try"
+        )
+        assert "takes no proposals" in why
     proposals = await vigil.api.get(f"/api/v1/projects/{shop}/audit", params={"kind": "workflow.proposed"})
     assert proposals.json() == []

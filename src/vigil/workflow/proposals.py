@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vigil.errors import Conflict, NotFound, ValidationFailed
+from vigil.errors import Conflict, Forbidden, ValidationFailed
 from vigil.store.models import WorkflowRow
 from vigil.store.repo import Store, utcnow
 from vigil.store.workflow_repo import WorkflowRepo
@@ -71,13 +71,15 @@ class Proposals:
         """The proposal's workflow, and whether it is new (the same proposal while one is still
         under way is that one)."""
         incident = (await self._store.get_incident(project_id, proposal.incident_id)).body
+        policy = await self._workflows.policy(project_id)
+        if not policy.proposals:
+            raise Forbidden("the project's workflow policy takes no proposals (`proposals: false`)")
         if incident.get("status") != "open":
             raise Conflict(
                 f"incident {proposal.incident_id!r} is {incident.get('status')}: nothing to act on"
             )
         row = await self._repo.get_runbook(project_id, proposal.runbook_id)
         spec, _ = choose_step(RunbookSpec.model_validate(row.spec), proposal.step)
-        policy = await self._workflows.policy(project_id)
         tier = max(workflow_tier(incident, policy.detected.tier), spec.tier, key=lambda t: TIER_RANK[t])
         if tier == "human_only":
             raise Conflict(
@@ -158,10 +160,3 @@ def approval_reason(body: dict[str, Any], why: str) -> str:
     if not isinstance(proposal, dict):
         return why
     return f"proposed by {proposal['by']}: {proposal['reason']}"[:2000]
-
-
-async def get_proposal_row(store: Store, project_id: str, workflow_id: str) -> WorkflowRow:
-    row = await WorkflowStore(store).get_workflow(project_id, workflow_id)
-    if "proposal" not in row.body:
-        raise NotFound(f"workflow {workflow_id!r} is not a proposal")
-    return row

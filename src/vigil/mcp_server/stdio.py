@@ -31,27 +31,40 @@ def endpoint(api_url: str) -> str:
     return api_url.rstrip("/") + MCP_PATH
 
 
-@contextlib.asynccontextmanager
-async def upstream(api_url: str, api_key: str) -> AsyncIterator[tuple[ClientSession, types.InitializeResult]]:
-    """A client session with the Vigil's `/mcp`, initialized; its key checked at once."""
-    url = endpoint(api_url)
-    async with httpx2.AsyncClient(
-        headers={"X-API-Key": api_key}, timeout=httpx2.Timeout(TIMEOUT_S, read=300.0)
-    ) as http:
-        try:
-            answer = await http.post(url, json={}, headers={"Accept": "application/json, text/event-stream"})
-        except httpx2.HTTPError as exc:
-            raise UpstreamUnavailable(f"cannot reach Vigil at {url}: {exc}") from exc
-        if answer.status_code == 401:
-            raise UpstreamUnavailable(f"Vigil at {url} refuses the API key: {_message(answer)}")
-        if answer.status_code == 404:
-            raise UpstreamUnavailable(f"no MCP server at {url}: is it a Vigil API of this version?")
+class Upstream:
+    """The Vigil's `/mcp`, a short client session per call: the endpoint is stateless, so this
+    costs a round trip more and survives Vigil's restarts and replicas."""
+
+    def __init__(self, http: httpx2.AsyncClient, url: str) -> None:
+        self._http = http
+        self._url = url
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[ClientSession]:
         async with (
-            streamable_http_client(url, http_client=http) as (read, write),
-            ClientSession(read, write) as session,
+            streamable_http_client(self._url, http_client=self._http, terminate_on_close=False) as (
+                read,
+                write,
+            ),
+            ClientSession(read, write, read_timeout_seconds=TIMEOUT_S) as session,
         ):
-            initialized = await session.initialize()
-            yield session, initialized
+            await session.initialize()
+            yield session
+
+    async def check(self) -> types.InitializeResult:
+        """Fail at once, and clearly, when Vigil cannot be reached or refuses the key."""
+        try:
+            answer = await self._http.post(
+                self._url, json={}, headers={"Accept": "application/json, text/event-stream"}
+            )
+        except httpx2.HTTPError as exc:
+            raise UpstreamUnavailable(f"cannot reach Vigil at {self._url}: {exc}") from exc
+        if answer.status_code == 401:
+            raise UpstreamUnavailable(f"Vigil at {self._url} refuses the API key: {_message(answer)}")
+        if answer.status_code == 404:
+            raise UpstreamUnavailable(f"no MCP server at {self._url}: is it a Vigil API of this version?")
+        async with self.session() as session:
+            return await session.initialize()
 
 
 def _message(answer: httpx2.Response) -> str:
@@ -61,19 +74,27 @@ def _message(answer: httpx2.Response) -> str:
         return answer.text[:200]
 
 
-def relay(session: ClientSession, initialized: types.InitializeResult) -> Server[Any]:
+def _unreachable(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return f"Vigil did not answer: {type(exc).__name__}: {exc}"
+
+
+def relay(upstream: Upstream, initialized: types.InitializeResult) -> Server[Any]:
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return await session.list_tools(params=params)
+        async with upstream.session() as session:
+            return await session.list_tools(params=params)
 
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         try:
-            return await session.call_tool(params.name, params.arguments or {})
+            async with upstream.session() as session:
+                return await session.call_tool(params.name, params.arguments or {})
         except Exception as exc:  # the model is told, and may try again once Vigil is back
-            text = f"Vigil did not answer: {type(exc).__name__}: {exc}"
+            text = _unreachable(exc)
             return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
 
     return Server(
@@ -87,7 +108,10 @@ def relay(session: ClientSession, initialized: types.InitializeResult) -> Server
 
 
 async def serve_stdio(api_url: str, api_key: str) -> None:
-    async with upstream(api_url, api_key) as (session, initialized):
-        server = relay(session, initialized)
+    timeout = httpx2.Timeout(TIMEOUT_S, read=300.0)
+    async with httpx2.AsyncClient(headers={"X-API-Key": api_key}, timeout=timeout) as http:
+        upstream = Upstream(http, endpoint(api_url))
+        initialized = await upstream.check()
+        server = relay(upstream, initialized)
         async with stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,6 +22,8 @@ from vigil.store.repo import Store
 from vigil.store.workflow_repo import WorkflowRepo
 from vigil.workflow.proposals import Proposal, Proposals
 from vigil.workflow.store import WorkflowStore
+
+log = logging.getLogger(__name__)
 
 StartProposal = Callable[[str, str, str], Awaitable[None]]
 """(project, incident, workflow id): the workflow engine starts a stored proposal."""
@@ -155,7 +158,10 @@ class VigilTools:
         """Store the proposal, have it started, and wait briefly for its approval to be asked."""
         row, created = await self._proposals.propose(project_id, proposal)
         if created and self._start_proposal is not None:
-            await self._start_proposal(project_id, row.incident_id, row.id)
+            try:
+                await self._start_proposal(project_id, row.incident_id, row.id)
+            except Exception:  # stored already: the workflow's sweep starts it
+                log.exception("proposal start deferred to the sweep", extra={"workflow": row.id})
         deadline = asyncio.get_running_loop().time() + APPROVAL_WAIT_S
         while row.status in ("proposed", "running") and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.1)

@@ -5,6 +5,7 @@ person answers through the API."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -140,6 +141,15 @@ async def test_the_keys_project_is_all_the_tools_see(vigil: VigilHandle) -> None
         incident = await call(session, "get_incident", incident_id=ours)
         assert incident["title"] and incident["status"] == "open" and incident["project"] == shop
         assert "no incident" in await refused(session, "get_incident", incident_id=theirs)
+        templates = (await session.list_resource_templates()).resource_templates
+        assert {t.uri_template for t in templates} == {
+            "vigil://incidents/{incident_id}",
+            "vigil://workflows/{workflow_id}",
+        }
+        [content] = (await session.read_resource(f"vigil://incidents/{ours}")).contents
+        assert isinstance(content, types.TextResourceContents) and json.loads(content.text)["id"] == ours
+        with pytest.raises(MCPError, match="no incident"):
+            await session.read_resource(f"vigil://incidents/{theirs}")
         assert "no incident" in await refused(
             session, "propose_action", incident_id=theirs, runbook_id="x", reason="r"
         )

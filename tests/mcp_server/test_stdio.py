@@ -5,12 +5,16 @@ Vigil is one clear line and exit code 1, and a restart of Vigil is a failed call
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import sys
 from pathlib import Path
 
+import pytest
+from mcp import types
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.shared.exceptions import MCPError
 
 from tests.cli.test_admin import closed_port
 from tests.conftest import VigilHandle, make_settings, running
@@ -47,6 +51,10 @@ async def test_vigil_mcp_relays_the_tools_of_the_keys_project(vigil: VigilHandle
             assert [incident["id"] for incident in listed["incidents"]] == [ours]
             assert (await call(session, "get_incident", incident_id=ours))["project"] == shop
             assert "no incident" in await refused(session, "get_incident", incident_id=theirs)
+            [content] = (await session.read_resource(f"vigil://incidents/{ours}")).contents
+            assert isinstance(content, types.TextResourceContents) and json.loads(content.text)["id"] == ours
+            with pytest.raises(MCPError, match="no incident"):
+                await session.read_resource(f"vigil://incidents/{theirs}")
     assert "Traceback" not in (tmp_path / "stderr").read_text()
 
 

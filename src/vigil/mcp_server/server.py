@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field, ValidationError
 
@@ -161,4 +161,23 @@ def build_mcp_server(tools: VigilTools) -> MCPServer[Any]:
         """What became of a proposal (or any workflow): its status, approval, steps and outcome."""
         return await answer(tools.get_action_result(project_of(ctx), workflow_id))
 
+    @server.resource(
+        "vigil://incidents/{incident_id}", mime_type="application/json", description="One incident."
+    )
+    async def incident_resource(incident_id: str, ctx: Context[Any, Any]) -> dict[str, Any]:
+        return await read(tools.get_incident(project_of(ctx), incident_id))
+
+    @server.resource(
+        "vigil://workflows/{workflow_id}", mime_type="application/json", description="One workflow."
+    )
+    async def workflow_resource(workflow_id: str, ctx: Context[Any, Any]) -> dict[str, Any]:
+        return await read(tools.get_workflow(project_of(ctx), workflow_id))
+
     return server
+
+
+async def read(call: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return await call
+    except VigilError as exc:
+        raise ResourceError(exc.message) from None

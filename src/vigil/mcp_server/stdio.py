@@ -41,15 +41,22 @@ class Upstream:
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[ClientSession]:
-        async with (
-            streamable_http_client(self._url, http_client=self._http, terminate_on_close=False) as (
-                read,
-                write,
-            ),
-            ClientSession(read, write, read_timeout_seconds=TIMEOUT_S) as session,
-        ):
-            await session.initialize()
-            yield session
+        """An initialized session; what fails in it is raised as itself, not in task groups."""
+        try:
+            async with (
+                streamable_http_client(self._url, http_client=self._http, terminate_on_close=False) as (
+                    read,
+                    write,
+                ),
+                ClientSession(read, write, read_timeout_seconds=TIMEOUT_S) as session,
+            ):
+                await session.initialize()
+                yield session
+        except BaseExceptionGroup as group:
+            leaf = _leaf(group)
+            if isinstance(leaf, BaseExceptionGroup):
+                raise
+            raise leaf from None
 
     async def check(self) -> types.InitializeResult:
         """Fail at once, and clearly, when Vigil cannot be reached or refuses the key."""
@@ -74,9 +81,14 @@ def _message(answer: httpx2.Response) -> str:
         return answer.text[:200]
 
 
-def _unreachable(exc: BaseException) -> str:
+def _leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
+    return exc
+
+
+def _unreachable(exc: BaseException) -> str:
+    exc = _leaf(exc)
     return f"Vigil did not answer: {type(exc).__name__}: {exc}"
 
 
@@ -97,6 +109,24 @@ def relay(upstream: Upstream, initialized: types.InitializeResult) -> Server[Any
             text = _unreachable(exc)
             return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
 
+    async def list_resources(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        async with upstream.session() as session:
+            return await session.list_resources(params=params)
+
+    async def list_resource_templates(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        async with upstream.session() as session:
+            return await session.list_resource_templates(params=params)
+
+    async def read_resource(
+        ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        async with upstream.session() as session:
+            return await session.read_resource(str(params.uri))
+
     return Server(
         "vigil",
         version=__version__,
@@ -104,6 +134,9 @@ def relay(upstream: Upstream, initialized: types.InitializeResult) -> Server[Any
         instructions=initialized.instructions,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_resource_templates,
+        on_read_resource=read_resource,
     )
 
 

@@ -7,6 +7,7 @@
         server.fail_next(1, 429, headers={"Retry-After": "0"})   # an error status, OpenAI's body
         server.delay_next(1, 2.0)                                 # hold the next answer (timeouts)
         server.prompt(server.requests[-1])                        # the system and user text it got
+        server.responder = lambda prompt: ...                     # unscripted answers read the prompt
 
 Refuses like OpenAI: 404 for another path, 401 for a wrong or missing bearer key (echoing the key it
 was given, as some compatible proxies do, so tests can prove callers scrub it), 400 for a body
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -49,6 +50,8 @@ class ModelServer(LocalServer):
         self.default_reply = default_reply
         """Content when nothing is scripted; None answers 500 so a test missing a reply shows."""
         self._replies: deque[str] = deque()
+        self.responder: Callable[[str], str] | None = None
+        """A model that answers from what it is shown, when nothing is scripted."""
         self._ids = itertools.count(1)
 
     def reply_text(self, *texts: str) -> None:
@@ -62,6 +65,13 @@ class ModelServer(LocalServer):
     def next_reply(self) -> str | None:
         with self._cond:
             return self._replies.popleft() if self._replies else self.default_reply
+
+    def reply_for(self, prompt: str) -> str | None:
+        """The scripted answer, else the responder's answer to `prompt`, else the default."""
+        with self._cond:
+            if self._replies:
+                return self._replies.popleft()
+        return self.responder(prompt) if self.responder is not None else self.default_reply
 
     def prompt(self, request: RecordedRequest) -> str:
         """Every piece of text a request showed the model, joined by newlines."""
@@ -168,7 +178,9 @@ class OpenAIServer(ModelServer):
                 )
         elif kind != "text":
             return refuse(400, f"Invalid value: '{kind}'.", "response_format.type")
-        content = self.next_reply()
+        content = self.reply_for(
+            "\n".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
+        )
         if content is None:
             return refuse(500, "no reply scripted")
         reply: dict[str, Any] = {

@@ -18,6 +18,7 @@ from vigil.api.audit_trail import AuditTrail
 from vigil.api.auth import AdminAuth
 from vigil.api.dead_letters import dead_letters_router
 from vigil.api.errors import API_ERRORS, ORJSONResponse, install_error_handlers
+from vigil.api.feedback import feedback_router
 from vigil.api.guard import RequestGuard, header
 from vigil.api.incidents import incidents_router
 from vigil.api.outputs import outputs_router
@@ -101,6 +102,7 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     api.include_router(incidents_router(store, ctx.evidence, ctx.budget))
     api.include_router(runbooks_router(store, WorkflowRepo(store)))
     api.include_router(workflows_router(store, ctx.workflow_waker, ctx.bus))
+    api.include_router(feedback_router(store))
     app.include_router(api)
     trigger = ctx.workflow_trigger
     app.include_router(alerts_router(store, callers, trigger.incident_changed if trigger else None))

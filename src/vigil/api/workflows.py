@@ -18,6 +18,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from vigil.bus.client import Bus
 from vigil.bus.topology import workflow_events_subject
+from vigil.learning.store import feedback_targets
 from vigil.store.models import ApprovalRow, WorkflowEvent, WorkflowRow
 from vigil.store.repo import Store
 from vigil.store.workflow_repo import WorkflowRepo
@@ -48,6 +49,7 @@ def workflow_out(row: WorkflowRow, *, full: bool) -> dict[str, Any]:
         "updated_at": aware(row.updated_at),
         "title": row.body.get("title", ""),
         "outcome": row.body.get("outcome"),
+        **feedback_targets(row),
     }
     if full:
         out |= {

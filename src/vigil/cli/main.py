@@ -16,6 +16,7 @@ from rich.panel import Panel
 from vigil import __version__
 from vigil.cli import admin, demo, replay, runbooks
 from vigil.cli.approvals import approvals_app
+from vigil.cli.feedback import feedback_app
 from vigil.cli.incidents import incidents_app
 from vigil.cli.mcp import mcp
 from vigil.cli.secrets import secrets_app
@@ -156,6 +157,7 @@ app.add_typer(admin.dead_letters_app, name="dead-letters")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(approvals_app, name="approvals")
+app.add_typer(feedback_app, name="feedback")
 app.add_typer(runbooks.runbooks_app, name="runbooks")
 app.add_typer(policy_app, name="policy")
 app.command("audit")(runbooks.audit)

@@ -172,6 +172,9 @@ def show_workflow(
         say(escape(f"  plan: {planned.get('description')}"))
     if body.get("approval_id"):
         say(escape(f"approval: {body['approval_id']}"))
+    targets = [body[k] for k in ("analysis_id", "plan_id") if body.get(k)]
+    if targets:
+        say(escape(f"feedback: vigil feedback give {project} {' | '.join(targets)} --rating 1-5"))
     if body.get("outcome"):
         say(escape(f"outcome: {body['outcome']}"))
     steps = body.get("steps") or []

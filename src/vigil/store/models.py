@@ -275,3 +275,38 @@ class ProjectPolicy(Base):
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
     spec: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
+
+
+class CaseRow(Base):
+    """A past case to learn from: what a workflow knew of its incident (its features) and what it
+    chose. Its outcome and reward are read from the workflow, its approval and its feedback."""
+
+    __tablename__ = "learning_cases"
+    __table_args__ = (Index("ix_learning_cases_project_created", "project_id", "created_at"),)
+
+    workflow_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(36))
+    incident_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    features: Mapped[dict[str, Any]]
+    """Templates, signal kinds, services, alert labels, error types and text tokens."""
+    runbook_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    hypothesis: Mapped[str] = mapped_column(Text)
+
+
+class FeedbackRow(Base):
+    """A person's judgement of an analysis, a plan or a workflow."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (Index("ix_feedback_project_id", "project_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(String(36))
+    target_id: Mapped[str] = mapped_column(String(200))
+    target_kind: Mapped[str] = mapped_column(String(16))
+    """analysis, plan or workflow."""
+    workflow_id: Mapped[str] = mapped_column(String(100), index=True)
+    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    helpful: Mapped[bool | None] = mapped_column(nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime]

@@ -21,6 +21,7 @@ from vigil.actions.registry import plan
 from vigil.alerts.models import TIERS
 from vigil.bus.topology import outputs_subject, workflow_events_subject
 from vigil.errors import Conflict
+from vigil.learning.rules import revise as learned
 from vigil.masking import mask_urls_in_text, scrub
 from vigil.outputs import OutputEnvelope
 from vigil.store.models import WorkflowRow
@@ -198,9 +199,19 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
     described = len(context.get("signals", [])) or len((context.get("alert") or {}).get("labels", {}))
     entries.append(("context", "done", {"services": context["services"], "facts": described}))
     runbooks = await WorkflowRepo(services.store).runbooks(project_id)
-    analysis, chosen = (
-        proposed_analysis(incident, proposal, runbooks) if proposal else analyse(incident, runbooks)
-    )
+    if proposal:  # the runbook an agent named, not re-ranked: the approver judges it
+        analysis, chosen = proposed_analysis(incident, proposal, runbooks)
+    else:
+        # past cases re-rank runbooks; a rejected plan is not proposed again
+        analysis, chosen = await learned(
+            services.store,
+            project_id,
+            workflow_id,
+            incident,
+            runbooks,
+            match_context(incident),
+            *analyse(incident, runbooks),
+        )
     summary = {k: analysis[k] for k in ("engine", "summary", "confidence")} | {
         "runbook": analysis["runbook_id"]
     }

@@ -6,7 +6,7 @@ stays invalid after one repair.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 import orjson
@@ -29,6 +29,8 @@ ATTRIBUTE_CHARS = 200
 REPLY_CHARS_IN_REPAIR = 2000
 MAX_ERRORS_IN_REPAIR = 10
 
+ExampleSource = Callable[[Evidence], Awaitable[list[dict[str, Any]]]]
+"""Past cases like this evidence, with how people judged them (`vigil.learning.examples`)."""
 FallbackReason = Literal["budget_exhausted", "timeout", "provider_error", "invalid_output", "no_evidence"]
 
 
@@ -109,8 +111,9 @@ def _item_for_prompt(item: EvidenceItem) -> dict[str, Any]:
     }
 
 
-def build_prompt(evidence: Evidence) -> str:
-    """The user message: the evidence as JSON, most frequent problems first, each one clipped.
+def build_prompt(evidence: Evidence, examples: Sequence[dict[str, Any]] = ()) -> str:
+    """The user message: the evidence as JSON, most frequent problems first, each one clipped;
+    then past cases of the project like it, as examples, when there are some.
 
     JSON keeps log text that looks like a heading or an instruction visibly inside a string.
     """
@@ -124,7 +127,14 @@ def build_prompt(evidence: Evidence) -> str:
     }
     if len(items) > MAX_ITEMS:
         document["problems_not_shown"] = len(items) - MAX_ITEMS
-    return "Evidence:\n" + orjson.dumps(document).decode()
+    prompt = "Evidence:\n" + orjson.dumps(document).decode()
+    if examples:
+        prompt += (
+            "\n\nPast cases of this project like this one, with how people judged them (examples, "
+            "not evidence: never cite them; prefer what worked; do not propose what was rejected "
+            "unless the evidence shows something new):\n" + orjson.dumps(list(examples)).decode()
+        )
+    return prompt
 
 
 def _repair_prompt(user: str, reply: str, error: str) -> str:
@@ -170,12 +180,14 @@ class LlmEngine:
         fallback: Engine,
         *,
         incident_key: Callable[[Evidence], str] = _default_incident_key,
+        examples: ExampleSource | None = None,
     ) -> None:
         self._config = config
         self._provider = provider
         self._budget = budget
         self._fallback = fallback
         self._incident_key = incident_key
+        self._examples = examples
         self._schema_tokens = estimate_tokens(orjson.dumps(ANSWER_SCHEMA).decode())
 
     async def aclose(self) -> None:
@@ -185,7 +197,7 @@ class LlmEngine:
         if not evidence.items:
             return await self._fall_back(evidence, "no_evidence", "the batch holds no evidence", 0)
         project, key = evidence.project_id, self._incident_key(evidence)
-        user = build_prompt(evidence)
+        user = build_prompt(evidence, await self._examples(evidence) if self._examples else ())
         prompt, spent, error = user, 0, ""
         for _ in range(2):  # one answer, then one repair with the validation error fed back
             # Prompt, schema (some providers put it in the prompt) and a full-length reply: rarely short.

@@ -1,0 +1,1 @@
+"""Learning from feedback: past cases, their outcome and reward, and what they change in later analyses."""

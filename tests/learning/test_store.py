@@ -1,0 +1,145 @@
+"""Cases, feedback, their rewards and statistics in the database, on SQLite and on PostgreSQL, each
+project apart from the others."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from tests.postgres import fresh_database
+from vigil.errors import NotFound
+from vigil.learning.features import Features
+from vigil.learning.store import LearningStore
+from vigil.store.db import create_engine, upgrade
+from vigil.store.models import ApprovalRow, IncidentRow, WorkflowRow
+from vigil.store.repo import Store, utcnow
+from vigil.store.sealing import SecretBox
+
+PROBLEM = Features(
+    exact=frozenset({"service:checkout", "label:alertname=CheckoutErrors"}), tokens=("checkout",)
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'vigil.db'}"
+        return
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    await upgrade(database_url)
+    store = Store(create_engine(database_url), SecretBox([Fernet.generate_key().decode()]))
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def workflow(
+    store: Store, project_id: str, ident: str, status: str, *, decision: str | None = None
+) -> None:
+    now = utcnow()
+    body = {"analysis": {"summary": "s"}, "runbook": {"id": "restart"}}
+    async with store.session() as s:
+        s.add(
+            IncidentRow(
+                id=f"inc-{ident}",
+                project_id=project_id,
+                status="open",
+                severity="critical",
+                title="t",
+                opened_at=now,
+                updated_at=now,
+                body={},
+            )
+        )
+        s.add(
+            WorkflowRow(
+                id=ident,
+                project_id=project_id,
+                incident_id=f"inc-{ident}",
+                status=status,
+                tier="supervised",
+                runbook_id="restart",
+                started_at=now,
+                updated_at=now,
+                body=body,
+            )
+        )
+        if decision is not None:
+            s.add(
+                ApprovalRow(
+                    id=f"{ident}:approval",
+                    project_id=project_id,
+                    workflow_id=ident,
+                    incident_id=f"inc-{ident}",
+                    runbook_id="restart",
+                    status=decision,
+                    requested_at=now,
+                    expires_at=now,
+                    decided_at=now,
+                    decided_by="ana",
+                    reason=None,
+                    plan={},
+                )
+            )
+        await s.commit()
+    await LearningStore(store).record_case(
+        project_id, ident, f"inc-{ident}", PROBLEM, "restart", "PoolExhausted"
+    )
+
+
+async def test_cases_carry_their_outcome_and_reward_within_their_project(store: Store) -> None:
+    payments = (await store.create_project("payments")).id
+    search = (await store.create_project("search")).id
+    learning = LearningStore(store)
+    await workflow(store, payments, "wf-1", "escalated", decision="rejected")
+    await workflow(store, payments, "wf-2", "resolved", decision="approved")
+    await workflow(store, search, "wf-3", "waiting_approval")
+
+    await learning.add_feedback(payments, "wf-1:plan", rating=1, helpful=None, comment="no restart")
+    await learning.add_feedback(payments, "wf-2:analysis", rating=None, helpful=True, comment=None)
+    await learning.add_feedback(payments, "inc-wf-2", rating=5, helpful=True, comment="good")
+    with pytest.raises(NotFound):
+        await learning.add_feedback(search, "wf-1", rating=3, helpful=None, comment=None)
+
+    cases = {c.workflow_id: c for c in await learning.cases(payments)}
+    assert set(cases) == {"wf-1", "wf-2"} and cases["wf-1"].features == PROBLEM
+    assert (
+        cases["wf-1"].outcome,
+        cases["wf-1"].reward,
+        cases["wf-1"].plan_reward,
+        cases["wf-1"].analysis_reward,
+    ) == ("rejected", -5.0, -5.0, 0.0)
+    # approved (+4), resolved (+1), helpful analysis (+1, not the plan's), the workflow rated 5 and helpful (+1)
+    assert (
+        cases["wf-2"].outcome,
+        cases["wf-2"].reward,
+        cases["wf-2"].plan_reward,
+        cases["wf-2"].analysis_reward,
+    ) == ("resolved", 7.0, 6.0, 2.0)
+    assert cases["wf-1"].comments == ["no restart"] and cases["wf-2"].comments == ["good"]
+    assert [c.workflow_id for c in await learning.cases(payments, leave_out="wf-2")] == ["wf-1"]
+    [other] = await learning.cases(search)
+    assert other.outcome == "open" and other.reward == 0.0
+
+    stats = await learning.stats(payments)
+    assert (stats["count"], stats["approvals"], stats["rejections"]) == (3, 1, 1)
+    assert stats["reward"] == {
+        "feedback": 1.0,
+        "approvals": 4.0,
+        "rejections": -4.0,
+        "outcomes": 1.0,
+        "total": 2.0,
+    }
+    assert (await learning.stats(search))["count"] == 0
+    page = await learning.list_feedback(payments, limit=2)
+    older = await learning.list_feedback(payments, limit=2, before_id=page[-1].id)
+    assert [f.target_id for f in [*page, *older]] == ["inc-wf-2", "wf-2:analysis", "wf-1:plan"]

@@ -453,6 +453,10 @@ async def record_action(
         "repeated": result.repeated,
         "seconds": round((datetime.now(UTC) - started).total_seconds(), 3),
     }
+    if final and _execution_recorded(loaded, index, result.status):
+        # DBOS ran the step again after a crash between our record and its checkpoint: the
+        # action's idempotency key made the call a no-op, and its record must not double either
+        return result.model_dump(mode="json")
     if final:
         acted = result.status in ("done", "skipped") and "acted_at" not in loaded.row.body
         body = {"acted_at": time.time()} if acted else None
@@ -460,6 +464,13 @@ async def record_action(
     else:
         await emit(services, loaded.row, "execute", "retrying", summary)
     return result.model_dump(mode="json")
+
+
+def _execution_recorded(loaded: Loaded, index: int, outcome: str) -> bool:
+    return any(
+        entry.get("step") == "execute" and entry.get("index") == index and entry.get("result") == outcome
+        for entry in loaded.row.body.get("steps", [])
+    )
 
 
 async def record_undo(

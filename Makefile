@@ -2,17 +2,24 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# What running needs (Vigil, and the agent SDK the example agent and `vigil demo` use) ...
+RUN_STAMP := $(VENV)/.installed-run
+# ... and on top of it the test, lint and type-check tools and the OpenTelemetry SDK the tests use.
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck unit bench clean
 
-$(STAMP): pyproject.toml sdk/python/pyproject.toml
+$(RUN_STAMP): pyproject.toml sdk/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e . -e "sdk/python[engines]"
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev]" -e "sdk/python[engines]"
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/vigil up
 
 lint: $(STAMP)

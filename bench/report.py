@@ -15,6 +15,7 @@ from statistics import mean
 from typing import Any
 
 import saturation
+import ui
 import workflow
 from loadgen import percentile
 from servers import BIN, REPO
@@ -129,6 +130,10 @@ def _sections(results: dict[str, Any], targets: list[tuple[str, str, str, bool]]
         targets.extend(rows)
     if "workflow" in results:
         section, rows = workflow.render(results["workflow"])
+        sections.append(section)
+        targets.extend(rows)
+    if "ui" in results:
+        section, rows = ui.render(results["ui"])
         sections.append(section)
         targets.extend(rows)
     return sections

@@ -20,6 +20,8 @@ e. scaled      separate services on a three-node NATS cluster (1 and 2 replicas)
                throughput (bench/saturation.py; section j)
    workflow    an alert storm, alert to first action for 100 concurrent autonomous alerts, and
                memory per 1,000 open workflows (bench/workflow.py; section k)
+   ui          the web UI's list calls with 10,000 incidents and 100,000 outputs stored: p50 and
+               p95 of each (bench/ui.py; section m; about a minute)
 
 Usage::
 
@@ -51,6 +53,7 @@ import nats
 import router_steps
 import saturation
 import scaled
+import ui
 import workflow
 from agent import AgentThread
 from loadgen import BodySource
@@ -74,6 +77,7 @@ SCENARIOS = (
     "detection",
     "saturation",
     "workflow",
+    "ui",
 )
 
 
@@ -419,6 +423,8 @@ def main() -> None:
                 )
             elif name == "workflow":
                 results["workflow"] = workflow.run(tmp)
+            elif name == "ui":
+                results["ui"] = ui.run(tmp)
     results["elapsed_s"] = time.monotonic() - started
     results["machine"]["load_after"] = load_average()
 

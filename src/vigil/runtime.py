@@ -12,7 +12,6 @@ from typing import Protocol
 import httpx
 
 from vigil.agents.builtin.budget import TokenBudget
-from vigil.agents.builtin.factory import build_llm_engine
 from vigil.agents.builtin.rules import RulesEngine
 from vigil.agents.registry import AgentContext
 from vigil.api.app import ApiContext, create_api_app, create_ops_app
@@ -261,6 +260,9 @@ class Runtime:
         )
         self._started.append(_Closing(agents.client.aclose))
         if self.settings.llm.configured:
+            # pydantic-ai and the vendors' SDKs take seconds to import: only with a model configured.
+            from vigil.agents.builtin.factory import build_llm_engine
+
             agents.llm = build_llm_engine(self.settings.llm, self.store, agents.rules)
             self.budget = agents.llm.budget
             self._started.append(_Closing(agents.llm.aclose))

@@ -148,7 +148,7 @@ class WorkflowSettings(BaseModel):
 class LlmSettings(BaseModel):
     """The model behind `engine: llm` of built-in agents. Unset provider or model: rules only."""
 
-    provider: Literal["openai", "anthropic", "gemini"] | None = None
+    provider: Literal["openai", "anthropic", "gemini", "groq", "mistral", "bedrock"] | None = None
     model: str | None = None
     base_url: str | None = Field(default=None, description="Any OpenAI-compatible server (Ollama, vLLM).")
     api_key: SecretStr | None = None
@@ -228,7 +228,11 @@ class Settings(BaseSettings):
         description="Runbooks loaded at start: <dir>/<project name or id>/<runbook id>.yaml.",
     )
 
-    host: str = "0.0.0.0"
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address the receivers, the API and the probes listen on: loopback only unless set; "
+        "0.0.0.0 (or ::) for every interface, as the image and the Helm chart set it.",
+    )
     otlp_http_port: int = Field(default=4318, ge=0, le=65535)
     otlp_grpc_port: int = Field(default=4317, ge=0, le=65535)
     api_port: int = Field(default=8080, ge=0, le=65535)

@@ -1,4 +1,5 @@
-"""The `llm` engine against real local servers speaking OpenAI's, Anthropic's and Gemini's protocols."""
+"""The `llm` engine through pydantic-ai, against real local servers speaking OpenAI's, Anthropic's
+and Gemini's protocols (the providers' own SDKs make the HTTP calls)."""
 
 from __future__ import annotations
 
@@ -6,25 +7,30 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 import pytest
+from pydantic_ai import Agent
+from pydantic_ai.exceptions import (
+    ModelAuthenticationError,
+    ModelHTTPError,
+    ModelRateLimitError,
+    ModelRequestRejectedError,
+    ModelServerError,
+    ModelTimeoutError,
+)
 
 from tests.doubles.anthropic_server import AnthropicServer
 from tests.doubles.gemini_server import GeminiServer
-from tests.doubles.gemini_server import schema_problem as gemini_schema_problem
 from tests.doubles.openai_server import ModelServer, OpenAIServer, strict_schema_problem
 from vigil.agents.builtin.budget import BudgetLimits, MemoryUsageStore, TokenBudget
-from vigil.agents.builtin.llm import (
-    ANSWER_SCHEMA,
-    MAX_ITEMS,
-    FallbackAnalysis,
-    LlmEngine,
-    build_prompt,
-)
+from vigil.agents.builtin.llm import MAX_ITEMS, FallbackAnalysis, LlmEngine, ModelAnswer, build_prompt
+from vigil.agents.builtin.model_guards import model_error
+from vigil.agents.builtin.model_registry import NO_KEY, LlmConfig, build_model, model_settings
+from vigil.agents.builtin.model_registry import PROVIDERS as ALL_PROVIDERS
 from vigil.agents.builtin.models import Analysis, Evidence, EvidenceItem
-from vigil.agents.builtin.providers import LlmConfig, LlmError, Provider, gemini_schema, make_provider
+from vigil.settings import LlmSettings
 
 PROVIDERS = ("openai", "anthropic", "gemini")
 KEYS = {
@@ -145,10 +151,9 @@ class Rig:
 
     def __init__(self, config: LlmConfig, budget: TokenBudget | None = None) -> None:
         self.config = config
-        self.provider: Provider = make_provider(config)
         self.budget = budget or TokenBudget(MemoryUsageStore())
         self.fallback = FakeRules()
-        self.engine = LlmEngine(config, self.provider, self.budget, self.fallback)
+        self.engine = LlmEngine(config, build_model(config), self.budget, self.fallback)
 
     async def analyze(self, evidence: Evidence | None = None) -> Analysis:
         return await self.engine.analyze(evidence or make_evidence())
@@ -218,7 +223,11 @@ async def test_a_valid_answer_becomes_the_analysis(served: tuple[str, ModelServe
     assert KEYS[provider] not in request.query
 
 
-async def test_each_provider_sends_its_auth_and_structured_output_request(
+def answer_schema() -> dict[str, Any]:
+    return ModelAnswer.model_json_schema()
+
+
+async def test_each_provider_sends_its_auth_and_forces_the_answer_tool(
     served: tuple[str, ModelServer],
 ) -> None:
     provider, server = served
@@ -230,24 +239,32 @@ async def test_each_provider_sends_its_auth_and_structured_output_request(
         await rig.engine.aclose()
     [request] = server.requests
     body = request.json()
+    expected = set(answer_schema()["properties"])
     if provider == "openai":
         assert request.header("authorization") == f"Bearer {KEYS['openai']}"
-        assert body["response_format"]["type"] == "json_schema"
-        assert body["response_format"]["json_schema"]["strict"] is True
-        assert body["response_format"]["json_schema"]["schema"] == ANSWER_SCHEMA
-        assert body["max_tokens"] == 256
+        [tool] = body["tools"]
+        assert body["tool_choice"] == "required"
+        assert tool["function"]["strict"] is True
+        assert set(tool["function"]["parameters"]["properties"]) == expected
+        assert strict_schema_problem(tool["function"]["parameters"]) is None
+        assert body["max_tokens"] == 256  # what every compatible server knows
+        assert body["temperature"] == 0
     elif provider == "anthropic":
-        assert request.header("x-api-key") == KEYS["anthropic"]
-        assert request.header("anthropic-version") == "2023-06-01"
-        assert body["tool_choice"] == {"type": "tool", "name": body["tools"][0]["name"]}
-        assert body["tools"][0]["input_schema"] == ANSWER_SCHEMA
+        presented = request.header("x-api-key") or request.header("authorization")
+        assert presented in (KEYS["anthropic"], f"Bearer {KEYS['anthropic']}")
+        assert request.header("anthropic-version")
+        [tool] = body["tools"]
+        assert body["tool_choice"]["type"] in ("any", "tool")
+        assert set(tool["input_schema"]["properties"]) == expected
+        assert body["max_tokens"] == 256
     else:
         assert request.header("x-goog-api-key") == KEYS["gemini"]
         assert request.path == "/v1beta/models/test-model:generateContent"
-        generation = body["generationConfig"]
-        assert generation["responseMimeType"] == "application/json"
-        assert generation["responseSchema"]["type"] == "OBJECT"
-        assert generation["maxOutputTokens"] == 256
+        [declaration] = body["tools"][0]["functionDeclarations"]
+        assert body["toolConfig"]["functionCallingConfig"]["mode"] == "ANY"
+        schema = declaration.get("parameters_json_schema") or declaration.get("parametersJsonSchema")
+        assert set(schema["properties"]) == expected
+        assert body["generationConfig"]["maxOutputTokens"] == 256
 
 
 async def test_invented_citations_are_dropped(openai: OpenAIServer) -> None:
@@ -282,32 +299,45 @@ async def test_a_fenced_prose_answer_from_anthropic_is_accepted() -> None:
     assert analysis.error_type == "ConnectionPoolExhausted"
 
 
-async def test_servers_without_json_schema_get_json_object_with_the_schema_in_the_prompt() -> None:
-    async with OpenAIServer(api_key=KEYS["openai"], reject_json_schema=True) as server:
+async def test_servers_without_tool_calls_get_the_schema_in_the_prompt() -> None:
+    async with OpenAIServer(api_key=KEYS["openai"], reject_tools=True) as server:
         rig = await rig_for("openai", server)
         server.reply_json(answer(), answer())
         first = await rig.analyze()
         second = await rig.analyze()
         await rig.engine.aclose()
     assert (first.engine, second.engine) == ("llm", "llm")
-    formats = [r.json()["response_format"]["type"] for r in server.requests]
-    assert formats == ["json_schema", "json_object", "json_object"]  # remembered after the first refusal
-    assert '"citations"' in server.prompt(server.requests[1])
+    assert first.error_type == "ConnectionPoolExhausted"
+    with_tools = ["tools" in r.json() for r in server.requests]
+    assert with_tools == [True, False, False]  # remembered after the first refusal
+    assert [r.status for r in server.requests] == [400, 200, 200]
+    assert '"citations"' in server.prompt(server.requests[1])  # the schema, in the prompt
 
 
 async def test_usage_is_estimated_when_the_server_reports_none() -> None:
     async with OpenAIServer(api_key=KEYS["openai"], usage=None) as server:
-        config = config_for("openai", server)
-        provider = make_provider(config)
+        budget = TokenBudget(MemoryUsageStore())
+        rig = Rig(config_for("openai", server), budget)
         server.reply_json(answer())
-        completion = await provider.complete("system prompt", "x" * 400, ANSWER_SCHEMA)
-        await provider.aclose()
-    assert completion.estimated is True
-    assert completion.input_tokens >= 100
-    assert completion.output_tokens == -(-len(completion.text) // 4)
+        analysis = await rig.analyze()
+        await rig.engine.aclose()
+        [request] = server.requests
+    assert analysis.engine == "llm"
+    prompt_tokens = len(server.prompt(request)) // 4
+    reply_tokens = len(orjson.dumps(answer())) // 4
+    assert analysis.tokens >= prompt_tokens + reply_tokens  # chars/4 of what went each way
+    assert (await budget.usage("proj-1"))["tokens_today"] == analysis.tokens
 
 
 # --- invalid output ----------------------------------------------------------------------------
+
+
+def validation_feedback(prompt: str) -> str:
+    """What a repair request shows the model after the evidence: its rejected reply and why it was
+    rejected (apart from the evidence, which names fields too)."""
+    evidence = build_prompt(make_evidence())
+    assert evidence in prompt
+    return prompt.split(evidence, 1)[1]
 
 
 async def test_malformed_output_is_repaired_once(served: tuple[str, ModelServer]) -> None:
@@ -320,8 +350,9 @@ async def test_malformed_output_is_repaired_once(served: tuple[str, ModelServer]
     assert analysis.tokens == 300  # both calls count
     assert len(server.requests) == 2
     repair = server.prompt(server.requests[1])
-    assert "Your previous reply was rejected" in repair
-    assert '{"summary": "cut off' in repair
+    feedback = validation_feedback(repair)
+    assert "EOF while parsing" in feedback  # why the reply was rejected ...
+    assert '"cut off' in feedback  # ... and the reply itself
     assert "Connection refused: database pool exhausted" in repair  # the evidence again
 
 
@@ -338,6 +369,16 @@ async def test_malformed_output_twice_falls_back(served: tuple[str, ModelServer]
     assert rig.fallback.calls == 1
 
 
+async def test_one_repair_in_all_whether_the_answer_was_text_or_a_tool_call(openai: OpenAIServer) -> None:
+    rig = await rig_for("openai", openai)
+    openai.reply_text("I think it is the pool.", orjson.dumps({"severity": "sev1"}).decode(), "never asked")
+    analysis = await rig.analyze()
+    await rig.engine.aclose()
+    assert isinstance(analysis, FallbackAnalysis)
+    assert analysis.fallback_reason == "invalid_output"
+    assert len(openai.requests) == 2
+
+
 async def test_output_that_violates_the_schema_falls_back(served: tuple[str, ModelServer]) -> None:
     provider, server = served
     rig = await rig_for(provider, server)
@@ -349,7 +390,7 @@ async def test_output_that_violates_the_schema_falls_back(served: tuple[str, Mod
     assert analysis.fallback_reason == "invalid_output"
     repair = server.prompt(server.requests[1])
     for field in ("severity", "confidence", "error_type"):
-        assert field in repair.split("Your previous reply was rejected", 1)[1]
+        assert field in validation_feedback(repair)
 
 
 async def test_extra_fields_violate_the_schema(openai: OpenAIServer) -> None:
@@ -380,7 +421,7 @@ async def test_a_retryable_status_is_retried(served: tuple[str, ModelServer], st
 
 async def test_retry_after_is_honoured(openai: OpenAIServer) -> None:
     rig = await rig_for("openai", openai)
-    openai.fail_next(1, 429, headers={"Retry-After": "0.4"})
+    openai.fail_next(1, 429, headers={"retry-after-ms": "400"})  # OpenAI's; Retry-After counts whole seconds
     openai.reply_json(answer())
     analysis = await rig.analyze()
     await rig.engine.aclose()
@@ -457,22 +498,45 @@ async def test_the_api_key_is_in_no_error_message_or_log(
     provider, server = served
     caplog.set_level(logging.DEBUG)
     wrong_key = f"{KEYS[provider]}-WRONG-do-not-leak"
-    rig = await rig_for(provider, server, api_key=wrong_key)
+    config = config_for(provider, server, api_key=wrong_key)
+    with pytest.raises(ModelHTTPError) as raised:
+        await Agent(build_model(config), model_settings=model_settings(config)).run("hello")
+    error = model_error(raised.value, config)
+    assert error.retryable is False  # a permanent error: retrying cannot help
+    assert error.status in (400, 401)
+    rig = Rig(config)
     server.reply_json(answer())
-    with pytest.raises(LlmError) as raised:
-        await rig.provider.complete("system", "user", ANSWER_SCHEMA)
-    assert raised.value.retryable is False
-    assert raised.value.status in (400, 401)
     analysis = await rig.analyze()
     await rig.engine.aclose()
     assert isinstance(analysis, FallbackAnalysis)
+    assert analysis.fallback_reason == "provider_error"
     if provider == "openai":  # the double echoes the key it was given; the message must not
-        assert "Incorrect API key provided: ***" in str(raised.value)
-    assert wrong_key not in str(raised.value)
-    assert wrong_key not in repr(raised.value)
-    assert wrong_key not in repr(rig.config)
+        assert "Incorrect API key provided: ***" in str(error)
+    assert wrong_key not in str(error)
+    assert wrong_key not in repr(error)
+    assert wrong_key not in repr(config)
     assert wrong_key not in caplog.text
     assert wrong_key not in analysis.model_dump_json()
+
+
+def test_errors_are_retryable_or_permanent() -> None:
+    config = LlmConfig(provider="openai", model="m", api_key="sk-x")
+    cases = {
+        ModelHTTPError.for_category(ModelRateLimitError, status_code=429, model_name="m"): (True, False),
+        ModelHTTPError.for_category(ModelServerError, status_code=503, model_name="m"): (True, False),
+        ModelTimeoutError("m", "read timed out"): (True, True),
+        ModelHTTPError.for_category(ModelRequestRejectedError, status_code=400, model_name="m"): (
+            False,
+            False,
+        ),
+        ModelHTTPError.for_category(ModelAuthenticationError, status_code=401, model_name="m"): (
+            False,
+            False,
+        ),
+    }
+    for exc, (retryable, timeout) in cases.items():
+        error = model_error(exc, config)
+        assert (error.retryable, error.timeout) == (retryable, timeout), exc
 
 
 # --- budget ------------------------------------------------------------------------------------
@@ -590,18 +654,42 @@ def test_config_needs_a_key_for_hosted_apis_but_not_for_local_servers() -> None:
     assert "sk-hidden" not in repr(LlmConfig(provider="openai", model="m", api_key="sk-hidden"))
 
 
-async def test_a_local_server_without_a_key_gets_no_auth_header() -> None:
+async def test_a_local_server_without_a_key_gets_no_real_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The SDKs read the vendor's key from the environment when given none: it must not reach
+    # another server.
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment")
     async with OpenAIServer() as server:
         rig = Rig(LlmConfig(provider="openai", model="llama3", base_url=server.api_base))
         server.reply_json(answer())
         analysis = await rig.analyze()
         await rig.engine.aclose()
     assert analysis.engine == "llm"
-    assert server.requests[0].header("authorization") is None
+    assert "sk-from-the-environment" not in str(server.requests[0].headers)
+    assert server.requests[0].header("authorization") in (None, f"Bearer {NO_KEY}")
 
 
-def test_the_answer_schema_suits_each_provider() -> None:
-    assert strict_schema_problem(ANSWER_SCHEMA) is None  # OpenAI strict: closed, all required
-    assert "$ref" not in orjson.dumps(ANSWER_SCHEMA).decode()
-    assert gemini_schema_problem(ANSWER_SCHEMA) is not None  # Gemini refuses plain JSON Schema ...
-    assert gemini_schema_problem(gemini_schema(ANSWER_SCHEMA)) is None  # ... and takes its dialect
+@pytest.mark.parametrize("provider", ["groq", "mistral"])
+async def test_groq_and_mistral_speak_chat_completions_through_their_sdks(provider: str) -> None:
+    async with OpenAIServer(api_key="gk-test-3f9a") as server:
+        config = LlmConfig(provider=provider, model="m", base_url=server.base_url, api_key="gk-test-3f9a")
+        rig = Rig(config)
+        server.fail_next(1, 503, headers={"Retry-After": "0"})
+        server.reply_json(answer())
+        analysis = await rig.analyze()
+        await rig.engine.aclose()
+    assert (analysis.engine, analysis.error_type, analysis.tokens) == ("llm", "ConnectionPoolExhausted", 150)
+    assert [r.status for r in server.requests] == [503, 200]  # retried by Vigil's policy
+    assert server.requests[1].header("authorization") == "Bearer gk-test-3f9a"
+    assert server.requests[1].json()["tool_choice"] in ("required", "any")
+
+
+def test_every_provider_builds_a_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")  # Bedrock's region, as for any AWS client
+    for provider in ALL_PROVIDERS:
+        config = LlmConfig(provider=provider, model="some-model", api_key="k", base_url="http://127.0.0.1:9")
+        assert build_model(config).model_name == "some-model"
+    signed = build_model(LlmConfig(provider="bedrock", model="anthropic.claude-test", timeout_s=7))
+    assert signed.client.meta.config.retries["total_max_attempts"] == 1  # Vigil's retries only
+    assert signed.client.meta.config.read_timeout == 7
+    settings_providers = get_args(get_args(LlmSettings.model_fields["provider"].annotation)[0])
+    assert set(settings_providers) == set(ALL_PROVIDERS)

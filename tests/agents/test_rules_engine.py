@@ -67,7 +67,7 @@ def analyze(*items: EvidenceItem) -> Analysis:
 # (message as a real system writes it, expected error_type, whether the masked template alone
 # still says it: False where the telling part is a number the miner masks)
 CASES: list[tuple[str, str, bool]] = [
-    # connection pools (HikariCP, SQLAlchemy, Knex, node-postgres, Jedis, the seed's own example)
+    # connection pools (HikariCP, SQLAlchemy, Knex, node-postgres, Jedis, the agent protocol's own example)
     (
         "HikariPool-1 - Connection is not available, request timed out after 30000ms.",
         "ConnectionPoolExhausted",

@@ -84,6 +84,7 @@ def test_dockerfile_is_multi_stage_non_root_and_runs_vigil() -> None:
     assert exposed >= {"4317", "4318", "8080", "9464"}
     assert re.search(r'^VOLUME \["/data"\]$', text, re.MULTILINE)
     assert "VIGIL_DATA_DIR=/data" in text
+    assert "VIGIL_HOST=0.0.0.0" in text  # Vigil listens on loopback unless told otherwise
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".git" in ignored and "src" not in ignored
 
@@ -124,6 +125,7 @@ def test_compose_services(compose: dict[str, Any]) -> None:
             str(p) for p in service.get("expose", [])
         }
         assert {str(port) for _, port, _ in PORTS[name]} <= published
+        assert compose["x-vigil-env"]["VIGIL_HOST"] == "0.0.0.0"
     agent = services["otlp-error-summary"]
     assert agent["build"]["dockerfile"] == "examples/agents/otlp-error-summary/Dockerfile"
     assert agent["environment"]["VIGIL_ENDPOINT"] == "http://vigil-receiver:4318"
@@ -212,6 +214,7 @@ def check_vigil(docs: list[dict[str, Any]]) -> None:
     secret = by_kind(docs, "Secret")["vigil-secrets"]
     assert all(is_setting(k) for k in configmap["data"]), configmap["data"]
     assert "VIGIL_NATS_URL" not in configmap["data"]  # it may carry a password: in the Secret
+    assert configmap["data"]["VIGIL_HOST"] == "0.0.0.0"  # Services reach the pods, not loopback
     assert secret["stringData"]["nats-url"].startswith("nats://")
     for name in SERVICES:
         pod = deployments[f"vigil-{name}"]["spec"]["template"]["spec"]
@@ -367,6 +370,7 @@ def test_chart_services_and_settings() -> None:
     for key in ("admin-token", "database-url", "secret-key", "nats-url", "llm-api-key"):
         assert f"key: {key}" in service and f"{key}:" in templates()["secret.yaml"]
     assert "VIGIL_NATS_URL" not in templates()["configmap.yaml"]  # may carry a password
+    assert 'VIGIL_HOST: "0.0.0.0"' in templates()["configmap.yaml"]
     for kind in (
         "kind: Deployment",
         "kind: Service",

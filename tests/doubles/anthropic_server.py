@@ -2,12 +2,14 @@
 
     async with AnthropicServer(api_key="sk-ant-test") as server:
         config = LlmConfig(provider="anthropic", model="claude-test", base_url=server.base_url, api_key=...)
-        server.reply_json({...})        # with a forced tool: a tool_use block with this input
+        server.reply_json({...})        # with a forced tool (tool_choice "tool", or "any" and one
+                                        # tool): a tool_use block with this input
         server.reply_text("not json")   # text that is no JSON object: a text block, as a model that
                                         # ignored the tool would send
         server.fail_next(1, 529)        # Anthropic's error body ("overloaded_error")
 
-Refuses like Anthropic: 404 for another path, 401 for a wrong or missing x-api-key, 400 without
+Refuses like Anthropic: 404 for another path, 401 for a wrong or missing key (in x-api-key or, as
+newer SDKs send it, Authorization: Bearer), 400 without
 anthropic-version, without model, max_tokens or messages, or when tool_choice names a tool that
 is not in tools or whose input_schema is not an object schema.
 """
@@ -41,6 +43,18 @@ def _anthropic_error(message: str, status: int) -> bytes:
     return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
 
 
+def _block_text(block: dict[str, Any]) -> str:
+    """The text a content block shows the model: text, a tool call's input, a tool result."""
+    if block.get("type") == "tool_use":
+        return orjson.dumps(block.get("input")).decode()
+    if block.get("type") == "tool_result":
+        content = block.get("content")
+        if isinstance(content, list):
+            return "\n".join(str(part.get("text", "")) for part in content)
+        return str(content or "")
+    return str(block.get("text", ""))
+
+
 class AnthropicServer(ModelServer):
     def failure_body(self, status: int) -> bytes:
         return _anthropic_error(f"scripted failure {status}", status)
@@ -54,7 +68,7 @@ class AnthropicServer(ModelServer):
         for message in body.get("messages", []):
             content = message.get("content")
             if isinstance(content, list):
-                texts += [str(block.get("text", "")) for block in content]
+                texts += [_block_text(block) for block in content]
             else:
                 texts.append(str(content))
         return "\n".join(texts)
@@ -67,7 +81,8 @@ class AnthropicServer(ModelServer):
 
         if method != "POST" or path != "/v1/messages":
             return refuse(404, f"Not found: {path}")
-        if self.api_key is not None and headers.get("x-api-key") != self.api_key:
+        presented = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
+        if self.api_key is not None and presented != self.api_key:
             return refuse(401, "invalid x-api-key")
         if not headers.get("anthropic-version"):
             return refuse(400, "anthropic-version: header is required")
@@ -80,9 +95,11 @@ class AnthropicServer(ModelServer):
             return refuse(400, "messages: at least one message is required")
         forced: str | None = None
         choice = request.get("tool_choice")
+        tools = {t.get("name"): t for t in request.get("tools", []) if isinstance(t, dict)}
+        if isinstance(choice, dict) and choice.get("type") == "any" and len(tools) == 1:
+            choice = {"type": "tool", "name": next(iter(tools))}
         if isinstance(choice, dict) and choice.get("type") == "tool":
             forced = choice.get("name")
-            tools = {t.get("name"): t for t in request.get("tools", []) if isinstance(t, dict)}
             if forced not in tools:
                 return refuse(400, f"tool_choice: tool {forced!r} is not in tools")
             if (tools[forced].get("input_schema") or {}).get("type") != "object":

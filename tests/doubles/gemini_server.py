@@ -8,7 +8,10 @@
 Refuses like Gemini: 404 for another path, 403 without an x-goog-api-key header (this double
 does not read ?key=, which callers should not use: URLs end up in logs), 400 for a wrong key, 400 for a body without contents, for responseSchema without responseMimeType
 application/json, and for any responseSchema field its OpenAPI subset does not know
-(`additionalProperties`, `title`, `$ref`, ...) or any type that is not one of its enum names.
+(`additionalProperties`, `title`, `$ref`, ...) or any type that is not one of its enum names;
+`responseJsonSchema` takes JSON Schema as it is. When functionCallingConfig mode ANY forces a call
+of one declared function, a scripted JSON object comes back as a functionCall of it; any other text
+as a text part.
 """
 
 from __future__ import annotations
@@ -66,6 +69,26 @@ def _google_error(message: str, status: int, details: list[dict[str, Any]] | Non
     return orjson.dumps({"error": error})
 
 
+def _part_text(part: dict[str, Any]) -> str:
+    """The text a part shows the model: text, a function call's arguments, a function's response."""
+    if "functionCall" in part:
+        return orjson.dumps(part["functionCall"].get("args")).decode()
+    if "functionResponse" in part:
+        return orjson.dumps(part["functionResponse"].get("response")).decode()
+    return str(part.get("text", ""))
+
+
+def _forced_function(request: dict[str, Any]) -> str | None:
+    """The function a request forces the model to call: mode ANY with one declared function."""
+    mode = ((request.get("toolConfig") or {}).get("functionCallingConfig") or {}).get("mode")
+    names = [
+        declaration.get("name")
+        for tool in request.get("tools") or []
+        for declaration in (tool.get("functionDeclarations") or [])
+    ]
+    return str(names[0]) if mode == "ANY" and len(names) == 1 else None
+
+
 class GeminiServer(ModelServer):
     retry_delay = "0s"
     """The RetryInfo delay a scripted 429 carries."""
@@ -80,7 +103,7 @@ class GeminiServer(ModelServer):
         body = request.json()
         texts = [str(p.get("text", "")) for p in (body.get("systemInstruction") or {}).get("parts", [])]
         for content in body.get("contents", []):
-            texts += [str(p.get("text", "")) for p in content.get("parts", [])]
+            texts += [_part_text(p) for p in content.get("parts", [])]
         return "\n".join(texts)
 
     def answer(
@@ -110,9 +133,14 @@ class GeminiServer(ModelServer):
         text = self.next_reply()
         if text is None:
             return refuse(500, "no reply scripted")
+        part: dict[str, Any] = {"text": text}
+        function = _forced_function(request)
+        args = self._json_body(text.encode())
+        if function is not None and isinstance(args, dict):
+            part = {"functionCall": {"name": function, "args": args}}
         reply: dict[str, Any] = {
             "candidates": [
-                {"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP", "index": 0}
+                {"content": {"parts": [part], "role": "model"}, "finishReason": "STOP", "index": 0}
             ],
             "modelVersion": match["model"],
         }

@@ -13,8 +13,12 @@ Refuses like OpenAI: 404 for another path, 401 for a wrong or missing bearer key
 was given, as some compatible proxies do, so tests can prove callers scrub it), 400 for a body
 without model or messages, a strict json_schema whose objects are not closed and fully required,
 or json_object without the word "json" in the messages. `reject_json_schema=True` answers
-json_schema with the 400 that servers without structured output send. Usage reports `usage`
-(input, output) tokens; None leaves the field out.
+json_schema with the 400 that servers without structured output send, `reject_tools=True` any
+request with tools with the 400 of a server that has no tool-call parser. When the request requires
+a tool call (`tool_choice` "required", Mistral's "any", or a named function), a scripted JSON
+object comes back as a call of that tool (the first tool, unless named); any other text comes back
+as content, as a model ignoring the tool would answer. Groq's path (/openai/v1/...) is served too. Usage reports `usage` (input, output) tokens; None leaves the
+field out.
 
 `ModelServer` is the part the Anthropic and Gemini doubles share: the reply script, the key and usage.
 """
@@ -117,6 +121,17 @@ def _openai_error(message: str, status: int, param: str | None = None) -> bytes:
     return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": None}})
 
 
+def _required_tool(request: dict[str, Any]) -> str | None:
+    """The function a request forces the model to call, if it forces one."""
+    tools = [t.get("function", {}).get("name") for t in request.get("tools") or [] if isinstance(t, dict)]
+    choice = request.get("tool_choice")
+    if choice in ("required", "any") and tools:  # "any": Mistral's word for it
+        return str(tools[0])
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        return str(choice.get("function", {}).get("name"))
+    return None
+
+
 class OpenAIServer(ModelServer):
     def __init__(
         self,
@@ -125,10 +140,12 @@ class OpenAIServer(ModelServer):
         usage: tuple[int, int] | None = (100, 50),
         default_reply: str | None = None,
         reject_json_schema: bool = False,
+        reject_tools: bool = False,
         port: int = 0,
     ) -> None:
         super().__init__(api_key=api_key, usage=usage, default_reply=default_reply, port=port)
         self.reject_json_schema = reject_json_schema
+        self.reject_tools = reject_tools
 
     @property
     def api_base(self) -> str:
@@ -138,7 +155,13 @@ class OpenAIServer(ModelServer):
         return _openai_error(f"scripted failure {status}", status)
 
     def prompt(self, request: RecordedRequest) -> str:
-        return "\n".join(str(m.get("content", "")) for m in request.json().get("messages", []))
+        texts: list[str] = []
+        for message in request.json().get("messages", []):
+            texts.append(str(message.get("content") or ""))
+            texts += [
+                str(c.get("function", {}).get("arguments", "")) for c in message.get("tool_calls") or []
+            ]
+        return "\n".join(texts)
 
     def answer(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes
@@ -146,7 +169,7 @@ class OpenAIServer(ModelServer):
         def refuse(status: int, message: str, param: str | None = None) -> tuple[Reply, str | None]:
             return (status, _openai_error(message, status, param), JSON), message
 
-        if method != "POST" or path != "/v1/chat/completions":
+        if method != "POST" or path not in ("/v1/chat/completions", "/openai/v1/chat/completions"):
             return refuse(404, f"Unknown request URL: {method} {path}.")
         if self.api_key is not None:
             presented = headers.get("authorization", "").removeprefix("Bearer ")
@@ -158,6 +181,12 @@ class OpenAIServer(ModelServer):
         messages = request.get("messages")
         if not isinstance(messages, list) or not messages:
             return refuse(400, "'messages' must be a non-empty array", "messages")
+        if self.reject_tools and request.get("tools"):
+            return refuse(
+                400,
+                '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set',
+                "tools",
+            )
         response_format = request.get("response_format") or {"type": "text"}
         kind = response_format.get("type")
         if kind == "json_schema":
@@ -183,18 +212,25 @@ class OpenAIServer(ModelServer):
         )
         if content is None:
             return refuse(500, "no reply scripted")
+        message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+        finish_reason = "stop"
+        tool = _required_tool(request)
+        if tool is not None and isinstance(self._json_body(content.encode()), dict):
+            call = {
+                "id": f"call_{next(self._ids)}",
+                "type": "function",
+                "function": {"name": tool, "arguments": content},
+            }
+            message, finish_reason = (
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                "tool_calls",
+            )
         reply: dict[str, Any] = {
             "id": f"chatcmpl-{next(self._ids)}",
             "object": "chat.completion",
             "created": 1700000000,
             "model": request["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": content, "refusal": None},
-                    "finish_reason": "stop",
-                }
-            ],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
         }
         if self.usage is not None:
             prompt_tokens, completion_tokens = self.usage

@@ -4,6 +4,7 @@ become one incident, shown by the API with its signals and evidence; steady traf
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -49,7 +50,10 @@ def checkout_request(traces: OtelTraces, start_ns: int, duration_ms: float, quer
     server.end(end_time=end_ns)
 
 
-async def test_a_slow_endpoint_with_n_plus_one_becomes_one_incident(fast_windows: VigilHandle) -> None:
+async def test_a_slow_endpoint_with_n_plus_one_becomes_one_incident(
+    fast_windows: VigilHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="vigil.detect.service")
     vigil = fast_windows
     project_id, key = await vigil.project_with_key()
     traces = OtelTraces("checkout", span_exporter(api_key=key, http_url=vigil.receiver_url))
@@ -77,6 +81,10 @@ async def test_a_slow_endpoint_with_n_plus_one_becomes_one_incident(fast_windows
     kinds = {signal["kind"] for signal in incident["signals"]}
     assert {"slow_endpoint", "n_plus_one"} <= kinds
     assert incident["timeline"][0]["event"] == "opened"
+    said = [r.getMessage() for r in caplog.records if r.name == "vigil.detect.service"]
+    # the wait is not silent: once per service, when its first window closes; then the incident
+    assert [m for m in said if m.startswith("detector: first requests of checkout;")] == said[:1], said
+    assert "incident opened" in said, said
     slow = next(s for s in incident["signals"] if s["kind"] == "slow_endpoint")
     assert slow["evidence"]["trace_ids"]
     assert (await vigil.api.get(f"/api/v1/projects/{project_id}/incidents/nope")).status_code == 404

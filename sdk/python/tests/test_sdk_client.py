@@ -128,7 +128,7 @@ def test_empty_request_id_is_refused_before_sending(vigil_server: FakeVigil) -> 
     assert vigil_server.received == []
 
 
-def test_seed_agent_code_runs_with_the_glassflow_alias(vigil_server: FakeVigil) -> None:
+def test_agent_code_written_for_glassflow_runs_with_the_alias(vigil_server: FakeVigil) -> None:
     gf = GlassFlow(api_key="your-project-api-key", endpoint=vigil_server.url)
     gf.send_output(
         payload={"summary": "Database connection pool exhausted", "severity": "critical"},

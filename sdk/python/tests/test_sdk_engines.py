@@ -8,7 +8,7 @@ import textwrap
 import time
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from pydantic import SecretStr
 from vigil_sdk.engines import (
@@ -179,7 +179,7 @@ async def test_with_a_model_it_answers(engine: Any) -> None:
     assert request.path == "/v1/chat/completions"
     assert request.header("authorization") == f"Bearer {KEY}"
     assert request.json()["model"] == "gpt-test"
-    assert request.json()["response_format"]["type"] == "json_schema"
+    assert request.json()["tool_choice"] == "required"  # the answer comes as a call of its tool
     assert WAIT in server.prompt(request)
 
 
@@ -189,7 +189,7 @@ async def test_a_malformed_answer_is_repaired_once_then_the_rules_stand_in() -> 
         payload = await analyze(BATCH, llm=openai_config(server))
 
         assert len(server.requests) == 2
-        assert "previous reply was rejected" in server.prompt(server.requests[1])
+        assert "EOF while parsing" in server.prompt(server.requests[1])  # why it was rejected
     assert payload["engine"] == "rules"
     assert payload["error_type"] == "ConnectionPoolExhausted"
     assert payload["fallback_reason"] == "invalid_output"
@@ -248,11 +248,20 @@ async def test_a_budget_given_counts_across_calls() -> None:
 
 
 async def test_a_client_given_is_used_and_left_open() -> None:
-    async with OpenAIServer(api_key=KEY) as server, httpx.AsyncClient() as http:
+    sent: list[str] = []
+
+    async def count(request: httpx2.Request) -> None:
+        sent.append(str(request.url))
+
+    async with (
+        OpenAIServer(api_key=KEY) as server,
+        httpx2.AsyncClient(event_hooks={"request": [count]}) as http,
+    ):
         server.reply_json(model_answer())
         payload = await analyze(BATCH, llm=openai_config(server), http=http)
 
         assert payload["engine"] == "llm"
+        assert sent == [f"{server.api_base}/chat/completions"]
         assert not http.is_closed
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Header
+from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.routing import Route
 from starlette.types import Scope
 
@@ -17,17 +16,23 @@ from vigil.api.alerts import ALERT_PATH, AlertCallers, alerts_router
 from vigil.api.audit_trail import AuditTrail
 from vigil.api.auth import AdminAuth
 from vigil.api.dead_letters import dead_letters_router
+from vigil.api.docs_pages import add_docs_pages
 from vigil.api.errors import API_ERRORS, ORJSONResponse, install_error_handlers
 from vigil.api.feedback import feedback_router
 from vigil.api.guard import RequestGuard, header
 from vigil.api.incidents import incidents_router
+from vigil.api.live import live_router
 from vigil.api.outputs import outputs_router
 from vigil.api.pipelines import pipelines_router
 from vigil.api.probes import add_probes
 from vigil.api.projects import projects_router
 from vigil.api.replay import Replayer
 from vigil.api.runbooks import runbooks_router
+from vigil.api.session import Credentials, Sessions
 from vigil.api.sinks import sinks_router
+from vigil.api.timeseries import timeseries_router
+from vigil.api.trial import trial_router
+from vigil.api.ui import add_ui
 from vigil.api.workflows import workflows_router
 from vigil.bus.client import Bus
 from vigil.detect.archive import EvidenceArchive
@@ -71,10 +76,17 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
         title="Vigil API",
         version=__version__,
         default_response_class=ORJSONResponse,
-        description="Management API. Authenticate with `Authorization: Bearer <admin token>`.",
+        description=(
+            "Management API. Authenticate with `Authorization: Bearer <admin token>` (or the web UI's "
+            "session cookie, with its `X-CSRF-Token` on every change)."
+        ),
+        docs_url=None,
+        redoc_url=None,
     )
+    add_docs_pages(app)
     install_error_handlers(app)
     callers = AlertCallers(ctx.keys or KeyResolver(ctx.store, ttl_s=5.0), ctx.auth)
+    credentials = Credentials(ctx.auth, Sessions(ctx.auth.token.decode()))
 
     async def authenticate(scope: Scope) -> None:
         authorization = header(scope, b"authorization")
@@ -82,7 +94,7 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
         if alert is not None:
             await callers.check(alert["project"], header(scope, b"x-api-key"), authorization)
         else:
-            ctx.auth.check(authorization)
+            credentials.check(scope)
 
     app.add_middleware(AuditTrail, repo=WorkflowRepo(ctx.store))
     app.add_middleware(
@@ -90,14 +102,17 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     )
     store = ctx.store
 
-    async def admin(authorization: Annotated[str | None, Header()] = None) -> None:
-        ctx.auth.check(authorization)
+    async def admin(request: Request) -> None:
+        credentials.check(request.scope)
 
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(admin)], responses=API_ERRORS)
     api.include_router(projects_router(store, ctx.changed))
     api.include_router(pipelines_router(store, ctx.changed, ctx.outbound))
     api.include_router(sinks_router(store, ctx.changed, ctx.outbound))
+    api.include_router(trial_router(store, ctx.outbound))
     api.include_router(outputs_router(store))
+    api.include_router(live_router(store))
+    api.include_router(timeseries_router(store))
     api.include_router(dead_letters_router(store, ctx.replayer))
     api.include_router(incidents_router(store, ctx.evidence, ctx.budget))
     api.include_router(runbooks_router(store, WorkflowRepo(store)))
@@ -110,6 +125,7 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     if ctx.mcp is not None:
         app.router.routes.append(Route(MCP_PATH, ctx.mcp, methods=["GET", "POST", "DELETE"]))
     add_probes(app, ctx.ready)
+    add_ui(app, credentials)
     return app
 
 

@@ -1,5 +1,6 @@
 """Configuration changes made through the API, into the audit log: every successful change to a
-project's keys, pipelines, sinks and dead letters, and a project's deletion. (Runbooks, workflow
+project's keys, pipelines, sinks and dead letters, and a project's deletion; test batches sent to
+a pipeline's agent or through a sink as `test.pipeline` and `test.sink`. (Runbooks, workflow
 policies and approvals write their own, richer entries.)"""
 
 from __future__ import annotations
@@ -42,13 +43,16 @@ class AuditTrail:
 
         await self._app(scope, receive, watching)
         if 200 <= status < 300:
-            resource = found["resource"] or "project"
+            resource = (found["resource"] or "project").rstrip("s").replace("-", "_")
+            subject = found["subject"] or found["project"]
+            # a test batch changes nothing: it is recorded as what it is
+            kind = f"test.{resource}" if subject.endswith("/test") else f"config.{resource}"
             try:
                 await self._repo.audit(
                     found["project"],
                     "admin",
-                    f"config.{resource.rstrip('s').replace('-', '_')}",
-                    (found["subject"] or found["project"])[:200],
+                    kind,
+                    subject.removesuffix("/test")[:200],
                     {"method": scope["method"], "path": scope["path"], "status": status},
                 )
             except Exception:  # the change is made: its audit entry must not turn it into an error

@@ -31,6 +31,10 @@ class AdminAuth:
     def __init__(self, token: str) -> None:
         self._token = token.encode()
 
+    @property
+    def token(self) -> bytes:
+        return self._token
+
     def check(self, authorization: str | None) -> None:
         if not authorization:
             raise Unauthorized("missing admin token: send Authorization: Bearer <token>")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -44,10 +45,13 @@ def incidents_router(store: Store, evidence: EvidenceArchive | None, budget: Tok
         project_id: str,
         status: Annotated[str | None, Query(pattern="^(open|resolved)$")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        before: Annotated[
+            datetime | None, Query(description="Page back: incidents updated before this time.")
+        ] = None,
     ) -> list[dict[str, Any]]:
         """Incidents, most recently updated first, without their signals and timeline."""
         await store.get_project(project_id)
-        rows = await store.list_incidents(project_id, status=status, limit=limit)
+        rows = await store.list_incidents(project_id, status=status, limit=limit, before=before)
         summary = (
             "id",
             "title",

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from sqlalchemy import func, select
 
 from vigil.api.schemas import BatchOut, OutputOut
 from vigil.errors import NotFound
-from vigil.store.models import Batch
+from vigil.store.models import Batch, IncidentRow
 from vigil.store.repo import Store
 
 
@@ -35,11 +37,16 @@ def outputs_router(store: Store) -> APIRouter:
         project_id: str,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         request_id: str | None = None,
+        before: Annotated[
+            datetime | None, Query(description="Page back: outputs received before this time.")
+        ] = None,
+        batch: Annotated[bool, Query(description="With each output's batch and its records.")] = True,
     ) -> Any:
         await store.get_project(project_id)
         result = []
-        for row in await store.list_outputs(project_id, limit=limit, request_id=request_id):
-            batch = await store.get_batch(row.request_id)
+        rows = await store.list_outputs(project_id, limit=limit, request_id=request_id, before=before)
+        for row in rows:
+            found = await store.get_batch(row.request_id) if batch else None
             result.append(
                 OutputOut(
                     id=row.id,
@@ -48,7 +55,7 @@ def outputs_router(store: Store) -> APIRouter:
                     pipeline=row.pipeline,
                     payload=row.payload,
                     received_at=row.received_at,
-                    batch=_batch_out(batch, with_records=True) if batch is not None else None,
+                    batch=_batch_out(found, with_records=True) if found is not None else None,
                 )
             )
         return result
@@ -76,6 +83,12 @@ def outputs_router(store: Store) -> APIRouter:
     @router.get("/projects/{project_id}/stats", tags=["projects"])
     async def stats(project_id: str) -> dict[str, Any]:
         await store.get_project(project_id)
-        return await store.counts(project_id)
+        async with store.session() as s:
+            open_incidents = await s.scalar(
+                select(func.count())
+                .select_from(IncidentRow)
+                .where(IncidentRow.project_id == project_id, IncidentRow.status == "open")
+            )
+        return {**await store.counts(project_id), "open_incidents": open_incidents or 0}
 
     return router

@@ -40,6 +40,11 @@ def projects_router(store: Store, changed: Callable[[str], Awaitable[None]]) -> 
     async def get_project(project_id: str) -> Any:
         return await store.get_project(project_id)
 
+    @router.patch("/projects/{project_id}", response_model=ProjectOut, tags=["projects"])
+    async def rename_project(project_id: str, body: ProjectSpec) -> Any:
+        """Rename the project (its id, keys and configuration stay)."""
+        return await store.rename_project(project_id, body.name)
+
     @router.delete("/projects/{project_id}", status_code=204, tags=["projects"])
     async def delete_project(project_id: str) -> Response:
         await store.delete_project(project_id)

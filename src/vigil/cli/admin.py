@@ -1,9 +1,8 @@
-"""`vigil project|key|pipeline|sink|dead-letters ...`, `vigil outputs|batches|stats`: the management API."""
+"""`vigil project|key|pipeline ...`: projects, their keys and pipelines, through the management API."""
 
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,28 +33,9 @@ project_app = typer.Typer(
 )
 key_app = typer.Typer(help="Project API keys, for OTLP senders and agents.", no_args_is_help=True)
 pipeline_app = typer.Typer(help="Pipelines: which records go to which agent, in what batches.")
-sink_app = typer.Typer(help="Sinks: where agents' outputs are delivered.")
-dead_letters_app = typer.Typer(help="Batches and deliveries that ran out of retries.", no_args_is_help=True)
 
 
-class SinkType(StrEnum):
-    webhook = "webhook"
-    slack = "slack"
-
-
-class BatchStatus(StrEnum):
-    pending = "pending"
-    retrying = "retrying"
-    delivered = "delivered"
-    dead = "dead"
-
-
-class DeadLetterKind(StrEnum):
-    batch = "batch"
-    sink = "sink"
-
-
-def _label(project: dict[str, Any]) -> str:
+def project_label(project: dict[str, Any]) -> str:
     return f"[bold]{escape(project['name'])}[/] ({project['id']})"
 
 
@@ -72,7 +52,7 @@ def project_create(
     if as_json:
         print_json(project)
         return
-    say(f"[green]created project[/] {_label(project)}")
+    say(f"[green]created project[/] {project_label(project)}")
     say(f"next: [bold]vigil key create {escape(name)}[/]")
 
 
@@ -98,7 +78,7 @@ def project_delete(
     with ApiClient.connect(api_url, token) as api:
         found = api.project(project)
         api.delete(f"/projects/{found['id']}")
-    say(f"[green]deleted project[/] {_label(found)}")
+    say(f"[green]deleted project[/] {project_label(found)}")
 
 
 # --- keys -----------------------------------------------------------------------------------------
@@ -301,7 +281,7 @@ def pipeline_set(
         found = api.project(project)
         saved = api.put(f"/projects/{found['id']}/pipelines/{name}", spec)
     stored = saved["spec"]
-    say(f"[green]saved pipeline[/] [bold]{escape(name)}[/] in project {_label(found)}")
+    say(f"[green]saved pipeline[/] [bold]{escape(name)}[/] in project {project_label(found)}")
     say(
         f"  {escape(describe_filter(stored))} -> batches of {describe_batch(stored)} "
         f"-> {escape(mask_url(stored['agent']['endpoint']))}"
@@ -356,262 +336,4 @@ def pipeline_delete(
     with ApiClient.connect(api_url, token) as api:
         found = api.project(project)
         api.delete(f"/projects/{found['id']}/pipelines/{name}")
-    say(f"[green]deleted pipeline[/] [bold]{escape(name)}[/] of project {_label(found)}")
-
-
-# --- sinks ----------------------------------------------------------------------------------------
-
-
-@sink_app.command("add")
-def sink_add(
-    project: ProjectArg,
-    kind: Annotated[SinkType, typer.Argument(metavar="TYPE", help="webhook or slack.")],
-    url: Annotated[str | None, typer.Option("--url", help="Webhook: URL outputs are POSTed to.")] = None,
-    secret: Annotated[
-        str | None, typer.Option("--secret", help="Webhook: HMAC-SHA256 signing secret.")
-    ] = None,
-    webhook_url: Annotated[
-        str | None, typer.Option("--webhook-url", help="Slack: incoming-webhook URL.")
-    ] = None,
-    name: Annotated[str | None, typer.Option("--name", help="A label for the sink.")] = None,
-    as_json: JsonOption = False,
-    api_url: ApiUrlOption = DEFAULT_API_URL,
-    token: TokenOption = None,
-) -> None:
-    """Add a webhook or Slack sink."""
-    body: dict[str, Any] = {"type": kind.value}
-    if kind is SinkType.webhook:
-        if url is None or webhook_url is not None:
-            raise typer.BadParameter("a webhook sink takes --url [--secret]", param_hint="--url")
-        body["url"] = url
-        if secret is not None:
-            body["secret"] = secret
-    else:
-        if webhook_url is None or url is not None or secret is not None:
-            raise typer.BadParameter("a slack sink takes --webhook-url", param_hint="--webhook-url")
-        body["webhook_url"] = webhook_url
-    if name is not None:
-        body["name"] = name
-    with ApiClient.connect(api_url, token) as api:
-        found = api.project(project)
-        sink = api.post(f"/projects/{found['id']}/sinks", body)
-    if as_json:
-        print_json(sink)
-        return
-    say(f"[green]added {kind.value} sink[/] {sink['id']} to project {_label(found)}")
-
-
-def _sink_target(sink: dict[str, Any]) -> str:
-    spec = sink["spec"]
-    return mask_url(str(spec["url"])) if "url" in spec else "Slack incoming webhook (secret)"
-
-
-@sink_app.command("list")
-def sink_list(
-    project: ProjectArg,
-    as_json: JsonOption = False,
-    api_url: ApiUrlOption = DEFAULT_API_URL,
-    token: TokenOption = None,
-) -> None:
-    """List a project's sinks (secrets masked)."""
-    with ApiClient.connect(api_url, token) as api:
-        found = api.project(project)
-        sinks: list[dict[str, Any]] = api.get(f"/projects/{found['id']}/sinks")
-    if as_json:
-        print_json(sinks)
-        return
-    rows = [
-        [s["id"], s["type"], s["name"] or "", _sink_target(s), short_time(s["created_at"])] for s in sinks
-    ]
-    console.print(table(["ID", "TYPE", "NAME", "TARGET", "CREATED"], rows, title=f"Sinks of {found['name']}"))
-
-
-@sink_app.command("delete")
-def sink_delete(
-    project: ProjectArg, sink_id: str, api_url: ApiUrlOption = DEFAULT_API_URL, token: TokenOption = None
-) -> None:
-    """Delete a sink."""
-    with ApiClient.connect(api_url, token) as api:
-        found = api.project(project)
-        api.delete(f"/projects/{found['id']}/sinks/{sink_id}")
-    say(f"[green]deleted sink[/] {escape(sink_id)} of project {_label(found)}")
-
-
-# --- outputs, batches, dead letters, stats --------------------------------------------------------
-
-
-def _summary(payload: dict[str, Any], width: int = 160) -> str:
-    text = payload.get("summary")
-    if not isinstance(text, str):
-        text = json.dumps(payload, ensure_ascii=False)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def outputs(
-    project: ProjectArg,
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", help="Newest first, at most this many (1-1000).")
-    ] = 20,
-    request_id: Annotated[
-        str | None, typer.Option("--request-id", help="Only the outputs for this batch.")
-    ] = None,
-    as_json: JsonOption = False,
-    api_url: ApiUrlOption = DEFAULT_API_URL,
-    token: TokenOption = None,
-) -> None:
-    """List agents' outputs, newest first, with the batch each answers."""
-    with ApiClient.connect(api_url, token) as api:
-        found = api.project(project)
-        rows_in: list[dict[str, Any]] = api.get(
-            f"/projects/{found['id']}/outputs", limit=limit, request_id=request_id
-        )
-    if as_json:
-        print_json(rows_in)
-        return
-    rows = [
-        [
-            short_time(o["received_at"]),
-            o["pipeline"] or "",
-            str(o["batch"]["record_count"]) if o["batch"] else "",
-            o["request_id"],
-            _summary(o["payload"]),
-        ]
-        for o in rows_in
-    ]
-    columns = ["RECEIVED", "PIPELINE", "RECORDS", "REQUEST ID", "SUMMARY"]
-    console.print(table(columns, rows, title=f"Outputs of {found['name']}"))
-
-
-_STATUS_STYLE = {"delivered": "green", "pending": "cyan", "retrying": "yellow", "dead": "red"}
-
-
-def batches(
-    project: ProjectArg,
-    status: Annotated[
-        BatchStatus | None, typer.Option("--status", help="Only batches in this state.")
-    ] = None,
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", help="Newest first, at most this many (1-1000).")
-    ] = 20,
-    as_json: JsonOption = False,
-    api_url: ApiUrlOption = DEFAULT_API_URL,
-    token: TokenOption = None,
-) -> None:
-    """List batches sent (or being sent) to agents, newest first."""
-    with ApiClient.connect(api_url, token) as api:
-        found = api.project(project)
-        rows_in: list[dict[str, Any]] = api.get(
-            f"/projects/{found['id']}/batches", status=status.value if status else None, limit=limit
-        )
-    if as_json:
-        print_json(rows_in)
-        return
-    rows = [
-        [
-            short_time(b["created_at"]),
-            b["pipeline"],
-            Text(b["status"], style=_STATUS_STYLE.get(b["status"], "")),
-            str(b["record_count"]),
-            str(b["attempts"]),
-            b["request_id"],
-            b["last_error"] or "",
-        ]
-        for b in rows_in
-    ]
-    columns = ["CREATED", "PIPELINE", "STATUS", "RECORDS", "ATTEMPTS", "REQUEST ID", "LAST ERROR"]
-    console.print(table(columns, rows, title=f"Batches of {found['name']}"))
-
-
-@dead_letters_app.command("list")
-def dead_letters_list(
-    project: ProjectArg,
-    kind: Annotated[DeadLetterKind | None, typer.Option("--kind", help="batch (agent) or sink.")] = None,
-    include_replayed: Annotated[
-        bool, typer.Option("--include-replayed", help="Also those replayed.")
-    ] = False,
-    limit: Annotated[
-        int, typer.Option("--limit", "-n", help="Oldest first, at most this many (1-1000).")
-    ] = 100,
-    as_json: JsonOption = False,
-    api_url: ApiUrlOption = DEFAULT_API_URL,
-    token: TokenOption = None,
-) -> None:
-    """List dead letters: agent batches and sink deliveries that ran out of retries."""
-    with ApiClient.connect(api_url, token) as api:
-        found = api.project(project)
-        letters: list[dict[str, Any]] = api.get(
-            f"/projects/{found['id']}/dead-letters",
-            kind=kind.value if kind else None,
-            include_replayed=include_replayed,
-            limit=limit,
-        )
-    if as_json:
-        print_json(letters)
-        return
-    rows = [
-        [
-            d["id"],
-            d["kind"],
-            d["target"],
-            d["error"],
-            str(d["attempts"]),
-            short_time(d["created_at"]),
-            short_time(d["replayed_at"]),
-        ]
-        for d in letters
-    ]
-    columns = ["ID", "KIND", "TARGET", "ERROR", "ATTEMPTS", "CREATED", "REPLAYED"]
-    console.print(table(columns, rows, title=f"Dead letters of {found['name']}"))
-
-
-@dead_letters_app.command("replay")
-def dead_letters_replay(
-    project: ProjectArg,
-    dead_letter_id: Annotated[
-        str | None, typer.Argument(metavar="[ID]", help="The dead letter to replay.")
-    ] = None,
-    replay_all: Annotated[
-        bool, typer.Option("--all", help="Replay every dead letter not yet replayed.")
-    ] = False,
-    kind: Annotated[DeadLetterKind | None, typer.Option("--kind", help="With --all: only this kind.")] = None,
-    api_url: ApiUrlOption = DEFAULT_API_URL,
-    token: TokenOption = None,
-) -> None:
-    """Send dead letters through their pipeline or sink again."""
-    if (dead_letter_id is None) == (not replay_all):
-        raise typer.BadParameter("give a dead letter ID or --all (not both)", param_hint="ID")
-    with ApiClient.connect(api_url, token) as api:
-        found = api.project(project)
-        base = f"/projects/{found['id']}/dead-letters"
-        if dead_letter_id is not None:
-            result = api.post(f"{base}/{dead_letter_id}/replay")
-        else:
-            result = api.post(f"{base}/replay", kind=kind.value if kind else None)
-    replayed: list[str] = result["replayed"]
-    say(f"[green]replayed {len(replayed)} dead letter{'' if len(replayed) == 1 else 's'}[/]")
-    for item in replayed:
-        say(f"  {item}")
-
-
-def stats(
-    project: ProjectArg,
-    as_json: JsonOption = False,
-    api_url: ApiUrlOption = DEFAULT_API_URL,
-    token: TokenOption = None,
-) -> None:
-    """Counts of batches by state, outputs and dead letters."""
-    with ApiClient.connect(api_url, token) as api:
-        found = api.project(project)
-        counts: dict[str, Any] = api.get(f"/projects/{found['id']}/stats")
-    if as_json:
-        print_json(counts)
-        return
-    rows: list[list[str | Text]] = [
-        [Text(f"batches {state}", style=_STATUS_STYLE.get(state, "")), str(c["batches"]), str(c["records"])]
-        for state, c in sorted(counts["batches"].items())
-    ]
-    rows.append(["outputs", str(counts["outputs"]), ""])
-    rows.append(
-        [Text("dead letters", style="red" if counts["dead_letters"] else ""), str(counts["dead_letters"]), ""]
-    )
-    console.print(table(["", "COUNT", "RECORDS"], rows, title=f"Project {found['name']}"))
+    say(f"[green]deleted pipeline[/] [bold]{escape(name)}[/] of project {project_label(found)}")

@@ -61,7 +61,7 @@ class OutputSender(Protocol):
 
 
 class _HttpxSender:
-    """The seed's contract by hand, for when the SDK is not installed."""
+    """The agent protocol's output call by hand (`POST /internal/agent-output`), for when the SDK is not installed."""
 
     def __init__(self, receiver_url: str, api_key: str) -> None:
         self._url = f"{receiver_url}/internal/agent-output"

@@ -1,4 +1,4 @@
-"""`vigil incidents list|show`: the detector's and the alerts' incidents of a project."""
+"""`vigil incidents list|show|replays`: the detector's and the alerts' incidents of a project."""
 
 from __future__ import annotations
 
@@ -94,8 +94,46 @@ def show_incident(
         for problem in body.get("label_problems") or []:
             say(f"  [yellow]{escape(problem)}[/]")
     for signal in body.get("signals") or []:
-        say(
-            escape(f"  signal {signal.get('kind')} on {signal.get('service')} {signal.get('endpoint') or ''}")
-        )
+        where = f"{signal.get('service')} {signal.get('endpoint') or ''}".rstrip()
+        say(escape(f"  signal {signal.get('kind')} on {where}  (evidence: {signal.get('fingerprint')})"))
     for entry in body.get("timeline") or []:
         say(escape(f"  {short_time(entry.get('at'))}  {entry.get('event')}  {entry.get('detail') or ''}"))
+
+
+@incidents_app.command("replays")
+def list_replays(
+    project: ProjectArg,
+    incident_id: Annotated[str, typer.Argument(metavar="INCIDENT")],
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    as_json: JsonOption = False,
+    api_url: ApiUrlOption = DEFAULT_API_URL,
+    token: TokenOption = None,
+) -> None:
+    """The incident's replays (`vigil replay`), newest first: the latest is its confirmation."""
+    _, rows = project_call(
+        api_url, token, project, "GET", f"/incidents/{incident_id}/replays", params={"limit": limit}
+    )
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        say(
+            f"{escape(incident_id)} was never replayed: `vigil replay {escape(incident_id)} --target URL` does it."
+        )
+        return
+    console.print(
+        table(
+            ["AT", "TARGET", "CONFIRMED", "FAILED/SENT", "ID"],
+            [
+                [
+                    short_time(row["at"]),
+                    row["target"],
+                    Text("yes", style="red") if row["reproduced"] else Text("no", style="green"),
+                    f"{row['failed']}/{row['attempted']}",
+                    row["id"],
+                ]
+                for row in rows
+            ],
+            title=f"Replays of {incident_id}",
+        )
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import sys
 from collections.abc import Coroutine
@@ -14,7 +15,8 @@ from rich.console import Console
 from rich.panel import Panel
 
 from vigil import __version__
-from vigil.cli import admin, demo, replay, runbooks
+from vigil.cli import admin, deliveries, demo, details, replay, runbooks, sinks
+from vigil.cli.alerts import alerts_app
 from vigil.cli.approvals import approvals_app
 from vigil.cli.feedback import feedback_app
 from vigil.cli.incidents import incidents_app
@@ -53,13 +55,39 @@ def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="A vigil.yaml to apply at start.")]
 DataDirOption = Annotated[Path | None, typer.Option(help="Data directory (default ./.vigil).")]
+HostOption = Annotated[
+    str | None,
+    typer.Option(
+        "--host",
+        help="Address to listen on (VIGIL_HOST; default 127.0.0.1, loopback only): 0.0.0.0 for every interface.",
+        show_default=False,
+    ),
+]
 
 
-def serve(roles: frozenset[str], config: Path | None = None, data_dir: Path | None = None) -> None:
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _url_host(host: str) -> str:
+    """Where a browser on this machine reaches the API."""
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def serve(
+    roles: frozenset[str], config: Path | None = None, data_dir: Path | None = None, host: str | None = None
+) -> None:
     """Run the given parts of Vigil until SIGTERM or SIGINT, then stop them gracefully."""
     from vigil.runtime import ROLES, Runtime
 
     overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     if config is not None:
@@ -84,7 +112,14 @@ def serve(roles: frozenset[str], config: Path | None = None, data_dir: Path | No
             names = {"otlp_http": "OTLP/HTTP", "otlp_grpc": "OTLP/gRPC", "api": "API", "ops": "metrics"}
             ports = "  ".join(f"{names[k]} :{v}" for k, v in runtime.ports().items())
             what = "is up" if roles == ROLES else f"{'+'.join(sorted(roles))} is up"
-            console.print(f"[green]Vigil {__version__} {what}[/]: {ports}")
+            console.print(f"[green]Vigil {__version__} {what}[/] on {settings.host}: {ports}")
+            if "api" in roles:
+                api = f"http://{_url_host(settings.host)}:{runtime.ports()['api']}"
+                console.print(f"API docs: {api}/docs")
+            if _is_loopback(settings.host):
+                console.print(
+                    "[dim]Listening on loopback only: `--host 0.0.0.0` (or VIGIL_HOST) to be reached from other hosts.[/]"
+                )
             await runtime.run_until_signalled()
         finally:
             await runtime.shutdown()
@@ -99,23 +134,23 @@ def serve(roles: frozenset[str], config: Path | None = None, data_dir: Path | No
 
 
 @app.command()
-def up(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
+def up(config: ConfigOption = None, data_dir: DataDirOption = None, host: HostOption = None) -> None:
     """Run every part of Vigil in one process on the embedded defaults."""
     from vigil.runtime import ROLES
 
-    serve(ROLES, config, data_dir)
+    serve(ROLES, config, data_dir, host)
 
 
 @app.command()
-def receiver(data_dir: DataDirOption = None) -> None:
+def receiver(data_dir: DataDirOption = None, host: HostOption = None) -> None:
     """Run the OTLP receivers and the agents' data plane as a service of its own (needs VIGIL_NATS_URL)."""
-    serve(frozenset({"receiver"}), data_dir=data_dir)
+    serve(frozenset({"receiver"}), data_dir=data_dir, host=host)
 
 
 @app.command()
-def api(config: ConfigOption = None, data_dir: DataDirOption = None) -> None:
+def api(config: ConfigOption = None, data_dir: DataDirOption = None, host: HostOption = None) -> None:
     """Run the management API as a service of its own (needs VIGIL_NATS_URL)."""
-    serve(frozenset({"api"}), config, data_dir)
+    serve(frozenset({"api"}), config, data_dir, host)
 
 
 @db_app.command("upgrade")
@@ -142,10 +177,10 @@ def pipeline_service(ctx: typer.Context, data_dir: DataDirOption = None) -> None
         serve(frozenset({"pipeline"}), data_dir=data_dir)
 
 
-app.add_typer(admin.sink_app, name="sink")
+app.add_typer(sinks.sink_app, name="sink")
 
 
-@admin.sink_app.callback(invoke_without_command=True)
+@sinks.sink_app.callback(invoke_without_command=True)
 def sink_service(ctx: typer.Context, data_dir: DataDirOption = None) -> None:
     """Sinks: where agents' outputs are delivered. Without a command: run the sink service
     (output storage and delivery; needs VIGIL_NATS_URL)."""
@@ -153,8 +188,9 @@ def sink_service(ctx: typer.Context, data_dir: DataDirOption = None) -> None:
         serve(frozenset({"sink"}), data_dir=data_dir)
 
 
-app.add_typer(admin.dead_letters_app, name="dead-letters")
+app.add_typer(deliveries.dead_letters_app, name="dead-letters")
 app.add_typer(incidents_app, name="incidents")
+app.add_typer(alerts_app, name="alerts")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(feedback_app, name="feedback")
@@ -162,9 +198,11 @@ app.add_typer(runbooks.runbooks_app, name="runbooks")
 app.add_typer(policy_app, name="policy")
 app.command("audit")(runbooks.audit)
 app.command("mcp")(mcp)
-app.command("outputs")(admin.outputs)
-app.command("batches")(admin.batches)
-app.command("stats")(admin.stats)
+app.command("outputs")(deliveries.outputs)
+app.command("batches")(deliveries.batches)
+app.command("evidence")(details.evidence)
+app.command("llm-usage")(details.llm_usage)
+app.command("stats")(deliveries.stats)
 app.command("demo")(demo.demo)
 app.command("replay")(replay.replay)
 

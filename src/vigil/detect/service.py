@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from datetime import datetime
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -77,6 +79,10 @@ _REQUEST_KEYS = frozenset(
 )
 
 
+def _clock(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s).strftime("%H:%M:%S")
+
+
 class Detector:
     def __init__(
         self, bus: Bus, store: Store, settings: DetectSettings, evidence: EvidenceArchive | None = None
@@ -100,6 +106,7 @@ class Detector:
         self._outbox_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._dirty = False
+        self._announced: set[tuple[str, str]] = set()
         # the evidence of every signal, archived in the background (and swept)
         self._evidence = EvidenceRecorder(evidence) if evidence is not None else None
 
@@ -177,9 +184,30 @@ class Detector:
                     facts = []
                 FACTS.labels(source).inc(len(facts))
                 for fact in facts:
+                    self._announce(fact)
                     await self._closed(self._windows.add(fact))
                 await msg.ack()
                 await asyncio.sleep(0)
+
+    def _announce(self, fact: Fact) -> None:
+        """Say once per service (and start) when its first window can yield incidents: nothing
+        else is heard of the detector until one opens."""
+        key = (fact.project, fact.service)
+        if key in self._announced:
+            return
+        self._announced.add(key)
+        s = self._settings
+        end = math.floor(fact.start_s / s.window_s) * s.window_s + s.window_s
+        log.info(
+            "detector: first requests of %s; its first %.0f s window closes at %s, or by %s if the "
+            "service goes quiet; thresholds apply from that window, baselines after %d windows",
+            fact.service,
+            s.window_s,
+            _clock(end + s.allowed_lateness_s),
+            _clock(end + s.allowed_lateness_s + s.idle_grace_s),
+            self._baselines.config.min_windows,
+            extra={"project": fact.project, "service": fact.service},
+        )
 
     def _span_facts(self, msg: Msg, project: str) -> list[Fact]:
         request = ExportTraceServiceRequest()

@@ -58,6 +58,7 @@ class Batch(Base):
     """A batch handed to an agent; its id is the X-Request-ID the agent answers with."""
 
     __tablename__ = "batches"
+    __table_args__ = (Index("ix_batches_project_created", "project_id", "created_at"),)
 
     request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     project_id: Mapped[str] = mapped_column(String(36), index=True)
@@ -196,7 +197,10 @@ class AuditEntry(Base):
     """Append-only: every change and decision, who made it, when and why."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_project_at", "project_id", "at"),)
+    __table_args__ = (
+        Index("ix_audit_log_project_at", "project_id", "at"),
+        Index("ix_audit_log_project_id", "project_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project_id: Mapped[str] = mapped_column(String(36))

@@ -140,6 +140,19 @@ class Store:
             raise NotFound(f"no project {project_id!r}", details={"project_id": project_id})
         return project
 
+    async def rename_project(self, project_id: str, name: str) -> Project:
+        async with self.session() as s:
+            project = await s.get(Project, project_id)
+            if project is None:
+                raise NotFound(f"no project {project_id!r}", details={"project_id": project_id})
+            project.name = name
+            try:
+                await s.commit()
+            except IntegrityError as exc:
+                raise Conflict(f"a project named {name!r} exists", details={"name": name}) from exc
+            await s.refresh(project)
+        return project
+
     async def find_project(self, name: str) -> Project | None:
         async with self.session() as s:
             return (await s.scalars(select(Project).where(Project.name == name))).first()
@@ -438,12 +451,24 @@ class Store:
         return output, True
 
     async def list_outputs(
-        self, project_id: str, *, limit: int, request_id: str | None = None
+        self,
+        project_id: str,
+        *,
+        limit: int,
+        request_id: str | None = None,
+        before: datetime | None = None,
+        after: datetime | None = None,
     ) -> Sequence[Output]:
+        """Newest first; `before` pages back, `after` (oldest first then) follows what is new."""
         async with self.session() as s:
             query = select(Output).where(Output.project_id == project_id)
             if request_id is not None:
                 query = query.where(Output.request_id == request_id)
+            if before is not None:
+                query = query.where(Output.received_at < before)
+            if after is not None:
+                query = query.where(Output.received_at > after)
+                return (await s.scalars(query.order_by(Output.received_at).limit(limit))).all()
             return (await s.scalars(query.order_by(Output.received_at.desc()).limit(limit))).all()
 
     # template miners
@@ -502,12 +527,15 @@ class Store:
             await s.commit()
 
     async def list_incidents(
-        self, project_id: str, *, status: str | None, limit: int
+        self, project_id: str, *, status: str | None, limit: int, before: datetime | None = None
     ) -> Sequence[IncidentRow]:
+        """Most recently updated first; `before` (an `updated_at`) pages back."""
         async with self.session() as s:
             query = select(IncidentRow).where(IncidentRow.project_id == project_id)
             if status is not None:
                 query = query.where(IncidentRow.status == status)
+            if before is not None:
+                query = query.where(IncidentRow.updated_at < before)
             return (await s.scalars(query.order_by(IncidentRow.updated_at.desc()).limit(limit))).all()
 
     async def get_incident(self, project_id: str, incident_id: str) -> IncidentRow:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
+import httpx2
 from fastapi import Body, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from vigil_sdk import AsyncVigil, VigilError
@@ -25,7 +25,7 @@ AGENT_NAME = "otlp-error-summary"
 class Agent:
     """Analyzes a batch with Vigil's engines (through the SDK) and sends the result to Vigil."""
 
-    def __init__(self, vigil: AsyncVigil, llm: LlmConfig | None, http: httpx.AsyncClient) -> None:
+    def __init__(self, vigil: AsyncVigil, llm: LlmConfig | None, http: httpx2.AsyncClient) -> None:
         self.vigil = vigil
         self.llm = llm
         self.http = http
@@ -70,11 +70,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         config = settings or Settings.from_env()
         logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-        # httpx logs every request at INFO; this agent logs one line per batch instead.
-        logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+        # httpx (the SDK's) and httpx2 (the models') log every request at INFO; this agent logs one
+        # line per batch instead.
+        for name in ("httpx", "httpx2"):
+            logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
         async with (
             AsyncVigil(config.vigil_api_key, config.vigil_endpoint) as vigil,
-            httpx.AsyncClient() as http,
+            httpx2.AsyncClient() as http,  # reused by every model call
         ):
             app.state.agent = Agent(vigil, config.llm, http)
             logger.info("ready: engine %s, sending to %s", describe(config.llm), config.vigil_endpoint)

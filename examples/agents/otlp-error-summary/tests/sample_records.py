@@ -24,7 +24,7 @@ def record(
     }
 
 
-SEED_BATCH = [
+SAMPLE_BATCH = [
     record("Connection refused: database pool exhausted"),
     record("Timeout waiting for DB connection after 30s"),
 ]

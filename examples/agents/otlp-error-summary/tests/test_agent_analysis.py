@@ -12,7 +12,7 @@ import pytest
 from error_summary.app import create_app
 from error_summary.settings import Settings
 from local_servers import JsonServer, accept_output, serve_app
-from sample_records import SEED_BATCH, record
+from sample_records import SAMPLE_BATCH, record
 
 from tests.doubles.openai_server import OpenAIServer
 
@@ -52,7 +52,7 @@ def openai_env(model: OpenAIServer, timeout: float = 5.0) -> dict[str, str]:
     }
 
 
-def send(config: Settings, vigil: JsonServer, batch: list[dict[str, Any]] = SEED_BATCH) -> dict[str, Any]:
+def send(config: Settings, vigil: JsonServer, batch: list[dict[str, Any]] = SAMPLE_BATCH) -> dict[str, Any]:
     """POST `batch` to the agent as Vigil does; the payload the agent sent back to Vigil."""
     with serve_app(create_app(config)) as agent_url:
         response = httpx.post(f"{agent_url}/process", json=batch, headers=HEADERS, timeout=30)

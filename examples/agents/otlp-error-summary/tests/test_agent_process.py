@@ -15,7 +15,7 @@ import pytest
 from error_summary.app import create_app, idempotency_key
 from error_summary.settings import Settings
 from local_servers import Answer, JsonServer, Received, accept_output, free_port, serve_app
-from sample_records import SEED_BATCH
+from sample_records import SAMPLE_BATCH
 
 from tests.doubles.openai_server import OpenAIServer
 
@@ -42,7 +42,7 @@ def vigil() -> Iterator[JsonServer]:
 def test_process_sends_the_summary_to_vigil(vigil: JsonServer) -> None:
     app = create_app(Settings(vigil_api_key="proj-key", vigil_endpoint=vigil.url))
     with serve_app(app) as agent_url:
-        response = httpx.post(f"{agent_url}/process", json=SEED_BATCH, headers=HEADERS)
+        response = httpx.post(f"{agent_url}/process", json=SAMPLE_BATCH, headers=HEADERS)
 
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
@@ -63,7 +63,7 @@ def test_a_rejected_output_is_a_502_so_vigil_retries_the_batch() -> None:
     with JsonServer(unauthorized) as vigil:
         app = create_app(Settings(vigil_api_key="wrong", vigil_endpoint=vigil.url))
         with serve_app(app) as agent_url:
-            response = httpx.post(f"{agent_url}/process", json=SEED_BATCH, headers=HEADERS)
+            response = httpx.post(f"{agent_url}/process", json=SAMPLE_BATCH, headers=HEADERS)
 
     assert response.status_code == 502
     assert response.json()["error"] == "output_not_delivered"
@@ -74,7 +74,7 @@ def test_a_rejected_output_is_a_502_so_vigil_retries_the_batch() -> None:
 def test_a_batch_without_request_id_is_refused(vigil: JsonServer) -> None:
     app = create_app(Settings(vigil_api_key="k", vigil_endpoint=vigil.url))
     with serve_app(app) as agent_url:
-        response = httpx.post(f"{agent_url}/process", json=SEED_BATCH, headers={"X-Project-ID": "p"})
+        response = httpx.post(f"{agent_url}/process", json=SAMPLE_BATCH, headers={"X-Project-ID": "p"})
         health = httpx.get(f"{agent_url}/healthz")
 
     assert response.status_code == 400
@@ -86,20 +86,20 @@ def test_a_batch_without_request_id_is_refused(vigil: JsonServer) -> None:
 def test_a_body_that_is_not_an_array_is_refused(vigil: JsonServer) -> None:
     app = create_app(Settings(vigil_api_key="k", vigil_endpoint=vigil.url))
     with serve_app(app) as agent_url:
-        response = httpx.post(f"{agent_url}/process", json={"records": SEED_BATCH}, headers=HEADERS)
+        response = httpx.post(f"{agent_url}/process", json={"records": SAMPLE_BATCH}, headers=HEADERS)
 
     assert response.status_code == 422
     assert vigil.received == []
 
 
 def test_uvicorn_main_app_reads_the_glassflow_variable_names(vigil: JsonServer) -> None:
-    env = {"GLASSFLOW_API_KEY": "seed-key", "GLASSFLOW_ENDPOINT": vigil.url}
+    env = {"GLASSFLOW_API_KEY": "example-key", "GLASSFLOW_ENDPOINT": vigil.url}
 
     with run_main(env) as base:
-        response = httpx.post(f"{base}/process", json=SEED_BATCH, headers=HEADERS)
+        response = httpx.post(f"{base}/process", json=SAMPLE_BATCH, headers=HEADERS)
 
     assert response.status_code == 200
-    assert vigil.received[0].headers["x-api-key"] == "seed-key"
+    assert vigil.received[0].headers["x-api-key"] == "example-key"
     assert vigil.received[0].body["request_id"] == "req-123"
     assert vigil.received[0].body["payload"]["engine"] == "rules"
 
@@ -116,7 +116,7 @@ def test_uvicorn_main_app_reads_the_openai_variables(vigil: JsonServer) -> None:
             "AI_TIMEOUT_SECONDS": "5",
         }
         with run_main(env) as base:
-            response = httpx.post(f"{base}/process", json=SEED_BATCH, headers=HEADERS)
+            response = httpx.post(f"{base}/process", json=SAMPLE_BATCH, headers=HEADERS)
 
         [request] = model.requests
     assert response.status_code == 200

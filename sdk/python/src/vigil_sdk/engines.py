@@ -21,18 +21,17 @@ import os
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal, get_args
 
-import httpx
-
 from vigil_sdk.records import body_text
 
 try:
+    import httpx2
     from pydantic import SecretStr
 
     from vigil.agents.builtin.budget import BudgetLimits, MemoryUsageStore, TokenBudget
     from vigil.agents.builtin.evidence import build_evidence
     from vigil.agents.builtin.llm import LlmEngine
+    from vigil.agents.builtin.model_registry import LlmConfig, build_model, parse_timeout
     from vigil.agents.builtin.models import Analysis
-    from vigil.agents.builtin.providers import LlmConfig, make_provider, parse_timeout
     from vigil.agents.builtin.rules import RulesEngine
 except ImportError as exc:
     raise ImportError(
@@ -79,7 +78,7 @@ async def analyze(
     llm: LlmConfig | None = None,
     agent: str = DEFAULT_AGENT,
     budget: TokenBudget | None = None,
-    http: httpx.AsyncClient | None = None,
+    http: httpx2.AsyncClient | None = None,
 ) -> dict[str, Any]:
     """Analyze a batch of flat records (as Vigil POSTs them to agents) and return the payload to
     send back: `{"agent": agent, "summary", "severity", "error_type", "root_cause", "remediation",
@@ -89,8 +88,9 @@ async def analyze(
     `engine`: "rules", "llm" (needs `llm`), or "auto": the model when `llm` is given, else the rules.
     `project_id` and `request_id` label the evidence and key the token budget.
     `budget`: token limits kept across calls; by default each call counts its tokens in a fresh
-    in-memory budget without limits. `http`: a client to reuse for model calls (not closed here);
-    by default one is opened and closed per call.
+    in-memory budget without limits. `http`: an `httpx2` client (pydantic-ai's HTTP library) to
+    reuse for model calls, not closed here; by default the model's provider opens one and closes it
+    when the call ends. Bedrock calls go through boto3 and do not use it.
     """
     if engine not in get_args(EngineName):
         raise ValueError(f"engine must be one of {', '.join(get_args(EngineName))}, got {engine!r}")
@@ -102,7 +102,7 @@ async def analyze(
         analysis = await _RULES.analyze(evidence)
     else:
         spent = budget if budget is not None else TokenBudget(MemoryUsageStore())
-        model = LlmEngine(llm, make_provider(llm, http), spent, _RULES)
+        model = LlmEngine(llm, build_model(llm, http_client=http), spent, _RULES)
         try:
             analysis = await model.analyze(evidence)
         finally:

@@ -1,11 +1,11 @@
-"""Builds the LLM engine from settings: provider, budget kept in the database, rules as fallback."""
+"""Builds the LLM engine from settings: the model, budget kept in the database, rules as fallback."""
 
 from __future__ import annotations
 
 from vigil.agents.builtin.budget import BudgetLimits, SqlUsageStore, TokenBudget
 from vigil.agents.builtin.engine import Engine
 from vigil.agents.builtin.llm import LlmEngine
-from vigil.agents.builtin.providers import LlmConfig, make_provider
+from vigil.agents.builtin.model_registry import LlmConfig, build_model
 from vigil.learning.examples import CaseExamples
 from vigil.settings import LlmSettings
 from vigil.store.repo import Store
@@ -34,6 +34,6 @@ def build_llm_engine(settings: LlmSettings, store: Store, fallback: Engine) -> C
             tokens_per_day=settings.tokens_per_day, tokens_per_incident=settings.tokens_per_incident
         ),
     )
-    engine = ConfiguredLlm(config, make_provider(config), budget, fallback, examples=CaseExamples(store))
+    engine = ConfiguredLlm(config, build_model(config), budget, fallback, examples=CaseExamples(store))
     engine.budget = budget
     return engine

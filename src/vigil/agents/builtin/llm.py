@@ -1,21 +1,38 @@
-"""The `llm` engine: asks a chat model to explain the evidence, validates its JSON answer, and
-falls back to another engine (rules) when the budget is spent, the provider fails or the answer
-stays invalid after one repair.
+"""The `llm` engine: asks a chat model, through a pydantic-ai agent whose output type is
+`ModelAnswer`, to explain the evidence, and falls back to another engine (rules) when the budget is
+spent, the provider fails or times out, or the answer stays invalid after one repair (pydantic-ai
+shows the model its validation errors).
+
+Evidence reaches the prompt redacted: the pipeline redacts records before any agent sees them
+(`vigil.pipeline.redact`), and the prompt carries only the evidence.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_ai import Agent, PromptedOutput
+from pydantic_ai.agent import AgentRunResult
+from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.exceptions import (
+    ModelAPIError,
+    ModelHTTPError,
+    UnexpectedModelBehavior,
+    UsageLimitExceeded,
+)
+from pydantic_ai.models import Model
+from pydantic_ai.usage import UsageLimits
 
 from vigil.agents.builtin.budget import BudgetExhausted, TokenBudget, template_set_key
 from vigil.agents.builtin.engine import Engine
+from vigil.agents.builtin.model_guards import TokenBudgetGuard, guard_capabilities, model_error
+from vigil.agents.builtin.model_registry import LlmConfig, model_settings
 from vigil.agents.builtin.models import Analysis, Citation, Evidence, EvidenceItem, Severity
-from vigil.agents.builtin.providers import LlmConfig, LlmError, Provider, estimate_tokens, inline_refs
 from vigil.severity import severity_text
 
 log = logging.getLogger(__name__)
@@ -26,8 +43,8 @@ MAX_ATTRIBUTES = 10
 TEMPLATE_CHARS = 500
 SAMPLE_CHARS = 300
 ATTRIBUTE_CHARS = 200
-REPLY_CHARS_IN_REPAIR = 2000
-MAX_ERRORS_IN_REPAIR = 10
+OUTPUT_REPAIRS = 1
+"""An invalid answer is shown its validation errors and asked again once, then the fallback answers."""
 
 ExampleSource = Callable[[Evidence], Awaitable[list[dict[str, Any]]]]
 """Past cases like this evidence, with how people judged them (`vigil.learning.examples`)."""
@@ -41,9 +58,10 @@ class CitedTemplate(BaseModel):
     reason: str = Field(description="In one sentence, what this problem shows.")
 
 
+# What the model must return. Every field is required and no other is allowed, which is the form
+# strict structured output (OpenAI's, tools marked strict) accepts.
 class ModelAnswer(BaseModel):
-    """What the model must return. Every field is required and no other is allowed, which is the
-    form OpenAI's strict structured output accepts."""
+    """Your analysis of the evidence."""  # the answer tool's description, as the model sees it
 
     model_config = ConfigDict(extra="forbid")
 
@@ -60,8 +78,6 @@ class ModelAnswer(BaseModel):
     citations: list[CitedTemplate] = Field(max_length=20, description="The problems the conclusion rests on.")
 
 
-ANSWER_SCHEMA: dict[str, Any] = inline_refs(ModelAnswer.model_json_schema())
-
 SYSTEM_PROMPT = """\
 You are an on-call engineer's assistant. You receive evidence about problems in an application's \
 OpenTelemetry logs: distinct log templates (<*> marks a variable part) with how often they occurred, \
@@ -74,8 +90,7 @@ Cite only ids that appear in the evidence.
 - severity: critical when users are affected or data may be lost now; warning when something is \
 degraded or likely to get worse; informational otherwise.
 - error_type: a CamelCase class such as ConnectionPoolExhausted. If the evidence does not explain \
-the problem, use Unknown and a low confidence.
-- Reply with a single JSON object and nothing else."""
+the problem, use Unknown and a low confidence."""
 
 
 class FallbackAnalysis(Analysis):
@@ -137,32 +152,12 @@ def build_prompt(evidence: Evidence, examples: Sequence[dict[str, Any]] = ()) ->
     return prompt
 
 
-def _repair_prompt(user: str, reply: str, error: str) -> str:
+def _refuses_tools(exc: Exception) -> bool:
+    """A server that cannot force a tool call (vLLM without a tool parser, llama.cpp without
+    templates) refuses the request with a 400 or 422 about tools."""
     return (
-        f"{user}\n\nYour previous reply was rejected:\n{error}\n\n"
-        f"Previous reply:\n{_clip(reply, REPLY_CHARS_IN_REPAIR)}\n\n"
-        "Reply again with only a JSON object that matches the schema."
+        isinstance(exc, ModelHTTPError) and exc.status_code in (400, 422) and "tool" in str(exc.body).lower()
     )
-
-
-def _strip_fences(text: str) -> str:
-    # Models asked for JSON without a schema often wrap it in a Markdown code block.
-    body = text.strip()
-    if body.startswith("```"):
-        body = body.removeprefix("```json").removeprefix("```").removesuffix("```")
-    return body.strip()
-
-
-def parse_answer(text: str) -> ModelAnswer:
-    """Raises ValueError (a ValidationError included) with a message fit to show the model."""
-    try:
-        return ModelAnswer.model_validate_json(_strip_fences(text))
-    except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in exc.errors(include_url=False, include_input=False)
-        ]
-        raise ValueError("\n".join(problems[:MAX_ERRORS_IN_REPAIR])) from exc
 
 
 def _default_incident_key(evidence: Evidence) -> str:
@@ -175,7 +170,7 @@ class LlmEngine:
     def __init__(
         self,
         config: LlmConfig,
-        provider: Provider,
+        model: Model,
         budget: TokenBudget,
         fallback: Engine,
         *,
@@ -183,47 +178,78 @@ class LlmEngine:
         examples: ExampleSource | None = None,
     ) -> None:
         self._config = config
-        self._provider = provider
+        self._model = model
         self._budget = budget
         self._fallback = fallback
         self._incident_key = incident_key
         self._examples = examples
-        self._schema_tokens = estimate_tokens(orjson.dumps(ANSWER_SCHEMA).decode())
+        self._agent = Agent(
+            model,
+            # A bare type, not ToolOutput: pydantic-ai then also takes an answer given as JSON text.
+            output_type=ModelAnswer,
+            instructions=SYSTEM_PROMPT,
+            model_settings=model_settings(config),
+            retries={"output": OUTPUT_REPAIRS},
+        )
+        self._open = AsyncExitStack()
+        self._entered = False
+        self.prompted = False
+        """True once the server refused the answer tool: the schema then goes in the prompt."""
 
     async def aclose(self) -> None:
-        await self._provider.aclose()
+        """Closes the HTTP client the model's provider opened, if it opened one; safe to call twice."""
+        self._entered = False
+        await self._open.aclose()
 
     async def analyze(self, evidence: Evidence) -> Analysis:
         if not evidence.items:
             return await self._fall_back(evidence, "no_evidence", "the batch holds no evidence", 0)
-        project, key = evidence.project_id, self._incident_key(evidence)
-        user = build_prompt(evidence, await self._examples(evidence) if self._examples else ())
-        prompt, spent, error = user, 0, ""
-        for _ in range(2):  # one answer, then one repair with the validation error fed back
-            # Prompt, schema (some providers put it in the prompt) and a full-length reply: rarely short.
-            estimate = (
-                estimate_tokens(SYSTEM_PROMPT + prompt) + self._schema_tokens + self._config.max_output_tokens
-            )
+        if not self._entered:
+            await self._open.enter_async_context(self._model)
+            self._entered = True
+        capabilities = guard_capabilities(
+            self._config, self._budget, evidence.project_id, self._incident_key(evidence)
+        )
+        guard = capabilities[0]
+        assert isinstance(guard, TokenBudgetGuard)
+        prompt = build_prompt(evidence, await self._examples(evidence) if self._examples else ())
+        try:
+            result = await self._run(prompt, capabilities)
+        except BudgetExhausted as exc:
+            return await self._fall_back(evidence, "budget_exhausted", exc.message, guard.spent)
+        except Exception as exc:
+            # pydantic-ai maps what the SDKs raise to its own errors; anything else (boto3 without
+            # credentials, say) is still the provider failing, and the rules still answer.
+            if isinstance(exc, UsageLimitExceeded) or (
+                isinstance(exc, UnexpectedModelBehavior) and not isinstance(exc, ModelAPIError)
+            ):
+                # The answer stayed invalid after the repair pydantic-ai asked for.
+                detail = f"{exc.message} ({type(exc).__name__})"
+                return await self._fall_back(evidence, "invalid_output", detail, guard.spent)
+            error = model_error(exc, self._config)
+            reason: FallbackReason = "timeout" if error.timeout else "provider_error"
+            kind = "retryable" if error.retryable else "permanent"
+            return await self._fall_back(evidence, reason, f"{error.message} [{kind}]", guard.spent)
+        return self._analysis(evidence, result.output, guard.spent)
+
+    async def _run(
+        self, prompt: str, capabilities: list[AbstractCapability[Any]]
+    ) -> AgentRunResult[ModelAnswer]:
+        # pydantic-ai keeps one repair budget for text answers and one for tool calls; this caps both.
+        limits = UsageLimits(request_limit=1 + OUTPUT_REPAIRS)
+        if not self.prompted:
             try:
-                await self._budget.check(project, key, estimate)
-            except BudgetExhausted as exc:
-                return await self._fall_back(evidence, "budget_exhausted", exc.message, spent)
-            try:
-                completion = await self._provider.complete(SYSTEM_PROMPT, prompt, ANSWER_SCHEMA)
-            except LlmError as exc:
-                reason: FallbackReason = "timeout" if exc.timeout else "provider_error"
-                return await self._fall_back(evidence, reason, exc.message, spent)
-            spent += completion.tokens
-            await self._budget.record(project, key, completion.tokens)
-            try:
-                answer = parse_answer(completion.text)
-            except ValueError as exc:
-                error = str(exc)
-                log.info("the model's answer for request %s is invalid: %s", evidence.request_id, error)
-                prompt = _repair_prompt(user, completion.text, error)
-                continue
-            return self._analysis(evidence, answer, spent)
-        return await self._fall_back(evidence, "invalid_output", error, spent)
+                return await self._agent.run(prompt, capabilities=capabilities, usage_limits=limits)
+            except ModelHTTPError as exc:
+                if not _refuses_tools(exc):
+                    raise
+                log.warning(
+                    "the model's server refuses tool calls; asking for JSON in the prompt from now on"
+                )
+                self.prompted = True
+        return await self._agent.run(
+            prompt, output_type=PromptedOutput(ModelAnswer), capabilities=capabilities, usage_limits=limits
+        )
 
     def _analysis(self, evidence: Evidence, answer: ModelAnswer, tokens: int) -> Analysis:
         by_id: dict[str, list[EvidenceItem]] = {}

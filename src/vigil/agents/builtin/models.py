@@ -57,7 +57,7 @@ class Citation(BaseModel):
 
 
 class Analysis(BaseModel):
-    """The seed's example output shape, plus the evidence behind it."""
+    """The output the agent protocol's example agent gives (GlassFlow's AI runtime), plus the evidence behind it."""
 
     summary: str
     severity: Severity

@@ -175,6 +175,7 @@ def scenario_ingest(plan: Plan, tmp: Path) -> dict[str, Any]:
         out["bus_messages"] = bus_messages(vigil)
     finally:
         vigil.stop()
+    out["recent_window"] = recent_window_cost(plan, tmp)
     out["vigil_with_pipeline"] = ingest_with_pipeline(plan, tmp)
     out["vigil_with_pipeline_workers"] = ingest_with_pipeline(plan, tmp, workers=2)
     baseline = BaselineProcess(tmp / "ingest-baseline")
@@ -197,6 +198,53 @@ def scenario_ingest(plan: Plan, tmp: Path) -> dict[str, Any]:
     )
     out["ratio"] = out["vigil"]["records_per_s"] / max(1.0, out["baseline"]["records_per_s"])
     return out
+
+
+def keep_cost(messages: int = 200_000) -> float:
+    """Microseconds the router's tap takes per records message (a 1,000-record export), every
+    message kept and the window full so that each also evicts one: the tap's own work, which the
+    machine's other load cannot blur."""
+    from loadgen import BodySource
+
+    from vigil.investigate.window import RecentRecords
+    from vigil.settings import InvestigateSettings
+
+    bodies = [BodySource(8, prefix=7).next()[0] for _ in range(8)]
+    recent = RecentRecords(InvestigateSettings(recent_max_bytes_per_s=1 << 40))  # every message kept
+    now = time.time_ns()
+    started = time.perf_counter()
+    for i in range(messages):
+        recent.keep("bench", bodies[i % 8], now, 1000)
+    return (time.perf_counter() - started) * 1e6 / messages
+
+
+def recent_window_cost(plan: Plan, tmp: Path, rounds: int = 4) -> dict[str, Any]:
+    """Ingest with and without the recent records window (kept for investigation), in
+    alternating rounds so that the machine's other load falls on both alike: records/s and the
+    CPU of `vigil up` per record, each run in a fresh data directory."""
+    runs: dict[str, Any] = {"with": [], "without": [], "keep_us_per_message": keep_cost()}
+    for round_ in range(rounds):
+        # with, without, without, with, ...: a trend in the machine's load falls on both alike
+        for kept in ("with", "without") if round_ % 2 == 0 else ("without", "with"):
+            env = {} if kept == "with" else {"VIGIL_INVESTIGATE__RECENT_ENABLED": "false"}
+            vigil = VigilProcess(tmp / f"ingest-recent-{kept}-{round_}", env=env)
+            vigil.start()
+            try:
+                _, key = vigil.project_with_key()
+                run: dict[str, Any] = loadgen(
+                    vigil.logs_url,
+                    key,
+                    clients=plan.ingest_clients,
+                    duration_s=plan.ingest_s,
+                    warmup_s=plan.warmup_s,
+                    watch={"vigil": vigil.pid, "nats-server": vigil.nats_pid},
+                )
+                run["peak_rss"] = peak_rss_bytes(vigil.pid)
+            finally:
+                vigil.stop()
+            run["vigil_us_per_record"] = run["cores_used"]["vigil"] * 1e6 / max(1.0, run["records_per_s"])
+            runs[kept].append(run)
+    return runs
 
 
 def ingest_with_pipeline(plan: Plan, tmp: Path, workers: int = 0) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from vigil.config_file import load_config_file
 from vigil.detect.archive import EvidenceArchive, archive_from_settings
 from vigil.detect.service import Detector
 from vigil.http_server import HttpServer
+from vigil.investigate.remote import RecordsWindow, RemoteRecentRecords
+from vigil.investigate.window import RecentRecords
 from vigil.masking import mask_url
 from vigil.mcp_server.http import McpEndpoint
 from vigil.mcp_server.tools import VigilTools
@@ -78,6 +80,10 @@ class Runtime:
     budget: TokenBudget | None = None
     evidence: EvidenceArchive | None = None
     workers: PipelineWorkers | None = None
+    recent: RecentRecords | None = None
+    """Recent records kept for investigation, where the router runs in this process."""
+    records_window: RecordsWindow | None = None
+    """What the API and investigations here query: `recent`, else the routers' over the bus."""
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
     _started: list[Component] = field(default_factory=list)
     _stopped: bool = False
@@ -152,6 +158,7 @@ class Runtime:
         if "sink" in roles:
             await self._start(SinkWorkers(bus, store, config, self.outbound))
             await self._start(SinkRouter(bus, store, config))
+        self.records_window = self.recent or RemoteRecentRecords(bus, s.investigate, config)
         if "api" in roles:
 
             async def changed(project_id: str) -> None:
@@ -184,6 +191,7 @@ class Runtime:
                     workflow_trigger=self.workflow_trigger,
                     bus=bus,
                     mcp=mcp,
+                    recent=self.records_window,
                 )
             )
             self.api_http = HttpServer(api_app, host=s.host, port=s.api_port, name="api")
@@ -277,6 +285,9 @@ class Runtime:
             await self._start(detector)
         on_new_error_template = detector.new_error_template if detector is not None else None
         await self._start_workflow()
+        if self.settings.investigate.recent_enabled:
+            self.recent = RecentRecords(self.settings.investigate, config, templates, bus=self.bus)
+            await self._start(self.recent)
         await self._start(
             Router(
                 self.bus,
@@ -284,6 +295,7 @@ class Runtime:
                 templates,
                 on_new_error_template=on_new_error_template,
                 pressure=self._pressure,
+                recent=self.recent,
             )
         )
 

@@ -145,6 +145,80 @@ class WorkflowSettings(BaseModel):
     )
 
 
+class InvestigateSettings(BaseModel):
+    """Recent records kept for investigation, and the tools an investigation uses. External tools
+    are on only when their URL is set."""
+
+    recent_enabled: bool = Field(
+        default=True, description="Keep each project's recent records for investigation."
+    )
+    recent_window_s: float = Field(
+        default=3_600, gt=0, description="How long each project's recent records are kept."
+    )
+    recent_max_bytes: int = Field(
+        default=64 * MiB, ge=64 * 1024, description="Recent records kept per project, in bytes (as received)."
+    )
+    recent_max_bytes_per_s: int = Field(
+        default=MiB,
+        ge=1024,
+        description="A project's records are kept whole up to this rate (with bursts of eight "
+        "seconds' worth); above it, messages are skipped and counted, so that a flood neither "
+        "churns the window in seconds nor costs ingest the memory bandwidth of keeping it.",
+    )
+    recent_max_records: int = Field(default=500_000, ge=100, description="Recent records kept per project.")
+    recent_max_projects: int = Field(
+        default=1_000, ge=1, description="Projects whose recent records are kept (the least recent dropped)."
+    )
+    max_lines: int = Field(default=50, ge=1, le=10_000, description="Samples a tool returns at most.")
+    max_bytes: int = Field(
+        default=16 * 1024, ge=1024, le=4 * MiB, description="Bytes of samples a tool returns at most."
+    )
+    timeout_s: float = Field(default=10.0, gt=0, description="Each external query's time limit.")
+    prometheus_url: str | None = Field(default=None, description="Prometheus (or compatible) base URL.")
+    prometheus_queries: list[str] = Field(
+        default_factory=lambda: [
+            'sum by (http_response_status_code) (rate(http_server_request_duration_seconds_count{service_name="{service}"}[5m]))',
+            'histogram_quantile(0.95, sum by (le) (rate(http_server_request_duration_seconds_bucket{service_name="{service}"}[5m])))',
+        ],
+        max_length=20,
+        description="PromQL an investigation runs over the incident's time for each of its services "
+        "(`{service}` is replaced by the service's name).",
+    )
+    loki_url: str | None = Field(default=None, description="Loki base URL.")
+    loki_selector: str = Field(
+        default='{service_name="{service}"}',
+        description="The LogQL stream selector of a service's logs (`{service}` is its name).",
+    )
+    elasticsearch_url: str | None = Field(default=None, description="Elasticsearch or OpenSearch base URL.")
+    elasticsearch_index: str = Field(default="*", description="Index pattern searched.")
+    elasticsearch_username: str | None = None
+    elasticsearch_password: SecretStr | None = None
+    elasticsearch_api_key: SecretStr | None = None
+    kubernetes_url: str | None = Field(
+        default=None, description="Kubernetes API server URL (read only use), with kubernetes_token."
+    )
+    kubernetes_token: SecretStr | None = None
+    kubernetes_in_cluster: bool = Field(default=False, description="Use the pod's service account.")
+    kubernetes_kubeconfig: Path | None = Field(default=None, description="A kubeconfig file to use.")
+    kubernetes_service_label: str = Field(
+        default="app", description="The pod label that names a service (pods of `app=<service>`)."
+    )
+    kubernetes_namespaces: list[str] = Field(
+        default_factory=lambda: ["default"], description="Namespaces the Kubernetes tool reads."
+    )
+
+    @field_validator("prometheus_url", "loki_url", "elasticsearch_url", "kubernetes_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+    @property
+    def kubernetes_configured(self) -> bool:
+        return bool(self.kubernetes_url or self.kubernetes_in_cluster or self.kubernetes_kubeconfig)
+
+
 class LlmSettings(BaseModel):
     """The model behind `engine: llm` of built-in agents. Unset provider or model: rules only."""
 
@@ -268,6 +342,7 @@ class Settings(BaseSettings):
     detect: DetectSettings = Field(default_factory=DetectSettings)
     workflow: WorkflowSettings = Field(default_factory=WorkflowSettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
+    investigate: InvestigateSettings = Field(default_factory=InvestigateSettings)
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "console"

@@ -12,7 +12,7 @@ from tests.doubles.agent import AgentServer
 from tests.doubles.alerts import alertmanager_alert, alertmanager_notification
 from tests.doubles.webhook_receiver import WebhookReceiver
 from vigil.agents.builtin.budget import TokenUsage
-from vigil.store.models import Batch
+from vigil.store.models import Batch, IncidentRow
 from vigil.store.repo import utcnow
 
 
@@ -83,6 +83,11 @@ async def test_outputs_page_back_and_the_time_series_counts_them(vigil: VigilHan
         )
         assert posted.status_code == 200, posted.text
     url = f"/api/v1/projects/{project_id}/outputs"
+    # outputs are accepted onto the bus and stored from there: wait for all three
+    deadline = asyncio.get_running_loop().time() + 20
+    while len((await vigil.api.get(url)).json()) < 3:
+        assert asyncio.get_running_loop().time() < deadline, "the outputs were not all stored"
+        await asyncio.sleep(0.1)
     first = (await vigil.api.get(url, params={"limit": 2, "batch": "false"})).json()
     assert [o["payload"]["n"] for o in first] == [2, 1] and all(o["batch"] is None for o in first)
     rest = (await vigil.api.get(url, params={"limit": 2, "before": first[-1]["received_at"]})).json()
@@ -189,3 +194,36 @@ async def test_the_live_stream_sends_batches_and_outputs_as_they_are_stored(vigi
     assert resumed == ["output"]
     async with httpx.AsyncClient(base_url=vigil.api_url) as stranger:
         assert (await stranger.get(f"/api/v1/projects/{project_id}/live")).status_code == 401
+
+
+async def test_paging_back_keeps_incidents_that_share_the_boundary_time(vigil: VigilHandle) -> None:
+    project_id, _ = await vigil.project_with_key()
+    assert vigil.runtime.store is not None
+    moment = utcnow()
+    async with vigil.runtime.store.session() as session:
+        for n in range(5):
+            session.add(
+                IncidentRow(
+                    id=f"same-{n}",
+                    project_id=project_id,
+                    status="open",
+                    severity="warning",
+                    title=f"incident {n}",
+                    opened_at=moment,
+                    updated_at=moment,
+                    body={"id": f"same-{n}", "status": "open"},
+                )
+            )
+        await session.commit()
+    url = f"/api/v1/projects/{project_id}/incidents"
+    seen: list[str] = []
+    params: dict[str, str | int] = {"limit": 2}
+    for _ in range(5):
+        answer = await vigil.api.get(url, params=params)
+        assert answer.status_code == 200, answer.text
+        page = answer.json()
+        if not page:
+            break
+        seen += [i["id"] for i in page]
+        params = {"limit": 2, **page[-1]["page"]}
+    assert seen == [f"same-{n}" for n in (4, 3, 2, 1, 0)]

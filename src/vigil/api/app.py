@@ -15,6 +15,7 @@ from vigil.agents.builtin.budget import TokenBudget
 from vigil.api.alerts import ALERT_PATH, AlertCallers, alerts_router
 from vigil.api.audit_trail import AuditTrail
 from vigil.api.auth import AdminAuth
+from vigil.api.citations import citations_router
 from vigil.api.dead_letters import dead_letters_router
 from vigil.api.docs_pages import add_docs_pages
 from vigil.api.errors import API_ERRORS, ORJSONResponse, install_error_handlers
@@ -26,6 +27,7 @@ from vigil.api.outputs import outputs_router
 from vigil.api.pipelines import pipelines_router
 from vigil.api.probes import add_probes
 from vigil.api.projects import projects_router
+from vigil.api.records import records_router
 from vigil.api.replay import Replayer
 from vigil.api.runbooks import runbooks_router
 from vigil.api.session import Credentials, Sessions
@@ -36,6 +38,7 @@ from vigil.api.ui import add_ui
 from vigil.api.workflows import workflows_router
 from vigil.bus.client import Bus
 from vigil.detect.archive import EvidenceArchive
+from vigil.investigate.remote import RecordsWindow
 from vigil.mcp_server.http import MCP_PATH, McpEndpoint
 from vigil.outbound_policy import OutboundPolicy
 from vigil.receivers.keys import KeyResolver
@@ -69,6 +72,8 @@ class ApiContext:
     """Wakes the live streams when a workflow (in any process) records a step."""
     mcp: McpEndpoint | None = None
     """The MCP server at `/mcp`, behind a project's key (started and stopped by its owner)."""
+    recent: RecordsWindow | None = None
+    """Recent records kept for investigation, where the router runs in this process."""
 
 
 def create_api_app(ctx: ApiContext) -> FastAPI:
@@ -121,6 +126,8 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     app.include_router(api)
     trigger = ctx.workflow_trigger
     app.include_router(alerts_router(store, callers, trigger.incident_changed if trigger else None))
+    app.include_router(records_router(store, callers, ctx.recent))
+    app.include_router(citations_router(store, callers, ctx.recent, ctx.evidence))
 
     if ctx.mcp is not None:
         app.router.routes.append(Route(MCP_PATH, ctx.mcp, methods=["GET", "POST", "DELETE"]))

@@ -48,10 +48,15 @@ def incidents_router(store: Store, evidence: EvidenceArchive | None, budget: Tok
         before: Annotated[
             datetime | None, Query(description="Page back: incidents updated before this time.")
         ] = None,
+        before_id: Annotated[
+            str | None, Query(max_length=200, description="With `before`: the id of the last incident seen.")
+        ] = None,
     ) -> list[dict[str, Any]]:
         """Incidents, most recently updated first, without their signals and timeline."""
         await store.get_project(project_id)
-        rows = await store.list_incidents(project_id, status=status, limit=limit, before=before)
+        rows = await store.list_incidents(
+            project_id, status=status, limit=limit, before=before, before_id=before_id
+        )
         summary = (
             "id",
             "title",
@@ -68,6 +73,8 @@ def incidents_router(store: Store, evidence: EvidenceArchive | None, budget: Tok
             {
                 **{key: row.body.get(key) for key in summary},
                 "confirmation": _confirmation(replays.get(row.id)),
+                # the stored order's own key: pass both to page back past this incident
+                "page": {"before": row.updated_at.isoformat(), "before_id": row.id},
             }
             for row in rows
         ]

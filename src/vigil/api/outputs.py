@@ -40,11 +40,16 @@ def outputs_router(store: Store) -> APIRouter:
         before: Annotated[
             datetime | None, Query(description="Page back: outputs received before this time.")
         ] = None,
+        before_id: Annotated[
+            str | None, Query(max_length=64, description="With `before`: the id of the last output seen.")
+        ] = None,
         batch: Annotated[bool, Query(description="With each output's batch and its records.")] = True,
     ) -> Any:
         await store.get_project(project_id)
         result = []
-        rows = await store.list_outputs(project_id, limit=limit, request_id=request_id, before=before)
+        rows = await store.list_outputs(
+            project_id, limit=limit, request_id=request_id, before=before, before_id=before_id
+        )
         for row in rows:
             found = await store.get_batch(row.request_id) if batch else None
             result.append(

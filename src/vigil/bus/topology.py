@@ -48,6 +48,8 @@ SINK_ROUTER_CONSUMER = "sink-router"
 DETECTOR_CONSUMER = "detector"
 DETECTOR_RECORDS_CONSUMER = "detector-records"
 CONFIG_SUBJECT = "vigil.control.config"
+RECENT_QUERY_SUBJECT = "vigil.recent.query"
+"""Core NATS (no stream): queries of the recent records windows, one reply per router process."""
 
 
 def records_stream(partition: int = 0) -> str:

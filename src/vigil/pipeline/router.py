@@ -3,6 +3,9 @@ template, redacts and (where asked) deduplicates it, batches it and publishes th
 message is acknowledged once its records are safe. Incident events from the detector take the
 same way (without templates or deduplication) to the pipelines that take the `incident` kind.
 
+Every records message is first handed to the recent records window (`investigate.window`), the
+project's bytes kept for investigation whether or not a pipeline takes them.
+
 Error records whose template is new are reported to `on_new_error_template` (the detector), whether
 a pipeline took them or not, in projects that have a pipeline at all.
 
@@ -31,6 +34,7 @@ from vigil.bus.client import Bus, next_fetch
 from vigil.bus.topology import batches_subject
 from vigil.detect.notices import IncidentNotice
 from vigil.errors import MessageTooLarge
+from vigil.investigate.window import RecentRecords
 from vigil.pipeline.batcher import Batch, Batcher, Ticket
 from vigil.pipeline.config import ActivePipeline, ConfigCache, agent_consumer
 from vigil.pipeline.dedupe import Deduplicator
@@ -40,7 +44,7 @@ from vigil.pipeline.redact import RedactionSpec, Redactor
 from vigil.pipeline.template_store import TemplateStore
 from vigil.pipeline.templates import TemplateMatch, TemplateMiner
 from vigil.receivers.admission import Pressure
-from vigil.receivers.ingest import RECEIVED_HEADER
+from vigil.receivers.ingest import RECEIVED_HEADER, RECORDS_HEADER
 from vigil.records import FlatRecord, attributes, effective_severity, flatten
 from vigil.tasks import cancel_and_wait
 
@@ -92,6 +96,7 @@ class Router:
         max_inflight_batches: int = 256,
         on_new_error_template: NewErrorTemplate | None = None,
         pressure: Pressure | None = None,
+        recent: RecentRecords | None = None,
     ) -> None:
         self._bus = bus
         self._pressure = pressure
@@ -107,6 +112,7 @@ class Router:
         self._last_warning = 0.0
         self._stopping = False
         self._on_new_error_template = on_new_error_template
+        self._recent = recent
         # error records no pipeline took are still mined, redacted with the built-in rules
         self._default_redactor = Redactor(RedactionSpec())
 
@@ -200,6 +206,12 @@ class Router:
 
     async def _route(self, msg: Msg) -> None:
         project_id = msg.subject.split(".", 2)[2]
+        headers = msg.headers or {}
+        received = int(headers.get(RECEIVED_HEADER, "0") or 0)
+        if self._recent is not None and msg.metadata.num_delivered == 1:
+            # every record, whether or not a pipeline takes it (a redelivery was kept already)
+            count = headers.get(RECORDS_HEADER)
+            self._recent.keep(project_id, msg.data, received, int(count) if count else None)
         pipelines = self._config.pipelines.get(project_id)
         if not pipelines:
             # nothing to deliver to, so nothing is worth parsing (new error templates included)
@@ -213,7 +225,6 @@ class Router:
             log.error("undecodable records message dropped", extra={"subject": msg.subject})
             await msg.term()
             return
-        received = int((msg.headers or {}).get(RECEIVED_HEADER, "0") or 0)
         metadata = msg.metadata
         ticket = Ticket(msg, metadata.sequence.stream, metadata.stream)
         miner: TemplateMiner | None = None

@@ -367,6 +367,16 @@ class TemplateMiner:
         self._remember(tokens, cluster)
         return self._match(cluster, is_new)
 
+    def lookup(self, message: str) -> TemplateMatch | None:
+        """The cluster `message` would join, without learning from it; None if it would open one."""
+        tokens = self._tokens(message)
+        cached = self._exact.get(tokens)
+        if cached is not None:
+            return self._match(cached.live(), False)
+        bucket = self._buckets.get(len(tokens))
+        cluster = self._best(bucket, tokens) if bucket is not None else None
+        return self._match(cluster.live(), False) if cluster is not None else None
+
     def resolve(self, template_id: str) -> str:
         """The id under which a (possibly merged-away) cluster's messages are now grouped."""
         cluster = self._by_id.get(template_id)

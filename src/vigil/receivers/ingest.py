@@ -43,6 +43,8 @@ from vigil.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 RECEIVED_HEADER = "Vigil-Received-Ns"
+RECORDS_HEADER = "Vigil-Records"
+"""On a message that holds a whole export: how many records or spans it carries."""
 
 ITEMS_RECEIVED = {
     LOGS.name: Counter("vigil_records_received_total", "Log records accepted onto the bus.", ["transport"]),
@@ -164,6 +166,8 @@ class Ingestor:
                 return IngestResult(0, 0)
             chunks = split_for_bus(decoded, self._bus.settings.max_message_bytes)
             headers = {RECEIVED_HEADER: str(time.time_ns())}
+            if len(chunks) == 1:
+                headers[RECORDS_HEADER] = str(decoded.records)
             prefix = project_id.encode()
             # The id is the content's hash, so an exporter's retry of the same request is
             # recognised by the bus inside its duplicate window and stored once.

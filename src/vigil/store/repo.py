@@ -15,11 +15,12 @@ from typing import Any, TypeVar, cast
 
 import sqlalchemy
 from pydantic import AnyUrl, BaseModel, SecretStr
-from sqlalchemy import Engine, bindparam, delete, func, select, text, update
+from sqlalchemy import ColumnElement, Engine, and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from vigil.errors import Conflict, NotFound
 from vigil.specs import PipelineSpec
@@ -92,6 +93,19 @@ class SealReport:
     """Specs whose secrets were (re-)encrypted."""
     unreadable: list[str] = field(default_factory=list)
     """Specs with a secret none of the keys opens."""
+
+
+def page_back(
+    at: InstrumentedAttribute[datetime],
+    key: InstrumentedAttribute[str],
+    before: datetime,
+    before_id: str | None,
+) -> ColumnElement[bool]:
+    """Rows older than the last one seen: a keyset on (time, id), so rows sharing the page
+    boundary's time are neither skipped nor repeated."""
+    if before_id is None:
+        return at < before
+    return or_(at < before, and_(at == before, key < before_id))
 
 
 class Store:
@@ -457,19 +471,22 @@ class Store:
         limit: int,
         request_id: str | None = None,
         before: datetime | None = None,
+        before_id: str | None = None,
         after: datetime | None = None,
     ) -> Sequence[Output]:
-        """Newest first; `before` pages back, `after` (oldest first then) follows what is new."""
+        """Newest first; `before` (with `before_id`, the last one seen, for outputs received at
+        the same moment) pages back, `after` (oldest first then) follows what is new."""
         async with self.session() as s:
             query = select(Output).where(Output.project_id == project_id)
             if request_id is not None:
                 query = query.where(Output.request_id == request_id)
             if before is not None:
-                query = query.where(Output.received_at < before)
+                query = query.where(page_back(Output.received_at, Output.id, before, before_id))
             if after is not None:
                 query = query.where(Output.received_at > after)
                 return (await s.scalars(query.order_by(Output.received_at).limit(limit))).all()
-            return (await s.scalars(query.order_by(Output.received_at.desc()).limit(limit))).all()
+            newest = query.order_by(Output.received_at.desc(), Output.id.desc())
+            return (await s.scalars(newest.limit(limit))).all()
 
     # template miners
 
@@ -527,16 +544,24 @@ class Store:
             await s.commit()
 
     async def list_incidents(
-        self, project_id: str, *, status: str | None, limit: int, before: datetime | None = None
+        self,
+        project_id: str,
+        *,
+        status: str | None,
+        limit: int,
+        before: datetime | None = None,
+        before_id: str | None = None,
     ) -> Sequence[IncidentRow]:
-        """Most recently updated first; `before` (an `updated_at`) pages back."""
+        """Most recently updated first; `before` (an `updated_at`, with `before_id` for incidents
+        updated at the same moment) pages back."""
         async with self.session() as s:
             query = select(IncidentRow).where(IncidentRow.project_id == project_id)
             if status is not None:
                 query = query.where(IncidentRow.status == status)
             if before is not None:
-                query = query.where(IncidentRow.updated_at < before)
-            return (await s.scalars(query.order_by(IncidentRow.updated_at.desc()).limit(limit))).all()
+                query = query.where(page_back(IncidentRow.updated_at, IncidentRow.id, before, before_id))
+            newest = query.order_by(IncidentRow.updated_at.desc(), IncidentRow.id.desc())
+            return (await s.scalars(newest.limit(limit))).all()
 
     async def get_incident(self, project_id: str, incident_id: str) -> IncidentRow:
         async with self.session() as s:

@@ -6,7 +6,8 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-import vigil.agents.builtin.budget  # noqa: F401  (its table joins the metadata)
+import vigil.agents.builtin.budget  # its table joins the metadata
+import vigil.investigate.citations  # noqa: F401  (its table joins the metadata too)
 from vigil.store.db import create_engine
 from vigil.store.models import Base
 

@@ -11,9 +11,11 @@ export async function render(main, ctx) {
   const project = ctx.project;
   const status = ctx.query.get("status") || "";
   const before = ctx.query.get("before") || "";
+  const beforeId = ctx.query.get("before_id") || "";
   const params = new URLSearchParams({ limit: String(PAGE) });
   if (status) params.set("status", status);
   if (before) params.set("before", before);
+  if (before && beforeId) params.set("before_id", beforeId);
   /** @type {any[]} */
   const rows = await get(projectPath(project, `/incidents?${params}`));
   const choose = h(
@@ -31,7 +33,10 @@ export async function render(main, ctx) {
   );
   const next = new URLSearchParams();
   if (status) next.set("status", status);
-  if (rows.length) next.set("before", rows[rows.length - 1].updated_at);
+  if (rows.length) {
+    next.set("before", rows[rows.length - 1].page.before);
+    next.set("before_id", rows[rows.length - 1].page.before_id);
+  }
   replace(
     main,
     heading(title, "Most recently updated first."),

@@ -28,6 +28,7 @@ from vigil.investigate.remote import RecordsWindow, RemoteRecentRecords
 from vigil.investigate.window import RecentRecords
 from vigil.masking import mask_url
 from vigil.mcp_server.http import McpEndpoint
+from vigil.mcp_server.records import from_window, no_window
 from vigil.mcp_server.tools import VigilTools
 from vigil.outbound import Outbound
 from vigil.outbound_policy import OutboundPolicy, outbound_client
@@ -171,6 +172,7 @@ class Runtime:
                     store,
                     evidence=self.evidence,
                     start_proposal=self.workflow_trigger.start_proposal if self.workflow_trigger else None,
+                    records=from_window(self.records_window) if self.records_window else no_window,
                 ),
                 keys,
             )

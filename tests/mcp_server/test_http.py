@@ -22,6 +22,7 @@ from mcp.shared.exceptions import MCPError
 from tests.conftest import ADMIN_TOKEN, VigilHandle
 from tests.detect.test_archive import minute, window_signals
 from tests.doubles.alerts import alertmanager_alert, alertmanager_notification, resolved
+from tests.logs_factory import PROTOBUF, export_bytes
 from vigil.detect.signals import SignalKind
 from vigil.pipeline.templates import TemplateMiner
 
@@ -119,6 +120,11 @@ async def test_the_keys_project_is_all_the_tools_see(vigil: VigilHandle) -> None
         miner.mine(f"connection pool exhausted after {n * 10} ms")
     miner.mine("user 42 logged in")
     await vigil.runtime.store.save_template_states({shop: miner.state().decode()})  # type: ignore[union-attr]
+    lines = [f"queue consumer stalled after {n} ms password=hunter2" for n in range(12)]
+    sent = await vigil.receiver.post(
+        "/v1/logs", content=export_bytes("queue", lines), headers={**PROTOBUF, "X-API-Key": shop_key}
+    )
+    assert sent.status_code == 200, sent.text
     slow = window_signals(minute(time.time()) - 120, project=shop)[SignalKind.SLOW_ENDPOINT]
     await vigil.runtime.evidence.put(slow)  # type: ignore[union-attr]
 
@@ -163,11 +169,22 @@ async def test_the_keys_project_is_all_the_tools_see(vigil: VigilHandle) -> None
         assert evidence["count"] == 1 and evidence["documents"][0]["signal"]["kind"] == "slow_endpoint"
         assert (await call(session, "get_evidence", fingerprint="no-such-signal"))["count"] == 0
         assert "fingerprint" in await refused(session, "get_evidence", fingerprint="../etc")
-        assert "keeps no window of recent records" in await refused(session, "query_records", service="queue")
+        async with asyncio.timeout(30):
+            while True:
+                records = await call(session, "query_records", severity="error", limit=3)
+                if records["matched"] >= 12:
+                    break
+                await asyncio.sleep(0.1)
+        assert records["matched"] == 12 and records["counts"]["by_service"] == {"queue": 12}
+        assert len(records["records"]) == 3 and "hunter2" not in str(records)
+        one = await call(session, "query_records", grep=r"after 1[01] ms", since_minutes=5)
+        assert one["matched"] == 2
+        assert "grep" in await refused(session, "query_records", grep="(a)\\1")
 
     async with mcp_session(vigil, other_key) as session:
         assert [i["id"] for i in (await call(session, "list_incidents"))["incidents"]] == [theirs]
         assert (await call(session, "query_templates"))["matched"] == 0
+        assert (await call(session, "query_records"))["matched"] == 0
         assert (await call(session, "get_evidence", fingerprint=slow.fingerprint))["count"] == 0
         workflows = (await call(session, "list_workflows"))["workflows"]
         assert all(w["project_id"] == other for w in workflows)

@@ -1,13 +1,17 @@
 """Recent log records for the `query_records` tool, through one small interface: the
-recent-records window (`vigil.investigate`) answers it where it is part of this Vigil; without
-it, the tool says so instead of answering nothing."""
+recent-records window (`vigil.investigate`: this process's router, or the routers of others over
+the bus) answers it; without one, the tool says so instead of answering nothing."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from vigil.investigate.records import RecordQuery as WindowQuery
+from vigil.investigate.remote import RecordsWindow
 
 
 class RecordQuery(BaseModel):
@@ -49,3 +53,30 @@ async def no_window(project_id: str, query: RecordQuery) -> RecordsPage:
     raise RecordsUnavailable(
         "this Vigil keeps no window of recent records; use the incidents, their evidence and the templates"
     )
+
+
+def from_window(recent: RecordsWindow) -> RecordsReader:
+    """A reader of the recent-records window (redacted, counts before samples)."""
+
+    async def read(project_id: str, query: RecordQuery) -> RecordsPage:
+        asked = WindowQuery.model_validate(
+            {
+                "service": query.service,
+                "since": datetime.now(UTC) - timedelta(seconds=query.since_s),
+                "severity": query.severity,
+                "template_id": query.template_id,
+                "trace_id": query.trace_id,
+                "grep": query.grep,
+                "limit": query.limit,
+            }
+        )
+        answer = await recent.query(project_id, asked)
+        counts = answer.counts.model_dump(mode="json", exclude={"matched"})
+        return RecordsPage(
+            matched=answer.counts.matched,
+            counts={**counts, "scanned": answer.scanned, "scan_stopped_early": answer.truncated},
+            records=[dict(record) for record in answer.records],
+            window=answer.window.model_dump(mode="json"),
+        )
+
+    return read

@@ -15,6 +15,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+import analysis_report
 import saturation
 import ui
 import workflow
@@ -136,6 +137,10 @@ def _sections(results: dict[str, Any], targets: list[tuple[str, str, str, bool]]
         targets.extend(rows)
     if "ui" in results:
         section, rows = ui.render(results["ui"])
+        sections.append(section)
+        targets.extend(rows)
+    if "analysis" in results:
+        section, rows = analysis_report.render(results["analysis"])
         sections.append(section)
         targets.extend(rows)
     return sections

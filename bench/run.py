@@ -18,6 +18,9 @@ e. scaled      separate services on a three-node NATS cluster (1 and 2 replicas)
                1,000 active endpoints (bench/detection.py; section i of the page)
    saturation  16 and 32 concurrent exporters at default limits: time to every answer, 429s,
                throughput (bench/saturation.py; section j)
+   analysis    the rules engine's analysis of scripted fault scenarios sent as telemetry: root
+               cause, runbook, citations, "don't know", precision at 0.7 (bench/analysis_eval.py;
+               section n)
    workflow    an alert storm, alert to first action for 100 concurrent autonomous alerts, and
                memory per 1,000 open workflows (bench/workflow.py; section k)
    ui          the web UI's list calls with 10,000 incidents and 100,000 outputs stored: p50 and
@@ -78,6 +81,7 @@ SCENARIOS = (
     "saturation",
     "workflow",
     "ui",
+    "analysis",
 )
 
 
@@ -414,6 +418,16 @@ def scenario_detection(quick: bool) -> dict[str, Any]:
     return out
 
 
+def scenario_analysis() -> dict[str, Any]:
+    """bench/analysis_eval.py in its own process (it runs Vigil in-process); progress on stderr."""
+    command = [sys.executable, str(REPO / "bench" / "analysis_eval.py"), "--json"]
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False, cwd=REPO, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError("the analysis evaluation failed (its error is above)")
+    out: dict[str, Any] = json.loads(done.stdout)
+    return out
+
+
 def _script(name: str) -> str:
     """Run one of the self-contained benchmark scripts beside this one; return what it printed."""
     done = subprocess.run(
@@ -473,6 +487,8 @@ def main() -> None:
                 results["workflow"] = workflow.run(tmp)
             elif name == "ui":
                 results["ui"] = ui.run(tmp)
+            elif name == "analysis":
+                results["analysis"] = scenario_analysis()
     results["elapsed_s"] = time.monotonic() - started
     results["machine"]["load_after"] = load_average()
 

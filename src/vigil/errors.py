@@ -55,6 +55,11 @@ class PayloadTooLarge(UserError):
     status = 413
 
 
+class UnsupportedMediaType(UserError):
+    code = "unsupported_media_type"
+    status = 415
+
+
 class ClientGone(UserError):
     """The client closed the connection mid-request: nobody is left to answer, nothing to log."""
 

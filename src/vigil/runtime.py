@@ -49,6 +49,7 @@ from vigil.sinks.dispatch import SinkRouter, SinkWorkers
 from vigil.store.db import create_engine, upgrade
 from vigil.store.repo import Store
 from vigil.store.sealing import SecretBox, load_secret_box
+from vigil.store.workflow_repo import WorkflowRepo
 from vigil.workers import PipelineWorkers
 from vigil.workflow.engine import WorkflowEngine, WorkflowWaker, dbos_url
 from vigil.workflow.loading import load_runbooks
@@ -191,6 +192,7 @@ class Runtime:
                     outbound=self.outbound,
                     workflow_waker=self._waker(),
                     workflow_trigger=self.workflow_trigger,
+                    workflow_engine=self.workflow_engine,
                     bus=bus,
                     mcp=mcp,
                     recent=self.records_window,
@@ -267,6 +269,7 @@ class Runtime:
             intake=intake,
             rules=RulesEngine(),
             llm=None,
+            runbooks=WorkflowRepo(self.store).runbooks,
         )
         self._started.append(_Closing(agents.client.aclose))
         if self.settings.llm.configured:

@@ -44,7 +44,7 @@ from vigil.outbound_policy import OutboundPolicy
 from vigil.receivers.keys import KeyResolver
 from vigil.store.repo import Store
 from vigil.store.workflow_repo import WorkflowRepo
-from vigil.workflow.engine import WorkflowWaker
+from vigil.workflow.engine import WorkflowEngine, WorkflowWaker
 from vigil.workflow.trigger import WorkflowTrigger
 
 
@@ -68,6 +68,8 @@ class ApiContext:
     workflow_waker: WorkflowWaker | None = None
     """Approvals wake their workflow at once, in this process or another."""
     workflow_trigger: WorkflowTrigger | None = None
+    workflow_engine: WorkflowEngine | None = None
+    """Runs pasted logs' investigations where this process has it (a task of the API otherwise)."""
     bus: Bus | None = None
     """Wakes the live streams when a workflow (in any process) records a step."""
     mcp: McpEndpoint | None = None
@@ -121,7 +123,7 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     api.include_router(dead_letters_router(store, ctx.replayer))
     api.include_router(incidents_router(store, ctx.evidence, ctx.budget))
     api.include_router(runbooks_router(store, WorkflowRepo(store)))
-    api.include_router(workflows_router(store, ctx.workflow_waker, ctx.bus))
+    api.include_router(workflows_router(store, ctx.workflow_waker, ctx.bus, ctx.workflow_engine))
     api.include_router(feedback_router(store))
     app.include_router(api)
     trigger = ctx.workflow_trigger

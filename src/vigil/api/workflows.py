@@ -16,18 +16,24 @@ from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 
+from vigil.api.errors import error_responses
 from vigil.bus.client import Bus
 from vigil.bus.topology import workflow_events_subject
+from vigil.errors import PayloadTooLarge, UnsupportedMediaType
 from vigil.learning.store import feedback_targets
+from vigil.records import FlatRecord
 from vigil.store.models import ApprovalRow, WorkflowEvent, WorkflowRow
 from vigil.store.repo import Store
 from vigil.store.workflow_repo import WorkflowRepo
-from vigil.workflow.engine import WorkflowWaker
+from vigil.workflow import investigation, pasted
+from vigil.workflow.engine import WorkflowEngine, WorkflowWaker
 from vigil.workflow.policy import WorkflowPolicy
 from vigil.workflow.store import WorkflowStore, aware
 
 STREAM_POLL_S = 0.25
-FINISHED = frozenset({"resolved", "escalated", "rolled_back", "recorded", "dry_run", "failed"})
+FINISHED = frozenset(
+    {"resolved", "escalated", "rolled_back", "recorded", "dry_run", "failed", investigation.STATUS}
+)
 
 
 class Decision(BaseModel):
@@ -88,10 +94,59 @@ def event_out(event: WorkflowEvent) -> dict[str, Any]:
     }
 
 
-def workflows_router(store: Store, waker: WorkflowWaker | None, bus: Bus | None = None) -> APIRouter:
+async def _pasted_text(request: Request) -> str:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "text/plain":
+        raise UnsupportedMediaType(f"send pasted log lines as text/plain, not {kind or 'no content type'}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > pasted.MAX_BYTES:
+            raise PayloadTooLarge(f"pasted logs are limited to {pasted.MAX_BYTES:,} bytes")
+        chunks.append(chunk)
+    return pasted.decode(b"".join(chunks))
+
+
+def _prepared(text: str) -> tuple[list[FlatRecord], int]:
+    """Parsed and redacted records, and the number of lines: nothing else sees the raw text."""
+    return pasted.prepare(pasted.parse(text)), len(text.splitlines())
+
+
+def workflows_router(
+    store: Store, waker: WorkflowWaker | None, bus: Bus | None = None, engine: WorkflowEngine | None = None
+) -> APIRouter:
     router = APIRouter()
     workflows = WorkflowStore(store)
     audit = WorkflowRepo(store)
+
+    @router.post(
+        "/projects/{project_id}/workflows",
+        tags=["workflows"],
+        status_code=202,
+        responses=error_responses(415),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"text/plain": {"schema": {"type": "string", "description": "Log lines."}}},
+            }
+        },
+    )
+    async def investigate_pasted(project_id: str, request: Request) -> dict[str, str]:
+        """Pasted logs (a `text/plain` body of log lines): an investigation-only workflow that
+        ends with the analysis and a recommended runbook, never an action. Read and stream it
+        like any workflow. Empty or binary bodies are a 422, other content types a 415, more than
+        4 MiB a 413. Lines are redacted before anything analyses or stores them."""
+        await store.get_project(project_id)
+        text = await _pasted_text(request)
+        records, lines = await asyncio.to_thread(_prepared, text)
+        workflow_id = await investigation.open_investigation(store, project_id, records, lines)
+        await audit.audit(project_id, "admin", "workflow.pasted", workflow_id, {"lines": lines})
+        if engine is not None:
+            await engine.start_investigation(workflow_id)
+        else:
+            investigation.run_in_background(store, bus, workflow_id)
+        return {"workflow_id": workflow_id}
 
     @router.get("/projects/{project_id}/workflows", tags=["workflows"])
     async def list_workflows(

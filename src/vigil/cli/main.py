@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from vigil import __version__
-from vigil.cli import admin, deliveries, demo, details, replay, runbooks, sinks
+from vigil.cli import admin, analyze, deliveries, demo, details, replay, runbooks, sinks
 from vigil.cli.alerts import alerts_app
 from vigil.cli.approvals import approvals_app
 from vigil.cli.feedback import feedback_app
@@ -205,6 +205,7 @@ app.command("llm-usage")(details.llm_usage)
 app.command("stats")(deliveries.stats)
 app.command("demo")(demo.demo)
 app.command("replay")(replay.replay)
+app.command("analyze")(analyze.analyze)
 
 
 @app.command()

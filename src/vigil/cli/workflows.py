@@ -56,6 +56,7 @@ _STATUS_STYLE = {
     "retrying": "yellow",
     "dry_run": "cyan",
     "recorded": "cyan",
+    "analysed": "cyan",
     "escalated": "bold red",
     "rolled_back": "bold red",
     "failed": "bold red",

@@ -152,6 +152,13 @@ class WorkflowEngine:
             await self._queue.enqueue_async(self._flow.remediate, project_id, incident_id, workflow_id)
         return workflow_id
 
+    async def start_investigation(self, workflow_id: str) -> str:
+        """Start the investigation of pasted logs whose workflow row `workflow_id` is."""
+        assert self._queue is not None
+        with SetWorkflowID(workflow_id):
+            await self._queue.enqueue_async(self._flow.investigate, workflow_id)
+        return workflow_id
+
     async def wake(self, workflow_id: str, decision: str) -> None:
         """Tell a waiting workflow that its approval was answered (it also checks by itself)."""
         try:

@@ -19,7 +19,7 @@ from dbos import DBOS
 from vigil.actions.base import ActionError, ActionRefused, ActionResult, ActionStep, inverse
 from vigil.actions.context import ActionContext
 from vigil.actions.registry import execute
-from vigil.workflow import steps
+from vigil.workflow import investigation, steps
 from vigil.workflow.engine import APPROVAL_TOPIC, services
 from vigil.workflow.runbooks import TIER_RANK
 
@@ -72,6 +72,18 @@ async def remediate(project_id: str, incident_id: str, workflow_id: str) -> str:
         await DBOS.sleep_async(min(15.0, max(1.0, verify["timeout_s"] / 10)))
     await roll_back(workflow_id, results)
     return await finish(workflow_id, "rolled_back", f"verification failed: {check['summary']}")
+
+
+@DBOS.workflow()
+async def investigate(workflow_id: str) -> str:
+    """Pasted logs' investigation: analysis and a recommended runbook, never an action."""
+    return await analyse_pasted(workflow_id)
+
+
+@DBOS.step()
+async def analyse_pasted(workflow_id: str) -> str:
+    s = services()
+    return await s.call(investigation.run(s.store, s.bus, workflow_id))
 
 
 async def wait_for_decision(workflow_id: str, approval_id: str, expires_at: float) -> str:

@@ -27,6 +27,7 @@ from vigil.outputs import OutputEnvelope
 from vigil.store.models import WorkflowRow
 from vigil.store.workflow_repo import WorkflowRepo
 from vigil.tickets import TicketDraft, TicketRef, TicketSystem, build_ticket_system
+from vigil.workflow import diagnosis
 from vigil.workflow.policy import WorkflowPolicy
 from vigil.workflow.proposals import approval_reason, proposed_analysis
 from vigil.workflow.runbooks import TIER_RANK, MatchContext, Runbook, RunbookSpec, ranked
@@ -319,7 +320,7 @@ def match_context(incident: dict[str, Any]) -> MatchContext:
         services=incident.get("services") or [],
         signal_kinds=sorted({str(s.get("kind")) for s in signals if s.get("kind")}),
         template_ids=sorted({str(s.get("template_id")) for s in signals if s.get("template_id")}),
-        error_types=sorted({str(s.get("error_type")) for s in signals if s.get("error_type")}),
+        error_types=diagnosis.error_types(incident),
     )
 
 
@@ -355,6 +356,7 @@ def analyse(incident: dict[str, Any], runbooks: list[Runbook]) -> tuple[dict[str
         "confidence": confidence,
         "runbook_id": chosen.id if chosen else None,
         "candidates": candidates,
+        "error_types": context.error_types,
         "citations": citations,
     }
     return analysis, chosen

@@ -9,6 +9,7 @@ import orjson
 
 from vigil.agents.builtin.engine import Engine
 from vigil.agents.builtin.evidence import build_evidence
+from vigil.agents.builtin.recommend import RunbookSource, recommend
 from vigil.errors import DeliveryError, TransientError
 from vigil.outputs import AgentOutputIn
 from vigil.receivers.agent_output import OutputIntake
@@ -18,9 +19,16 @@ class BuiltinAgent:
     """The classifier and enricher of the agent protocol's example, with an engine chosen per pipeline."""
 
     def __init__(
-        self, name: str, engine: Engine, intake: OutputIntake, *, fallback_reason: str | None = None
+        self,
+        name: str,
+        engine: Engine,
+        intake: OutputIntake,
+        *,
+        fallback_reason: str | None = None,
+        runbooks: RunbookSource | None = None,
     ) -> None:
         self.name = name
+        self._runbooks = runbooks
         self._engine = engine
         self._intake = intake
         self._fallback_reason = fallback_reason
@@ -34,6 +42,8 @@ class BuiltinAgent:
             raise DeliveryError(
                 f"builtin:{self.name}: engine failed: {type(exc).__name__}: {exc}", retryable=True
             ) from exc
+        if self._runbooks is not None:
+            analysis = recommend(analysis, await self._runbooks(project_id))
         if self._fallback_reason and analysis.fallback_reason is None:
             analysis = analysis.model_copy(update={"fallback_reason": self._fallback_reason})
         payload = {"agent": f"builtin:{self.name}", **analysis.model_dump(mode="json")}

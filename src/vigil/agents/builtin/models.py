@@ -47,8 +47,10 @@ class Evidence(BaseModel):
 
 
 class Citation(BaseModel):
-    """Why a conclusion was drawn: which template, how many times, in which service."""
+    """Why a conclusion was drawn: which template, how many times, in which service. Every
+    citation names something Vigil stores and can show: a template (of the records it cites)."""
 
+    kind: Literal["template"] = "template"
     template_id: str
     template: str
     service: str
@@ -71,6 +73,9 @@ class Analysis(BaseModel):
     evidence: list[Citation]
     engine: str
     known: bool = Field(description="False when the engine could not explain the evidence.")
+    runbook_id: str | None = Field(
+        default=None, description="The configured runbook that fits the cause, when one does."
+    )
     tokens: int = 0
     fallback_reason: str | None = Field(
         default=None, description="Why the configured engine's answer was replaced by the fallback's."

@@ -1,21 +1,33 @@
 """The `rules` engine: offline, deterministic analysis of evidence against the knowledge base.
 
 Every evidence item is classified by the most specific failure pattern whose signals occur in its
-template, samples or attributes. Items of the same pattern form a finding, weighted by
-records * severity * specificity (* how loud the records were logged); the heaviest finding is the
-analysis's conclusion and the others are mentioned after it. When no pattern matches, the analysis
-says so (`known=False`) and suggests how to investigate instead of guessing a cause.
+template, samples or attributes, or by its shape (one single-row query repeated many times within
+few traces is an N+1). Items of the same pattern form a finding, weighted by
+records * severity * specificity (* how loud the records were logged). `judgement` then decides:
+the cause when the evidence decides one, with a confidence that reflects the evidence's strength;
+otherwise the analysis says it does not know (`known=False`) and why, and suggests how to
+investigate instead of guessing a cause.
 
 Evidence text is only searched and quoted, never formatted, compiled or executed.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 
+from vigil.agents.builtin.evidence_text import (
+    Haystack,
+    item_key,
+    plural,
+    quote,
+    records,
+    services,
+    span,
+    when,
+)
+from vigil.agents.builtin.judgement import ERROR, Finding, Verdict, judge
 from vigil.agents.builtin.knowledge import KNOWLEDGE_BASE, FailurePattern
 from vigil.agents.builtin.models import Analysis, Citation, Evidence, EvidenceItem, Severity
 
@@ -25,19 +37,23 @@ _LEVELS: tuple[Severity, ...] = ("informational", "warning", "critical")
 # One critical record outweighs three warning records, a warning record three informational ones.
 _SEVERITY_WEIGHT: dict[Severity, float] = {"informational": 1.0, "warning": 3.0, "critical": 9.0}
 FATAL = 21  # OTel severity numbers
-ERROR = 17
 WARN = 13
 BROAD_SERVICES = 3
 """A finding in this many services is raised one severity level."""
 LOUD_RECORDS = 1000
 """A finding with this many records is raised one severity level."""
-MAX_TEXT_CHARS = 4096
-"""Longer samples and attribute values are searched on their start only, to bound the cost."""
 CITATIONS_PER_FINDING = 10
 SECONDARY_IN_SUMMARY = 3
 TOP_UNKNOWN = 3
-QUOTE_CHARS = 120
-UNKNOWN_CONFIDENCE = 0.1
+N_PLUS_ONE_PER_TRACE = 10
+"""A single-row query run this many times per trace, on average, is an N+1."""
+MAX_TRACES = 5
+"""Evidence keeps this many trace ids per item: with as many, the count per trace is unknown."""
+# A single-row lookup: SELECT ... FROM ... WHERE <column> = <value or placeholder> (bounded).
+_LOOKUP = re.compile(
+    r"\bselect\b.{1,600}?\bfrom\b.{1,300}?\bwhere\b.{1,200}?(?:=|\bin\b) ?(?:\$\d|\?|<\*>|'?[\w-]{1,40}'?)",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,22 +66,6 @@ class Match:
     where: str
 
 
-@dataclass(slots=True)
-class _Finding:
-    match: Match
-    hits: list[tuple[EvidenceItem, Match]] = field(default_factory=list)
-    weight: float = 0.0
-    count: int = 0
-
-    @property
-    def pattern(self) -> FailurePattern:
-        return self.match.pattern
-
-    @property
-    def items(self) -> list[EvidenceItem]:
-        return [item for item, _ in self.hits]
-
-
 class RulesEngine:
     """`builtin:error-summary`'s default engine."""
 
@@ -75,6 +75,9 @@ class RulesEngine:
         # Most specific first, so the first pattern that matches an item is the best one.
         order = sorted(range(len(patterns)), key=lambda i: (-patterns[i].specificity, i))
         self._patterns = tuple(patterns[i] for i in order)
+        self._n_plus_one = next(
+            ((rank, p) for rank, p in enumerate(self._patterns) if p.error_type == "NPlusOneQueries"), None
+        )
 
     async def analyze(self, evidence: Evidence) -> Analysis:
         return self.analyze_sync(evidence)
@@ -82,26 +85,33 @@ class RulesEngine:
     def analyze_sync(self, evidence: Evidence) -> Analysis:
         """The analysis, synchronously (it needs no I/O)."""
         # Sorted first, so that neither the input order nor float summation order matters.
-        items = sorted(evidence.items, key=_item_key)
-        findings: dict[int, _Finding] = {}
+        items = sorted(evidence.items, key=item_key)
+        findings: dict[int, Finding] = {}
         unmatched: list[EvidenceItem] = []
         for item in items:
             match = self.classify(item)
             if match is None:
                 unmatched.append(item)
                 continue
-            finding = findings.setdefault(match.rank, _Finding(match))
-            finding.hits.append((item, match))
+            finding = findings.setdefault(match.rank, Finding(match.pattern, match.rank))
+            finding.hits.append((item, match.snippet, match.where))
             finding.count += item.count
             finding.weight += _weight(item, match.pattern)
+            finding.evidence += item.count * match.pattern.specificity * _loudness(item)
         if not findings:
             return self._unknown(evidence, unmatched)
-        ranked = sorted(findings.values(), key=lambda f: (-f.weight, -f.count, f.match.rank))
-        return _known(evidence, ranked, unmatched, self.name)
+        ranked = sorted(findings.values(), key=lambda f: (-f.weight, -f.count, f.rank))
+        verdict = judge(ranked)
+        if verdict.main is None:
+            return self._undecided(evidence, ranked, unmatched, verdict)
+        return _known(evidence, verdict, ranked, unmatched, self.name)
 
     def classify(self, item: EvidenceItem) -> Match | None:
         """The most specific pattern that matches `item`, or None."""
-        hay = _Haystack(item)
+        shaped = self._shape(item)
+        if shaped is not None:
+            return shaped
+        hay = Haystack(item)
         for rank, pattern in enumerate(self._patterns):
             for key, regex in pattern.probes:
                 if key not in hay.folded:
@@ -111,60 +121,102 @@ class RulesEngine:
                     return Match(pattern, rank, hay.snippet(at, key), hay.where(at, folded=True))
                 found = regex.search(hay.text)
                 if found is not None:
-                    return Match(pattern, rank, _quote(found.group(0), 80), hay.where(found.start()))
+                    return Match(pattern, rank, quote(found.group(0), 80), hay.where(found.start()))
         return None
 
-    def _unknown(self, evidence: Evidence, items: list[EvidenceItem]) -> Analysis:
-        top = _top(items)
-        severity, raised = _unknown_severity(items)
-        if not items:
-            summary = "No evidence to analyze."
-        else:
-            quoted = "; ".join(
-                f'"{_quote(i.template)}" ({_plural(i.count, "record")} in {i.service})' for i in top
-            )
-            summary = (
-                f"No known failure pattern matches {_plural(len(items), 'template')} "
-                f"({_records(items)} in {_services(items)}); top: {quoted}"
-            ) + (f"; severity raised: {raised}" if raised else "")
-        return Analysis(
-            summary=summary,
-            severity=severity,
-            error_type="Unknown",
-            root_cause=f"Unknown: none of the {len(self._patterns)} failure patterns of the rules engine "
-            "matches these templates, samples or attributes, so no cause can be named from them.",
-            remediation=_investigation(items, top),
-            notify=severity == "critical",
-            confidence=UNKNOWN_CONFIDENCE if items else 0.0,
-            services=evidence.services,
-            records=evidence.records,
-            evidence=_unexplained(items),
-            engine=self.name,
-            known=False,
+    def _shape(self, item: EvidenceItem) -> Match | None:
+        """An N+1: one single-row lookup, many times per trace (trace ids say which request ran it)."""
+        traces = len(item.trace_ids)
+        if self._n_plus_one is None or not 0 < traces < MAX_TRACES:
+            return None
+        if item.count / traces < N_PLUS_ONE_PER_TRACE:
+            return None
+        found = _LOOKUP.search(item.template) or next(
+            (m for s in item.samples if (m := _LOOKUP.search(s[:2000]))), None
         )
+        if found is None:
+            return None
+        rank, pattern = self._n_plus_one
+        per_trace = item.count // traces
+        return Match(pattern, rank, f"{quote(found.group(0), 60)} ({per_trace} times per trace)", "template")
+
+    def _unknown(self, evidence: Evidence, items: list[EvidenceItem]) -> Analysis:
+        why = (
+            f"none of the {len(self._patterns)} failure patterns of the rules engine matches these "
+            "templates, samples or attributes, so no cause can be named from them"
+        )
+        return _unknown_analysis(evidence, items, [], why, UNKNOWN_CONFIDENCE, self.name)
+
+    def _undecided(
+        self, evidence: Evidence, ranked: list[Finding], unmatched: list[EvidenceItem], verdict: Verdict
+    ) -> Analysis:
+        cited = [c for f in ranked for c in _citations(f)]
+        items = [i for f in ranked for i in f.items] + unmatched
+        return _unknown_analysis(evidence, items, cited, verdict.reason, verdict.confidence, self.name)
+
+
+UNKNOWN_CONFIDENCE = 0.1
+
+
+def _unknown_analysis(
+    evidence: Evidence,
+    items: list[EvidenceItem],
+    cited: list[Citation],
+    why: str,
+    confidence: float,
+    engine: str,
+) -> Analysis:
+    top = _top(items)
+    severity, raised = _unknown_severity(items)
+    if not items:
+        summary = "No evidence to analyze."
+    else:
+        quoted = "; ".join(f'"{quote(i.template)}" ({plural(i.count, "record")} in {i.service})' for i in top)
+        opening = "No known failure pattern matches" if not cited else f"No cause decided ({why}) from"
+        summary = (
+            f"{opening} {plural(len(items), 'template')} ({records(items)} in {services(items)}); "
+            f"top: {quoted}"
+        ) + (f"; severity raised: {raised}" if raised else "")
+    return Analysis(
+        summary=summary,
+        severity=severity,
+        error_type="Unknown",
+        root_cause=f"Unknown: {why}.",
+        remediation=_investigation(items, top),
+        notify=severity == "critical",
+        confidence=confidence if items else 0.0,
+        services=evidence.services,
+        records=evidence.records,
+        evidence=cited
+        + _unexplained([i for i in items if not any(c.template_id == i.template_id for c in cited)]),
+        engine=engine,
+        known=False,
+    )
 
 
 def _known(
-    evidence: Evidence, ranked: list[_Finding], unmatched: list[EvidenceItem], engine: str
+    evidence: Evidence, verdict: Verdict, ranked: list[Finding], unmatched: list[EvidenceItem], engine: str
 ) -> Analysis:
-    main, others = ranked[0], ranked[1:]
-    levels = [_escalate(f.pattern.severity, f.items) for f in ranked]
+    main = verdict.main
+    assert main is not None
+    others = [f for f in ranked if f is not main]
+    ordered = [main, *others]
+    levels = [_escalate(f.pattern.severity, f.items) for f in ordered]
     severity = max((level for level, _ in levels), key=_LEVELS.index)
     raised = next(
-        ((f, why) for f, (level, why) in zip(ranked, levels, strict=True) if why and level == severity), None
+        ((f, why) for f, (level, why) in zip(ordered, levels, strict=True) if why and level == severity), None
     )
-    explained = sum(f.count for f in ranked) / max(evidence.records, 1)
     parts = [
-        f"{_services(main.items)}: {main.pattern.title} ({_records(main.items)}{_span(main.items)})",
+        f"{services(main.items)}: {main.pattern.title} ({records(main.items)}{span(main.items)})",
         *(
-            f"also {f.pattern.title} in {_services(f.items)} ({_records(f.items)})"
+            f"also {f.pattern.title} in {services(f.items)} ({records(f.items)})"
             for f in others[:SECONDARY_IN_SUMMARY]
         ),
     ]
     if len(others) > SECONDARY_IN_SUMMARY:
-        parts.append(f"and {_plural(len(others) - SECONDARY_IN_SUMMARY, 'more finding')}")
+        parts.append(f"and {plural(len(others) - SECONDARY_IN_SUMMARY, 'more finding')}")
     if unmatched:
-        parts.append(f"{_plural(len(unmatched), 'other template')} ({_records(unmatched)}) not recognized")
+        parts.append(f"{plural(len(unmatched), 'other template')} ({records(unmatched)}) not recognized")
     if raised is not None:
         finding, why = raised
         parts.append(f"severity raised: {why}" + ("" if finding is main else f" ({finding.pattern.title})"))
@@ -176,23 +228,43 @@ def _known(
         remediation=[
             *main.pattern.remediation,
             *(
-                f"Also, for {f.pattern.title} in {_services(f.items)}: {f.pattern.remediation[0]}"
+                f"Also, for {f.pattern.title} in {services(f.items)}: {f.pattern.remediation[0]}"
                 for f in others[:2]
             ),
         ],
         notify=severity == "critical" or (main.pattern.notify and severity == "warning"),
-        # Records no pattern explains make the conclusion less certain.
-        confidence=round(main.pattern.confidence * (0.6 + 0.4 * explained), 2),
+        confidence=round(verdict.confidence * _explained(ranked, unmatched), 2),
         services=evidence.services,
         records=evidence.records,
-        evidence=[citation for f in ranked for citation in _citations(f)] + _unexplained(unmatched),
+        evidence=[citation for f in ordered for citation in _citations(f)] + _unexplained(unmatched),
         engine=engine,
         known=True,
     )
 
 
+def _explained(ranked: list[Finding], unmatched: list[EvidenceItem]) -> float:
+    """Errors no pattern explains make the conclusion less certain (healthy records do not)."""
+    explained = sum(f.count for f in ranked)
+    severe = sum(i.count for i in unmatched if i.severity_number == 0 or i.severity_number >= WARN)
+    return 0.6 + 0.4 * explained / (explained + severe)
+
+
+def _citations(finding: Finding) -> list[Citation]:
+    hits = sorted(finding.hits, key=lambda h: (-h[0].count, item_key(h[0])))
+    return [
+        Citation(
+            template_id=item.template_id,
+            template=item.template,
+            service=item.service,
+            count=item.count,
+            reason=f'{finding.pattern.error_type}: matched "{snippet}" in the {where}',
+        )
+        for item, snippet, where in hits[:CITATIONS_PER_FINDING]
+    ]
+
+
 def _top(items: list[EvidenceItem]) -> list[EvidenceItem]:
-    return sorted(items, key=lambda i: (-i.count, _item_key(i)))[:TOP_UNKNOWN]
+    return sorted(items, key=lambda i: (-i.count, item_key(i)))[:TOP_UNKNOWN]
 
 
 def _unexplained(items: list[EvidenceItem]) -> list[Citation]:
@@ -206,62 +278,6 @@ def _unexplained(items: list[EvidenceItem]) -> list[Citation]:
         )
         for i in _top(items)
     ]
-
-
-def _citations(finding: _Finding) -> list[Citation]:
-    hits = sorted(finding.hits, key=lambda h: (-h[0].count, _item_key(h[0])))
-    return [
-        Citation(
-            template_id=item.template_id,
-            template=item.template,
-            service=item.service,
-            count=item.count,
-            reason=f'{match.pattern.error_type}: matched "{match.snippet}" in the {match.where}',
-        )
-        for item, match in hits[:CITATIONS_PER_FINDING]
-    ]
-
-
-class _Haystack:
-    """An item's texts joined by newlines (which no probe crosses), as is and in lower case."""
-
-    __slots__ = ("folded", "labels", "parts", "text")
-
-    def __init__(self, item: EvidenceItem) -> None:
-        self.labels = ["template"]
-        self.parts = [item.template]
-        for n, sample in enumerate(item.samples, 1):
-            if sample[:MAX_TEXT_CHARS] not in self.parts:  # repeated samples say nothing new
-                self.labels.append(f"sample {n}")
-                self.parts.append(sample[:MAX_TEXT_CHARS])
-        for key, value in sorted(item.attributes.items()):
-            self.labels.append(f"attribute {key}")
-            self.parts.append(f"{key}={value[:MAX_TEXT_CHARS]}")
-        self.text = "\n".join(self.parts)
-        self.folded = self.text.lower()
-
-    def where(self, at: int, folded: bool = False) -> str:
-        """The label of the part in which offset `at` (of `text`, or of `folded`) lies."""
-        if folded and len(self.folded) != len(self.text):
-            # Lower-casing changed some lengths (rare non-ASCII letters): offsets differ.
-            starts = _starts(part.lower() for part in self.parts)
-        else:
-            starts = _starts(self.parts)
-        return self.labels[bisect.bisect_right(starts, at) - 1]
-
-    def snippet(self, at: int, key: str) -> str:
-        if len(self.folded) != len(self.text):
-            return key
-        return _quote(self.text[at : at + len(key)], 80)
-
-
-def _starts(texts: Iterable[str]) -> list[int]:
-    starts: list[int] = []
-    offset = 0
-    for text in texts:
-        starts.append(offset)
-        offset += len(text) + 1
-    return starts
 
 
 def _weight(item: EvidenceItem, pattern: FailurePattern) -> float:
@@ -321,10 +337,10 @@ def _investigation(items: list[EvidenceItem], top: list[EvidenceItem]) -> list[s
     first = top[0]
     start = min(i.first_seen for i in items)
     steps = [
-        f'Read the full records of the most frequent template "{_quote(first.template)}" in '
+        f'Read the full records of the most frequent template "{quote(first.template)}" in '
         f"{first.service}: the exception type, stack trace and attributes usually name the failing "
         "component.",
-        f"Check what changed in {_services(items)} shortly before {_when(start)}: deploys, "
+        f"Check what changed in {services(items)} shortly before {when(start)}: deploys, "
         "configuration, feature flags, dependency incidents.",
     ]
     traces = sorted({t for i in top for t in i.trace_ids})
@@ -335,54 +351,3 @@ def _investigation(items: list[EvidenceItem], top: list[EvidenceItem]) -> list[s
         "with a model-backed engine."
     )
     return steps
-
-
-def _item_key(item: EvidenceItem) -> tuple[object, ...]:
-    """A total order on items, so that ties never depend on the order of the input."""
-    return (
-        item.template_id,
-        item.service,
-        item.template,
-        item.count,
-        item.severity_number,
-        item.first_seen,
-        item.last_seen,
-        item.samples,
-        sorted(item.attributes.items()),
-        item.trace_ids,
-    )
-
-
-def _services(items: Iterable[EvidenceItem]) -> str:
-    names = sorted({i.service for i in items})
-    if len(names) <= 3:
-        return ", ".join(names)
-    return f"{', '.join(names[:2])} and {len(names) - 2} more services"
-
-
-def _records(items: Iterable[EvidenceItem]) -> str:
-    return _plural(sum(i.count for i in items), "record")
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
-
-
-def _span(items: list[EvidenceItem]) -> str:
-    seconds = (max(i.last_seen for i in items) - min(i.first_seen for i in items)).total_seconds()
-    if seconds < 1:
-        return ""
-    if seconds < 120:
-        return f" in {round(seconds)} s"
-    if seconds < 7200:
-        return f" in {round(seconds / 60)} min"
-    return f" in {seconds / 3600:.1f} h"
-
-
-def _when(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds")
-
-
-def _quote(text: str, limit: int = QUOTE_CHARS) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

@@ -29,7 +29,8 @@ from vigil.store.workflow_repo import WorkflowRepo
 from vigil.tickets import TicketDraft, TicketRef, TicketSystem, build_ticket_system
 from vigil.workflow import diagnosis
 from vigil.workflow.policy import WorkflowPolicy
-from vigil.workflow.runbooks import MatchContext, Runbook, RunbookSpec, ranked
+from vigil.workflow.proposals import approval_reason, proposed_analysis
+from vigil.workflow.runbooks import TIER_RANK, MatchContext, Runbook, RunbookSpec, ranked
 from vigil.workflow.store import aware
 
 if TYPE_CHECKING:
@@ -192,9 +193,15 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
     }
     if policy.tickets is not None:  # stored before the ticket is opened, which may take a while
         row = await services.workflows.open_workflow(workflow_id, project_id, incident_id, tier, body)
-    else:  # the row is made with the steps' record, in one transaction
-        row = services.workflows.new_workflow(workflow_id, project_id, incident_id, tier, body)
-    loaded = Loaded(row, incident, policy, stored=policy.tickets is not None)
+        stored = True
+    else:  # made with the steps' record, in one transaction, unless there already (a proposal)
+        found = await services.workflows.find_workflow(workflow_id)
+        row = found or services.workflows.new_workflow(workflow_id, project_id, incident_id, tier, body)
+        stored = found is not None
+    proposal = row.body.get("proposal")
+    if proposal:  # an outside agent's proposal always waits at the approval gate
+        tier = max(tier, "supervised", key=lambda t: TIER_RANK[t])
+    loaded = Loaded(row, incident, policy, stored=stored)
     changes: dict[str, Any] = {}
     ticket = row.body.get("ticket") or await _open_ticket(services, loaded, workflow_id, tier)
     if ticket:
@@ -210,10 +217,19 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
     described = len(context.get("signals", [])) or len((context.get("alert") or {}).get("labels", {}))
     entries.append(("context", "done", {"services": context["services"], "facts": described}))
     runbooks = await WorkflowRepo(services.store).runbooks(project_id)
-    analysis, chosen = analyse(incident, runbooks)
-    analysis, chosen = await learned(  # past cases re-rank runbooks; a rejected plan is not proposed again
-        services.store, project_id, workflow_id, incident, runbooks, match_context(incident), analysis, chosen
-    )
+    if proposal:  # the runbook an agent named, not re-ranked: the approver judges it
+        analysis, chosen = proposed_analysis(incident, proposal, runbooks)
+    else:
+        # past cases re-rank runbooks; a rejected plan is not proposed again
+        analysis, chosen = await learned(
+            services.store,
+            project_id,
+            workflow_id,
+            incident,
+            runbooks,
+            match_context(incident),
+            *analyse(incident, runbooks),
+        )
     summary = {k: analysis[k] for k in ("engine", "summary", "confidence")} | {
         "runbook": analysis["runbook_id"]
     }
@@ -237,7 +253,7 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
         plan_summary,
         more=entries,
         body=changes,
-        columns={"runbook_id": chosen.id},
+        columns={"runbook_id": chosen.id, "status": "running"},
     )
     out["refused"] = refused
     out["runbook"] = {
@@ -391,6 +407,7 @@ async def dry_runs(loaded: Loaded, services: Services) -> tuple[list[dict[str, A
 async def request_approval(services: Services, workflow_id: str, why: str) -> dict[str, Any]:
     loaded = await load(services, workflow_id)
     runbook = loaded.row.body["runbook"]
+    why = approval_reason(loaded.row.body, why)
     plan = {
         "why": why,
         "runbook": runbook["id"],

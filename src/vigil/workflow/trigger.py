@@ -16,6 +16,7 @@ from vigil.store.repo import Store
 from vigil.tasks import cancel_and_wait
 from vigil.workflow.engine import WorkflowEngine
 from vigil.workflow.policy import WorkflowPolicy
+from vigil.workflow.proposals import PROPOSED
 from vigil.workflow.store import WorkflowStore
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,10 @@ class WorkflowTrigger:
             if qualifies(incident, policy):
                 await self._start(project_id, incident["id"], workflow_id_for(incident))
 
+    async def start_proposal(self, project_id: str, incident_id: str, workflow_id: str) -> None:
+        """Start a stored proposal's workflow (again is harmless: the same id is the same one)."""
+        await self._engine.start_workflow(project_id, incident_id, workflow_id)
+
     async def sweep(self) -> int:
         """Start the workflows of open incidents that have none yet. Only ids and reopen counts
         are read for all of them; a body only for an incident without its workflow's row (and not
@@ -78,11 +83,14 @@ class WorkflowTrigger:
                 )
             ).all()
             wanted = {incident: workflow_id_for({"id": incident, "reopened": n}) for incident, n in found}
-            started = set(
-                (
-                    await s.scalars(select(WorkflowRow.id).where(WorkflowRow.incident_id.in_(list(wanted))))
-                ).all()
-            )
+            workflows = (
+                await s.execute(
+                    select(
+                        WorkflowRow.id, WorkflowRow.project_id, WorkflowRow.incident_id, WorkflowRow.status
+                    ).where(WorkflowRow.incident_id.in_(list(wanted)))
+                )
+            ).all()
+            started = {workflow.id for workflow in workflows}
             self._started &= set(wanted.values())  # what was closed is forgotten
             missing = [
                 incident
@@ -95,6 +103,10 @@ class WorkflowTrigger:
                 else []
             )
         count = 0
+        for workflow in workflows:
+            if workflow.status == PROPOSED:  # proposals wait for the engine wherever it runs
+                await self.start_proposal(workflow.project_id, workflow.incident_id, workflow.id)
+                count += 1
         policies: dict[str, WorkflowPolicy] = {}
         for row in rows:
             policy = policies.get(row.project_id) or await self._workflows.policy(row.project_id)

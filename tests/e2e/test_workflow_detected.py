@@ -71,4 +71,9 @@ async def test_a_detected_incident_is_remediated_and_verified(fast_windows: Vigi
     steps = [(s["step"], s["status"]) for s in done["steps"]]
     assert ("execute", "done") in steps and ("verify", "cleared") in steps
     assert done["analysis"]["runbook_id"] == "slow-checkout"
-    assert {"kind": "incident", "id": incidents[0]["id"]} in done["analysis"]["citations"]
+    signals = {f"signal:{s['fingerprint']}" for s in incidents[0]["signals"]}
+    cited = {c["id"] for c in done["analysis"]["citations"]}
+    assert signals & cited, cited
+    for citation in cited:  # each one an id the investigation returned, shown again by the API
+        answer = await vigil.api.get(f"/api/v1/projects/{project_id}/citations/{citation}")
+        assert answer.status_code == 200, (citation, answer.text)

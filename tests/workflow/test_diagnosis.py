@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from vigil.workflow.analysis import analyse
 from vigil.workflow.diagnosis import error_types
 from vigil.workflow.runbooks import Runbook, RunbookSpec
-from vigil.workflow.analysis import analyse
 
 
 def runbook(ident: str, **match: object) -> Runbook:

@@ -7,11 +7,18 @@ alert names one."""
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
-from tests.conftest import VigilHandle
+import orjson
+import pytest
+
+from tests.conftest import VigilHandle, make_settings, running
 from tests.doubles.alerts import alertmanager_alert
 from tests.doubles.kubernetes_server import KubernetesServer
+from tests.doubles.openai_server import OpenAIServer, call
 from tests.e2e.test_workflow import TOKEN, fire, k8s, workflow_of
 from tests.logs_factory import INFO, PROTOBUF, export_bytes
 
@@ -34,7 +41,7 @@ ANY_CHECKOUT = {
 }
 
 
-async def project(vigil: VigilHandle, k8s: KubernetesServer, name: str) -> tuple[str, str]:
+async def project(vigil: VigilHandle, k8s: KubernetesServer, name: str, **more: Any) -> tuple[str, str]:
     project_id, key = await vigil.project_with_key(name)
     for ident, spec in (("grow-pool", GROW_POOL), ("restart-checkout", ANY_CHECKOUT)):
         put = await vigil.api.put(f"/api/v1/projects/{project_id}/runbooks/{ident}", json=spec)
@@ -47,7 +54,8 @@ async def project(vigil: VigilHandle, k8s: KubernetesServer, name: str) -> tuple
                 "namespaces": ["shop"],
                 "connection": {"host": k8s.base_url, "token": TOKEN, "verify_tls": False},
             }
-        }
+        },
+        **more,
     }
     assert (
         await vigil.api.put(f"/api/v1/projects/{project_id}/workflow-policy", json=policy)
@@ -138,3 +146,58 @@ async def test_records_that_decide_nothing_get_a_dont_know_and_no_runbook_unless
     assert "The alert names runbook 'restart-checkout'" in waiting["analysis"]["summary"]
     await every_citation_resolves(vigil, project_id, waiting["analysis"])
     assert k8s.restarts("shop", "checkout") == 0
+
+
+KEY = "sk-test-workflow-analysis"
+CITED = re.compile(r"\[((?:record|query):[0-9a-f]+)\]")
+
+
+def pool_answer(prompt: str) -> str:
+    """A model that answers once a tool has run, citing ids the tools returned."""
+    cited = list(dict.fromkeys(CITED.findall(prompt)))[:3]
+    answer = {
+        "summary": "checkout cannot get database connections",
+        "error_type": "ConnectionPoolExhausted",
+        "root_cause": "The HikariPool of checkout is exhausted: requests time out waiting for a connection.",
+        "confidence": 0.85,
+        "runbook_id": "grow-pool",
+        "citations": cited,
+    }
+    return orjson.dumps(call("final_result", answer)).decode()
+
+
+@pytest.fixture
+async def model() -> AsyncIterator[OpenAIServer]:
+    async with OpenAIServer(api_key=KEY) as server:
+        server.responder = pool_answer
+        yield server
+
+
+@pytest.fixture
+async def vigil_with_llm(tmp_path: Path, model: OpenAIServer) -> AsyncIterator[VigilHandle]:
+    llm = {"provider": "openai", "model": "gpt-test", "base_url": model.api_base, "api_key": KEY}
+    async with running(make_settings(tmp_path / "vigil", llm=llm)) as handle:
+        yield handle
+
+
+async def test_a_model_investigates_with_the_tools_over_an_openai_speaking_server(
+    vigil_with_llm: VigilHandle, model: OpenAIServer, k8s: KubernetesServer
+) -> None:
+    vigil = vigil_with_llm
+    project_id, key = await project(vigil, k8s, "payments", analysis_engine="llm")
+    await send_logs(vigil, project_id, key, [POOL.format(30_000 + i) for i in range(30)])
+    model.reply_json(
+        call("recent_records", {"service": "checkout", "severity": "error", "grep": "Connection"})
+    )
+    incident_id = await fire(vigil, project_id, key, checkout_alert())
+    waiting = await workflow_of(vigil, project_id, incident_id, "waiting_approval")
+    analysis = waiting["analysis"]
+    assert analysis["engine"] == "llm" and "fallback_reason" not in analysis, analysis.get("fallback_detail")
+    assert analysis["error_type"] == "ConnectionPoolExhausted" and analysis["runbook_id"] == "grow-pool"
+    assert analysis["tool_calls"] == 1 and analysis["tokens"] > 0
+    assert {c["kind"] for c in analysis["citations"]} == {"record", "query"}
+    await every_citation_resolves(vigil, project_id, analysis)
+    requests = [r.json() for r in model.requests]
+    offered = {t["function"]["name"] for t in requests[0]["tools"]}
+    assert {"recent_records", "templates", "signals", "final_result"} <= offered
+    assert any(m.get("role") == "tool" for m in requests[-1]["messages"])  # it was shown the tool's result

@@ -304,11 +304,13 @@ class Runtime:
             s = self.settings
             self.records_window = self.recent or RemoteRecentRecords(self.bus, s.investigate, config)
             budget = self.budget or self._analysis_budget()
+            # without recent records anywhere, no router would answer: the tools then read none
+            recent = self.records_window if s.investigate.recent_enabled else None
             analyst = Analyst(
                 ToolContext.build(
                     self.store,
                     s.investigate,
-                    recent=self.records_window,
+                    recent=recent,
                     evidence=self.evidence,
                     budget=budget,
                 ),

@@ -28,6 +28,9 @@ from vigil.investigate.remote import RecordsWindow, RemoteRecentRecords
 from vigil.investigate.tools import ToolContext
 from vigil.investigate.window import RecentRecords
 from vigil.masking import mask_url
+from vigil.mcp_server.http import McpEndpoint
+from vigil.mcp_server.records import from_window, no_window
+from vigil.mcp_server.tools import VigilTools
 from vigil.outbound import Outbound
 from vigil.outbound_policy import OutboundPolicy, outbound_client
 from vigil.pipeline.agent_workers import AgentWorkers
@@ -169,6 +172,16 @@ class Runtime:
                 await config.reload()
                 await bus.announce_config_change(project_id)
 
+            mcp = McpEndpoint(
+                VigilTools(
+                    store,
+                    evidence=self.evidence,
+                    start_proposal=self.workflow_trigger.start_proposal if self.workflow_trigger else None,
+                    records=from_window(self.records_window) if self.records_window else no_window,
+                ),
+                keys,
+            )
+            await self._start(mcp)
             api_app = create_api_app(
                 ApiContext(
                     store=store,
@@ -185,6 +198,7 @@ class Runtime:
                     workflow_trigger=self.workflow_trigger,
                     workflow_engine=self.workflow_engine,
                     bus=bus,
+                    mcp=mcp,
                     recent=self.records_window,
                 )
             )

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from starlette.routing import Route
 from starlette.types import Scope
 
 from vigil import __version__
@@ -38,6 +39,7 @@ from vigil.api.workflows import workflows_router
 from vigil.bus.client import Bus
 from vigil.detect.archive import EvidenceArchive
 from vigil.investigate.remote import RecordsWindow
+from vigil.mcp_server.http import MCP_PATH, McpEndpoint
 from vigil.outbound_policy import OutboundPolicy
 from vigil.receivers.keys import KeyResolver
 from vigil.store.repo import Store
@@ -70,6 +72,8 @@ class ApiContext:
     """Runs pasted logs' investigations where this process has it (a task of the API otherwise)."""
     bus: Bus | None = None
     """Wakes the live streams when a workflow (in any process) records a step."""
+    mcp: McpEndpoint | None = None
+    """The MCP server at `/mcp`, behind a project's key (started and stopped by its owner)."""
     recent: RecordsWindow | None = None
     """Recent records kept for investigation, where the router runs in this process."""
 
@@ -127,6 +131,8 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     app.include_router(records_router(store, callers, ctx.recent))
     app.include_router(citations_router(store, callers, ctx.recent, ctx.evidence))
 
+    if ctx.mcp is not None:
+        app.router.routes.append(Route(MCP_PATH, ctx.mcp, methods=["GET", "POST", "DELETE"]))
     add_probes(app, ctx.ready)
     add_ui(app, credentials)
     return app

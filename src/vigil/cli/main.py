@@ -20,6 +20,7 @@ from vigil.cli.alerts import alerts_app
 from vigil.cli.approvals import approvals_app
 from vigil.cli.feedback import feedback_app
 from vigil.cli.incidents import incidents_app
+from vigil.cli.mcp import mcp
 from vigil.cli.secrets import secrets_app
 from vigil.cli.workflows import policy_app, workflows_app
 from vigil.errors import VigilError
@@ -196,6 +197,7 @@ app.add_typer(feedback_app, name="feedback")
 app.add_typer(runbooks.runbooks_app, name="runbooks")
 app.add_typer(policy_app, name="policy")
 app.command("audit")(runbooks.audit)
+app.command("mcp")(mcp)
 app.command("outputs")(deliveries.outputs)
 app.command("batches")(deliveries.batches)
 app.command("evidence")(details.evidence)

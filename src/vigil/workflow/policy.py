@@ -29,6 +29,9 @@ class DetectedPolicy(_Strict):
 class WorkflowPolicy(_Strict):
     detected: DetectedPolicy = Field(default_factory=DetectedPolicy)
     alerts: bool = Field(default=True, description="Firing alerts enter the workflow.")
+    proposals: bool = Field(
+        default=True, description="Outside agents (MCP) may propose runbooks; each waits for approval."
+    )
     approval_expiry_s: float = Field(default=1800.0, gt=0, le=7 * 86_400)
     escalate_threshold: float = Field(
         default=0.0, ge=0, le=1, description="An analysis less confident than this waits for a person."

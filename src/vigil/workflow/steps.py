@@ -29,7 +29,8 @@ from vigil.store.workflow_repo import WorkflowRepo
 from vigil.tickets import TicketDraft, TicketRef, TicketSystem, build_ticket_system
 from vigil.workflow.analysis import investigate
 from vigil.workflow.policy import WorkflowPolicy
-from vigil.workflow.runbooks import Runbook, RunbookSpec
+from vigil.workflow.proposals import approval_reason, proposed_analysis
+from vigil.workflow.runbooks import TIER_RANK, Runbook, RunbookSpec
 from vigil.workflow.store import aware
 
 if TYPE_CHECKING:
@@ -180,6 +181,9 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
         "source": incident.get("source", "detector"),
     }
     row = await services.workflows.open_workflow(workflow_id, project_id, incident_id, tier, body)
+    proposal = row.body.get("proposal")
+    if proposal:  # an outside agent's proposal always waits at the approval gate
+        tier = max(tier, "supervised", key=lambda t: TIER_RANK[t])
     loaded = Loaded(row, incident, policy)
     changes: dict[str, Any] = {}
     ticket = row.body.get("ticket") or await _open_ticket(services, loaded, workflow_id, tier)
@@ -194,20 +198,30 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
         return out
     context = gather(incident)
     runbooks = await WorkflowRepo(services.store).runbooks(project_id)
-    found = await investigate(
-        services.analyst, project_id, workflow_id, incident, runbooks, policy.analysis_engine
-    )
-    context["investigation"] = found.brief
+    if proposal:  # the runbook an agent named, not re-ranked: the approver judges it
+        analysis, chosen = proposed_analysis(incident, proposal, runbooks)
+    else:
+        found = await investigate(
+            services.analyst, project_id, workflow_id, incident, runbooks, policy.analysis_engine
+        )
+        context["investigation"] = found.brief
+        # past cases re-rank runbooks; a rejected plan is not proposed again
+        analysis, chosen = await learned(
+            services.store,
+            project_id,
+            workflow_id,
+            incident,
+            runbooks,
+            found.match,
+            found.analysis,
+            found.chosen,
+        )
     described = len(context.get("signals", [])) or len((context.get("alert") or {}).get("labels", {}))
-    calls = len(found.brief.get("calls", []))
+    calls = len((context.get("investigation") or {}).get("calls", []))
     entries.append(("context", "done", {"services": context["services"], "facts": described, "calls": calls}))
-    analysis, chosen = found.analysis, found.chosen
-    analysis, chosen = await learned(  # past cases re-rank runbooks; a rejected plan is not proposed again
-        services.store, project_id, workflow_id, incident, runbooks, found.match, analysis, chosen
-    )
-    summary = {k: analysis[k] for k in ("engine", "summary", "confidence", "known", "error_type")} | {
-        "runbook": analysis["runbook_id"]
-    }
+    summary = {
+        k: analysis[k] for k in ("engine", "summary", "confidence", "known", "error_type") if k in analysis
+    } | {"runbook": analysis["runbook_id"]}
     entries.append(("analyse", "done", summary))
     changes |= {"context": context, "analysis": analysis}
     out |= {"summary": analysis["summary"], "confidence": analysis["confidence"]}
@@ -228,7 +242,7 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
         plan_summary,
         more=entries,
         body=changes,
-        columns={"runbook_id": chosen.id},
+        columns={"runbook_id": chosen.id, "status": "running"},
     )
     out["refused"] = refused
     out["runbook"] = {
@@ -327,6 +341,7 @@ async def dry_runs(loaded: Loaded, services: Services) -> tuple[list[dict[str, A
 async def request_approval(services: Services, workflow_id: str, why: str) -> dict[str, Any]:
     loaded = await load(services, workflow_id)
     runbook = loaded.row.body["runbook"]
+    why = approval_reason(loaded.row.body, why)
     plan = {
         "why": why,
         "runbook": runbook["id"],

@@ -16,6 +16,7 @@ from vigil.store.repo import Store
 from vigil.tasks import cancel_and_wait
 from vigil.workflow.engine import WorkflowEngine
 from vigil.workflow.policy import WorkflowPolicy
+from vigil.workflow.proposals import PROPOSED
 from vigil.workflow.store import WorkflowStore
 
 log = logging.getLogger(__name__)
@@ -63,14 +64,27 @@ class WorkflowTrigger:
             if qualifies(incident, policy):
                 await self._engine.start_workflow(project_id, incident_id, workflow_id_for(incident))
 
+    async def start_proposal(self, project_id: str, incident_id: str, workflow_id: str) -> None:
+        """Start a stored proposal's workflow (again is harmless: the same id is the same one)."""
+        await self._engine.start_workflow(project_id, incident_id, workflow_id)
+
     async def sweep(self) -> int:
         async with self._store.session() as s:
             open_incidents = (await s.scalars(select(IncidentRow).where(IncidentRow.status == "open"))).all()
             ids = [row.id for row in open_incidents]
-            started = set(
-                (await s.scalars(select(WorkflowRow.id).where(WorkflowRow.incident_id.in_(ids)))).all()
-            )
+            workflows = (
+                await s.execute(
+                    select(
+                        WorkflowRow.id, WorkflowRow.project_id, WorkflowRow.incident_id, WorkflowRow.status
+                    ).where(WorkflowRow.incident_id.in_(ids))
+                )
+            ).all()
+        started = {workflow.id for workflow in workflows}
         count = 0
+        for workflow in workflows:
+            if workflow.status == PROPOSED:  # proposals wait for the engine wherever it runs
+                await self.start_proposal(workflow.project_id, workflow.incident_id, workflow.id)
+                count += 1
         policies: dict[str, WorkflowPolicy] = {}
         for row in open_incidents:
             workflow_id = workflow_id_for(row.body)

@@ -185,3 +185,14 @@ async def test_without_a_model_the_rules_answer_and_say_why(case: Case) -> None:
     rules = await analysed(case, "rules")
     assert "fallback_reason" not in rules and rules["error_type"] == "ConnectionPoolExhausted"
     await resolves(case, rules)
+
+
+async def test_the_rules_count_every_record_the_tools_matched_not_only_those_returned(case: Case) -> None:
+    few = Analyst(context(case.vigil, InvestigateSettings(max_lines=3), budget()))
+    try:
+        analysis = await analysed(Case(case.vigil, case.project_id, case.incident, few, case.budget), "rules")
+    finally:
+        await few.aclose()
+    assert analysis["error_type"] == "ConnectionPoolExhausted" and analysis["records"] == 40
+    assert len([c for c in analysis["citations"] if c["kind"] == "record"]) <= 3
+    await resolves(case, analysis)

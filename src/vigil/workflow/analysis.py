@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from vigil.agents.builtin.budget import TokenBudget
 from vigil.agents.builtin.evidence import build_evidence
-from vigil.agents.builtin.models import Analysis, Evidence
+from vigil.agents.builtin.models import Analysis, Evidence, EvidenceItem
 from vigil.agents.builtin.rules import RulesEngine
 from vigil.investigate.citations import Citation
-from vigil.investigate.context import InvestigationContext, investigate_context
+from vigil.investigate.context import ERROR, InvestigationContext, investigate_context
 from vigil.investigate.tools import ToolContext
 from vigil.settings import LlmSettings
 from vigil.workflow import diagnosis
@@ -44,6 +44,7 @@ Engine = Literal["rules", "llm"]
 RECORDS_PER_TEMPLATE = 3
 """Records cited for each template the analysis rests on."""
 MAX_CITATIONS = 40
+MAX_EVIDENCE_ITEMS = 60
 _RULES = RulesEngine()
 
 
@@ -159,15 +160,28 @@ async def evidence_of(
             if record:
                 records.append(record)
     evidence = build_evidence(project_id, workflow_id, records)
-    matched: dict[str, int] = {}
+    items = {(i.service, i.template_id): i for i in evidence.items}
     for call in calls:
-        if call.args.get("trace_id"):
-            continue  # the same records again, found by their trace
+        service = call.args.get("service")
+        if not service:
+            continue  # a trace's records: the same again, by their trace
+        texts = call.counts.get("templates") or {}
         for template_id, count in (call.counts.get("by_template") or {}).items():
-            matched[template_id] = max(matched.get(template_id, 0), int(count))
-    for item in evidence.items:
-        item.count = max(item.count, matched.get(item.template_id, 0))
-    return evidence
+            item = items.get((service, template_id))
+            if item is not None:
+                item.count = max(item.count, int(count))
+            elif template_id in texts and len(items) < MAX_EVIDENCE_ITEMS:
+                # matched, but none of its records was among those returned: its template speaks
+                items[(service, template_id)] = EvidenceItem(
+                    template_id=template_id,
+                    template=str(texts[template_id]),
+                    service=service,
+                    count=max(1, int(count)),
+                    first_seen=found.since,
+                    last_seen=found.until,
+                    severity_number=ERROR,
+                )
+    return evidence.model_copy(update={"items": list(items.values())})
 
 
 def match_context(incident: dict[str, Any], cause: Analysis | None = None) -> MatchContext:

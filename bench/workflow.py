@@ -325,8 +325,8 @@ async def _breakdown(
         arrived = receiver.arrivals.get(f"{workflow_id}:step-0")
         marks = [
             ("POST answered (incident stored)", answered - began),
-            ("answer -> workflow row opened (queue poll, DBOS start)", opened - answered),
-            ("row opened -> begin recorded", at.get("begin", opened) - opened),
+            ("answer -> workflow began (DBOS start)", opened - answered),
+            ("began -> begin recorded (begin to plan: one step)", at.get("begin", opened) - opened),
             ("begin -> analyse recorded (runbook matched)", at.get("analyse", 0) - at.get("begin", 0)),
             ("analyse -> plan recorded (dry run)", at.get("plan", 0) - at.get("analyse", 0)),
             ("plan recorded -> action call arrives", (arrived or 0) - at.get("plan", 0)),
@@ -486,15 +486,25 @@ Where the time goes, from each workflow's own step records (`steps[].at`, the wo
 |---|---|---|---|
 {rows}
 
-Profile (py-spy on `vigil up` during one run of this part, 2026-12-06, samples holding the GIL): about 65% is Vigil's
-own store work for the steps (SQLAlchemy ORM sessions on `vigil.db`: every step loads the workflow
-row, incident and policy again and records itself with three transactions: the workflow's `steps`
-JSON rewritten, an event row, an audit row), about 16% DBOS's own checkpoints on `workflows.db`
-(per step: check the step was not run, record its output, check ownership; plus enqueue and
-dequeue), the rest the HTTP intake, the action call and event-loop overhead. This is CPU work in
+Profile (py-spy on `vigil up` during one run of this part, samples holding the GIL), on 2026-12-06 before the
+changes below: about 65% was Vigil's own store work for the steps (SQLAlchemy ORM sessions on `vigil.db`: every
+step loaded the workflow row, incident and policy again and recorded itself with three transactions), about 16%
+DBOS's own checkpoints on `workflows.db`, the rest the HTTP intake, the action call and event-loop overhead. Since
+then: each project's policy and runbooks are kept in the process (2 s, forgotten at once on a change made there);
+a step's record (the workflow's row and `steps`, an event and an audit entry per step) and the alert intake's
+transaction are each one hop to a thread holding a blocking SQLite connection, in SQLAlchemy Core, rather than an
+ORM session with a round trip through aiosqlite per statement while the write lock is held; the first step makes
+the workflow's row in that same transaction; an action step reads only the workflow's row; the trigger uses the
+incidents the intake just stored; workflows start directly on the main event loop rather than through a polled DBOS
+queue; JSON columns are decoded by orjson; FastAPI's own OpenTelemetry hooks are off. That took Vigil's statements
+on `vigil.db` per alert, to its action, from 29 (4 transactions) to 15 (3), and its CPU per alert to about 40% of
+what it was (measured one after the other on the same, loaded, machine); the learning from past cases, added since,
+reads and writes 6 more (one more transaction) in the first step. In a profile after them: DBOS's own work
+about 22% (its checkpoints per step: prepare, act, and the durable sleep before verification), the HTTP intake
+(uvicorn, FastAPI, pydantic) about 20%, the action's own HTTP call about 14%, Vigil's store work about 12%, the rest
+event-loop overhead. This is CPU work in
 one Python process, so at most one core ({act["cores_used"]["vigil"]:.2f} of the machine's cores here, the other sessions on
-the machine took the rest): the 100 alerts need about {act["vigil_cpu_ms_per_alert"] * ACT_ALERTS / 1000:.1f} CPU seconds before the last action,
-whatever the queue's polling interval (0.1 s: at most 0.1 s per alert, in the second stretch above). A p99 under 1 s
+the machine took the rest): the 100 alerts need about {act["vigil_cpu_ms_per_alert"] * ACT_ALERTS / 1000:.1f} CPU seconds before the last action. A p99 under 1 s
 for 100 alerts at once needs under about 10 ms of CPU per alert from POST to action call, against
 {act["vigil_cpu_ms_per_alert"]:,.0f} ms measured. Creating DBOS's SQLite database in WAL mode beforehand made no difference
 (p50 8.8 s, p99 10.2 s in one run).

@@ -41,6 +41,7 @@ PAYLOAD_KEYS = {
     "records",
     "evidence",
     "engine",
+    "runbook_id",
     "known",
     "tokens",
     "fallback_reason",
@@ -168,6 +169,7 @@ async def test_with_a_model_it_answers(engine: Any) -> None:
     assert payload["records"] == 2
     assert payload["evidence"] == [
         {
+            "kind": "template",
             "template_id": POOL,
             "template": POOL,
             "service": "payment-service",

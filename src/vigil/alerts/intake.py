@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, cast
 
 from prometheus_client import Counter
-from sqlalchemy import update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from vigil.alerts.models import (
@@ -32,6 +33,18 @@ from vigil.errors import TransientError
 from vigil.store.models import AlertNotification, IncidentRow
 from vigil.store.repo import Store, utcnow
 
+_INCIDENTS = cast(Table, IncidentRow.__table__)
+_NOTIFICATIONS = cast(Table, AlertNotification.__table__)
+_INCIDENT_UPDATE = (
+    update(_INCIDENTS)
+    .where(_INCIDENTS.c.id == bindparam("key"))
+    .values(
+        status=bindparam("status"),
+        severity=bindparam("severity"),
+        updated_at=bindparam("updated_at"),
+        body=bindparam("body"),
+    )
+)
 ALERTS_RECEIVED = Counter("vigil_alerts_received_total", "Alerts received in webhooks.", ["source", "status"])
 MAX_TIMELINE = 50
 _ATTEMPTS = 3
@@ -46,6 +59,8 @@ class Touched:
     change: str
     """opened, updated, reopened or resolved."""
     notifications: int
+    incident: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The incident as stored."""
 
     def out(self) -> dict[str, Any]:
         return {
@@ -78,51 +93,72 @@ class AlertIntake:
     async def _apply(
         self, project_id: str, source: Source, notification: WebhookNotification, payload: dict[str, Any]
     ) -> list[Touched]:
-        now = time.time()
-        touched: dict[str, Touched] = {}
-        keys = [incident_id(project_id, source, alert) for alert in notification.alerts]
-        async with self._store.session() as s:
-            # A write first: it takes SQLite's write lock (and PostgreSQL's row locks) before the
-            # incidents are read, so two notifications of one alert count as two, not one.
-            await s.execute(
-                update(IncidentRow).where(IncidentRow.id.in_(keys)).values(status=IncidentRow.status)
-            )
-            for alert in notification.alerts:
-                labels = {**notification.common_labels, **alert.labels}
-                key = incident_id(project_id, source, alert)
-                row = await s.get(IncidentRow, key)
-                if row is None:
-                    body = opened(key, project_id, source, alert, labels, notification.external_url, now)
-                    row = IncidentRow(
-                        id=key,
-                        project_id=project_id,
-                        status=body["status"],
-                        severity=body["severity"],
-                        title=body["title"],
-                        opened_at=utcnow(),
-                        updated_at=utcnow(),
-                        body=body,
-                    )
-                    s.add(row)
-                    change = "opened"
-                else:
-                    body, change = merged(row.body, alert, labels, now)
-                    row.body = body
-                    row.status, row.severity, row.updated_at = body["status"], body["severity"], utcnow()
-                touched[key] = Touched(key, body["status"], change, body["notifications"])
-            s.add(
-                AlertNotification(
-                    id=str(uuid.uuid4()),
-                    project_id=project_id,
-                    source=source,
-                    received_at=utcnow(),
-                    alerts=len(notification.alerts),
-                    incident_ids=list(touched),
-                    payload=payload,
-                )
-            )
-            await s.commit()
-        return list(touched.values())
+        return await self._store.transaction(partial(_apply, project_id, source, notification, payload))
+
+
+def _apply(
+    project_id: str,
+    source: Source,
+    notification: WebhookNotification,
+    payload: dict[str, Any],
+    conn: Connection,
+) -> list[Touched]:
+    """The notification's transaction, in SQLAlchemy Core (every alert goes through it)."""
+    now, at = time.time(), utcnow()
+    keys = [incident_id(project_id, source, alert) for alert in notification.alerts]
+    # A write first: it takes SQLite's write lock (and PostgreSQL's row locks) before the
+    # incidents are read, so two notifications of one alert count as two, not one.
+    conn.execute(update(_INCIDENTS).where(_INCIDENTS.c.id.in_(keys)).values(status=_INCIDENTS.c.status))
+    stored = dict(
+        iter(conn.execute(select(_INCIDENTS.c.id, _INCIDENTS.c.body).where(_INCIDENTS.c.id.in_(keys))))
+    )
+    bodies: dict[str, dict[str, Any]] = {}
+    touched: dict[str, Touched] = {}
+    for alert, key in zip(notification.alerts, keys, strict=True):
+        labels = {**notification.common_labels, **alert.labels}
+        current = bodies.get(key) or stored.get(key)
+        if current is None:
+            body = opened(key, project_id, source, alert, labels, notification.external_url, now)
+            change = "opened"
+        else:
+            body, change = merged(current, alert, labels, now)
+        bodies[key] = body
+        touched[key] = Touched(key, body["status"], change, body["notifications"], body)
+    new = [
+        {
+            "id": key,
+            "project_id": project_id,
+            "status": body["status"],
+            "severity": body["severity"],
+            "title": body["title"],
+            "opened_at": at,
+            "updated_at": at,
+            "body": body,
+        }
+        for key, body in bodies.items()
+        if key not in stored
+    ]
+    if new:
+        conn.execute(insert(_INCIDENTS), new)
+    changed = [
+        {"key": key, "status": body["status"], "severity": body["severity"], "updated_at": at, "body": body}
+        for key, body in bodies.items()
+        if key in stored
+    ]
+    if changed:
+        conn.execute(_INCIDENT_UPDATE, changed)
+    conn.execute(
+        insert(_NOTIFICATIONS).values(
+            id=str(uuid.uuid4()),
+            project_id=project_id,
+            source=source,
+            received_at=at,
+            alerts=len(notification.alerts),
+            incident_ids=list(touched),
+            payload=payload,
+        )
+    )
+    return list(touched.values())
 
 
 def opened(

@@ -44,8 +44,8 @@ class AlertCallers:
             raise Forbidden("this API key belongs to another project", details={"project_id": project_id})
 
 
-OnIncidents = Callable[[str, list[str]], Awaitable[None]]
-"""(project, incident ids) that a notification opened or reopened: the workflow starts them."""
+OnIncidents = Callable[[str, list[dict[str, Any]]], Awaitable[None]]
+"""(project, incidents as stored) that a notification opened or reopened: the workflow starts them."""
 
 
 def alerts_router(store: Store, callers: AlertCallers, on_opened: OnIncidents | None = None) -> APIRouter:
@@ -62,7 +62,7 @@ def alerts_router(store: Store, callers: AlertCallers, on_opened: OnIncidents | 
         await callers.check(project_id, x_api_key, authorization)
         await store.get_project(project_id)
         touched = await intake.accept(project_id, source, body)
-        opened = [t.id for t in touched if t.change in ("opened", "reopened")]
+        opened = [t.incident for t in touched if t.change in ("opened", "reopened")]
         if opened and on_opened is not None:
             try:
                 await on_opened(project_id, opened)

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.telemetry import TelemetryConfig
 from starlette.routing import Route
 from starlette.types import Scope
 
@@ -46,6 +47,10 @@ from vigil.store.repo import Store
 from vigil.store.workflow_repo import WorkflowRepo
 from vigil.workflow.engine import WorkflowEngine, WorkflowWaker
 from vigil.workflow.trigger import WorkflowTrigger
+
+NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+"""FastAPI's own OpenTelemetry instrumentation, off: Vigil exports none of its own, and asking
+for the global providers on every request was a measurable part of an alert's cost."""
 
 
 @dataclass
@@ -89,6 +94,7 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
         ),
         docs_url=None,
         redoc_url=None,
+        telemetry=NO_NATIVE_TELEMETRY,
     )
     add_docs_pages(app)
     install_error_handlers(app)
@@ -140,6 +146,13 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
 
 def create_ops_app(ready: Callable[[], Awaitable[bool]]) -> FastAPI:
     """Probes and metrics for a service that serves nothing else."""
-    app = FastAPI(title="Vigil service", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="Vigil service",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        telemetry=NO_NATIVE_TELEMETRY,
+    )
     add_probes(app, ready)
     return app

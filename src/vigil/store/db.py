@@ -30,7 +30,8 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
 
 
 def _json(value: object) -> str:
-    # JSON columns are encoded on the event loop: the detector's state is megabytes
+    # JSON columns are encoded (and decoded, by orjson.loads) on the event loop: the detector's
+    # state is megabytes, and every workflow step reads and writes its workflow's body
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
@@ -39,17 +40,29 @@ def create_engine(url: str) -> AsyncEngine:
         db_path = url.split("///", 1)[-1]
         if db_path and db_path != ":memory:":
             private_sqlite_files(Path(db_path))
-        engine = create_async_engine(url, connect_args={"timeout": 30}, json_serializer=_json)
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, json_serializer=_json, json_deserializer=orjson.loads
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, json_serializer=_json)
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        json_serializer=_json,
+        json_deserializer=orjson.loads,
+    )
 
 
 def create_sync_sqlite_engine(engine: AsyncEngine) -> Engine:
     """A blocking engine on the SQLite file of `engine`, for work done in one thread hop: through
     aiosqlite, every statement, cursor and commit is a round trip to its thread."""
     sync = sqlalchemy.create_engine(
-        engine.url.set(drivername="sqlite"), connect_args={"timeout": 30}, json_serializer=_json
+        engine.url.set(drivername="sqlite"),
+        connect_args={"timeout": 30},
+        json_serializer=_json,
+        json_deserializer=orjson.loads,
     )
     event.listen(sync, "connect", _sqlite_pragmas)
     return sync

@@ -7,7 +7,7 @@ import functools
 import hashlib
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +15,19 @@ from typing import Any, TypeVar, cast
 
 import sqlalchemy
 from pydantic import AnyUrl, BaseModel, SecretStr
-from sqlalchemy import ColumnElement, Engine, and_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -44,6 +56,7 @@ from vigil.store.sealing import SecretBox, SecretKeyError, Table, needs_sealing,
 KEY_PREFIX = "vgl_"
 
 RowT = TypeVar("RowT", Pipeline, Sink)
+T = TypeVar("T")
 
 
 def _describe(row: Pipeline | Sink | ProjectPolicy) -> str:
@@ -52,6 +65,11 @@ def _describe(row: Pipeline | Sink | ProjectPolicy) -> str:
     if isinstance(row, ProjectPolicy):
         return f"workflow policy of project {row.project_id}"
     return f"sink {row.id} of project {row.project_id}"
+
+
+def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+    with engine.begin() as connection:
+        return work(connection)
 
 
 def utcnow() -> datetime:
@@ -122,6 +140,26 @@ class Store:
     def session(self) -> AsyncSession:
         session: AsyncSession = self._sessions()
         return session
+
+    def _one_hop(self) -> bool:
+        return self.engine.dialect.name == "sqlite" and self.engine.url.database not in (None, "", ":memory:")
+
+    def _blocking_sqlite(self) -> tuple[Engine, ThreadPoolExecutor]:
+        if self._ledger is None:
+            thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-ledger")
+            self._ledger = create_sync_sqlite_engine(self.engine), thread
+        return self._ledger
+
+    async def transaction(self, work: Callable[[Connection], T]) -> T:
+        """`work` in one transaction. On SQLite, on a blocking connection in the store's own
+        thread, in one hop: through aiosqlite every statement is a round trip to its thread, each
+        waiting for the event loop while the write lock is held; and the writes queue in order
+        there, rather than in SQLite's busy wait. Elsewhere, on the async engine."""
+        if self._one_hop():
+            engine, thread = self._blocking_sqlite()
+            return await asyncio.get_running_loop().run_in_executor(thread, _in_transaction, engine, work)
+        async with self.engine.begin() as connection:
+            return await connection.run_sync(work)
 
     async def close(self) -> None:
         ledger, self._ledger = self._ledger, None
@@ -400,12 +438,9 @@ class Store:
             return {}
         dialect = self.engine.dialect.name
         statuses = _status_parameters(updates)
-        if dialect == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
+        if self._one_hop():
             # the whole transaction in one hop to a thread, rather than a hop per statement
-            if self._ledger is None:
-                thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-ledger")
-                self._ledger = create_sync_sqlite_engine(self.engine), thread
-            engine, thread = self._ledger
+            engine, thread = self._blocking_sqlite()
             return await asyncio.get_running_loop().run_in_executor(
                 thread, _write_batches_blocking, engine, list(rows), statuses
             )

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, insert, select
 
 from vigil.errors import NotFound
 from vigil.store.models import AuditEntry, RunbookRow
 from vigil.store.repo import Store, utcnow
+from vigil.workflow.config_cache import config_cache
 from vigil.workflow.runbooks import Runbook, RunbookSpec
+
+_AUDIT = cast(Table, AuditEntry.__table__)
 
 
 class WorkflowRepo:
@@ -41,6 +44,7 @@ class WorkflowRepo:
             else:
                 row.spec, row.origin, row.updated_at = spec, origin, now
             await s.commit()
+        config_cache(self._store).forget(project_id)
         return row, created
 
     async def get_runbook(self, project_id: str, runbook_id: str) -> RunbookRow:
@@ -56,6 +60,12 @@ class WorkflowRepo:
             return (await s.scalars(query)).all()
 
     async def runbooks(self, project_id: str) -> list[Runbook]:
+        """The project's runbooks, validated (shared: never changed by their readers)."""
+        return await config_cache(self._store).get(
+            "runbooks", project_id, lambda: self._read_runbooks(project_id)
+        )
+
+    async def _read_runbooks(self, project_id: str) -> list[Runbook]:
         return [
             Runbook(id=row.id, spec=RunbookSpec.model_validate(row.spec))
             for row in await self.list_runbooks(project_id)
@@ -67,19 +77,22 @@ class WorkflowRepo:
                 delete(RunbookRow).where(RunbookRow.project_id == project_id, RunbookRow.id == runbook_id)
             )
             await s.commit()
+        config_cache(self._store).forget(project_id)
         if not done.rowcount:  # type: ignore[attr-defined]
             raise NotFound(f"no runbook {runbook_id!r} in project {project_id!r}")
 
     async def audit(
         self, project_id: str, actor: str, kind: str, subject: str, detail: dict[str, Any]
     ) -> None:
-        async with self._store.session() as s:
-            s.add(
-                AuditEntry(
-                    project_id=project_id, at=utcnow(), actor=actor, kind=kind, subject=subject, detail=detail
-                )
-            )
-            await s.commit()
+        entry = {
+            "project_id": project_id,
+            "at": utcnow(),
+            "actor": actor,
+            "kind": kind,
+            "subject": subject,
+            "detail": detail,
+        }
+        await self._store.transaction(lambda conn: conn.execute(insert(_AUDIT), entry))
 
     async def list_audit(
         self,

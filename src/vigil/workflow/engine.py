@@ -5,17 +5,21 @@ DBOS keeps each workflow's progress: a step that completed is never run again af
 recorded result is replayed), and waits (approvals, the verification delay) survive restarts.
 Steps run at least once, so every action also carries an idempotency key.
 
-Workflows are started through a DBOS queue, so that with several processes on one PostgreSQL
-each workflow runs in exactly one of them. DBOS runs recovered and queued async workflows on an
-event loop of its own; the steps reach Vigil's database and clients, which belong to the main
-event loop, through `Services.call`.
+A workflow is started directly on the main event loop by the process that stores its start
+first: with several processes on one PostgreSQL, DBOS runs a workflow only in the process whose
+start created its row (the others' starts of the same id return it), and recovers a process's
+unfinished workflows when that executor starts again. (Workflows were once started through a DBOS
+queue, polled every `QUEUE_POLL_S`: the queue is still served, for what was enqueued then; starting
+directly spares each alert the enqueue, the wait for the poll and the dequeue.) DBOS runs recovered async
+workflows on an event loop of its own; the steps reach Vigil's database and clients, which belong
+to the main event loop, through `Services.call`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -38,8 +42,8 @@ QUEUE_NAME = "vigil-workflows"
 WORKFLOW_VERSION = "1"
 """Raise when the workflow's steps change in a way recorded progress cannot be replayed on."""
 APPROVAL_TOPIC = "approval"
-QUEUE_POLL_S = 0.1
-"""How often each process looks for queued workflows: the start of a workflow waits up to this."""
+QUEUE_POLL_S = 2.0
+"""How often each process looks for queued workflows (only those enqueued by an older Vigil)."""
 
 
 @dataclass
@@ -64,6 +68,19 @@ class Services:
 
 
 _services: Services | None = None
+_started_here: set[asyncio.Task[Any]] = set()
+"""Workflows running on the main event loop (started by this process, not recovered)."""
+
+
+def running_here() -> Callable[[], None]:
+    """Note the workflow running in the current task, until the returned callable is called: at
+    shutdown, it is cancelled before DBOS stops, as a crash would stop it, so that it does nothing
+    after (DBOS records nothing of a cancelled step; the workflow is recovered at the next start)."""
+    task = asyncio.current_task()
+    if task is None or _services is None or task.get_loop() is not _services.loop:
+        return lambda: None
+    _started_here.add(task)
+    return lambda: _started_here.discard(task)
 
 
 def services() -> Services:
@@ -146,16 +163,20 @@ class WorkflowEngine:
         # rest of Vigil (still flushing) must already be on a pool of its own by then
         own_pool = ThreadPoolExecutor(thread_name_prefix="vigil")
         loop.set_default_executor(own_pool)
+        here = [task for task in _started_here if not task.done()]
+        for task in here:
+            task.cancel()
+        await asyncio.gather(*here, return_exceptions=True)
         try:
             await loop.run_in_executor(own_pool, partial(DBOS.destroy, workflow_completion_timeout_sec=0))
         finally:
             _services = None
 
     async def start_workflow(self, project_id: str, incident_id: str, workflow_id: str) -> str:
-        """Start the incident's workflow once: the same id again is the same workflow."""
-        assert self._queue is not None
+        """Start the incident's workflow once, in this process: the same id again, here or in
+        another process, is the same workflow, run only by the process that stored it first."""
         with SetWorkflowID(workflow_id):
-            await self._queue.enqueue_async(self._flow.remediate, project_id, incident_id, workflow_id)
+            await DBOS.start_workflow_async(self._flow.remediate, project_id, incident_id, workflow_id)
         return workflow_id
 
     async def start_investigation(self, workflow_id: str) -> str:

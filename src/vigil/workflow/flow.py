@@ -20,7 +20,7 @@ from vigil.actions.base import ActionError, ActionRefused, ActionResult, ActionS
 from vigil.actions.context import ActionContext
 from vigil.actions.registry import execute
 from vigil.workflow import investigation, steps
-from vigil.workflow.engine import APPROVAL_TOPIC, services
+from vigil.workflow.engine import APPROVAL_TOPIC, running_here, services
 from vigil.workflow.runbooks import TIER_RANK
 
 APPROVAL_POLL_S = 300.0
@@ -30,6 +30,14 @@ it at once, so this only bounds the delay should a wake-up be lost."""
 
 @DBOS.workflow()
 async def remediate(project_id: str, incident_id: str, workflow_id: str) -> str:
+    done = running_here()
+    try:
+        return await _remediate(project_id, incident_id, workflow_id)
+    finally:
+        done()
+
+
+async def _remediate(project_id: str, incident_id: str, workflow_id: str) -> str:
     prepared = await prepare(project_id, incident_id, workflow_id)
     if prepared["tier"] == "human_only":
         return await finish(workflow_id, "recorded", "human_only: recorded and ticketed, never acted on")
@@ -146,7 +154,7 @@ async def roll_back(workflow_id: str, results: list[dict[str, Any]]) -> None:
 
 
 async def _context(workflow_id: str) -> tuple[steps.Loaded, ActionContext]:
-    loaded = await steps.load(services(), workflow_id)
+    loaded = await steps.load(services(), workflow_id, incident=False)  # actions never read it
     return loaded, steps.action_context(services(), loaded)
 
 

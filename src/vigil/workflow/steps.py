@@ -48,18 +48,23 @@ class Loaded:
     row: WorkflowRow
     incident: dict[str, Any]
     policy: WorkflowPolicy
+    stored: bool = True
+    """False until the first record of a row made by this step."""
 
     def runbook(self) -> Runbook:
         chosen = self.row.body["runbook"]
         return Runbook(id=chosen["id"], spec=RunbookSpec.model_validate(chosen["spec"]))
 
 
-async def load(services: Services, workflow_id: str) -> Loaded:
-    async with services.store.session() as s:
-        row = await s.get(WorkflowRow, workflow_id)
-    assert row is not None, workflow_id
-    incident = (await services.store.get_incident(row.project_id, row.incident_id)).body
-    return Loaded(row, incident, await services.workflows.policy(row.project_id))
+async def load(services: Services, workflow_id: str, *, incident: bool = True) -> Loaded:
+    """The workflow's row, its policy, and its incident unless the step has no use for it (then
+    `incident` is empty)."""
+    if incident:
+        row, body = await services.workflows.workflow_and_incident(workflow_id)
+    else:
+        row, body = await services.workflows.find_workflow(workflow_id), {}
+    assert row is not None and body is not None, workflow_id
+    return Loaded(row, body, await services.workflows.policy(row.project_id))
 
 
 async def ticket_call(
@@ -141,10 +146,16 @@ async def _step(
     """Record steps (this one, after `more`) with any changes to the workflow, in one
     transaction; wake the live streams; comment on the ticket."""
     entries = [*(more or []), (name, status, summary)]
+    new_row = loaded.row
     row, event_id = await services.workflows.record(
-        loaded.row.id, entries, actor=ACTOR, columns=columns, body=body
+        loaded.row.id,
+        entries,
+        actor=ACTOR,
+        columns=columns,
+        body=body,
+        create=None if loaded.stored else lambda: new_row,
     )
-    loaded.row = row
+    loaded.row, loaded.stored = row, True
     if services.bus is not None and services.bus.connected:
         # the streams read the events table; this only wakes them, in whichever process they are
         with contextlib.suppress(Exception):
@@ -171,7 +182,7 @@ def _one_line(summary: dict[str, Any]) -> str:
 async def prepare(services: Services, project_id: str, incident_id: str, workflow_id: str) -> dict[str, Any]:
     """Begin (the workflow's row, its ticket), gather the context, analyse (match a runbook) and
     plan (the runbook's dry runs): one step, recorded in one transaction, since none of it acts."""
-    incident = (await services.store.get_incident(project_id, incident_id)).body
+    incident = await services.workflows.incident(project_id, incident_id)
     policy = await services.workflows.policy(project_id)
     tier, threshold = _tier_and_threshold(incident, policy)
     body = {
@@ -180,11 +191,17 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
         "steps": [],
         "source": incident.get("source", "detector"),
     }
-    row = await services.workflows.open_workflow(workflow_id, project_id, incident_id, tier, body)
+    if policy.tickets is not None:  # stored before the ticket is opened, which may take a while
+        row = await services.workflows.open_workflow(workflow_id, project_id, incident_id, tier, body)
+        stored = True
+    else:  # made with the steps' record, in one transaction, unless there already (a proposal)
+        found = await services.workflows.find_workflow(workflow_id)
+        row = found or services.workflows.new_workflow(workflow_id, project_id, incident_id, tier, body)
+        stored = found is not None
     proposal = row.body.get("proposal")
     if proposal:  # an outside agent's proposal always waits at the approval gate
         tier = max(tier, "supervised", key=lambda t: TIER_RANK[t])
-    loaded = Loaded(row, incident, policy)
+    loaded = Loaded(row, incident, policy, stored=stored)
     changes: dict[str, Any] = {}
     ticket = row.body.get("ticket") or await _open_ticket(services, loaded, workflow_id, tier)
     if ticket:

@@ -10,16 +10,29 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Table, insert, select, update
 
 from vigil.errors import Conflict, NotFound, ValidationFailed
-from vigil.store.models import ApprovalRow, AuditEntry, ProjectPolicy, WorkflowEvent, WorkflowRow
+from vigil.store.models import (
+    ApprovalRow,
+    AuditEntry,
+    IncidentRow,
+    ProjectPolicy,
+    WorkflowEvent,
+    WorkflowRow,
+)
 from vigil.store.repo import Store, reveal, utcnow
+from vigil.workflow.config_cache import config_cache
 from vigil.workflow.policy import WorkflowPolicy
 
 R = TypeVar("R", WorkflowRow, ApprovalRow)
+_WORKFLOWS = cast(Table, WorkflowRow.__table__)
+_EVENTS = cast(Table, WorkflowEvent.__table__)
+_AUDIT = cast(Table, AuditEntry.__table__)
+_INCIDENTS = cast(Table, IncidentRow.__table__)
 
 SECRET_MASK = "**********"
 """What pydantic shows for a SecretStr, and so the API for a policy's secrets."""
@@ -49,6 +62,10 @@ class WorkflowStore:
         self.store = store
 
     async def policy(self, project_id: str) -> WorkflowPolicy:
+        """The project's policy (shared: never changed by its readers)."""
+        return await config_cache(self.store).get("policy", project_id, lambda: self._read_policy(project_id))
+
+    async def _read_policy(self, project_id: str) -> WorkflowPolicy:
         async with self.store.session() as s:
             row = await s.get(ProjectPolicy, project_id)
         if row is None:
@@ -69,6 +86,7 @@ class WorkflowStore:
             else:
                 row.spec, row.updated_at = spec, utcnow()
             await s.commit()
+        config_cache(self.store).forget(project_id)
 
     async def _keep_masked(self, project_id: str, plain: dict[str, Any]) -> None:
         """A secret sent back as the mask the API shows keeps its stored value (a policy read,
@@ -89,21 +107,28 @@ class WorkflowStore:
         self, workflow_id: str, project_id: str, incident_id: str, tier: str, body: dict[str, Any]
     ) -> WorkflowRow:
         """The workflow's row, made on its first step (a repeated step finds it)."""
-        now = utcnow()
         return await self._once(
             WorkflowRow,
             workflow_id,
-            lambda: WorkflowRow(
-                id=workflow_id,
-                project_id=project_id,
-                incident_id=incident_id,
-                status="running",
-                tier=tier,
-                runbook_id=None,
-                started_at=now,
-                updated_at=now,
-                body=body,
-            ),
+            lambda: self.new_workflow(workflow_id, project_id, incident_id, tier, body),
+        )
+
+    @staticmethod
+    def new_workflow(
+        workflow_id: str, project_id: str, incident_id: str, tier: str, body: dict[str, Any]
+    ) -> WorkflowRow:
+        """A workflow's row, not stored yet (`record` stores it with its first steps)."""
+        now = utcnow()
+        return WorkflowRow(
+            id=workflow_id,
+            project_id=project_id,
+            incident_id=incident_id,
+            status="running",
+            tier=tier,
+            runbook_id=None,
+            started_at=now,
+            updated_at=now,
+            body=body,
         )
 
     async def record(
@@ -114,48 +139,31 @@ class WorkflowStore:
         actor: str,
         columns: dict[str, Any] | None = None,
         body: dict[str, Any] | None = None,
+        create: Callable[[], WorkflowRow] | None = None,
     ) -> tuple[WorkflowRow, int]:
         """Steps done, in one transaction: the workflow's columns and body changes, its step list,
-        an event and an audit entry per step. Returns the row and the last event's id."""
-        now = utcnow()
-        async with self.store.session() as s:
-            row = await s.get(WorkflowRow, workflow_id)
-            if row is None:
-                raise NotFound(f"no workflow {workflow_id!r}")
-            for key, value in (columns or {}).items():
-                setattr(row, key, value)
-            at = time.time()
-            steps = [
-                *row.body.get("steps", []),
-                *({"step": n, "status": st, "at": at, **sm} for n, st, sm in entries),
-            ]
-            row.body = {**row.body, **(body or {}), "steps": steps}
-            row.updated_at = now
-            events = []
-            for name, status, summary in entries:
-                event = WorkflowEvent(
-                    project_id=row.project_id,
-                    workflow_id=workflow_id,
-                    incident_id=row.incident_id,
-                    at=now,
-                    step=name,
-                    status=status,
-                    summary=summary,
-                )
-                events.append(event)
-                s.add(event)
-                s.add(
-                    AuditEntry(
-                        project_id=row.project_id,
-                        at=now,
-                        actor=actor,
-                        kind=f"workflow.{name}",
-                        subject=workflow_id,
-                        detail={"status": status, **summary},
-                    )
-                )
-            await s.commit()
-            return row, events[-1].id if events else 0
+        an event and an audit entry per step; the row is made by `create` if there is none yet.
+        Returns the row and the last event's id."""
+        return await self.store.transaction(
+            partial(_record, workflow_id, entries, actor, columns or {}, body or {}, create)
+        )
+
+    async def find_workflow(self, workflow_id: str) -> WorkflowRow | None:
+        found, _ = await self.store.transaction(partial(_find, workflow_id, False))
+        return found
+
+    async def workflow_and_incident(
+        self, workflow_id: str
+    ) -> tuple[WorkflowRow | None, dict[str, Any] | None]:
+        """The workflow's row and its incident's body, read together."""
+        return await self.store.transaction(partial(_find, workflow_id, True))
+
+    async def incident(self, project_id: str, incident_id: str) -> dict[str, Any]:
+        """An incident's body (`Store.get_incident` without the ORM)."""
+        body = await self.store.transaction(partial(_incident, project_id, incident_id))
+        if body is None:
+            raise NotFound(f"no incident {incident_id!r} in project {project_id!r}")
+        return body
 
     async def get_workflow(self, project_id: str, workflow_id: str) -> WorkflowRow:
         async with self.store.session() as s:
@@ -318,3 +326,84 @@ class WorkflowStore:
                 details={"status": row.status, "decided_by": row.decided_by},
             )
         return row
+
+
+def _record(
+    workflow_id: str,
+    entries: list[tuple[str, str, dict[str, Any]]],
+    actor: str,
+    columns: dict[str, Any],
+    body: dict[str, Any],
+    create: Callable[[], WorkflowRow] | None,
+    conn: Connection,
+) -> tuple[WorkflowRow, int]:
+    """`WorkflowStore.record`'s transaction, in SQLAlchemy Core: it runs for every step of every
+    workflow."""
+    now = utcnow()
+    found = conn.execute(select(_WORKFLOWS).where(_WORKFLOWS.c.id == workflow_id)).mappings().first()
+    if found is not None:
+        row = WorkflowRow(**found)
+    elif create is not None:
+        row = create()
+    else:
+        raise NotFound(f"no workflow {workflow_id!r}")
+    for key, value in columns.items():
+        setattr(row, key, value)
+    at = time.time()
+    steps = [
+        *row.body.get("steps", []),
+        *({"step": n, "status": st, "at": at, **sm} for n, st, sm in entries),
+    ]
+    row.body = {**row.body, **body, "steps": steps}
+    row.updated_at = now
+    if found is None:
+        conn.execute(insert(_WORKFLOWS).values({c.name: getattr(row, c.name) for c in _WORKFLOWS.columns}))
+    else:
+        changed = {**columns, "body": row.body, "updated_at": now}
+        conn.execute(update(_WORKFLOWS).where(_WORKFLOWS.c.id == workflow_id).values(changed))
+    if not entries:
+        return row, 0
+    events = [
+        {
+            "project_id": row.project_id,
+            "workflow_id": workflow_id,
+            "incident_id": row.incident_id,
+            "at": now,
+            "step": name,
+            "status": status,
+            "summary": summary,
+        }
+        for name, status, summary in entries
+    ]
+    event_ids = conn.execute(insert(_EVENTS).returning(_EVENTS.c.id), events).scalars().all()
+    audit = [
+        {
+            "project_id": row.project_id,
+            "at": now,
+            "actor": actor,
+            "kind": f"workflow.{name}",
+            "subject": workflow_id,
+            "detail": {"status": status, **summary},
+        }
+        for name, status, summary in entries
+    ]
+    conn.execute(insert(_AUDIT), audit)
+    return row, max(event_ids)
+
+
+def _incident(project_id: str, incident_id: str, conn: Connection) -> dict[str, Any] | None:
+    query = select(_INCIDENTS.c.body).where(
+        _INCIDENTS.c.id == incident_id, _INCIDENTS.c.project_id == project_id
+    )
+    body: dict[str, Any] | None = conn.execute(query).scalar()
+    return body
+
+
+def _find(
+    workflow_id: str, with_incident: bool, conn: Connection
+) -> tuple[WorkflowRow | None, dict[str, Any] | None]:
+    found = conn.execute(select(_WORKFLOWS).where(_WORKFLOWS.c.id == workflow_id)).mappings().first()
+    if found is None:
+        return None, None
+    row = WorkflowRow(**found)
+    return row, _incident(row.project_id, row.incident_id, conn) if with_incident else None

@@ -48,6 +48,8 @@ class WorkflowTrigger:
         self._engine = engine
         self._workflows = WorkflowStore(store)
         self._task: asyncio.Task[None] | None = None
+        self._started: set[str] = set()
+        """Workflows this process started, of incidents still open."""
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._sweep_forever(), name="workflow-trigger")
@@ -56,46 +58,67 @@ class WorkflowTrigger:
         task, self._task = self._task, None
         await cancel_and_wait(task)
 
-    async def incident_changed(self, project_id: str, incident_ids: list[str]) -> None:
-        """Start the workflows of these incidents that qualify (called after an alert is stored)."""
+    async def incident_changed(self, project_id: str, incidents: list[dict[str, Any]]) -> None:
+        """Start the workflows of these incidents (as stored) that qualify (called after an alert
+        is stored)."""
         policy = await self._workflows.policy(project_id)
-        for incident_id in incident_ids:
-            incident = (await self._store.get_incident(project_id, incident_id)).body
+        for incident in incidents:
             if qualifies(incident, policy):
-                await self._engine.start_workflow(project_id, incident_id, workflow_id_for(incident))
+                await self._start(project_id, incident["id"], workflow_id_for(incident))
 
     async def start_proposal(self, project_id: str, incident_id: str, workflow_id: str) -> None:
         """Start a stored proposal's workflow (again is harmless: the same id is the same one)."""
         await self._engine.start_workflow(project_id, incident_id, workflow_id)
 
     async def sweep(self) -> int:
+        """Start the workflows of open incidents that have none yet. Only ids and reopen counts
+        are read for all of them; a body only for an incident without its workflow's row (and not
+        started by this process already: until its first step, a workflow has no row)."""
         async with self._store.session() as s:
-            open_incidents = (await s.scalars(select(IncidentRow).where(IncidentRow.status == "open"))).all()
-            ids = [row.id for row in open_incidents]
+            found = (
+                await s.execute(
+                    select(IncidentRow.id, IncidentRow.body["reopened"].as_integer()).where(
+                        IncidentRow.status == "open"
+                    )
+                )
+            ).all()
+            wanted = {incident: workflow_id_for({"id": incident, "reopened": n}) for incident, n in found}
             workflows = (
                 await s.execute(
                     select(
                         WorkflowRow.id, WorkflowRow.project_id, WorkflowRow.incident_id, WorkflowRow.status
-                    ).where(WorkflowRow.incident_id.in_(ids))
+                    ).where(WorkflowRow.incident_id.in_(list(wanted)))
                 )
             ).all()
-        started = {workflow.id for workflow in workflows}
+            started = {workflow.id for workflow in workflows}
+            self._started &= set(wanted.values())  # what was closed is forgotten
+            missing = [
+                incident
+                for incident, workflow_id in wanted.items()
+                if workflow_id not in started and workflow_id not in self._started
+            ]
+            rows = (
+                (await s.scalars(select(IncidentRow).where(IncidentRow.id.in_(missing)))).all()
+                if missing
+                else []
+            )
         count = 0
         for workflow in workflows:
             if workflow.status == PROPOSED:  # proposals wait for the engine wherever it runs
                 await self.start_proposal(workflow.project_id, workflow.incident_id, workflow.id)
                 count += 1
         policies: dict[str, WorkflowPolicy] = {}
-        for row in open_incidents:
-            workflow_id = workflow_id_for(row.body)
-            if workflow_id in started:
-                continue
+        for row in rows:
             policy = policies.get(row.project_id) or await self._workflows.policy(row.project_id)
             policies[row.project_id] = policy
-            if qualifies(row.body, policy):
-                await self._engine.start_workflow(row.project_id, row.id, workflow_id)
+            if row.status == "open" and qualifies(row.body, policy):
+                await self._start(row.project_id, row.id, workflow_id_for(row.body))
                 count += 1
         return count
+
+    async def _start(self, project_id: str, incident_id: str, workflow_id: str) -> None:
+        await self._engine.start_workflow(project_id, incident_id, workflow_id)
+        self._started.add(workflow_id)
 
     async def _sweep_forever(self) -> None:
         while True:

@@ -218,10 +218,10 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
     if proposal:  # the runbook an agent named, not re-ranked: the approver judges it
         analysis, chosen = proposed_analysis(incident, proposal, runbooks)
     else:
-        found = await investigate(
+        investigated = await investigate(
             services.analyst, project_id, workflow_id, incident, runbooks, policy.analysis_engine
         )
-        context["investigation"] = found.brief
+        context["investigation"] = investigated.brief
         # past cases re-rank runbooks; a rejected plan is not proposed again
         analysis, chosen = await learned(
             services.store,
@@ -229,9 +229,9 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
             workflow_id,
             incident,
             runbooks,
-            found.match,
-            found.analysis,
-            found.chosen,
+            investigated.match,
+            investigated.analysis,
+            investigated.chosen,
         )
     described = len(context.get("signals", [])) or len((context.get("alert") or {}).get("labels", {}))
     calls = len((context.get("investigation") or {}).get("calls", []))

@@ -150,7 +150,10 @@ def test_agent_endpoint_accepts_http_urls(endpoint: str) -> None:
 @pytest.mark.parametrize(
     ("endpoint", "message"),
     [
-        ("ftp://agent/process", "Value error, endpoint must be an http:// or https:// URL, or builtin:<name>"),
+        (
+            "ftp://agent/process",
+            "Value error, endpoint must be an http:// or https:// URL, or builtin:<name>",
+        ),
         ("agent:8080", "Value error, endpoint must be an http:// or https:// URL, or builtin:<name>"),
         ("", "Value error, endpoint must be an http:// or https:// URL, or builtin:<name>"),
         ("http://", "Input should be a valid URL, empty host"),
@@ -214,7 +217,9 @@ def test_builtin_agent_endpoints() -> None:
     spec = AgentSpec(endpoint="builtin:error-summary", engine="llm")
     assert (spec.endpoint, spec.engine) == ("builtin:error-summary", "llm")
     assert AgentSpec(endpoint="builtin:error-summary").engine == "rules"
-    with pytest.raises(ValidationError, match="unknown built-in agent 'builtin:nope'; known: builtin:error-summary"):
+    with pytest.raises(
+        ValidationError, match="unknown built-in agent 'builtin:nope'; known: builtin:error-summary"
+    ):
         AgentSpec(endpoint="builtin:nope")
     with pytest.raises(ValidationError):
         AgentSpec(endpoint="http://agent/process", engine="gpt")  # type: ignore[arg-type]

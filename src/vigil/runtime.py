@@ -11,7 +11,7 @@ from typing import Protocol
 
 import httpx
 
-from vigil.agents.builtin.budget import TokenBudget
+from vigil.agents.builtin.budget import BudgetLimits, SqlUsageStore, TokenBudget
 from vigil.agents.builtin.rules import RulesEngine
 from vigil.agents.registry import AgentContext
 from vigil.api.app import ApiContext, create_api_app, create_ops_app
@@ -25,6 +25,7 @@ from vigil.detect.archive import EvidenceArchive, archive_from_settings
 from vigil.detect.service import Detector
 from vigil.http_server import HttpServer
 from vigil.investigate.remote import RecordsWindow, RemoteRecentRecords
+from vigil.investigate.tools import ToolContext
 from vigil.investigate.window import RecentRecords
 from vigil.masking import mask_url
 from vigil.mcp_server.http import McpEndpoint
@@ -51,6 +52,7 @@ from vigil.store.repo import Store
 from vigil.store.sealing import SecretBox, load_secret_box
 from vigil.store.workflow_repo import WorkflowRepo
 from vigil.workers import PipelineWorkers
+from vigil.workflow.analysis import Analyst, llm_config
 from vigil.workflow.engine import WorkflowEngine, WorkflowWaker, dbos_url
 from vigil.workflow.loading import load_runbooks
 from vigil.workflow.trigger import WorkflowTrigger
@@ -154,13 +156,15 @@ class Runtime:
         if "pipeline" in roles and roles == ROLES and s.pipeline_workers > 0:
             self.workers = PipelineWorkers(s, url, s.pipeline_workers)
             await self._start(self.workers)
-            await self._start_workflow()
+            await self._start_workflow(config)
         elif "pipeline" in roles:
             await self._start_pipeline(config, intake)
         if "sink" in roles:
             await self._start(SinkWorkers(bus, store, config, self.outbound))
             await self._start(SinkRouter(bus, store, config))
-        self.records_window = self.recent or RemoteRecentRecords(bus, s.investigate, config)
+        self.records_window = (
+            self.records_window or self.recent or RemoteRecentRecords(bus, s.investigate, config)
+        )
         if "api" in roles:
 
             async def changed(project_id: str) -> None:
@@ -289,10 +293,10 @@ class Runtime:
             # before the router, which reports new error templates to it and stops first
             await self._start(detector)
         on_new_error_template = detector.new_error_template if detector is not None else None
-        await self._start_workflow()
         if self.settings.investigate.recent_enabled:
             self.recent = RecentRecords(self.settings.investigate, config, templates, bus=self.bus)
             await self._start(self.recent)
+        await self._start_workflow(config)  # its investigations read the recent records
         await self._start(
             Router(
                 self.bus,
@@ -304,13 +308,31 @@ class Runtime:
             )
         )
 
-    async def _start_workflow(self) -> None:
+    async def _start_workflow(self, config: ConfigCache) -> None:
         """The remediation workflow, where the pipeline runs (or, with pipeline workers, in
         `vigil up` itself, beside the API that approves its steps)."""
-        assert self.store is not None
+        assert self.store is not None and self.bus is not None
         if self.settings.workflow.enabled and WorkflowEngine.available():
             http = outbound_client(self.outbound, httpx.Limits(max_connections=64))
             self._started.append(_Closing(http.aclose))
+            s = self.settings
+            self.records_window = self.recent or RemoteRecentRecords(self.bus, s.investigate, config)
+            budget = self.budget or self._analysis_budget()
+            # without recent records anywhere, no router would answer: the tools then read none
+            recent = self.records_window if s.investigate.recent_enabled else None
+            analyst = Analyst(
+                ToolContext.build(
+                    self.store,
+                    s.investigate,
+                    recent=recent,
+                    evidence=self.evidence,
+                    budget=budget,
+                ),
+                engine=s.workflow.analysis_engine,
+                llm=llm_config(s.llm) if s.llm.configured else None,
+                budget=budget,
+            )
+            self._started.append(_Closing(analyst.aclose))
             self.workflow_engine = WorkflowEngine(
                 self.store,
                 http,
@@ -318,10 +340,19 @@ class Runtime:
                 data_dir=self.settings.data_dir,
                 executor_id=self.settings.workflow.executor_id,
                 bus=self.bus,
+                analyst=analyst,
             )
             await self._start(self.workflow_engine)
             self.workflow_trigger = WorkflowTrigger(self.store, self.workflow_engine)
             await self._start(self.workflow_trigger)
+
+    def _analysis_budget(self) -> TokenBudget | None:
+        """The token budget the workflow's investigations are charged to, when one is set."""
+        llm = self.settings.llm
+        if self.store is None or not (llm.configured or llm.tokens_per_day or llm.tokens_per_incident):
+            return None
+        limits = BudgetLimits(tokens_per_day=llm.tokens_per_day, tokens_per_incident=llm.tokens_per_incident)
+        return TokenBudget(SqlUsageStore(self.store.engine), limits)
 
     def _waker(self) -> WorkflowWaker:
         s = self.settings

@@ -143,6 +143,11 @@ class WorkflowSettings(BaseModel):
         description="Names this process among several on one PostgreSQL: each recovers its own "
         "workflows after a crash, so give every replica its own, stable across restarts.",
     )
+    analysis_engine: Literal["rules", "llm"] = Field(
+        default="rules",
+        description="What analyses incidents after the workflow's investigation, for projects whose "
+        "policy does not say: `llm` uses the model of `llm` (the rules engine when none is configured).",
+    )
 
 
 class InvestigateSettings(BaseModel):

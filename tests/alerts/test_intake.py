@@ -15,7 +15,9 @@ from tests.doubles.alerts import (
 )
 
 
-async def post(vigil: VigilHandle, project_id: str, source: str, body: object, **headers: str) -> tuple[int, dict]:
+async def post(
+    vigil: VigilHandle, project_id: str, source: str, body: object, **headers: str
+) -> tuple[int, dict]:
     answer = await vigil.receiver.post(
         f"{vigil.api_url}/api/v1/projects/{project_id}/alerts/{source}", json=body, headers=headers
     )
@@ -31,11 +33,20 @@ async def incidents(vigil: VigilHandle, project_id: str) -> list[dict]:
 async def test_a_firing_alert_opens_an_incident_and_its_resolution_resolves_it(vigil: VigilHandle) -> None:
     project_id, key = await vigil.project_with_key()
     firing = alertmanager_alert(
-        {"alertname": "CheckoutErrors", "service": "checkout", "severity": "critical", "tier": "autonomous",
-         "runbook_id": "restart-checkout", "escalate_threshold": "0.8", "agent_action": "restart"},
+        {
+            "alertname": "CheckoutErrors",
+            "service": "checkout",
+            "severity": "critical",
+            "tier": "autonomous",
+            "runbook_id": "restart-checkout",
+            "escalate_threshold": "0.8",
+            "agent_action": "restart",
+        },
         {"summary": "5xx ratio at 12%"},
     )
-    status, answer = await post(vigil, project_id, "alertmanager", alertmanager_notification(firing), **{"X-API-Key": key})
+    status, answer = await post(
+        vigil, project_id, "alertmanager", alertmanager_notification(firing), **{"X-API-Key": key}
+    )
     assert status == 202, answer
     [touched] = answer["incidents"]
     assert touched["change"] == "opened" and touched["status"] == "open"
@@ -43,21 +54,32 @@ async def test_a_firing_alert_opens_an_incident_and_its_resolution_resolves_it(v
     [listed] = await incidents(vigil, project_id)
     assert listed["id"] == touched["id"]
     assert (listed["title"], listed["severity"], listed["services"]) == (
-        "CheckoutErrors: 5xx ratio at 12%", "critical", ["checkout"]
+        "CheckoutErrors: 5xx ratio at 12%",
+        "critical",
+        ["checkout"],
     )
     detail = (await vigil.api.get(f"/api/v1/projects/{project_id}/incidents/{touched['id']}")).json()
     assert detail["kind"] == "alert" and detail["source"] == "alertmanager"
     assert (detail["tier"], detail["runbook_id"], detail["escalate_threshold"], detail["agent_action"]) == (
-        "autonomous", "restart-checkout", 0.8, "restart"
+        "autonomous",
+        "restart-checkout",
+        0.8,
+        "restart",
     )
     assert detail["fingerprint"] == firing["fingerprint"]
 
     # Alertmanager's http_config sends the key as a bearer token
     status, answer = await post(
-        vigil, project_id, "alertmanager", alertmanager_notification(resolved(firing)), Authorization=f"Bearer {key}"
+        vigil,
+        project_id,
+        "alertmanager",
+        alertmanager_notification(resolved(firing)),
+        Authorization=f"Bearer {key}",
     )
     assert status == 202, answer
-    assert answer["incidents"] == [{"id": touched["id"], "status": "resolved", "change": "resolved", "notifications": 2}]
+    assert answer["incidents"] == [
+        {"id": touched["id"], "status": "resolved", "change": "resolved", "notifications": 2}
+    ]
     [listed] = await incidents(vigil, project_id)
     assert listed["status"] == "resolved" and listed["resolved_at"] is not None
 
@@ -70,7 +92,11 @@ async def test_a_storm_of_1000_notifications_of_10_alerts_is_10_incidents(vigil:
     async def send(n: int) -> int:
         async with semaphore:
             status, _ = await post(
-                vigil, project_id, "alertmanager", alertmanager_notification(alerts[n % 10]), **{"X-API-Key": key}
+                vigil,
+                project_id,
+                "alertmanager",
+                alertmanager_notification(alerts[n % 10]),
+                **{"X-API-Key": key},
             )
             return status
 
@@ -86,22 +112,34 @@ async def test_a_storm_of_1000_notifications_of_10_alerts_is_10_incidents(vigil:
 
 async def test_grafana_notifications_and_several_alerts_in_one(vigil: VigilHandle) -> None:
     project_id, key = await vigil.project_with_key()
-    a = grafana_alert({"alertname": "HighLatency", "service": "api", "severity": "warning"}, values={"B": 2.4})
-    b = grafana_alert({"alertname": "HighLatency", "service": "web", "severity": "warning"}, values={"B": 3.1})
-    status, answer = await post(vigil, project_id, "grafana", grafana_notification(a, b), **{"X-API-Key": key})
+    a = grafana_alert(
+        {"alertname": "HighLatency", "service": "api", "severity": "warning"}, values={"B": 2.4}
+    )
+    b = grafana_alert(
+        {"alertname": "HighLatency", "service": "web", "severity": "warning"}, values={"B": 3.1}
+    )
+    status, answer = await post(
+        vigil, project_id, "grafana", grafana_notification(a, b), **{"X-API-Key": key}
+    )
     assert status == 202, answer
     assert answer["accepted"] == 2 and len(answer["incidents"]) == 2
     listed = await incidents(vigil, project_id)
     assert sorted(i["services"][0] for i in listed) == ["api", "web"]
-    status, answer = await post(vigil, project_id, "grafana", grafana_notification(resolved(a), b), **{"X-API-Key": key})
+    status, answer = await post(
+        vigil, project_id, "grafana", grafana_notification(resolved(a), b), **{"X-API-Key": key}
+    )
     assert sorted(t["change"] for t in answer["incidents"]) == ["resolved", "updated"]
 
 
 async def test_an_unknown_tier_is_taken_as_human_only_and_said(vigil: VigilHandle) -> None:
     project_id, key = await vigil.project_with_key()
     alert = alertmanager_alert({"alertname": "Odd", "tier": "yolo", "escalate_threshold": "high"})
-    _, answer = await post(vigil, project_id, "alertmanager", alertmanager_notification(alert), **{"X-API-Key": key})
-    detail = (await vigil.api.get(f"/api/v1/projects/{project_id}/incidents/{answer['incidents'][0]['id']}")).json()
+    _, answer = await post(
+        vigil, project_id, "alertmanager", alertmanager_notification(alert), **{"X-API-Key": key}
+    )
+    detail = (
+        await vigil.api.get(f"/api/v1/projects/{project_id}/incidents/{answer['incidents'][0]['id']}")
+    ).json()
     assert detail["tier"] == "human_only" and detail["escalate_threshold"] is None
     assert len(detail["label_problems"]) == 2
 
@@ -114,16 +152,24 @@ async def test_keys_are_checked_and_bad_bodies_refused_with_nothing_stored(vigil
     assert (await post(vigil, project_id, "alertmanager", body, **{"X-API-Key": "wrong"}))[0] == 401
     status, answer = await post(vigil, project_id, "alertmanager", body, **{"X-API-Key": other_key})
     assert status == 403 and answer["error"] == "forbidden"
-    status, answer = await post(vigil, project_id, "alertmanager", {"version": "4", "alerts": []}, **{"X-API-Key": key})
+    status, answer = await post(
+        vigil, project_id, "alertmanager", {"version": "4", "alerts": []}, **{"X-API-Key": key}
+    )
     assert status == 422 and answer["error"] == "validation_error"
     status, answer = await post(
-        vigil, project_id, "alertmanager", {"alerts": [{"status": "burning", "startsAt": "x"}]}, **{"X-API-Key": key}
+        vigil,
+        project_id,
+        "alertmanager",
+        {"alerts": [{"status": "burning", "startsAt": "x"}]},
+        **{"X-API-Key": key},
     )
     assert status == 422 and "alerts" in answer["message"]
     assert await incidents(vigil, project_id) == []
     assert await incidents(vigil, other_project) == []
     # the admin token may post too (for trying the route with curl)
-    status, _ = await post(vigil, project_id, "alertmanager", body, Authorization=vigil.api.headers["Authorization"])
+    status, _ = await post(
+        vigil, project_id, "alertmanager", body, Authorization=vigil.api.headers["Authorization"]
+    )
     assert status == 202
 
 
@@ -165,6 +211,8 @@ async def test_a_database_locked_past_its_wait_is_a_503_to_retry_and_nothing_hal
     assert int(answer.headers["Retry-After"]) >= 1
     assert await incidents(vigil, project_id) == []
     # retried once the lock is free, it is stored
-    status, body = await post(vigil, project_id, "alertmanager", alertmanager_notification(firing), **{"X-API-Key": key})
+    status, body = await post(
+        vigil, project_id, "alertmanager", alertmanager_notification(firing), **{"X-API-Key": key}
+    )
     assert status == 202, body
     assert [i["title"] for i in await incidents(vigil, project_id)] == ["Locked"]

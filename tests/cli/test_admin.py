@@ -137,13 +137,23 @@ async def test_pipeline_set_with_flags_then_get(vigil: VigilHandle) -> None:
     assert gone.exit_code == 1 and "not_found" in gone.stderr
 
     incidents = await cli(
-        vigil, "pipeline", "set", "payments", "on-call", "--agent", "http://127.0.0.1:9/process", "--kind", "incident"
+        vigil,
+        "pipeline",
+        "set",
+        "payments",
+        "on-call",
+        "--agent",
+        "http://127.0.0.1:9/process",
+        "--kind",
+        "incident",
     )
     assert incidents.exit_code == 0, incidents.output
     assert "kinds incident" in incidents.stdout
     shown = await cli(vigil, "pipeline", "get", "payments", "on-call")
     assert json.loads(shown.stdout)["filter"]["kinds"] == ["incident"]
-    wrong = await cli(vigil, "pipeline", "set", "payments", "x", "--agent", "http://127.0.0.1:9/p", "--kind", "metric")
+    wrong = await cli(
+        vigil, "pipeline", "set", "payments", "x", "--agent", "http://127.0.0.1:9/p", "--kind", "metric"
+    )
     assert wrong.exit_code != 0 and "kinds" in wrong.output
 
 

@@ -101,7 +101,9 @@ async def test_apply_list_show_delete_and_the_audit_log(vigil: VigilHandle, tmp_
     assert log.exit_code == 0, log.output
     assert "config.runbook" in log.stdout and '"change": "deleted"' in log.stdout
     assert f"older: --before-id {entries[1]['id']}" in log.stdout
-    older = await cli_json(vigil, "audit", "shop", "--kind", "config.runbook", "--before-id", str(entries[1]["id"]))
+    older = await cli_json(
+        vigil, "audit", "shop", "--kind", "config.runbook", "--before-id", str(entries[1]["id"])
+    )
     assert [e["id"] for e in older] == [e["id"] for e in entries[2:]]
 
 

@@ -13,8 +13,12 @@ from vigil.specs import FilterSpec
 def opened(*, severity: Severity = Severity.WARNING) -> IncidentNotice:
     correlator = Correlator(CONFIG)
     slow = signal(SignalKind.SLOW_ENDPOINT, 0, traces=("a" * 32,), severity=severity)
-    slow = slow.model_copy(update={"evidence": Evidence(trace_ids=["a" * 32], records=[{"body": "x" * 10_000}])})
-    [event] = correlator.observe([slow, signal(SignalKind.ERROR_RATE_SPIKE, 0, service="cart", traces=("a" * 32,))], at(0))
+    slow = slow.model_copy(
+        update={"evidence": Evidence(trace_ids=["a" * 32], records=[{"body": "x" * 10_000}])}
+    )
+    [event] = correlator.observe(
+        [slow, signal(SignalKind.ERROR_RATE_SPIKE, 0, service="cart", traces=("a" * 32,))], at(0)
+    )
     return IncidentNotice.of(event)
 
 
@@ -32,7 +36,16 @@ def test_a_notice_becomes_an_agent_protocol_record() -> None:
     notice = opened(severity=Severity.CRITICAL)
     record = notice.record()
     assert record["kind"] == INCIDENT_KIND
-    assert set(record) >= {"resourceAttributes", "severityNumber", "severityText", "body", "attributes", "traceId", "spanId", "timestamp"}
+    assert set(record) >= {
+        "resourceAttributes",
+        "severityNumber",
+        "severityText",
+        "body",
+        "attributes",
+        "traceId",
+        "spanId",
+        "timestamp",
+    }
     assert record["severityNumber"] == 17 and record["severityText"] == "ERROR"
     assert record["resourceAttributes"]["service.name"] in notice.services
     assert record["body"] == f"Incident opened: {notice.title}"

@@ -12,7 +12,9 @@ from tests.doubles._server import LocalServer, RecordedRequest, Reply
 
 
 class AgentServer(LocalServer):
-    def __init__(self, *, vigil_endpoint: str | None = None, api_key: str | None = None, port: int = 0) -> None:
+    def __init__(
+        self, *, vigil_endpoint: str | None = None, api_key: str | None = None, port: int = 0
+    ) -> None:
         super().__init__(port=port)
         self.vigil_endpoint = vigil_endpoint
         self.api_key = api_key

@@ -8,6 +8,7 @@
         server.delay_next(1, 2.0)                                 # hold the next answer (timeouts)
         server.prompt(server.requests[-1])                        # the system and user text it got
         server.responder = lambda prompt: ...                     # unscripted answers read the prompt
+        server.reply_json(call("recent_records", {"service": "x"}))  # a call of that tool, when tools are offered
 
 Refuses like OpenAI: 404 for another path, 401 for a wrong or missing bearer key (echoing the key it
 was given, as some compatible proxies do, so tests can prove callers scrub it), 400 for a body
@@ -34,9 +35,15 @@ import orjson
 
 from tests.doubles._server import LocalServer, RecordedRequest, Reply
 
-__all__ = ["ModelServer", "OpenAIServer", "RecordedRequest"]
+__all__ = ["ModelServer", "OpenAIServer", "RecordedRequest", "call"]
 
 JSON = {"content-type": "application/json"}
+CALL = "__call_tool__"
+
+
+def call(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """A scripted reply that calls `tool` (of those the request offers) with `arguments`."""
+    return {CALL: tool, "arguments": arguments}
 
 
 class ModelServer(LocalServer):
@@ -215,6 +222,12 @@ class OpenAIServer(ModelServer):
         message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
         finish_reason = "stop"
         tool = _required_tool(request)
+        scripted = self._json_body(content.encode())
+        offered = {
+            t.get("function", {}).get("name") for t in request.get("tools") or [] if isinstance(t, dict)
+        }
+        if isinstance(scripted, dict) and scripted.get(CALL) in offered:
+            tool, content = str(scripted[CALL]), orjson.dumps(scripted.get("arguments") or {}).decode()
         if tool is not None and isinstance(self._json_body(content.encode()), dict):
             call = {
                 "id": f"call_{next(self._ids)}",

@@ -40,7 +40,9 @@ async def test_storm_is_deduplicated_redacted_and_explained(vigil: VigilHandle) 
             sent += len(bodies)
 
     async def represented() -> int:
-        batches = (await vigil.api.get(f"/api/v1/projects/{project_id}/batches", params={"limit": 1000})).json()
+        batches = (
+            await vigil.api.get(f"/api/v1/projects/{project_id}/batches", params={"limit": 1000})
+        ).json()
         return sum(b["represented"] for b in batches)
 
     deadline = asyncio.get_running_loop().time() + 30
@@ -62,7 +64,9 @@ async def test_storm_is_deduplicated_redacted_and_explained(vigil: VigilHandle) 
     assert "Sup3rS3cret" not in everything and "@example.com" not in everything
 
     deadline = asyncio.get_running_loop().time() + 20
-    while len(outputs := (await vigil.api.get(f"/api/v1/projects/{project_id}/outputs")).json()) < len(batches):
+    while len(outputs := (await vigil.api.get(f"/api/v1/projects/{project_id}/outputs")).json()) < len(
+        batches
+    ):
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.2)
     payload = outputs[-1]["payload"]

@@ -23,7 +23,9 @@ async def test_kill_9_after_accept_then_restart_delivers_everything(tmp_path: Pa
         admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         async with httpx.AsyncClient(base_url=vigil.api_url, headers=admin, timeout=30) as api:
             project_id = (await api.post("/api/v1/projects", json={"name": "crash"})).json()["id"]
-            key = (await api.post(f"/api/v1/projects/{project_id}/api-keys", json={"name": "k"})).json()["key"]
+            key = (await api.post(f"/api/v1/projects/{project_id}/api-keys", json={"name": "k"})).json()[
+                "key"
+            ]
             with AgentServer() as probe:
                 agent_port = probe.port
             spec = {
@@ -35,14 +37,17 @@ async def test_kill_9_after_accept_then_restart_delivers_everything(tmp_path: Pa
                     "retry": {"max_attempts": 100, "initial_backoff_s": 0.2, "max_backoff_s": 1.0},
                 },
             }
-            assert (await api.put(f"/api/v1/projects/{project_id}/pipelines/errors", json=spec)).status_code == 200
+            assert (
+                await api.put(f"/api/v1/projects/{project_id}/pipelines/errors", json=spec)
+            ).status_code == 200
 
         sent: list[str] = []
         async with httpx.AsyncClient(base_url=vigil.receiver_url, timeout=30) as receiver:
             for request in range(20):
                 bodies = [f"error {request}-{i} at {time.time_ns()}" for i in range(25)]
                 response = await receiver.post(
-                    "/v1/logs", content=export_bytes("payment-service", bodies),
+                    "/v1/logs",
+                    content=export_bytes("payment-service", bodies),
                     headers={**PROTOBUF, "X-API-Key": key},
                 )
                 assert response.status_code == 200
@@ -73,7 +78,9 @@ async def test_the_attempt_count_goes_on_after_a_kill_9(tmp_path: Path) -> None:
         async with AgentServer() as agent:
             async with httpx.AsyncClient(base_url=vigil.api_url, headers=admin, timeout=30) as api:
                 project_id = (await api.post("/api/v1/projects", json={"name": "attempts"})).json()["id"]
-                key = (await api.post(f"/api/v1/projects/{project_id}/api-keys", json={"name": "k"})).json()["key"]
+                key = (await api.post(f"/api/v1/projects/{project_id}/api-keys", json={"name": "k"})).json()[
+                    "key"
+                ]
                 spec = {
                     "filter": {},
                     "batch": {"max_records": 10, "max_wait_ms": 100},
@@ -82,11 +89,15 @@ async def test_the_attempt_count_goes_on_after_a_kill_9(tmp_path: Path) -> None:
                         "retry": {"max_attempts": 100, "initial_backoff_s": 0.2, "max_backoff_s": 0.4},
                     },
                 }
-                assert (await api.put(f"/api/v1/projects/{project_id}/pipelines/all", json=spec)).status_code == 200
+                assert (
+                    await api.put(f"/api/v1/projects/{project_id}/pipelines/all", json=spec)
+                ).status_code == 200
             agent.fail_next(1000, 503)
             async with httpx.AsyncClient(base_url=vigil.receiver_url, timeout=30) as receiver:
                 answer = await receiver.post(
-                    "/v1/logs", content=export_bytes("svc", ["keeps failing"]), headers={**PROTOBUF, "X-API-Key": key}
+                    "/v1/logs",
+                    content=export_bytes("svc", ["keeps failing"]),
+                    headers={**PROTOBUF, "X-API-Key": key},
                 )
                 assert answer.status_code == 200
             await agent.wait_for(4, timeout_s=30)

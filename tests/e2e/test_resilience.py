@@ -56,9 +56,7 @@ async def test_agent_down_then_back_every_record_delivered_once(vigil: VigilHand
     sent = [f"payment failed #{i}" for i in range(57)]
     for start in range(0, len(sent), 19):
         await send(vigil, key, "payment-service", sent[start : start + 19])
-    await wait_until(
-        lambda: _batches_with_status(vigil, project_id, "retrying"), timeout_s=15
-    )
+    await wait_until(lambda: _batches_with_status(vigil, project_id, "retrying"), timeout_s=15)
     async with AgentServer(port=port) as agent:
         await wait_until(lambda: sum(len(b) for _, b in agent.batches()) >= len(sent))
         await asyncio.sleep(1.0)
@@ -85,7 +83,9 @@ async def test_client_error_dead_letters_and_replay_delivers(vigil: VigilHandle)
     project_id, key = await vigil.project_with_key()
     async with AgentServer() as agent:
         agent.fail_next(1, status=422)
-        response = await vigil.api.put(f"/api/v1/projects/{project_id}/pipelines/errors", json=pipeline(agent.url))
+        response = await vigil.api.put(
+            f"/api/v1/projects/{project_id}/pipelines/errors", json=pipeline(agent.url)
+        )
         assert response.status_code == 200
         await send(vigil, key, "payment-service", ["card declined: insufficient funds"])
         await wait_until(lambda: _dead_letters(vigil, project_id))

@@ -10,7 +10,11 @@ from tests.logs_factory import INFO, PROTOBUF, export_bytes
 
 
 def spec(endpoint: str, filter_: dict[str, object]) -> dict[str, object]:
-    return {"filter": filter_, "batch": {"max_records": 10, "max_wait_ms": 100}, "agent": {"endpoint": endpoint}}
+    return {
+        "filter": filter_,
+        "batch": {"max_records": 10, "max_wait_ms": 100},
+        "agent": {"endpoint": endpoint},
+    }
 
 
 async def test_records_fan_out_to_every_matching_pipeline(vigil: VigilHandle) -> None:
@@ -35,13 +39,28 @@ async def test_records_fan_out_to_every_matching_pipeline(vigil: VigilHandle) ->
         assert [p["name"] for p in listed] == ["errors", "everything", "slow-checkout"]
 
         exports = [
-            export_bytes("checkout", ["upstream timeout after 30s"], attributes={"http.route": "/cart/add", "http.status_code": 504}),
-            export_bytes("checkout", ["upstream timeout after 30s"], attributes={"http.route": "/pay", "http.status_code": 504}),
-            export_bytes("checkout", ["all good"], severity=INFO, attributes={"http.route": "/cart", "http.status_code": 200}),
+            export_bytes(
+                "checkout",
+                ["upstream timeout after 30s"],
+                attributes={"http.route": "/cart/add", "http.status_code": 504},
+            ),
+            export_bytes(
+                "checkout",
+                ["upstream timeout after 30s"],
+                attributes={"http.route": "/pay", "http.status_code": 504},
+            ),
+            export_bytes(
+                "checkout",
+                ["all good"],
+                severity=INFO,
+                attributes={"http.route": "/cart", "http.status_code": 200},
+            ),
             export_bytes("payment-service", ["card declined"]),
         ]
         for body in exports:
-            response = await vigil.receiver.post("/v1/logs", content=body, headers={**PROTOBUF, "X-API-Key": key})
+            response = await vigil.receiver.post(
+                "/v1/logs", content=body, headers={**PROTOBUF, "X-API-Key": key}
+            )
             assert response.status_code == 200
 
         await everything.wait_for(1)
@@ -53,7 +72,9 @@ async def test_records_fan_out_to_every_matching_pipeline(vigil: VigilHandle) ->
 
         def bodies(agent: AgentServer) -> list[tuple[str, str]]:
             return sorted(
-                (r["resourceAttributes"]["service.name"], r["body"]) for _, batch in agent.batches() for r in batch
+                (r["resourceAttributes"]["service.name"], r["body"])
+                for _, batch in agent.batches()
+                for r in batch
             )
 
         assert bodies(everything) == [
@@ -71,10 +92,16 @@ async def test_records_fan_out_to_every_matching_pipeline(vigil: VigilHandle) ->
         assert matched["attributes"] == {"http.route": "/cart/add", "http.status_code": 504}
 
         # A deleted pipeline takes nothing more.
-        assert (await vigil.api.delete(f"/api/v1/projects/{project_id}/pipelines/everything")).status_code == 204
+        assert (
+            await vigil.api.delete(f"/api/v1/projects/{project_id}/pipelines/everything")
+        ).status_code == 204
         assert (await vigil.api.get(f"/api/v1/projects/{project_id}/pipelines/everything")).status_code == 404
         before = len(everything.requests)
-        await vigil.receiver.post("/v1/logs", content=export_bytes("payment-service", ["again"]), headers={**PROTOBUF, "X-API-Key": key})
+        await vigil.receiver.post(
+            "/v1/logs",
+            content=export_bytes("payment-service", ["again"]),
+            headers={**PROTOBUF, "X-API-Key": key},
+        )
         await errors.wait_for(1, predicate=lambda r: b"again" in r.body)
         assert len(everything.requests) == before
 
@@ -83,10 +110,18 @@ async def test_pipeline_validation_errors(vigil: VigilHandle) -> None:
     project_id, _ = await vigil.project_with_key()
     base = f"/api/v1/projects/{project_id}/pipelines"
     bad = [
-        ("errors", {"filter": {"min_severity": "LOUD"}, "agent": {"endpoint": "http://x/p"}}, "filter.min_severity"),
+        (
+            "errors",
+            {"filter": {"min_severity": "LOUD"}, "agent": {"endpoint": "http://x/p"}},
+            "filter.min_severity",
+        ),
         ("errors", {"batch": {"max_records": 0}, "agent": {"endpoint": "http://x/p"}}, "batch.max_records"),
         ("errors", {"agent": {"endpoint": "ftp://x/p"}}, "agent.endpoint"),
-        ("errors", {"filter": {"attributes": {"a": {"regex": "("}}}, "agent": {"endpoint": "http://x/p"}}, "filter.attributes"),
+        (
+            "errors",
+            {"filter": {"attributes": {"a": {"regex": "("}}}, "agent": {"endpoint": "http://x/p"}},
+            "filter.attributes",
+        ),
         ("errors", {"agent": {"endpoint": "http://x/p"}, "surprise": 1}, "surprise"),
     ]
     for name, body, where in bad:
@@ -97,7 +132,9 @@ async def test_pipeline_validation_errors(vigil: VigilHandle) -> None:
         assert where in error["message"], error["message"]
     response = await vigil.api.put(f"{base}/Bad.Name", json={"agent": {"endpoint": "http://x/p"}})
     assert response.status_code == 422
-    missing = await vigil.api.put("/api/v1/projects/nope/pipelines/errors", json={"agent": {"endpoint": "http://x/p"}})
+    missing = await vigil.api.put(
+        "/api/v1/projects/nope/pipelines/errors", json={"agent": {"endpoint": "http://x/p"}}
+    )
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
 
 

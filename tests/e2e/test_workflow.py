@@ -34,12 +34,19 @@ def runbook(tier: str = "supervised", *, after_s: float = 0.2, timeout_s: float 
         "title": "Restart checkout",
         "match": {"alert_labels": {"alertname": "CheckoutErrors"}},
         "tier": tier,
-        "steps": [{"action": "kubernetes.rollout_restart", "params": {"namespace": "shop", "deployment": "checkout"}}],
+        "steps": [
+            {
+                "action": "kubernetes.rollout_restart",
+                "params": {"namespace": "shop", "deployment": "checkout"},
+            }
+        ],
         "verify": {"after_s": after_s, "timeout_s": timeout_s},
     }
 
 
-async def configure(vigil: VigilHandle, k8s: KubernetesServer, tier: str = "supervised", **policy: Any) -> tuple[str, str]:
+async def configure(
+    vigil: VigilHandle, k8s: KubernetesServer, tier: str = "supervised", **policy: Any
+) -> tuple[str, str]:
     project_id, key = await vigil.project_with_key()
     put = await vigil.api.put(f"/api/v1/projects/{project_id}/runbooks/restart-checkout", json=runbook(tier))
     assert put.status_code == 201, put.text
@@ -69,10 +76,16 @@ async def fire(vigil: VigilHandle, project_id: str, key: str, alert: dict[str, A
     return str(answer.json()["incidents"][0]["id"])
 
 
-async def workflow_of(vigil: VigilHandle, project_id: str, incident_id: str, status: str | None = None) -> dict[str, Any]:
+async def workflow_of(
+    vigil: VigilHandle, project_id: str, incident_id: str, status: str | None = None
+) -> dict[str, Any]:
     deadline = asyncio.get_running_loop().time() + 30
     while True:
-        listed = (await vigil.api.get(f"/api/v1/projects/{project_id}/workflows", params={"incident_id": incident_id})).json()
+        listed = (
+            await vigil.api.get(
+                f"/api/v1/projects/{project_id}/workflows", params={"incident_id": incident_id}
+            )
+        ).json()
         if listed and (status is None or listed[0]["status"] == status):
             detail = await vigil.api.get(f"/api/v1/projects/{project_id}/workflows/{listed[0]['id']}")
             return dict(detail.json())
@@ -81,7 +94,9 @@ async def workflow_of(vigil: VigilHandle, project_id: str, incident_id: str, sta
 
 
 def alert(tier: str) -> dict[str, Any]:
-    return alertmanager_alert({"alertname": "CheckoutErrors", "service": "checkout", "tier": tier}, {"summary": "5xx at 12%"})
+    return alertmanager_alert(
+        {"alertname": "CheckoutErrors", "service": "checkout", "tier": tier}, {"summary": "5xx at 12%"}
+    )
 
 
 async def test_autonomous_acts_verifies_and_resolves(vigil: VigilHandle, k8s: KubernetesServer) -> None:
@@ -98,12 +113,25 @@ async def test_autonomous_acts_verifies_and_resolves(vigil: VigilHandle, k8s: Ku
     assert done["id"] == acted["id"]
     assert k8s.restarts("shop", "checkout") == 1
     steps = [(s["step"], s["status"]) for s in done["steps"]]
-    assert steps[:5] == [("begin", "done"), ("context", "done"), ("analyse", "done"), ("plan", "done"), ("execute", "done")]
+    assert steps[:5] == [
+        ("begin", "done"),
+        ("context", "done"),
+        ("analyse", "done"),
+        ("plan", "done"),
+        ("execute", "done"),
+    ]
     assert done["context"]["alert"]["annotations"] == {"summary": "5xx at 12%"}
     assert ("verify", "cleared") in steps and steps[-1] == ("finish", "resolved")
     assert done["analysis"]["runbook_id"] == "restart-checkout"
-    audit = (await vigil.api.get(f"/api/v1/projects/{project_id}/audit", params={"subject": done["id"]})).json()
-    assert {a["kind"] for a in audit} >= {"workflow.begin", "workflow.execute", "workflow.verify", "workflow.finish"}
+    audit = (
+        await vigil.api.get(f"/api/v1/projects/{project_id}/audit", params={"subject": done["id"]})
+    ).json()
+    assert {a["kind"] for a in audit} >= {
+        "workflow.begin",
+        "workflow.execute",
+        "workflow.verify",
+        "workflow.finish",
+    }
 
 
 async def test_supervised_waits_for_approval_then_acts(vigil: VigilHandle, k8s: KubernetesServer) -> None:
@@ -111,7 +139,9 @@ async def test_supervised_waits_for_approval_then_acts(vigil: VigilHandle, k8s: 
     firing = alert("supervised")
     incident_id = await fire(vigil, project_id, key, firing)
     waiting = await workflow_of(vigil, project_id, incident_id, "waiting_approval")
-    [pending] = (await vigil.api.get(f"/api/v1/projects/{project_id}/approvals", params={"status": "pending"})).json()
+    [pending] = (
+        await vigil.api.get(f"/api/v1/projects/{project_id}/approvals", params={"status": "pending"})
+    ).json()
     assert pending["workflow_id"] == waiting["id"] and pending["runbook_id"] == "restart-checkout"
     assert pending["plan"]["steps"] and "restart" in pending["plan"]["steps"][0]
     assert k8s.restarts("shop", "checkout") == 0
@@ -127,17 +157,24 @@ async def test_supervised_waits_for_approval_then_acts(vigil: VigilHandle, k8s: 
     await fire(vigil, project_id, key, resolved(firing))
     done = await workflow_of(vigil, project_id, incident_id, "resolved")
     assert ("approval", "approved") in [(s["step"], s["status"]) for s in done["steps"]]
-    decisions = (await vigil.api.get(f"/api/v1/projects/{project_id}/audit", params={"kind": "approval"})).json()
+    decisions = (
+        await vigil.api.get(f"/api/v1/projects/{project_id}/audit", params={"kind": "approval"})
+    ).json()
     assert [(d["actor"], d["detail"]["decision"]) for d in decisions] == [("ana@example.com", "approved")]
 
 
-async def test_a_rejected_approval_escalates_without_acting(vigil: VigilHandle, k8s: KubernetesServer) -> None:
+async def test_a_rejected_approval_escalates_without_acting(
+    vigil: VigilHandle, k8s: KubernetesServer
+) -> None:
     project_id, key = await configure(vigil, k8s)
     incident_id = await fire(vigil, project_id, key, alert("supervised"))
     await workflow_of(vigil, project_id, incident_id, "waiting_approval")
-    [pending] = (await vigil.api.get(f"/api/v1/projects/{project_id}/approvals", params={"status": "pending"})).json()
+    [pending] = (
+        await vigil.api.get(f"/api/v1/projects/{project_id}/approvals", params={"status": "pending"})
+    ).json()
     rejected = await vigil.api.post(
-        f"/api/v1/projects/{project_id}/approvals/{pending['id']}/reject", json={"by": "ana", "reason": "not now"}
+        f"/api/v1/projects/{project_id}/approvals/{pending['id']}/reject",
+        json={"by": "ana", "reason": "not now"},
     )
     assert rejected.status_code == 200
     done = await workflow_of(vigil, project_id, incident_id, "escalated")
@@ -152,7 +189,9 @@ async def test_an_expired_approval_escalates(vigil: VigilHandle, k8s: Kubernetes
     assert done["outcome"] == "approval expired"
     [expired] = (await vigil.api.get(f"/api/v1/projects/{project_id}/approvals")).json()
     assert expired["status"] == "expired"
-    late = await vigil.api.post(f"/api/v1/projects/{project_id}/approvals/{expired['id']}/approve", json={"by": "ana"})
+    late = await vigil.api.post(
+        f"/api/v1/projects/{project_id}/approvals/{expired['id']}/approve", json={"by": "ana"}
+    )
     assert late.status_code == 409
     assert k8s.restarts("shop", "checkout") == 0
 
@@ -165,7 +204,9 @@ async def test_human_only_is_recorded_and_never_acted_on(vigil: VigilHandle, k8s
     assert k8s.restarts("shop", "checkout") == 0 and not k8s.calls
 
 
-async def test_a_failed_verification_rolls_back_and_escalates(vigil: VigilHandle, k8s: KubernetesServer) -> None:
+async def test_a_failed_verification_rolls_back_and_escalates(
+    vigil: VigilHandle, k8s: KubernetesServer
+) -> None:
     project_id, key = await configure(vigil, k8s, tier="autonomous")
     incident_id = await fire(vigil, project_id, key, alert("autonomous"))  # never resolves
     done = await workflow_of(vigil, project_id, incident_id, "rolled_back")
@@ -212,9 +253,13 @@ async def test_kill_9_after_the_action_resumes_at_verification_without_acting_ag
     try:
         async with httpx.AsyncClient(base_url=vigil.api_url, headers=admin, timeout=30) as api:
             project_id = (await api.post("/api/v1/projects", json={"name": "crash"})).json()["id"]
-            key = (await api.post(f"/api/v1/projects/{project_id}/api-keys", json={"name": "k"})).json()["key"]
+            key = (await api.post(f"/api/v1/projects/{project_id}/api-keys", json={"name": "k"})).json()[
+                "key"
+            ]
             book = runbook("autonomous", after_s=4.0, timeout_s=30.0)
-            assert (await api.put(f"/api/v1/projects/{project_id}/runbooks/restart-checkout", json=book)).status_code == 201
+            assert (
+                await api.put(f"/api/v1/projects/{project_id}/runbooks/restart-checkout", json=book)
+            ).status_code == 201
             policy = {
                 "actions": {
                     "kubernetes": {
@@ -225,7 +270,9 @@ async def test_kill_9_after_the_action_resumes_at_verification_without_acting_ag
                     }
                 }
             }
-            assert (await api.put(f"/api/v1/projects/{project_id}/workflow-policy", json=policy)).status_code == 200
+            assert (
+                await api.put(f"/api/v1/projects/{project_id}/workflow-policy", json=policy)
+            ).status_code == 200
             firing = alert("autonomous")
             sent = await api.post(
                 f"/api/v1/projects/{project_id}/alerts/alertmanager",
@@ -275,15 +322,21 @@ async def test_every_step_reaches_the_ticket_and_an_escalation_reaches_the_sinks
             "seconds_between_writes": 0,
         }
         project_id, key = await configure(vigil, k8s, tickets=tickets)
-        sink = await vigil.api.post(f"/api/v1/projects/{project_id}/sinks", json={"type": "webhook", "url": hook.url})
+        sink = await vigil.api.post(
+            f"/api/v1/projects/{project_id}/sinks", json={"type": "webhook", "url": hook.url}
+        )
         assert sink.status_code == 201, sink.text
         policy = (await vigil.api.get(f"/api/v1/projects/{project_id}/workflow-policy")).json()
         assert policy["tickets"]["token"] == "**********"  # kept, never shown
 
         incident_id = await fire(vigil, project_id, key, alert("supervised"))
         await workflow_of(vigil, project_id, incident_id, "waiting_approval")
-        [pending] = (await vigil.api.get(f"/api/v1/projects/{project_id}/approvals", params={"status": "pending"})).json()
-        await vigil.api.post(f"/api/v1/projects/{project_id}/approvals/{pending['id']}/reject", json={"by": "ana"})
+        [pending] = (
+            await vigil.api.get(f"/api/v1/projects/{project_id}/approvals", params={"status": "pending"})
+        ).json()
+        await vigil.api.post(
+            f"/api/v1/projects/{project_id}/approvals/{pending['id']}/reject", json={"by": "ana"}
+        )
         done = await workflow_of(vigil, project_id, incident_id, "escalated")
 
         deadline = asyncio.get_running_loop().time() + 20
@@ -302,11 +355,16 @@ async def test_every_step_reaches_the_ticket_and_an_escalation_reaches_the_sinks
         await hook.wait_for(1, timeout_s=20)
         [delivered] = hook.payloads
         assert delivered["request_id"] == done["id"]
-        assert delivered["payload"]["kind"] == "escalation" and delivered["payload"]["summary"] == "approval rejected"
+        assert (
+            delivered["payload"]["kind"] == "escalation"
+            and delivered["payload"]["summary"] == "approval rejected"
+        )
         assert delivered["payload"]["ticket"]["key"] == "acme/shop#1"
 
 
-async def test_a_policy_read_and_written_back_keeps_its_secrets(vigil: VigilHandle, k8s: KubernetesServer) -> None:
+async def test_a_policy_read_and_written_back_keeps_its_secrets(
+    vigil: VigilHandle, k8s: KubernetesServer
+) -> None:
     project_id, key = await configure(vigil, k8s, tier="autonomous")
     shown = (await vigil.api.get(f"/api/v1/projects/{project_id}/workflow-policy")).json()
     assert shown["actions"]["kubernetes"]["connection"]["token"] == "**********"

@@ -28,18 +28,32 @@ async def fast_windows(tmp_path: Path) -> AsyncIterator[VigilHandle]:
         yield handle
 
 
-async def test_a_detected_incident_is_remediated_and_verified(fast_windows: VigilHandle, k8s: KubernetesServer) -> None:
+async def test_a_detected_incident_is_remediated_and_verified(
+    fast_windows: VigilHandle, k8s: KubernetesServer
+) -> None:
     vigil = fast_windows
     project_id, key = await vigil.project_with_key()
     runbook = {
         "match": {"services": ["checkout"], "signal_kinds": ["slow_endpoint"]},
         "tier": "autonomous",
-        "steps": [{"action": "kubernetes.rollout_restart", "params": {"namespace": "shop", "deployment": "checkout"}}],
+        "steps": [
+            {
+                "action": "kubernetes.rollout_restart",
+                "params": {"namespace": "shop", "deployment": "checkout"},
+            }
+        ],
         "verify": {"after_s": 3.0, "timeout_s": 20.0},
     }
-    assert (await vigil.api.put(f"/api/v1/projects/{project_id}/runbooks/slow-checkout", json=runbook)).status_code == 201
+    assert (
+        await vigil.api.put(f"/api/v1/projects/{project_id}/runbooks/slow-checkout", json=runbook)
+    ).status_code == 201
     policy = {
-        "detected": {"enabled": True, "min_severity": "info", "signal_kinds": ["slow_endpoint"], "tier": "autonomous"},
+        "detected": {
+            "enabled": True,
+            "min_severity": "info",
+            "signal_kinds": ["slow_endpoint"],
+            "tier": "autonomous",
+        },
         "actions": {
             "kubernetes": {
                 "enabled": True,
@@ -49,7 +63,9 @@ async def test_a_detected_incident_is_remediated_and_verified(fast_windows: Vigi
             }
         },
     }
-    assert (await vigil.api.put(f"/api/v1/projects/{project_id}/workflow-policy", json=policy)).status_code == 200
+    assert (
+        await vigil.api.put(f"/api/v1/projects/{project_id}/workflow-policy", json=policy)
+    ).status_code == 200
 
     traces = OtelTraces("checkout", span_exporter(api_key=key, http_url=vigil.receiver_url))
     now = time.time_ns()
@@ -71,4 +87,9 @@ async def test_a_detected_incident_is_remediated_and_verified(fast_windows: Vigi
     steps = [(s["step"], s["status"]) for s in done["steps"]]
     assert ("execute", "done") in steps and ("verify", "cleared") in steps
     assert done["analysis"]["runbook_id"] == "slow-checkout"
-    assert {"kind": "incident", "id": incidents[0]["id"]} in done["analysis"]["citations"]
+    signals = {f"signal:{s['fingerprint']}" for s in done["context"]["signals"]}
+    cited = {c["id"] for c in done["analysis"]["citations"]}
+    assert signals & cited, cited
+    for citation in cited:  # each one an id the investigation returned, shown again by the API
+        answer = await vigil.api.get(f"/api/v1/projects/{project_id}/citations/{citation}")
+        assert answer.status_code == 200, (citation, answer.text)

@@ -70,7 +70,9 @@ async def test_pasted_logs_are_investigated_redacted_and_cited(vigil: VigilHandl
     row = await _row(vigil, project_id, workflow["id"])
     templates = {t["template_id"]: t for t in row["templates"]}
     assert analysis["citations"] and all(c["id"] in templates for c in analysis["citations"])
-    assert sum(t["count"] for t in templates.values()) == row["record_count"] == 50  # the trace joins its line
+    assert (
+        sum(t["count"] for t in templates.values()) == row["record_count"] == 50
+    )  # the trace joins its line
     # a recommended runbook is never run: no plan, no approval, no action
     assert workflow["plan"] is None and workflow["approval_id"] is None
     assert (await vigil.api.get(f"/api/v1/projects/{project_id}/approvals")).json() == []

@@ -42,29 +42,48 @@ async def test_two_replicas_run_each_workflow_once(tmp_path: Path, nats_url: str
     env = {"VIGIL_NATS_URL": nats_url, "VIGIL_DATABASE_URL": database_url}
     api = VigilProcess(tmp_path / "api", command=("api",), **env)
     replicas = [
-        VigilProcess(tmp_path / f"pipeline-{n}", command=("pipeline",), VIGIL_WORKFLOW__EXECUTOR_ID=f"replica-{n}", **env)
+        VigilProcess(
+            tmp_path / f"pipeline-{n}",
+            command=("pipeline",),
+            VIGIL_WORKFLOW__EXECUTOR_ID=f"replica-{n}",
+            **env,
+        )
         for n in (1, 2)
     ]
     for process in (api, *replicas):  # one after the other: each applies the migrations first
         await asyncio.to_thread(process.start)
     try:
-        async with Service() as ops, httpx.AsyncClient(
-            base_url=api.api_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
-        ) as client:
+        async with (
+            Service() as ops,
+            httpx.AsyncClient(
+                base_url=api.api_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+            ) as client,
+        ):
             project_id = (await client.post("/api/v1/projects", json={"name": "replicas"})).json()["id"]
-            key = (await client.post(f"/api/v1/projects/{project_id}/api-keys", json={"name": "k"})).json()["key"]
+            key = (await client.post(f"/api/v1/projects/{project_id}/api-keys", json={"name": "k"})).json()[
+                "key"
+            ]
             runbook = {
                 "match": {"alert_labels": {"team": "ops"}},
                 "tier": "autonomous",
                 "steps": [
-                    {"action": "http.request", "params": {"url": f"{ops.base_url}/restart", "json_body": {"x": 1}}},
+                    {
+                        "action": "http.request",
+                        "params": {"url": f"{ops.base_url}/restart", "json_body": {"x": 1}},
+                    },
                     {"action": "notify", "params": {"message": "restarted"}},
                 ],
                 "verify": {"after_s": 0, "timeout_s": 0.5, "alert_resolved": False},
             }
-            assert (await client.put(f"/api/v1/projects/{project_id}/runbooks/ops", json=runbook)).status_code == 201
-            policy = {"actions": {"http": {"enabled": True, "dry_run": False, "url_prefixes": [f"{ops.base_url}/"]}}}
-            assert (await client.put(f"/api/v1/projects/{project_id}/workflow-policy", json=policy)).status_code == 200
+            assert (
+                await client.put(f"/api/v1/projects/{project_id}/runbooks/ops", json=runbook)
+            ).status_code == 201
+            policy = {
+                "actions": {"http": {"enabled": True, "dry_run": False, "url_prefixes": [f"{ops.base_url}/"]}}
+            }
+            assert (
+                await client.put(f"/api/v1/projects/{project_id}/workflow-policy", json=policy)
+            ).status_code == 200
             for n in range(ALERTS):
                 alert = alertmanager_alert({"alertname": f"Alert{n}", "team": "ops", "tier": "autonomous"})
                 sent = await client.post(
@@ -81,7 +100,8 @@ async def test_two_replicas_run_each_workflow_once(tmp_path: Path, nats_url: str
                 assert asyncio.get_running_loop().time() < deadline, [w["status"] for w in workflows]
                 await asyncio.sleep(0.5)
             details = [
-                (await client.get(f"/api/v1/projects/{project_id}/workflows/{w['id']}")).json() for w in workflows
+                (await client.get(f"/api/v1/projects/{project_id}/workflows/{w['id']}")).json()
+                for w in workflows
             ]
         calls = Counter(r.header("idempotency-key") for r in ops.requests)
         assert len(calls) == ALERTS and set(calls.values()) == {1}, calls

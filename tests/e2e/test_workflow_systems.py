@@ -32,8 +32,14 @@ async def ticket_system(kind: str) -> AsyncIterator[tuple[dict[str, Any], Commen
     """The spec Vigil is given, and how to read the ticket's comments and state on the server."""
     if kind == "github":
         async with GitHubServer(token="ghp_t", repos=["acme/shop"]) as gh:
-            spec = {"type": "github", "base_url": gh.api_url, "repo": "acme/shop", "token": "ghp_t",
-                    "seconds_between_requests": 0, "seconds_between_writes": 0}
+            spec = {
+                "type": "github",
+                "base_url": gh.api_url,
+                "repo": "acme/shop",
+                "token": "ghp_t",
+                "seconds_between_requests": 0,
+                "seconds_between_writes": 0,
+            }
             yield spec, lambda: gh.comments("acme/shop", 1), lambda: gh.issue("acme/shop", 1).state
     elif kind == "gitlab":
         async with GitLabServer(token="glpat-t", projects=["acme/shop"]) as gl:
@@ -45,7 +51,12 @@ async def ticket_system(kind: str) -> AsyncIterator[tuple[dict[str, Any], Commen
             yield spec, lambda: jira.comments("OPS-1"), lambda: jira.issue("OPS-1").status
     else:
         async with LinearServer(api_key="lin_api_t", teams={"OPS": "Operations"}) as linear:
-            spec = {"type": "linear", "url": f"{linear.base_url}/graphql", "api_key": "lin_api_t", "team": "OPS"}
+            spec = {
+                "type": "linear",
+                "url": f"{linear.base_url}/graphql",
+                "api_key": "lin_api_t",
+                "team": "OPS",
+            }
             yield spec, lambda: linear.comments("OPS-1"), lambda: linear.issue("OPS-1").state
 
 
@@ -64,13 +75,19 @@ async def test_docker_restart_verified_by_promql_with_a_ticket(vigil: VigilHandl
             "steps": [{"action": "docker.restart", "params": {"container": "cart"}}],
             "verify": {"after_s": 0.5, "timeout_s": 20, "alert_resolved": False, "promql": CLEARED},
         }
-        assert (await vigil.api.put(f"/api/v1/projects/{project_id}/runbooks/cart", json=runbook)).status_code == 201
+        assert (
+            await vigil.api.put(f"/api/v1/projects/{project_id}/runbooks/cart", json=runbook)
+        ).status_code == 201
         policy = {
             "prometheus_url": prometheus.base_url,
             "tickets": spec,
             "actions": {
-                "docker": {"enabled": True, "dry_run": False, "containers": ["cart"],
-                           "connection": {"base_url": engine.docker_url}}
+                "docker": {
+                    "enabled": True,
+                    "dry_run": False,
+                    "containers": ["cart"],
+                    "connection": {"base_url": engine.docker_url},
+                }
             },
         }
         answer = await vigil.api.put(f"/api/v1/projects/{project_id}/workflow-policy", json=policy)
@@ -94,7 +111,10 @@ async def test_docker_restart_verified_by_promql_with_a_ticket(vigil: VigilHandl
 
         assert engine.restarts("cart") == 1
         steps = [(s["step"], s["status"]) for s in done["steps"]]
-        assert ("verify", "not_cleared") in steps and steps[-2:] == [("verify", "cleared"), ("finish", "resolved")]
+        assert ("verify", "not_cleared") in steps and steps[-2:] == [
+            ("verify", "cleared"),
+            ("finish", "resolved"),
+        ]
         deadline = asyncio.get_running_loop().time() + 20
         while state().lower() not in ("closed", "done"):  # closed after the finish step
             assert asyncio.get_running_loop().time() < deadline, state()

@@ -27,7 +27,12 @@ verify:
 
 
 def runbook(ident: str, **match: object) -> Runbook:
-    return Runbook(id=ident, spec=RunbookSpec.model_validate({"match": match, "steps": [{"action": "notify", "params": {"message": "hi"}}]}))
+    return Runbook(
+        id=ident,
+        spec=RunbookSpec.model_validate(
+            {"match": match, "steps": [{"action": "notify", "params": {"message": "hi"}}]}
+        ),
+    )
 
 
 def test_a_runbook_parses_with_defaults() -> None:
@@ -35,7 +40,10 @@ def test_a_runbook_parses_with_defaults() -> None:
     assert parsed.id == "restart-checkout"
     [step] = parsed.spec.steps
     assert (step.action, step.params, step.required, step.inverse) == (
-        "kubernetes.rollout_restart", {"namespace": "shop", "deployment": "checkout"}, True, "auto"
+        "kubernetes.rollout_restart",
+        {"namespace": "shop", "deployment": "checkout"},
+        True,
+        "auto",
     )
     assert parsed.spec.verify.after_s == 30 and parsed.spec.verify.alert_resolved
 
@@ -47,7 +55,10 @@ def test_a_runbook_parses_with_defaults() -> None:
         ("id: x\nsteps: [{action: 'rm -rf /'}]", "steps.0.action"),
         ("id: x\ntier: yolo\nsteps: [{action: notify, params: {message: hi}}]", "tier"),
         ("id: x\nsteps: [{action: notify, params: {message: hi}, shell: echo}]", "shell"),
-        ("id: x\nmatch: {alert_labels: {a: {regex: '('}}}\nsteps: [{action: notify, params: {message: hi}}]", "regex"),
+        (
+            "id: x\nmatch: {alert_labels: {a: {regex: '('}}}\nsteps: [{action: notify, params: {message: hi}}]",
+            "regex",
+        ),
         ("- just a list", "mapping"),
         ("id: [", "YAML"),
     ],
@@ -75,25 +86,40 @@ def test_matching_needs_every_criterion_and_ranks_the_most_specific_first() -> N
 async def test_runbooks_through_the_api_in_json_and_yaml_with_an_audit_trail(vigil: VigilHandle) -> None:
     project_id, _ = await vigil.project_with_key()
     base = f"/api/v1/projects/{project_id}/runbooks"
-    created = await vigil.api.put(f"{base}/restart-checkout", content=RESTART, headers={"Content-Type": "application/yaml"})
+    created = await vigil.api.put(
+        f"{base}/restart-checkout", content=RESTART, headers={"Content-Type": "application/yaml"}
+    )
     assert created.status_code == 201, created.text
     assert created.json()["spec"]["steps"][0]["action"] == "kubernetes.rollout_restart"
-    replaced = await vigil.api.put(f"{base}/restart-checkout", json={"steps": [{"action": "notify", "params": {"message": "hi"}}], "tier": "autonomous"})
+    replaced = await vigil.api.put(
+        f"{base}/restart-checkout",
+        json={"steps": [{"action": "notify", "params": {"message": "hi"}}], "tier": "autonomous"},
+    )
     assert replaced.status_code == 200, replaced.text
     assert (await vigil.api.get(f"{base}/restart-checkout")).json()["spec"]["tier"] == "autonomous"
     assert [r["id"] for r in (await vigil.api.get(base)).json()] == ["restart-checkout"]
 
-    wrong_id = await vigil.api.put(f"{base}/other", content=RESTART, headers={"Content-Type": "application/yaml"})
+    wrong_id = await vigil.api.put(
+        f"{base}/other", content=RESTART, headers={"Content-Type": "application/yaml"}
+    )
     assert wrong_id.status_code == 422 and "restart-checkout" in wrong_id.json()["message"]
-    bad = await vigil.api.put(f"{base}/x", json={"steps": [{"action": "notify", "params": {"message": "hi"}, "command": "reboot"}]})
+    bad = await vigil.api.put(
+        f"{base}/x", json={"steps": [{"action": "notify", "params": {"message": "hi"}, "command": "reboot"}]}
+    )
     assert bad.status_code == 422 and "command" in bad.json()["message"]
-    assert (await vigil.api.put(f"{base}/Bad Id", json={"steps": [{"action": "notify", "params": {"message": "hi"}}]})).status_code == 422
+    assert (
+        await vigil.api.put(
+            f"{base}/Bad Id", json={"steps": [{"action": "notify", "params": {"message": "hi"}}]}
+        )
+    ).status_code == 422
 
     assert (await vigil.api.delete(f"{base}/restart-checkout")).status_code == 204
     assert (await vigil.api.get(f"{base}/restart-checkout")).status_code == 404
     assert (await vigil.api.delete(f"{base}/restart-checkout")).status_code == 404
 
-    audit = (await vigil.api.get(f"/api/v1/projects/{project_id}/audit", params={"kind": "config.runbook"})).json()
+    audit = (
+        await vigil.api.get(f"/api/v1/projects/{project_id}/audit", params={"kind": "config.runbook"})
+    ).json()
     assert [(a["subject"], a["detail"]["change"]) for a in audit] == [
         ("restart-checkout", "deleted"),
         ("restart-checkout", "replaced"),
@@ -101,7 +127,8 @@ async def test_runbooks_through_the_api_in_json_and_yaml_with_an_audit_trail(vig
     ]
     older = (
         await vigil.api.get(
-            f"/api/v1/projects/{project_id}/audit", params={"before_id": audit[1]["id"], "kind": "config.runbook"}
+            f"/api/v1/projects/{project_id}/audit",
+            params={"before_id": audit[1]["id"], "kind": "config.runbook"},
         )
     ).json()
     assert [a["detail"]["change"] for a in older] == ["created"]
@@ -117,7 +144,10 @@ async def test_the_runbooks_folder_is_loaded_at_start(tmp_path: Path) -> None:
     (folder / "page-someone.yml").write_text("steps: [{action: notify, params: {message: wake up}}]\n")
     async with running(make_settings(tmp_path / "vigil", runbooks_dir=tmp_path / "runbooks")) as vigil:
         listed = (await vigil.api.get(f"/api/v1/projects/{project_id}/runbooks")).json()
-        assert [(r["id"], r["origin"]) for r in listed] == [("page-someone", "file"), ("restart-checkout", "file")]
+        assert [(r["id"], r["origin"]) for r in listed] == [
+            ("page-someone", "file"),
+            ("restart-checkout", "file"),
+        ]
     (folder / "broken.yaml").write_text("steps: [{action: 'rm -rf /'}]\n")
     with pytest.raises(ValidationFailed, match=r"broken\.yaml"):
         async with running(make_settings(tmp_path / "vigil", runbooks_dir=tmp_path / "runbooks")):
@@ -127,8 +157,12 @@ async def test_the_runbooks_folder_is_loaded_at_start(tmp_path: Path) -> None:
 async def test_configuration_changes_through_the_api_are_audited(vigil: VigilHandle) -> None:
     project_id, _ = await vigil.project_with_key()
     spec = {"filter": {}, "agent": {"endpoint": "builtin:error-summary"}}
-    assert (await vigil.api.put(f"/api/v1/projects/{project_id}/pipelines/errors", json=spec)).status_code == 200
-    assert (await vigil.api.put(f"/api/v1/projects/{project_id}/pipelines/Bad Name", json=spec)).status_code == 422
+    assert (
+        await vigil.api.put(f"/api/v1/projects/{project_id}/pipelines/errors", json=spec)
+    ).status_code == 200
+    assert (
+        await vigil.api.put(f"/api/v1/projects/{project_id}/pipelines/Bad Name", json=spec)
+    ).status_code == 422
     assert (await vigil.api.delete(f"/api/v1/projects/{project_id}/pipelines/errors")).status_code == 204
     entries = (await vigil.api.get(f"/api/v1/projects/{project_id}/audit", params={"kind": "config."})).json()
     assert [(e["kind"], e["subject"], e["detail"]["method"]) for e in entries[:2]] == [

@@ -105,6 +105,15 @@ class CitationStore:
             except IntegrityError:  # a concurrent writer saved the same content
                 await s.rollback()
 
+    async def get_many(self, project_id: str, citation_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The stored bodies of those of `citation_ids` the project has, by citation id, in one read."""
+        if not citation_ids:
+            return {}
+        rows = {_row_id_of(project_id, c): c for c in citation_ids}
+        async with self._sessions() as s:
+            found = (await s.execute(select(CitationRow).where(CitationRow.id.in_(list(rows))))).scalars()
+            return {rows[r.id]: dict(r.body) for r in found if r.project_id == project_id}
+
     async def get(self, project_id: str, citation_id: str) -> dict[str, Any] | None:
         async with self._sessions() as s:
             row = await s.get(CitationRow, _row_id_of(project_id, citation_id))

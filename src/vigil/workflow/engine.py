@@ -32,6 +32,7 @@ from dbos import DBOS, DBOSConfig, Queue, SetWorkflowID
 from vigil.actions.ledger import FileLedger
 from vigil.bus.client import Bus
 from vigil.store.repo import Store
+from vigil.workflow.analysis import Analyst
 from vigil.workflow.store import WorkflowStore
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ class Services:
     loop: asyncio.AbstractEventLoop
     bus: Bus | None = None
     """For escalations to the project's sinks."""
+    analyst: Analyst | None = None
+    """The analysis' investigation tools and model."""
 
     async def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run `coro` on the main event loop, from whichever loop DBOS runs the workflow on."""
@@ -110,9 +113,11 @@ class WorkflowEngine:
         data_dir: Path,
         executor_id: str = "local",
         bus: Bus | None = None,
+        analyst: Analyst | None = None,
     ) -> None:
         self._store = store
         self._bus = bus
+        self._analyst = analyst
         self._executor_id = executor_id
         self._http = http
         self._url = dbos_url(database_url, data_dir)
@@ -131,6 +136,7 @@ class WorkflowEngine:
             ledger=FileLedger(self._data_dir / "actions"),
             loop=asyncio.get_running_loop(),
             bus=self._bus,
+            analyst=self._analyst,
         )
         config: DBOSConfig = {
             "name": "vigil",

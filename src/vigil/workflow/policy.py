@@ -3,6 +3,8 @@ actions may touch, and where verification looks."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.actions.policy import ActionPolicy
@@ -40,4 +42,10 @@ class WorkflowPolicy(_Strict):
     )
     prometheus_url: str | None = Field(
         default=None, max_length=2048, description="Where runbooks' `verify.promql` is evaluated."
+    )
+    analysis_engine: Literal["rules", "llm"] | None = Field(
+        default=None,
+        description="What analyses this project's incidents after the investigation: the rules engine, "
+        "or the configured model investigating with the same tools (the rules answering when it cannot). "
+        "Unset: the settings' `workflow.analysis_engine`.",
     )

@@ -27,10 +27,10 @@ from vigil.outputs import OutputEnvelope
 from vigil.store.models import WorkflowRow
 from vigil.store.workflow_repo import WorkflowRepo
 from vigil.tickets import TicketDraft, TicketRef, TicketSystem, build_ticket_system
-from vigil.workflow import diagnosis
+from vigil.workflow.analysis import investigate
 from vigil.workflow.policy import WorkflowPolicy
 from vigil.workflow.proposals import approval_reason, proposed_analysis
-from vigil.workflow.runbooks import TIER_RANK, MatchContext, Runbook, RunbookSpec, ranked
+from vigil.workflow.runbooks import TIER_RANK, Runbook, RunbookSpec
 from vigil.workflow.store import aware
 
 if TYPE_CHECKING:
@@ -214,12 +214,14 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
         await _step(services, loaded, *entries[0], body=changes)
         return out
     context = gather(incident)
-    described = len(context.get("signals", [])) or len((context.get("alert") or {}).get("labels", {}))
-    entries.append(("context", "done", {"services": context["services"], "facts": described}))
     runbooks = await WorkflowRepo(services.store).runbooks(project_id)
     if proposal:  # the runbook an agent named, not re-ranked: the approver judges it
         analysis, chosen = proposed_analysis(incident, proposal, runbooks)
     else:
+        investigated = await investigate(
+            services.analyst, project_id, workflow_id, incident, runbooks, policy.analysis_engine
+        )
+        context["investigation"] = investigated.brief
         # past cases re-rank runbooks; a rejected plan is not proposed again
         analysis, chosen = await learned(
             services.store,
@@ -227,12 +229,16 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
             workflow_id,
             incident,
             runbooks,
-            match_context(incident),
-            *analyse(incident, runbooks),
+            investigated.match,
+            investigated.analysis,
+            investigated.chosen,
         )
-    summary = {k: analysis[k] for k in ("engine", "summary", "confidence")} | {
-        "runbook": analysis["runbook_id"]
-    }
+    described = len(context.get("signals", [])) or len((context.get("alert") or {}).get("labels", {}))
+    calls = len((context.get("investigation") or {}).get("calls", []))
+    entries.append(("context", "done", {"services": context["services"], "facts": described, "calls": calls}))
+    summary = {
+        k: analysis[k] for k in ("engine", "summary", "confidence", "known", "error_type") if k in analysis
+    } | {"runbook": analysis["runbook_id"]}
     entries.append(("analyse", "done", summary))
     changes |= {"context": context, "analysis": analysis}
     out |= {"summary": analysis["summary"], "confidence": analysis["confidence"]}
@@ -328,61 +334,6 @@ def gather(incident: dict[str, Any]) -> dict[str, Any]:
         ]
         context["trace_ids"] = (incident.get("trace_ids") or [])[:10]
     return context
-
-
-def match_context(incident: dict[str, Any]) -> MatchContext:
-    signals = incident.get("signals") or []
-    return MatchContext(
-        alert_labels=incident.get("labels") or {},
-        services=incident.get("services") or [],
-        signal_kinds=sorted({str(s.get("kind")) for s in signals if s.get("kind")}),
-        template_ids=sorted({str(s.get("template_id")) for s in signals if s.get("template_id")}),
-        error_types=diagnosis.error_types(incident),
-    )
-
-
-def analyse(incident: dict[str, Any], runbooks: list[Runbook]) -> tuple[dict[str, Any], Runbook | None]:
-    """The rules engine: the runbook the alert names, else the most specific one that matches,
-    with a confidence that grows with how much of what is known it matches, and citations."""
-    context = match_context(incident)
-    named = incident.get("runbook_id")
-    chosen: Runbook | None = None
-    if named:
-        chosen = next((r for r in runbooks if r.id == named), None)
-        confidence = 0.9 if chosen is not None else 0.0
-        why = f"the alert names runbook {named!r}" + ("" if chosen else ", which is not configured")
-        candidates = [named]
-    else:
-        matches = ranked(runbooks, context)
-        candidates = [r.id for r, _ in matches]
-        if matches:
-            chosen, score = matches[0]
-            confidence = min(0.95, 0.5 + 0.15 * score)
-            why = f"runbook {chosen.id!r} matches {score} of what is known ({_known(context)})"
-        else:
-            confidence, why = 0.0, f"no configured runbook matches ({_known(context)})"
-    citations = [{"kind": "incident", "id": incident.get("id")}]
-    if incident.get("fingerprint"):
-        citations.append({"kind": "alert", "fingerprint": incident["fingerprint"]})
-    citations += [{"kind": "signal", "fingerprint": s["fingerprint"]} for s in incident.get("signals") or []][
-        :10
-    ]
-    analysis = {
-        "engine": "rules",
-        "summary": why,
-        "confidence": confidence,
-        "runbook_id": chosen.id if chosen else None,
-        "candidates": candidates,
-        "error_types": context.error_types,
-        "citations": citations,
-    }
-    return analysis, chosen
-
-
-def _known(context: MatchContext) -> str:
-    parts = [f"{k}={v}" for k, v in sorted(context.alert_labels.items()) if k in ("alertname", "service")]
-    parts += [f"service {s}" for s in context.services] + [f"signal {k}" for k in context.signal_kinds]
-    return ", ".join(parts) or "nothing"
 
 
 def action_context(services: Services, loaded: Loaded) -> ActionContext:

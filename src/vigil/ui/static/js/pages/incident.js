@@ -34,8 +34,8 @@ function analysisView(analysis) {
           analysis.citations.map((/** @type {any} */ c, /** @type {number} */ n) => [
             n ? ", " : "",
             c.kind === "signal"
-              ? h("a", { href: `#signal-${c.fingerprint}` }, `signal ${c.fingerprint}`)
-              : `${c.kind} ${c.id || c.fingerprint || ""}`,
+              ? h("a", { href: `#signal-${c.fingerprint || String(c.id).replace(/^signal:/, "")}` }, c.label || c.id)
+              : h("span", { title: c.id }, c.label ? `${c.kind}: ${c.label}` : `${c.kind} ${c.id || c.fingerprint || ""}`),
           ]),
         )
       : null,

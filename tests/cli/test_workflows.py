@@ -109,7 +109,7 @@ async def test_approve_once_then_the_workflow_finishes(vigil: VigilHandle, tmp_p
     shown = await cli(vigil, "workflows", "show", "shop", workflow_id)
     assert shown.exit_code == 0, shown.output
     assert "status resolved" in shown.stdout and "plan: notify (info): hi" in shown.stdout
-    assert "runbook 'tell-oncall' matches 1 of what is known" in shown.stdout
+    assert "runbook 'tell-oncall' matches 1 of what is known" in shown.stdout.lower()
     body = await cli_json(vigil, "workflows", "show", "shop", workflow_id)
     steps = [(s["step"], s["status"]) for s in body["steps"]]
     assert ("approval", "approved") in steps and ("execute", "done") in steps

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import PurePath
 from typing import Any, TypeVar, cast
 
 import sqlalchemy
@@ -94,7 +95,7 @@ def reveal(value: Any) -> Any:
         return reveal(value.model_dump(mode="python", by_alias=True, exclude_none=True))
     if isinstance(value, SecretStr):
         return value.get_secret_value()
-    if isinstance(value, AnyUrl):
+    if isinstance(value, AnyUrl | PurePath):
         return str(value)
     if isinstance(value, dict):
         return {k: reveal(v) for k, v in value.items()}

@@ -36,6 +36,27 @@ def project_caller(callers: AlertCallers) -> Any:
     return check
 
 
+def record_filters(
+    service: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    severity: str | None = None,
+    template_id: str | None = None,
+    trace_id: str | None = None,
+    grep: str | None = None,
+) -> dict[str, Any]:
+    """The query parameters both record routes filter by."""
+    return {
+        "service": service,
+        "since": since,
+        "until": until,
+        "severity": severity,
+        "template_id": template_id,
+        "trace_id": trace_id,
+        "grep": grep,
+    }
+
+
 def records_router(store: Store, callers: AlertCallers, recent: RecordsWindow | None) -> APIRouter:
     router = APIRouter(
         prefix="/api/v1",
@@ -65,53 +86,20 @@ def records_router(store: Store, callers: AlertCallers, recent: RecordsWindow | 
     @router.get("/projects/{project_id}/records", response_model=RecordsAnswer)
     async def list_records(
         project_id: str,
-        service: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        severity: str | None = None,
-        template_id: str | None = None,
-        trace_id: str | None = None,
-        grep: str | None = None,
+        filters: Annotated[dict[str, Any], Depends(record_filters)],
         limit: Annotated[int, Query(ge=0, le=MAX_QUERY_LIMIT)] = 100,
     ) -> RecordsAnswer:
         """The project's recent records, newest first, redacted: counts by service, severity and
         template over every match first, then up to `limit` records. `severity` is the least
         severity (a name or 1-24); `grep` an RE2 pattern searched in the redacted body."""
-        params = {
-            "service": service,
-            "since": since,
-            "until": until,
-            "severity": severity,
-            "template_id": template_id,
-            "trace_id": trace_id,
-            "grep": grep,
-            "limit": limit,
-        }
-        return await answer(project_id, params)
+        return await answer(project_id, {**filters, "limit": limit})
 
     @router.get("/projects/{project_id}/records/summary")
     async def records_summary(
-        project_id: str,
-        service: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        severity: str | None = None,
-        template_id: str | None = None,
-        trace_id: str | None = None,
-        grep: str | None = None,
+        project_id: str, filters: Annotated[dict[str, Any], Depends(record_filters)]
     ) -> dict[str, Any]:
         """Only the counts of the matching recent records and what the window holds."""
-        params = {
-            "service": service,
-            "since": since,
-            "until": until,
-            "severity": severity,
-            "template_id": template_id,
-            "trace_id": trace_id,
-            "grep": grep,
-            "limit": 0,
-        }
-        result = await answer(project_id, params)
+        result = await answer(project_id, {**filters, "limit": 0})
         return result.model_dump(mode="json", exclude={"records"})
 
     return router

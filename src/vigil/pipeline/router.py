@@ -23,11 +23,11 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from prometheus_client import Counter, Histogram
 
 from vigil.bus.client import Bus, next_fetch
@@ -43,9 +43,11 @@ from vigil.pipeline.fit import ENVELOPE_BYTES, split_batch
 from vigil.pipeline.redact import RedactionSpec, Redactor
 from vigil.pipeline.template_store import TemplateStore
 from vigil.pipeline.templates import TemplateMatch, TemplateMiner
+from vigil.pipeline.view import ViewExport, flatten_view
 from vigil.receivers.admission import Pressure
 from vigil.receivers.ingest import RECEIVED_HEADER, RECORDS_HEADER
-from vigil.records import FlatRecord, attributes, effective_severity, flatten
+from vigil.records import FlatRecord, attributes, body_text, effective_severity
+from vigil.severity import severity_from_text
 from vigil.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -218,9 +220,8 @@ class Router:
             await msg.ack()
             return
         watch_errors = self._on_new_error_template is not None
-        request = ExportLogsServiceRequest()
         try:
-            request.ParseFromString(msg.data)
+            request = ViewExport.FromString(msg.data)
         except Exception:
             log.error("undecodable records message dropped", extra={"subject": msg.subject})
             await msg.term()
@@ -233,10 +234,21 @@ class Router:
             resource_attributes = attributes(rl.resource.attributes)
             context = ResourceContext(resource_attributes, str(resource_attributes.get("service.name", "")))
             candidates = [p for p in pipelines if p.filter.takes_logs and p.filter.accepts_resource(context)]
+            if not candidates:
+                # No pipeline takes this resource: at most its error records are looked at.
+                for sl in rl.scope_logs:
+                    records = sl.log_records
+                    if watch_errors:
+                        for record in records:
+                            number = record.severity_number
+                            if number >= _ERROR or (not number and _error_text(record.severity_text)):
+                                miner = miner or await self._templates.miner(project_id)
+                                await self._watch_error(project_id, miner, context, record, received)
+                        if (index % _YIELD_EVERY_RECORDS) + len(records) >= _YIELD_EVERY_RECORDS:
+                            await self._yield()
+                    index += len(records)
+                continue
             for sl in rl.scope_logs:
-                if not candidates and not watch_errors:
-                    index += len(sl.log_records)
-                    continue
                 for record in sl.log_records:
                     severity = effective_severity(record)
                     flat: FlatRecord | None = None
@@ -247,7 +259,7 @@ class Router:
                         if not pipeline.filter.accepts_record(record, severity):
                             continue
                         if flat is None:
-                            flat = flatten(record, resource_attributes, received, severity)
+                            flat = flatten_view(record, resource_attributes, received, severity)
                         item = pipeline.redactor.redact_record(flat) if pipeline.redactor else dict(flat)
                         if template is None:
                             miner = miner or await self._templates.miner(project_id)
@@ -266,16 +278,31 @@ class Router:
                         await self._yield()
                     if watch_errors and severity >= _ERROR:
                         if match is None:
-                            flat = flat or flatten(record, resource_attributes, received, severity)
-                            first_item = self._default_redactor.redact_record(flat)
                             miner = miner or await self._templates.miner(project_id)
-                            match = self._templates.mine(project_id, miner, first_item["body"])
-                        if match.is_new and first_item is not None:
+                            await self._watch_error(project_id, miner, context, record, received)
+                        elif match.is_new and first_item is not None:
                             await self._new_error_template(project_id, context.service, match, first_item)
                     index += 1
         RECORDS_ROUTED.inc(index)
         if ticket.pending == 0:
             await msg.ack()
+
+    async def _watch_error(
+        self,
+        project_id: str,
+        miner: TemplateMiner,
+        context: ResourceContext,
+        record: Any,
+        received: int,
+    ) -> None:
+        """An error record no pipeline took: its redacted body is mined (as a pipeline's record
+        would be); the whole record is flattened only when its template is new, which is rare."""
+        body, _ = self._default_redactor.redact_text(body_text(record.body))
+        match = self._templates.mine(project_id, miner, body)
+        if match.is_new:
+            flat = flatten_view(record, context.attributes, received, effective_severity(record))
+            item = self._default_redactor.redact_record(flat)
+            await self._new_error_template(project_id, context.service, match, item)
 
     async def _new_error_template(
         self, project_id: str, service: str, match: TemplateMatch, item: FlatRecord
@@ -411,6 +438,11 @@ class Router:
                 "batches refused by the bus; routing paused",
                 extra={"pipeline": batch.pipeline, "error": str(exc)},
             )
+
+
+def _error_text(text: str) -> bool:
+    """Whether a record without a severity number is an error by its text."""
+    return bool(text) and severity_from_text(text) >= _ERROR
 
 
 def _approx_bytes(item: FlatRecord) -> int:

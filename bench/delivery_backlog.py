@@ -2,7 +2,8 @@
 
 `vigil up` gets a pipeline with an empty filter (every record matches), batches of 100 records
 (max_wait_ms 500), the default redaction (every built-in rule) and templates, and a local agent
-(bench/agent.py's `RecordingAgent` in a thread of this process, answering 200 at once). Then
+(bench/agent.py's `RecordingAgent` in a thread of this process, answering 200 at once and
+counting records without decoding the batches). Then
 `--records` records go in as unique 1,000-record exports (bench/loadgen.py's bodies) over
 `--clients` keep-alive connections, as fast as Vigil answers. The clock runs from the first export
 to the agent's receipt of the last record; CPU seconds of `vigil up`, its pipeline workers (with
@@ -50,6 +51,8 @@ class BacklogResult:
     accepted_records: int = 0
     delivered_records: int = 0
     batches: int = 0
+    repeated_batches: int = 0
+    """Batches the agent got again under a request id it had (at-least-once), not counted twice."""
     ingest_s: float = 0.0
     """First export to the last export's answer."""
     seconds: float = 0.0
@@ -99,7 +102,7 @@ def run(
     vigil.start()
     try:
         project_id, key = vigil.project_with_key("backlog")
-        with AgentThread() as agent_thread:
+        with AgentThread(decode=False) as agent_thread:
             agent = agent_thread.agent
             vigil.put_pipeline(
                 project_id,
@@ -139,6 +142,7 @@ def run(
             cpu.stop()
             result.delivered_records = agent.records
             result.batches = agent.batches
+            result.repeated_batches = agent.repeated_batches
             result.profiles = {name: p.wait() for name, p in profilers.items()}
     finally:
         vigil.stop()

@@ -94,3 +94,14 @@ def test_a_whole_record_flattens_alike() -> None:
     assert flatten_view(
         ViewExport.FromString(_export(LogRecord())).resource_logs[0].scope_logs[0].log_records[0], resource, 7
     ) == flatten(LogRecord(), resource, 7)
+
+
+def test_resource_attributes_read_alike() -> None:
+    request = ExportLogsServiceRequest()
+    rl = request.resource_logs.add()
+    for i, value in enumerate(VALUES):
+        rl.resource.attributes.add(key=f"r{i}", value=value)
+    data = request.SerializeToString()
+    full = ExportLogsServiceRequest.FromString(data).resource_logs[0].resource.attributes
+    view = ViewExport.FromString(data).resource_logs[0].resource.attributes
+    assert record_attributes(view) == attributes(full)

@@ -4,7 +4,7 @@ log record's attributes as their raw `KeyValue` bytes.
 Most of the cost of reading an export in Python is in the attribute objects: the protobuf
 parser makes a `KeyValue` and an `AnyValue` per attribute, and reading one back costs about a
 microsecond. The view's parse makes one bytes object per attribute instead (the wire format is
-the same, so any export the receivers took parses), and `record_attributes` turns them into
+the same, so any export the receivers took parses; a resource's attributes are kept the same way), and `record_attributes` turns them into
 values: the usual shapes (a short key with a string, int, double or bool) are read straight from
 the bytes, anything else through the real `KeyValue`, and attributes seen lately (methods,
 routes, status codes repeat from record to record) come from a bounded cache. Records only
@@ -19,7 +19,6 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from opentelemetry.proto.common.v1 import common_pb2
-from opentelemetry.proto.resource.v1 import resource_pb2
 
 from vigil.records import FlatRecord, any_value, body_text, effective_severity, rfc3339
 from vigil.severity import severity_text
@@ -41,17 +40,18 @@ def _build() -> Any:
     f = descriptor_pb2.FieldDescriptorProto
     one, many = f.LABEL_OPTIONAL, f.LABEL_REPEATED
     proto = descriptor_pb2.FileDescriptorProto(name=_FILE, package=_PACKAGE, syntax="proto3")
-    proto.dependency.extend([resource_pb2.DESCRIPTOR.name, common_pb2.DESCRIPTOR.name])
+    proto.dependency.append(common_pb2.DESCRIPTOR.name)
     # (message, [(field, number, type, label, message type)]): numbers as in logs.proto
     messages: list[tuple[str, list[tuple[str, int, int, int, str]]]] = [
         ("Export", [("resource_logs", 1, f.TYPE_MESSAGE, many, f".{_PACKAGE}.ResourceLogs")]),
         (
             "ResourceLogs",
             [
-                ("resource", 1, f.TYPE_MESSAGE, one, ".opentelemetry.proto.resource.v1.Resource"),
+                ("resource", 1, f.TYPE_MESSAGE, one, f".{_PACKAGE}.Resource"),
                 ("scope_logs", 2, f.TYPE_MESSAGE, many, f".{_PACKAGE}.ScopeLogs"),
             ],
         ),
+        ("Resource", [("attributes", 1, f.TYPE_BYTES, many, "")]),
         ("ScopeLogs", [("log_records", 2, f.TYPE_MESSAGE, many, f".{_PACKAGE}.LogRecord")]),
         (
             "LogRecord",

@@ -466,7 +466,7 @@ class Redactor:
             fresh = [text for text in strings if text not in clean]
         if not fresh:
             if together is not None:
-                clean.add(together)
+                self._remember_together(together)
             return ()
         # A newline stops every rule, so joining adds no match that spans two strings.
         text = "\n".join(fresh)
@@ -480,7 +480,7 @@ class Redactor:
         if not rules:
             self._remember(fresh)
             if together is not None:
-                clean.add(together)
+                self._remember_together(together)
         return rules
 
     def _remember(self, clean: list[str]) -> None:
@@ -488,6 +488,11 @@ class Redactor:
             self._clean.clear()
         short = [text for text in clean if len(text) <= _CLEAN_MAX_LENGTH]
         self._clean.update([shape(text) for text in short] if self._by_shape else short)
+
+    def _remember_together(self, key: str | bytes) -> None:
+        if len(self._clean) >= _CLEAN_SIZE:
+            self._clean.clear()
+        self._clean.add(key)
 
     def _is_clean(self, text: str) -> bool:
         return (shape(text) if self._by_shape else text) in self._clean

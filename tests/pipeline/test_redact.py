@@ -501,7 +501,10 @@ def test_text_remembered_clean_by_shape_still_redacts_what_differs() -> None:
 
 def test_records_remembered_clean_together_still_redact_what_differs() -> None:
     redactor = Redactor(RedactionSpec())
-    clean = {"body": "GET /api/orders/77 returned 200", "attributes": {"route": "/api/orders/{id}", "user": "u-1"}}
+    clean = {
+        "body": "GET /api/orders/77 returned 200",
+        "attributes": {"route": "/api/orders/{id}", "user": "u-1"},
+    }
     for _ in range(3):  # the record's strings are now remembered together
         assert redactor.redact_record(clean) == clean
     secret = {**clean, "attributes": {**clean["attributes"], "user": "token=abc123"}}

@@ -315,6 +315,8 @@ class Runtime:
         if self.settings.workflow.enabled and WorkflowEngine.available():
             http = outbound_client(self.outbound, httpx.Limits(max_connections=64))
             self._started.append(_Closing(http.aclose))
+            actions_http = Outbound(self.outbound, max_connections=64)
+            self._started.append(_Closing(actions_http.aclose))
             s = self.settings
             self.records_window = self.recent or RemoteRecentRecords(self.bus, s.investigate, config)
             budget = self.budget or self._analysis_budget()
@@ -336,6 +338,7 @@ class Runtime:
             self.workflow_engine = WorkflowEngine(
                 self.store,
                 http,
+                actions_http,
                 database_url=self.settings.sqlalchemy_url(),
                 data_dir=self.settings.data_dir,
                 executor_id=self.settings.workflow.executor_id,

@@ -32,6 +32,7 @@ from dbos import DBOS, DBOSConfig, Queue, SetWorkflowID
 
 from vigil.actions.ledger import FileLedger
 from vigil.bus.client import Bus
+from vigil.outbound import Outbound
 from vigil.store.db import private_sqlite_files
 from vigil.store.repo import Store
 from vigil.workflow.analysis import Analyst
@@ -55,6 +56,9 @@ class Services:
     store: Store
     workflows: WorkflowStore
     http: httpx.AsyncClient
+    """For queries (Prometheus, while verifying)."""
+    outbound: Outbound
+    """For actions' HTTP calls."""
     ledger: FileLedger
     loop: asyncio.AbstractEventLoop
     bus: Bus | None = None
@@ -132,6 +136,7 @@ class WorkflowEngine:
         self,
         store: Store,
         http: httpx.AsyncClient,
+        outbound: Outbound,
         *,
         database_url: str,
         data_dir: Path,
@@ -144,6 +149,7 @@ class WorkflowEngine:
         self._analyst = analyst
         self._executor_id = executor_id
         self._http = http
+        self._outbound = outbound
         self._url = dbos_url(database_url, data_dir)
         self._data_dir = data_dir
         self._sqlite_engine: sqlalchemy.Engine | None = None
@@ -158,6 +164,7 @@ class WorkflowEngine:
             store=self._store,
             workflows=WorkflowStore(self._store),
             http=self._http,
+            outbound=self._outbound,
             ledger=FileLedger(self._data_dir / "actions"),
             loop=asyncio.get_running_loop(),
             bus=self._bus,

@@ -337,7 +337,7 @@ def gather(incident: dict[str, Any]) -> dict[str, Any]:
 
 
 def action_context(services: Services, loaded: Loaded) -> ActionContext:
-    return ActionContext(policy=loaded.policy.actions, http=services.http, ledger=services.ledger)
+    return ActionContext(policy=loaded.policy.actions, http=services.outbound, ledger=services.ledger)
 
 
 async def dry_runs(loaded: Loaded, services: Services) -> tuple[list[dict[str, Any]], str | None]:

@@ -235,3 +235,35 @@ def test_run_detect_skips_blank_lines(tmp_path: Path) -> None:
         "2014-04-01 00:00:00,1,0.000000",
         "2014-04-01 00:05:00,2,0.000000",
     ]
+
+
+@pytest.mark.parametrize("order", ["reversed", "all_equal"])
+def test_run_detect_scores_series_whose_clock_never_steps_forward(tmp_path: Path, order: str) -> None:
+    values = noisy(500)
+    values[400] = 500.0
+    times = [T0 - i * STEP for i in range(500)] if order == "reversed" else [T0] * 500
+    rows = [f"{t:.0f},{v}" for t, v in zip(times, values, strict=True)]
+    path = write_csv(tmp_path, "timestamp,value\n" + "\n".join(rows) + "\n")
+    out = io.StringIO()
+    run_detect(path, out)
+    lines = out.getvalue().splitlines()[1:]
+    assert len(lines) == len(rows)
+    got = [float(line.rsplit(",", 1)[1]) for line in lines]
+    assert got[400] > ALERT
+    assert max(got[:400]) < ALERT
+
+
+def test_third_scale_is_averaged_in_and_survives_a_state_round_trip() -> None:
+    config = DetectorConfig(third_short=6)
+    values = noisy(1200)
+    values[1000:] = [v + 30.0 for v in values[1000:]]
+    times = [T0 + i * STEP for i in range(len(values))]
+    det = StreamingDetector(config)
+    assert len(det.scales) == 3
+    scores = [det.update(t, v) for t, v in zip(times[:900], values[:900], strict=True)]
+    restored = StreamingDetector.from_state(json.loads(json.dumps(det.state())))
+    assert restored.config == config
+    rest = [restored.update(t, v) for t, v in zip(times[900:], values[900:], strict=True)]
+    assert rest == [det.update(t, v) for t, v in zip(times[900:], values[900:], strict=True)]
+    assert max(rest[100:110]) > ALERT  # the level shift alerts
+    assert scores != score_all(values[:900])  # the third scale changes the scores

@@ -102,6 +102,7 @@ class DetectorConfig:
     recur_min: int = 2  # days that must show it for the point to count as recurring
     recur_tolerance: float = 0.25  # how close, as a share of the point's distance from the median
     recur_slack_share: int = 12  # points searched either side: period / this (2 h of a day)
+    extreme_tolerance: float = 0.05  # beyond the range seen by this share of it: score 1 (<= 0: off)
 
     def __post_init__(self) -> None:
         for name in ("window", "short", "season_buckets"):
@@ -222,6 +223,8 @@ class StreamingDetector:
         self.step = 0.0  # exponentially weighted seconds between points
         self.last_ts: float | None = None
         self.prev_recurring = False
+        self.lowest: float | None = None  # all-time range, for the new-extreme rule
+        self.highest: float | None = None
 
     def update(self, timestamp: float, value: float) -> float:
         """Add one point (timestamp in epoch seconds) and return its anomaly score in [0, 1]."""
@@ -257,7 +260,20 @@ class StreamingDetector:
         for scale in self.scales:
             total += scale.score(self.n, seen, c)
         out = total / len(self.scales)
+        if self._new_extreme(value) and self.n > c.warmup:
+            out = 1.0
         return min(1.0, max(0.0, out))
+
+    def _new_extreme(self, value: float) -> bool:
+        """Whether the value lies beyond everything seen before by more than `extreme_tolerance` of
+        that range (Numenta's NAB detector's spatial anomaly rule, with its 5 %); then the range grows."""
+        lo, hi = self.lowest, self.highest
+        self.lowest = value if lo is None or value < lo else lo
+        self.highest = value if hi is None or value > hi else hi
+        if lo is None or hi is None or hi <= lo or self.config.extreme_tolerance <= 0:
+            return False
+        margin = (hi - lo) * self.config.extreme_tolerance
+        return value > hi + margin or value < lo - margin
 
     def _recurring(self, value: float) -> bool:
         """Whether earlier days showed the same deviation from the median near this time of day
@@ -333,6 +349,7 @@ class StreamingDetector:
             "step": self.step,
             "last_ts": self.last_ts,
             "prev_recurring": self.prev_recurring,
+            "range": [self.lowest, self.highest],
         }
         if with_config:
             out["config"] = _config_state(self.config)
@@ -369,6 +386,10 @@ class StreamingDetector:
         det.step = float(state["step"])
         det.last_ts = None if state["last_ts"] is None else float(state["last_ts"])
         det.prev_recurring = bool(state["prev_recurring"])
+        # (a state saved before the new-extreme rule has no range: it starts from the next value)
+        lo, hi = state.get("range") or (None, None)
+        det.lowest = None if lo is None else float(lo)
+        det.highest = None if hi is None else float(hi)
         return det
 
 

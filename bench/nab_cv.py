@@ -57,15 +57,14 @@ STANDARD = PROFILES["standard"]
 
 #: The settings searched, as overrides of the defaults. Small on purpose: each axis is a trade-off
 #: with a reason to exist, with values a factor two or more apart, not a fit. short: points averaged
-#: before the likelihood (noise vs delay); third_short: a third, slower likelihood scale averaged in
-#: with the 1- and 3-point ones (0: two scales only); recur_days: days searched for a recurring
-#: deviation (0: no recurrence check). The alert suppression length is not searched: counted in
-#: points, its best value follows a category's sampling interval (hourly series want it shorter than
-#: 5-minute ones), so choosing it on some categories costs the others.
+#: before the likelihood (noise vs delay); second_short: a second such scale averaged in (0: one
+#: scale only); recur_days: days searched for a recurring deviation (0: no recurrence check);
+#: suppress: points after an alert in which weaker scores are damped (one alert per anomaly).
 GRID_AXES: dict[str, list[Any]] = {
     "short": [1, 3],
-    "third_short": [0, 6],
+    "second_short": [0, 3, 6],
     "recur_days": [0, 7],
+    "suppress": [100, 200],
 }
 
 

@@ -916,7 +916,9 @@ the other two is run on it; the held-out scores of all folds are pooled and scor
 corpus. Beside it, the settings chosen on the whole development half. The methods themselves (two
 likelihood scales, the daily recurrence check) were designed while looking at this half:
 cross-validation covers the choice of settings, not that design, so the held-back half stays the
-real test.
+real test. The new-extreme rule (a value beyond the whole range seen so far by more than 5 % of it
+scores 1) is Numenta's NAB detector's, with its tolerance, not fitted here: it raised the whole-dev
+score from 69.3 to 73.5 and the cross-validated one, on this same grid, from 64.9 to 70.6.
 
 {_cv_body(cv)}
 """

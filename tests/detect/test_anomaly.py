@@ -258,22 +258,6 @@ def test_run_detect_scores_series_whose_clock_never_steps_forward(tmp_path: Path
     assert max(got[:400]) < ALERT
 
 
-def test_third_scale_is_averaged_in_and_survives_a_state_round_trip() -> None:
-    config = DetectorConfig(third_short=6)
-    values = noisy(1200)
-    values[1000:] = [v + 30.0 for v in values[1000:]]
-    times = [T0 + i * STEP for i in range(len(values))]
-    det = StreamingDetector(config)
-    assert len(det.scales) == 3
-    scores = [det.update(t, v) for t, v in zip(times[:900], values[:900], strict=True)]
-    restored = StreamingDetector.from_state(json.loads(json.dumps(det.state())))
-    assert restored.config == config
-    rest = [restored.update(t, v) for t, v in zip(times[900:], values[900:], strict=True)]
-    assert rest == [det.update(t, v) for t, v in zip(times[900:], values[900:], strict=True)]
-    assert max(rest[100:110]) > ALERT  # the level shift alerts
-    assert scores != score_all(values[:900])  # the third scale changes the scores
-
-
 def test_a_value_beyond_the_range_seen_so_far_scores_one() -> None:
     rng = random.Random(3)
     # a spiky series: its likelihood stages learn that spikes to about 100 are ordinary

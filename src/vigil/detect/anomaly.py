@@ -345,8 +345,9 @@ class StreamingDetector:
             "step": self.step,
             "last_ts": self.last_ts,
             "prev_recurring": self.prev_recurring,
-            "range": [self.lowest, self.highest],
         }
+        if self.lowest is not None:  # (never with the rule off, as in the service's baselines)
+            out["range"] = [self.lowest, self.highest]
         if with_config:
             out["config"] = _config_state(self.config)
         return out

@@ -174,6 +174,12 @@ class InvestigateSettings(BaseModel):
     recent_max_projects: int = Field(
         default=1_000, ge=1, description="Projects whose recent records are kept (the least recent dropped)."
     )
+    citation_retention_s: float = Field(
+        default=30 * 86_400,
+        gt=0,
+        description="How long the records and query results an analysis cites are kept (swept hourly); "
+        "past it, their citations answer 404.",
+    )
     max_lines: int = Field(default=50, ge=1, le=10_000, description="Samples a tool returns at most.")
     max_bytes: int = Field(
         default=16 * 1024, ge=1024, le=4 * MiB, description="Bytes of samples a tool returns at most."

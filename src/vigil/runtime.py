@@ -347,7 +347,9 @@ class Runtime:
                 analyst=analyst,
             )
             await self._start(self.workflow_engine)
-            self.workflow_trigger = WorkflowTrigger(self.store, self.workflow_engine)
+            self.workflow_trigger = WorkflowTrigger(
+                self.store, self.workflow_engine, bus=self.bus, sweep_s=s.workflow.sweep_s
+            )
             await self._start(self.workflow_trigger)
             await self._start(CitationRetention(self.store, s.investigate.citation_retention_s))
 

@@ -143,6 +143,12 @@ class WorkflowSettings(BaseModel):
         description="Names this process among several on one PostgreSQL: each recovers its own "
         "workflows after a crash, so give every replica its own, stable across restarts.",
     )
+    sweep_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often a process running workflows looks for open incidents whose workflow has "
+        "not started: the detector's, and any start a crash prevented. An alert's starts at once.",
+    )
     analysis_engine: Literal["rules", "llm"] = Field(
         default="rules",
         description="What analyses incidents after the workflow's investigation, for projects whose "

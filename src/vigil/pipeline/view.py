@@ -7,8 +7,10 @@ microsecond. The view's parse makes one bytes object per attribute instead (the 
 the same, so any export the receivers took parses; a resource's attributes are kept the same way), and `record_attributes` turns them into
 values: the usual shapes (a short key with a string, int, double or bool) are read straight from
 the bytes, anything else through the real `KeyValue`, and attributes seen lately (methods,
-routes, status codes repeat from record to record) come from a bounded cache. Records only
-the router reads are parsed this way; the flat record is the one `vigil.records.flatten` makes
+routes, status codes repeat from record to record) come from a bounded cache. The view checks less than the full schema (an attribute's bytes are read
+only when its record is), which is safe because the receivers publish only exports that parsed
+whole with it; a message that breaks an attribute anyway fails its routing and is redelivered up
+to the consumer's `max_deliver`. Records only the router reads are parsed this way; the flat record is the one `vigil.records.flatten` makes
 (tests/pipeline/test_view.py holds the two to identical results).
 """
 

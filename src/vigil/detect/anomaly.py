@@ -38,7 +38,9 @@ How a score is made, per point:
 7. New extreme (Numenta's NAB detector's "spatial anomaly" rule, with its 5 %): after the warmup, a
    value beyond the whole range seen so far by more than `extreme_tolerance` of that range scores 1,
    whatever the likelihood stages say (they learn that a spiky series is always surprising, and so
-   also discount its first spike to a new height).
+   also discount its first spike to a new height). The range grows from the first point; the rule
+   scores only after the warmup and `extreme_warmup` points (the service's per-endpoint detectors
+   wait longer than their warmup for the range to be established).
 
 Timestamps are taken in arrival order: one earlier than the last (out of order) or equal to it
 (duplicate) is scored like any other point, against everything seen so far; its time of day still
@@ -98,6 +100,7 @@ class DetectorConfig:
     recur_tolerance: float = 0.25  # how close, as a share of the point's distance from the median
     recur_slack_share: int = 12  # points searched either side: period / this (2 h of a day)
     extreme_tolerance: float = 0.05  # beyond the range seen by this share of it: score 1 (<= 0: off)
+    extreme_warmup: int = 0  # points before the new-extreme rule applies, if more than `warmup`
 
     def __post_init__(self) -> None:
         for name in ("window", "short", "season_buckets"):
@@ -111,6 +114,7 @@ class DetectorConfig:
             "second_short",
             "recur_days",
             "recur_min",
+            "extreme_warmup",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
@@ -254,7 +258,7 @@ class StreamingDetector:
         for scale in self.scales:
             total += scale.score(self.n, seen, c)
         out = total / len(self.scales)
-        if self._new_extreme(value) and self.n > c.warmup:
+        if self._new_extreme(value) and self.n > max(c.warmup, c.extreme_warmup):
             out = 1.0
         return min(1.0, max(0.0, out))
 

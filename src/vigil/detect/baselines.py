@@ -52,6 +52,8 @@ class BaselineConfig(BaseModel):
     detector: bool = True
     detector_window: int = Field(32, ge=8)
     detector_warmup: int = Field(20, ge=0)
+    detector_extreme_tolerance: float = Field(0.05, ge=0)  # the new-extreme rule's margin (0: off)
+    detector_extreme_after: int = Field(1440, ge=0)  # windows before the rule applies
 
     def detector_config(self) -> DetectorConfig:
         return DetectorConfig(
@@ -61,9 +63,8 @@ class BaselineConfig(BaseModel):
             seasonal=False,
             season_buckets=1,
             suppress=10,
-            # off: with a 20-window warmup and no probation period, the range of a young endpoint is
-            # narrow and new extremes frequent, and a high score lowers the latency threshold
-            extreme_tolerance=0.0,
+            extreme_tolerance=self.detector_extreme_tolerance,
+            extreme_warmup=self.detector_extreme_after,
         )
 
 

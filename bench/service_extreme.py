@@ -42,7 +42,9 @@ def p95_series(rng: random.Random, n: int, requests: int, sigma: float, kind: st
     out = []
     k = max(0, math.ceil(0.95 * requests) - 1)
     for i in range(n):
-        median = 200.0 * (math.exp(0.3 * math.sin(2 * math.pi * (i / DAY_WINDOWS - 0.25))) if kind == "daily" else 1.0)
+        median = 200.0 * (
+            math.exp(0.3 * math.sin(2 * math.pi * (i / DAY_WINDOWS - 0.25))) if kind == "daily" else 1.0
+        )
         d = sorted(median * math.exp(rng.gauss(0, sigma)) for _ in range(requests))
         if kind == "spiky" and rng.random() < 0.03:
             d = sorted(x * 4.0 if j % 10 == 0 else x for j, x in enumerate(d))
@@ -69,8 +71,21 @@ def step(store: BaselineStore, i: int, p95: float, requests: int) -> str:
     w = stats(i, p95, requests)
     signals = detect(w, store.assess(w))
     found = [s for s in signals if s.kind is SignalKind.LATENCY_REGRESSION]
-    regressed = "" if not found else "extreme" if "score 1.00" in found[0].title else "assisted" if "score" in found[0].title else "plain"
-    store.learn(w, {"p95_ms"} if any(s.kind in (SignalKind.LATENCY_REGRESSION, SignalKind.SLOW_ENDPOINT) for s in signals) else ())
+    regressed = (
+        ""
+        if not found
+        else "extreme"
+        if "score 1.00" in found[0].title
+        else "assisted"
+        if "score" in found[0].title
+        else "plain"
+    )
+    store.learn(
+        w,
+        {"p95_ms"}
+        if any(s.kind in (SignalKind.LATENCY_REGRESSION, SignalKind.SLOW_ENDPOINT) for s in signals)
+        else (),
+    )
     return regressed
 
 
@@ -126,8 +141,12 @@ def main() -> None:
         for requests in (20, 60, 300):
             for sigma in (0.15, 0.3, 0.5, 0.8):
                 steady = p95_series(rng, args.windows + 3, requests, sigma, kind)
-                endpoints.append({"requests": requests, "steady": steady, "name": f"{kind}/{requests}/{sigma}"})
-    results: dict[str, Any] = {"off": run(BaselineConfig(detector_extreme_tolerance=0.0), endpoints, args.windows)}
+                endpoints.append(
+                    {"requests": requests, "steady": steady, "name": f"{kind}/{requests}/{sigma}"}
+                )
+    results: dict[str, Any] = {
+        "off": run(BaselineConfig(detector_extreme_tolerance=0.0), endpoints, args.windows)
+    }
     print("off", results["off"], file=sys.stderr, flush=True)
     for after in (int(x) for x in args.after.split(",")):
         key = f"after {after}"

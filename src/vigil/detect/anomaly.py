@@ -258,22 +258,28 @@ class StreamingDetector:
         for scale in self.scales:
             total += scale.score(self.n, seen, c)
         out = total / len(self.scales)
-        if self._new_extreme(value) and self.n > max(c.warmup, c.extreme_warmup):
+        if self._new_extreme(value) and self.n > c.warmup and self.n > c.extreme_warmup:
             out = 1.0
         return min(1.0, max(0.0, out))
 
     def _new_extreme(self, value: float) -> bool:
         """Whether the value lies beyond everything seen before by more than `extreme_tolerance` of
-        that range (Numenta's NAB detector's spatial anomaly rule, with its 5 %); then the range grows."""
-        if self.config.extreme_tolerance <= 0:
+        that range (Numenta's NAB detector's spatial anomaly rule, with its 5 %); then the range grows.
+        (Most values fall inside the range: two comparisons, nothing stored.)"""
+        tolerance = self.config.extreme_tolerance
+        if tolerance <= 0:
             return False
         lo, hi = self.lowest, self.highest
-        self.lowest = value if lo is None or value < lo else lo
-        self.highest = value if hi is None or value > hi else hi
-        if lo is None or hi is None or hi <= lo:
+        if lo is None or hi is None:
+            self.lowest = self.highest = value
             return False
-        margin = (hi - lo) * self.config.extreme_tolerance
-        return value > hi + margin or value < lo - margin
+        if value > hi:
+            self.highest = value
+            return hi > lo and value > hi + (hi - lo) * tolerance
+        if value < lo:
+            self.lowest = value
+            return hi > lo and value < lo - (hi - lo) * tolerance
+        return False
 
     def _recurring(self, value: float) -> bool:
         """Whether earlier days showed the same deviation from the median near this time of day
@@ -350,7 +356,7 @@ class StreamingDetector:
             "last_ts": self.last_ts,
             "prev_recurring": self.prev_recurring,
         }
-        if self.lowest is not None:  # (never with the rule off, as in the service's baselines)
+        if self.lowest is not None:  # (never with the rule off: such a state is as before the rule)
             out["range"] = [self.lowest, self.highest]
         if with_config:
             out["config"] = _config_state(self.config)

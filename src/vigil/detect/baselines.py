@@ -14,6 +14,12 @@ change still is, after about span / anomaly_weight windows.
 Optionally a `StreamingDetector` follows each endpoint's latency p95 series; its score for the
 current window is part of the snapshot (`detector_score`). It is the largest part of the state (about
 6 kB per endpoint in memory with the default 32-point window, against about 0.5 kB without it).
+Its new-extreme rule (a p95 beyond everything the endpoint showed, by 5 % of that range, scores 1)
+applies only after `detector_extreme_after` windows, a day of the default 60 s windows: until the
+range has seen a whole daily cycle, the day's first climb makes new extremes, and in noise the
+chance that window n is a new extreme falls as 1/n, so a young endpoint's are frequent. A high
+score lowers the latency-regression threshold, so an earlier start raises false regressions; see
+bench/service_extreme.py and docs/benchmarks.md (section i) for the measurement.
 
 `BaselineStore` holds the baselines (bounded, least recently updated evicted first) and its
 `state()` / `from_state()` round-trip through JSON.
@@ -53,7 +59,7 @@ class BaselineConfig(BaseModel):
     detector_window: int = Field(32, ge=8)
     detector_warmup: int = Field(20, ge=0)
     detector_extreme_tolerance: float = Field(0.05, ge=0)  # the new-extreme rule's margin (0: off)
-    detector_extreme_after: int = Field(1440, ge=0)  # windows before the rule applies
+    detector_extreme_after: int = Field(1440, ge=0)  # windows before it applies (see above)
 
     def detector_config(self) -> DetectorConfig:
         return DetectorConfig(

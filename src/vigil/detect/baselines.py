@@ -19,7 +19,7 @@ applies only after `detector_extreme_after` windows, a day of the default 60 s w
 range has seen a whole daily cycle, the day's first climb makes new extremes, and in noise the
 chance that window n is a new extreme falls as 1/n, so a young endpoint's are frequent. A high
 score lowers the latency-regression threshold, so an earlier start raises false regressions; see
-bench/service_extreme.py and docs/benchmarks.md (section i) for the measurement.
+bench/service_extreme.py and docs/benchmarks.md (section o) for the measurement.
 
 `BaselineStore` holds the baselines (bounded, least recently updated evicted first) and its
 `state()` / `from_state()` round-trip through JSON.

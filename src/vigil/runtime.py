@@ -25,6 +25,7 @@ from vigil.detect.archive import EvidenceArchive, archive_from_settings
 from vigil.detect.service import Detector
 from vigil.http_server import HttpServer
 from vigil.investigate.remote import RecordsWindow, RemoteRecentRecords
+from vigil.investigate.retention import CitationRetention
 from vigil.investigate.tools import ToolContext
 from vigil.investigate.window import RecentRecords
 from vigil.masking import mask_url
@@ -346,8 +347,11 @@ class Runtime:
                 analyst=analyst,
             )
             await self._start(self.workflow_engine)
-            self.workflow_trigger = WorkflowTrigger(self.store, self.workflow_engine)
+            self.workflow_trigger = WorkflowTrigger(
+                self.store, self.workflow_engine, bus=self.bus, sweep_s=s.workflow.sweep_s
+            )
             await self._start(self.workflow_trigger)
+            await self._start(CitationRetention(self.store, s.investigate.citation_retention_s))
 
     def _analysis_budget(self) -> TokenBudget | None:
         """The token budget the workflow's investigations are charged to, when one is set."""

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel
-from sqlalchemy import JSON, DateTime, String, select
+from sqlalchemy import JSON, DateTime, String, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
@@ -99,6 +99,12 @@ class CitationStore:
         }
         statement = _insert_new(self._store.engine.dialect.name)
         await self._store.transaction(lambda conn: conn.execute(statement, list(rows.values())))
+
+    async def delete_older_than(self, cutoff: datetime) -> int:
+        """Forget the citations saved before `cutoff`; how many."""
+        statement = delete(CitationRow).where(CitationRow.created_at < cutoff)
+        deleted: int = await self._store.transaction(lambda conn: conn.execute(statement).rowcount)
+        return deleted
 
     async def get_many(self, project_id: str, citation_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The stored bodies of those of `citation_ids` the project has, by citation id, in one read."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections.abc import Mapping
@@ -22,6 +23,14 @@ ERROR_BODY_BYTES = 256
 
 _DRAIN_BYTES = 64 * 1024
 """A short success body is read to the end so the connection can be reused; a long one is abandoned."""
+
+_URLS_KEPT = 1024
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(total_s: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total_s)
+
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 """Besides every 5xx: the receiver asked us to come back later."""
@@ -94,6 +103,7 @@ class Outbound:
         self._policy = policy or OutboundPolicy()
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         # created on first use, inside the event loop that uses it
@@ -105,6 +115,15 @@ class Outbound:
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
+
+    def _url(self, url: str) -> URL:
+        """Parsed once per endpoint (a worker posts to one endpoint again and again)."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= _URLS_KEPT:
+                self._urls.clear()
+            parsed = self._urls[url] = URL(url)
+        return parsed
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
@@ -124,14 +143,12 @@ class Outbound:
     ) -> None:
         """POST once; return on 2xx, raise a classified `DeliveryError` otherwise (as `post`)."""
         try:
-            target_url = URL(url)
+            target_url = self._url(url)
             self._check_literal(target_url)
-            async with (
-                asyncio.timeout(timeout_s),
-                self._client().post(
-                    target_url, data=content, headers=headers, allow_redirects=False
-                ) as response,
-            ):
+            # aiohttp's own total timeout bounds the whole exchange, the answer's body included
+            async with self._client().post(
+                target_url, data=content, headers=headers, allow_redirects=False, timeout=_timeout(timeout_s)
+            ) as response:
                 status = response.status
                 if 200 <= status < 300:
                     await _read_head_aiohttp(response, _DRAIN_BYTES)

@@ -104,6 +104,7 @@ class Outbound:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[str, URL] = {}
+        self._allowed: dict[tuple[str, int], tuple[int, int]] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         # created on first use, inside the event loop that uses it
@@ -131,12 +132,20 @@ class Outbound:
             await session.close()
 
     def _check_literal(self, url: URL) -> None:
-        """aiohttp connects to an IP address in the URL without asking the resolver. Checked on
-        every request: Vigil's own ports join the policy as its servers bind them."""
+        """aiohttp connects to an IP address in the URL without asking the resolver. Checked
+        again whenever the policy changed (Vigil's own ports join it as its servers bind them);
+        an address it allowed is remembered until then."""
         host = url.host or ""
+        key = (host, url.port or 0)
+        version = self._policy.version
+        if self._allowed.get(key) == version:
+            return
         address = _ip_address(host) if host[:1].isdigit() or ":" in host else None
         if address is not None:
             self._policy.check(host, url.port or 0, [address])
+        if len(self._allowed) >= _URLS_KEPT:
+            self._allowed.clear()
+        self._allowed[key] = version
 
     async def post(
         self, url: str, *, content: bytes, headers: Mapping[str, str], timeout_s: float, target: str

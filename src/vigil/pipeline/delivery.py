@@ -13,6 +13,7 @@ from typing import Generic, Protocol, TypeVar
 from nats.aio.msg import Msg
 from prometheus_client import Counter, Histogram
 
+from vigil.bus.acks import AckGroups
 from vigil.bus.client import Bus
 from vigil.bus.pull import PullStream
 from vigil.bus.topology import ConsumerSpec
@@ -73,6 +74,10 @@ class DeliveryWorker:
         self._task: asyncio.Task[None] | None = None
         self._handling: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(concurrency)
+        # groups of at most 2 x concurrency: with the attempts in progress, within the consumer's
+        # window of unacknowledged messages (at least 4 x concurrency, see `agent_consumer`;
+        # sinks' consumers allow 64 for 4 attempts at a time)
+        self._acks = AckGroups(most=2 * concurrency)
         # looked up once: a label lookup hashes and locks on every call
         kind = handler.kind
         self._seconds = DELIVERY_SECONDS.labels(kind)
@@ -93,6 +98,7 @@ class DeliveryWorker:
         await cancel_and_wait(task)
         if self._handling:
             await asyncio.wait(self._handling, timeout=grace_s)
+        await self._acks.close()
 
     async def _loop(self, stream: PullStream) -> None:
         """Each free slot takes the next message; the pull stream asks the bus for as many
@@ -142,7 +148,7 @@ class DeliveryWorker:
         self._seconds.observe(time.perf_counter() - started)
         await self._handler.succeeded(msg.data, attempt)
         self._ok.inc()
-        await msg.ack()
+        self._acks.ack(msg)
 
     async def _failed(self, msg: Msg, attempt: int, error: DeliveryError) -> None:
         kind = self._handler.kind
@@ -154,7 +160,7 @@ class DeliveryWorker:
         if final:
             await self._dead_letter(msg, ref, attempt, error)
             self._dead.inc()
-            await msg.ack()
+            self._acks.ack(msg)
         else:
             self._retry_count.inc()
             await msg.nak(delay=backoff_delay(self._retry, attempt))

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 import aiohttp
 import httpx
+import orjson
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
@@ -131,6 +132,12 @@ class Outbound:
         if session is not None:
             await session.close()
 
+    async def __aenter__(self) -> Outbound:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
     def _check_literal(self, url: URL) -> None:
         """aiohttp connects to an IP address in the URL without asking the resolver. Checked
         again whenever the policy changed (Vigil's own ports join it as its servers bind them);
@@ -176,6 +183,39 @@ class Outbound:
         raise DeliveryError(
             f"{target}: HTTP {status}{detail}", retryable=is_retryable_status(status), status=status
         )
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        timeout_s: float,
+        target: str,
+        json_body: object = None,
+    ) -> tuple[int, bytes]:
+        """One request of any method, answered with any status: the status and the first
+        `ERROR_BODY_BYTES` of the answer; a classified `DeliveryError` when there is no answer."""
+        try:
+            target_url = URL(url)
+            self._check_literal(target_url)
+            body = None if json_body is None else orjson.dumps(json_body)
+            sent = {**headers, "Content-Type": "application/json"} if body is not None else headers
+            async with (
+                asyncio.timeout(timeout_s),
+                self._client().request(
+                    method, target_url, data=body, headers=sent, allow_redirects=False
+                ) as response,
+            ):
+                return response.status, await _read_head_aiohttp(response, ERROR_BODY_BYTES)
+        except OutboundRefused as exc:
+            raise DeliveryError(f"{target}: refused by the outbound policy: {exc}", retryable=False) from None
+        except TimeoutError:
+            raise DeliveryError(f"{target}: no answer within {timeout_s:g}s", retryable=True) from None
+        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError, ValueError) as exc:
+            raise DeliveryError(f"{target}: unsupported URL: {exc}", retryable=False) from None
+        except aiohttp.ClientError as exc:
+            raise DeliveryError(f"{target}: {type(exc).__name__}", retryable=True) from None
 
 
 class _GuardedResolver(AbstractResolver):

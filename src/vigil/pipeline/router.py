@@ -30,6 +30,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from prometheus_client import Counter, Histogram
 
+from vigil.bus.acks import AckGroups
 from vigil.bus.client import Bus, next_fetch
 from vigil.bus.topology import ConsumerSpec, batches_subject
 from vigil.detect.notices import IncidentNotice
@@ -108,6 +109,9 @@ class Router:
         self._max_inflight = max_inflight_batches
         self._lanes: dict[tuple[str, str], _Lane] = {}
         self._counters: dict[str, tuple[Counter, Counter]] = {}
+        # a message whose records are all published is acknowledged with others (see AckGroups);
+        # small groups, so the consumer's window of unacknowledged messages stays open
+        self._acks = AckGroups(most=min(8, max(1, bus.settings.router_max_pending // 4)))
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self._room = asyncio.Event()
@@ -144,6 +148,7 @@ class Router:
             lane.close()
         if self._inflight:
             await asyncio.wait(self._inflight, timeout=10)
+        await self._acks.close()
 
     async def _on_config(self) -> None:
         wanted = {(p.project_id, p.name): p for p in self._config.all_pipelines()}
@@ -399,7 +404,7 @@ class Router:
         for ticket, count in _tickets(batch).items():
             ticket.pending -= count
             if ticket.pending == 0 and not ticket.failed and ticket.msg is not None:
-                await ticket.msg.ack()
+                self._acks.ack(ticket.msg)
 
     async def _publish_parts(self, batch: Batch, max_bytes: int) -> None:
         parts = split_batch(batch, max_bytes)

@@ -38,7 +38,9 @@ How a score is made, per point:
 7. New extreme (Numenta's NAB detector's "spatial anomaly" rule, with its 5 %): after the warmup, a
    value beyond the whole range seen so far by more than `extreme_tolerance` of that range scores 1,
    whatever the likelihood stages say (they learn that a spiky series is always surprising, and so
-   also discount its first spike to a new height).
+   also discount its first spike to a new height). The range grows from the first point; the rule
+   scores only after the warmup and `extreme_warmup` points (the service's per-endpoint detectors
+   wait longer than their warmup for the range to be established).
 
 Timestamps are taken in arrival order: one earlier than the last (out of order) or equal to it
 (duplicate) is scored like any other point, against everything seen so far; its time of day still
@@ -98,6 +100,7 @@ class DetectorConfig:
     recur_tolerance: float = 0.25  # how close, as a share of the point's distance from the median
     recur_slack_share: int = 12  # points searched either side: period / this (2 h of a day)
     extreme_tolerance: float = 0.05  # beyond the range seen by this share of it: score 1 (<= 0: off)
+    extreme_warmup: int = 0  # points before the new-extreme rule applies, if more than `warmup`
 
     def __post_init__(self) -> None:
         for name in ("window", "short", "season_buckets"):
@@ -111,6 +114,7 @@ class DetectorConfig:
             "second_short",
             "recur_days",
             "recur_min",
+            "extreme_warmup",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
@@ -254,22 +258,28 @@ class StreamingDetector:
         for scale in self.scales:
             total += scale.score(self.n, seen, c)
         out = total / len(self.scales)
-        if self._new_extreme(value) and self.n > c.warmup:
+        if self._new_extreme(value) and self.n > c.warmup and self.n > c.extreme_warmup:
             out = 1.0
         return min(1.0, max(0.0, out))
 
     def _new_extreme(self, value: float) -> bool:
         """Whether the value lies beyond everything seen before by more than `extreme_tolerance` of
-        that range (Numenta's NAB detector's spatial anomaly rule, with its 5 %); then the range grows."""
-        if self.config.extreme_tolerance <= 0:
+        that range (Numenta's NAB detector's spatial anomaly rule, with its 5 %); then the range grows.
+        (Most values fall inside the range: two comparisons, nothing stored.)"""
+        tolerance = self.config.extreme_tolerance
+        if tolerance <= 0:
             return False
         lo, hi = self.lowest, self.highest
-        self.lowest = value if lo is None or value < lo else lo
-        self.highest = value if hi is None or value > hi else hi
-        if lo is None or hi is None or hi <= lo:
+        if lo is None or hi is None:
+            self.lowest = self.highest = value
             return False
-        margin = (hi - lo) * self.config.extreme_tolerance
-        return value > hi + margin or value < lo - margin
+        if value > hi:
+            self.highest = value
+            return hi > lo and value > hi + (hi - lo) * tolerance
+        if value < lo:
+            self.lowest = value
+            return hi > lo and value < lo - (hi - lo) * tolerance
+        return False
 
     def _recurring(self, value: float) -> bool:
         """Whether earlier days showed the same deviation from the median near this time of day
@@ -346,7 +356,7 @@ class StreamingDetector:
             "last_ts": self.last_ts,
             "prev_recurring": self.prev_recurring,
         }
-        if self.lowest is not None:  # (never with the rule off, as in the service's baselines)
+        if self.lowest is not None:  # (never with the rule off: such a state is as before the rule)
             out["range"] = [self.lowest, self.highest]
         if with_config:
             out["config"] = _config_state(self.config)

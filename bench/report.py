@@ -559,8 +559,14 @@ def _cpu_note(run: dict[str, Any]) -> str:
         f" for {_n(run['rate_records_per_s'])} records/s: **{run['cpu_us_per_record']:.0f} µs of CPU per"
         f" delivered record**, {run['cpu_us_per_record'] * run['max_records'] / 1000:.1f} ms per batch of"
         f" {run['max_records']} (the target: at most {STEADY_CORES_LIMIT} cores, goal {STEADY_CORES_GOAL})."
-        " At this rate nearly all of it is per-batch work (publishing, pulling, the ledger, the POST), not"
-        " per-record work; the router's own steps are in section l.\n"
+        " At this rate most of it is per-batch work (publishing, pulling, the ledger, the POST, the"
+        " acks), not per-record work; the router's own steps are in section l. What keeps a batch cheap:"
+        " the batch ledger writes every row and status queued meanwhile in one transaction of plain"
+        " statements in its own thread; a publication's acknowledgement is read without building"
+        " nats-py's `PubAck`; delivery workers send their acks in groups (up to 50 ms), so the batches"
+        " stream, whose message block file the server replaces each time it empties, empties less often;"
+        " the agent's URL and the outbound policy's answer for it are kept; and the serving process"
+        " freezes what starting made, so full garbage collections no longer walk it.\n"
     )
     profile = run.get("profile") or {}
     if profile:
@@ -568,7 +574,11 @@ def _cpu_note(run: dict[str, Any]) -> str:
         text += f"""
 CPU profile of `vigil up` in the same window (py-spy, sampling every 5 ms without pausing the
 process; each sample counted once, in the first category its stack falls in; waiting threads left
-out; "event loop and other" is mostly uvloop's C code: reading and writing sockets, timers):
+out; "event loop and other" is mostly uvloop's C code: reading and writing sockets, timers).
+py-spy samples by the clock, not by CPU: a thread the kernel switched away from right after a
+socket write (which wakes the nats-server or the agent) is counted where it stopped, so the shares
+of the bus client and of the event loop are larger than their CPU (`perf` puts the kernel's part
+of `vigil up`'s CPU, socket writes included, at about a tenth):
 
 | Where | Share of `vigil up`'s busy samples |
 |---|---|

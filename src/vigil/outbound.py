@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections.abc import Mapping
@@ -23,6 +24,14 @@ ERROR_BODY_BYTES = 256
 
 _DRAIN_BYTES = 64 * 1024
 """A short success body is read to the end so the connection can be reused; a long one is abandoned."""
+
+_URLS_KEPT = 1024
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(total_s: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total_s)
+
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 """Besides every 5xx: the receiver asked us to come back later."""
@@ -95,6 +104,8 @@ class Outbound:
         self._policy = policy or OutboundPolicy()
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}
+        self._allowed: dict[tuple[str, int], tuple[int, int]] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         # created on first use, inside the event loop that uses it
@@ -106,6 +117,15 @@ class Outbound:
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
+
+    def _url(self, url: str) -> URL:
+        """Parsed once per endpoint (a worker posts to one endpoint again and again)."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= _URLS_KEPT:
+                self._urls.clear()
+            parsed = self._urls[url] = URL(url)
+        return parsed
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
@@ -119,26 +139,32 @@ class Outbound:
         await self.aclose()
 
     def _check_literal(self, url: URL) -> None:
-        """aiohttp connects to an IP address in the URL without asking the resolver. Checked on
-        every request: Vigil's own ports join the policy as its servers bind them."""
+        """aiohttp connects to an IP address in the URL without asking the resolver. Checked
+        again whenever the policy changed (Vigil's own ports join it as its servers bind them);
+        an address it allowed is remembered until then."""
         host = url.host or ""
+        key = (host, url.port or 0)
+        version = self._policy.version
+        if self._allowed.get(key) == version:
+            return
         address = _ip_address(host) if host[:1].isdigit() or ":" in host else None
         if address is not None:
             self._policy.check(host, url.port or 0, [address])
+        if len(self._allowed) >= _URLS_KEPT:
+            self._allowed.clear()
+        self._allowed[key] = version
 
     async def post(
         self, url: str, *, content: bytes, headers: Mapping[str, str], timeout_s: float, target: str
     ) -> None:
         """POST once; return on 2xx, raise a classified `DeliveryError` otherwise (as `post`)."""
         try:
-            target_url = URL(url)
+            target_url = self._url(url)
             self._check_literal(target_url)
-            async with (
-                asyncio.timeout(timeout_s),
-                self._client().post(
-                    target_url, data=content, headers=headers, allow_redirects=False
-                ) as response,
-            ):
+            # aiohttp's own total timeout bounds the whole exchange, the answer's body included
+            async with self._client().post(
+                target_url, data=content, headers=headers, allow_redirects=False, timeout=_timeout(timeout_s)
+            ) as response:
                 status = response.status
                 if 200 <= status < 300:
                     await _read_head_aiohttp(response, _DRAIN_BYTES)

@@ -30,8 +30,9 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from prometheus_client import Counter, Histogram
 
+from vigil.bus.acks import AckGroups
 from vigil.bus.client import Bus, next_fetch
-from vigil.bus.topology import batches_subject
+from vigil.bus.topology import ConsumerSpec, batches_subject
 from vigil.detect.notices import IncidentNotice
 from vigil.errors import MessageTooLarge
 from vigil.investigate.window import RecentRecords
@@ -79,6 +80,8 @@ class _Lane:
     pipeline: ActivePipeline
     batcher: Batcher
     dedupe: Deduplicator | None
+    consumer: ConsumerSpec | None = None
+    """The agents' consumer of the pipeline's batches, made once per configuration."""
 
     def matches(self, pipeline: ActivePipeline) -> bool:
         spec, mine = pipeline.spec, self.pipeline.spec
@@ -110,6 +113,10 @@ class Router:
         self._fetch_batch = min(fetch_batch, bus.settings.router_max_pending)
         self._max_inflight = max_inflight_batches
         self._lanes: dict[tuple[str, str], _Lane] = {}
+        self._counters: dict[str, tuple[Counter, Counter]] = {}
+        # a message whose records are all published is acknowledged with others (see AckGroups);
+        # small groups, so the consumer's window of unacknowledged messages stays open
+        self._acks = AckGroups(most=min(8, max(1, bus.settings.router_max_pending // 4)))
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self._room = asyncio.Event()
@@ -147,6 +154,7 @@ class Router:
             lane.close()
         if self._inflight:
             await asyncio.wait(self._inflight, timeout=10)
+        await self._acks.close()
 
     async def _on_config(self) -> None:
         wanted = {(p.project_id, p.name): p for p in self._config.all_pipelines()}
@@ -156,7 +164,7 @@ class Router:
                 lane.close()
                 del self._lanes[key]
             else:
-                lane.pipeline = active
+                lane.pipeline, lane.consumer = active, None
 
     async def _run(self, subscription: object, route: Callable[[Msg], Awaitable[None]]) -> None:
         fetch = subscription.fetch  # type: ignore[attr-defined]
@@ -379,8 +387,12 @@ class Router:
         return lane
 
     def _emit(self, batch: Batch) -> None:
-        RECORDS_MATCHED.labels(batch.pipeline).inc(len(batch.records))
-        RECORDS_REPRESENTED.labels(batch.pipeline).inc(batch.represented)
+        counters = self._counters.get(batch.pipeline)
+        if counters is None:  # a label lookup per batch hashes and locks: once per pipeline name
+            counters = RECORDS_MATCHED.labels(batch.pipeline), RECORDS_REPRESENTED.labels(batch.pipeline)
+            self._counters[batch.pipeline] = counters
+        counters[0].inc(len(batch.records))
+        counters[1].inc(batch.represented)
         BATCH_SIZE.observe(len(batch.records))
         task = asyncio.create_task(self._publish(batch))
         self._inflight.add(task)
@@ -409,7 +421,9 @@ class Router:
         for _ in range(12):
             try:
                 if lane is not None:
-                    await self._bus.ensure_consumer(agent_consumer(self._bus.topology, lane.pipeline))
+                    if lane.consumer is None:
+                        lane.consumer = agent_consumer(self._bus.topology, lane.pipeline)
+                    await self._bus.ensure_consumer(lane.consumer)
                 await self._bus.publish(
                     batches_subject(batch.project_id, batch.pipeline), data, msg_id=payload["request_id"]
                 )
@@ -430,7 +444,7 @@ class Router:
         for ticket, count in _tickets(batch).items():
             ticket.pending -= count
             if ticket.pending == 0 and not ticket.failed and ticket.msg is not None:
-                await ticket.msg.ack()
+                self._acks.ack(ticket.msg)
 
     async def _publish_parts(self, batch: Batch, max_bytes: int) -> None:
         parts = split_batch(batch, max_bytes)

@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from prometheus_client import Counter, Histogram
 
 from vigil.bus.acks import AckGroups
@@ -187,6 +189,12 @@ class Router:
                 try:
                     await route(msg)
                 except Exception:
+                    if route == self._route and not _decodes(msg.data):
+                        # the view reads an attribute's bytes only when it needs them: a message
+                        # that breaks one is malformed, as one that fails the first parse is
+                        log.error("undecodable records message dropped", extra={"subject": msg.subject})
+                        await _quietly(msg.term())
+                        continue
                     log.exception(
                         "router failed on a message; it will be redelivered", extra={"subject": msg.subject}
                     )
@@ -503,6 +511,15 @@ async def _give_back(batch: Batch) -> None:
         if not ticket.failed and ticket.msg is not None:
             ticket.failed = True
             await _quietly(ticket.msg.nak(delay=2.0))
+
+
+def _decodes(data: bytes) -> bool:
+    """Whether `data` is an export by the whole OTLP schema."""
+    try:
+        ExportLogsServiceRequest.FromString(data)
+    except DecodeError:
+        return False
+    return True
 
 
 async def _quietly(action: object) -> None:

@@ -9,8 +9,8 @@ values: the usual shapes (a short key with a string, int, double or bool) are re
 the bytes, anything else through the real `KeyValue`, and attributes seen lately (methods,
 routes, status codes repeat from record to record) come from a bounded cache. The view checks less than the full schema (an attribute's bytes are read
 only when its record is), which is safe because the receivers publish only exports that parsed
-whole with it; a message that breaks an attribute anyway fails its routing and is redelivered up
-to the consumer's `max_deliver`. Records only the router reads are parsed this way; the flat record is the one `vigil.records.flatten` makes
+whole with it; a message that breaks an attribute anyway (from another producer on the bus) fails
+its routing, and the router then drops it once, as one that fails the first parse. Records only the router reads are parsed this way; the flat record is the one `vigil.records.flatten` makes
 (tests/pipeline/test_view.py holds the two to identical results).
 """
 

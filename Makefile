@@ -30,8 +30,13 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy --strict sdk/python/src
 
+# Tests mostly wait (on processes starting, servers, the network), so more workers than cores pays;
+# loadgroup hands out one test at a time (a module marked xdist_group stays on one worker).
+# pytest's exit code 5 (no tests collected) fails the target like any other.
+TEST_WORKERS ?= 4
+
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

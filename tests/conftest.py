@@ -106,6 +106,6 @@ async def vigil(tmp_path: Path) -> AsyncIterator[VigilHandle]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow end-to-end tests first: `make test` hands tests to its workers in this order as each
+    """Slow end-to-end tests first: `make test` hands files to its workers in this order as each
     becomes free, so the long ones start early instead of leaving one worker busy at the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)

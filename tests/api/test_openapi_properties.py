@@ -29,8 +29,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.conftest import ADMIN_TOKEN
 from tests.process import VigilProcess
 
-# one worker runs the module, so the module's one `vigil up` serves both tests
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("openapi-live")]
+pytestmark = pytest.mark.slow
 
 EXAMPLES = 30
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

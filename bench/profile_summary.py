@@ -22,7 +22,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("receivers (OTLP/HTTP, API)", ("uvicorn/", "starlette/", "fastapi/", "vigil/receivers/", "vigil/api/")),
     ("batch ledger (SQL)", ("BatchLedger", "aiosqlite/", "sqlalchemy/", "vigil/store/")),
     ("agent HTTP client", ("Outbound.post", "aiohttp/", "httpx/", "httpcore/")),
-    ("router: flatten", ("flatten (vigil/records.py",)),
+    ("router: flatten", ("flatten (vigil/records.py", "flatten_view (vigil/pipeline/view.py")),
     ("router: redact", ("vigil/pipeline/redact.py",)),
     ("router: templates", ("vigil/pipeline/template",)),
     ("router: publish batches", ("Router._publish",)),

@@ -260,7 +260,7 @@ def ingest_with_pipeline(plan: Plan, tmp: Path, workers: int = 0) -> dict[str, A
     vigil.start()
     try:
         project_id, key = vigil.project_with_key()
-        with AgentThread() as agent:
+        with AgentThread(decode=False) as agent:
             vigil.put_pipeline(
                 project_id,
                 "svc1",
@@ -270,6 +270,7 @@ def ingest_with_pipeline(plan: Plan, tmp: Path, workers: int = 0) -> dict[str, A
                     "agent": {"endpoint": agent.url},
                 },
             )
+            vigil.wait_routers(max(1, workers))
             time.sleep(1.0)
             result: dict[str, Any] = loadgen(
                 vigil.logs_url,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -13,7 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 from prometheus_client.parser import text_string_to_metric_families
+
+from vigil.bus.server import managed_nats_url
+from vigil.bus.topology import ROUTER_CONSUMER, records_stream
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -117,6 +122,11 @@ class VigilProcess:
         assert self.api is not None
         self.api.put(f"/projects/{project_id}/pipelines/{name}", json=spec).raise_for_status()
 
+    def wait_routers(self, count: int, timeout_s: float = 120.0) -> None:
+        """Until `count` routers wait on the records stream (`VIGIL_PIPELINE_WORKERS` processes take
+        seconds to import and connect; a run that starts before them measures their start)."""
+        asyncio.run(_wait_routers(managed_nats_url(self.data_dir), count, timeout_s))
+
     def metric_sum_count(self, name: str, **labels: str) -> tuple[int, float]:
         """(count, sum) of a histogram on Vigil's /metrics."""
         text = httpx.get(f"http://127.0.0.1:{self.api_port}/metrics", timeout=10).text
@@ -142,6 +152,24 @@ class VigilProcess:
         if not path.exists():
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+async def _wait_routers(url: str, count: int, timeout_s: float) -> None:
+    connection = await nats.connect(url)
+    try:
+        jetstream = connection.jetstream()
+        deadline = time.monotonic() + timeout_s
+        seen = 0
+        while time.monotonic() < deadline:
+            # each router keeps one pull request waiting while it has nothing to do
+            info = await jetstream.consumer_info(records_stream(0), ROUTER_CONSUMER)
+            seen += (info.num_waiting or 0) >= count
+            if seen >= 3:
+                return
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"{count} routers did not start in {timeout_s}s")
+    finally:
+        await connection.close()
 
 
 class BaselineProcess:

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 from action_receiver import ActionReceiver
-from procstat import CpuWindow, load_average, peak_rss_bytes, rss_bytes
+from procstat import CpuWindow, load_average, main_thread_cpu_seconds, peak_rss_bytes, rss_bytes
 from servers import ADMIN_TOKEN, REPO, VigilProcess
 
 sys.path.insert(0, str(REPO))
@@ -228,7 +228,9 @@ async def _first_action(vigil: VigilProcess, project_id: str, key: str) -> dict[
             single_breakdown = await _breakdown(api, project_id, receiver, alone)
             smaller = {}
             for count in SMALLER_BURSTS:
-                keys, window, _ = await _burst(vigil, api, receiver, project_id, key, f"Burst{count}-", count)
+                keys, window, _, _ = await _burst(
+                    vigil, api, receiver, project_id, key, f"Burst{count}-", count
+                )
                 took = sorted(
                     receiver.arrivals[k] - began for k, (began, _) in keys.items() if k in receiver.arrivals
                 )
@@ -239,7 +241,9 @@ async def _first_action(vigil: VigilProcess, project_id: str, key: str) -> dict[
                     "vigil_cores": window.cores_used["vigil"],
                     "vigil_cpu_ms_per_alert": 1000 * window.cores_used["vigil"] * window.elapsed / count,
                 }
-            keys, window, retried = await _burst(vigil, api, receiver, project_id, key, "Act", ACT_ALERTS)
+            keys, window, retried, main_thread_s = await _burst(
+                vigil, api, receiver, project_id, key, "Act", ACT_ALERTS
+            )
             latencies = sorted(
                 receiver.arrivals[k] - began for k, (began, _) in keys.items() if k in receiver.arrivals
             )
@@ -262,6 +266,7 @@ async def _first_action(vigil: VigilProcess, project_id: str, key: str) -> dict[
         "burst_s": window.elapsed,
         "cores_used": window.cores_used,
         "vigil_cpu_ms_per_alert": 1000 * window.cores_used["vigil"] * window.elapsed / ACT_ALERTS,
+        "main_thread_ms_per_alert": 1000 * main_thread_s / ACT_ALERTS,
     }
 
 
@@ -273,9 +278,10 @@ async def _burst(
     key: str,
     prefix: str,
     count: int,
-) -> tuple[dict[str, tuple[float, float]], CpuWindow, list[int]]:
+) -> tuple[dict[str, tuple[float, float]], CpuWindow, list[int], float]:
     """`count` autonomous alerts POSTed at once, waited for until every action call arrived:
-    (idempotency key -> (POST start, POST answered)), the CPU used meanwhile, refusals."""
+    (idempotency key -> (POST start, POST answered)), the CPU used meanwhile, refusals, and the CPU
+    seconds of `vigil up`'s main thread (its event loop; the rest is its threads')."""
     retried: list[int] = []
 
     async def fire(name: str) -> tuple[str, float, float]:
@@ -285,6 +291,7 @@ async def _burst(
 
     window = CpuWindow({"vigil": vigil.pid, "nats-server": vigil.nats_pid})
     window.start()
+    main_before = main_thread_cpu_seconds(vigil.pid)
     fired = await asyncio.gather(*(fire(f"{prefix}{i}") for i in range(count)))
     keys = {f"wf-{incident}-0:step-0": (began, answered) for incident, began, answered in fired}
     for _ in range(int(WAIT_S / 0.05)):
@@ -292,7 +299,7 @@ async def _burst(
             break
         await asyncio.sleep(0.05)
     window.stop()
-    return keys, window, retried
+    return keys, window, retried, main_thread_cpu_seconds(vigil.pid) - main_before
 
 
 async def _one_action(
@@ -499,15 +506,27 @@ incidents the intake just stored; workflows start directly on the main event loo
 queue; JSON columns are decoded by orjson; FastAPI's own OpenTelemetry hooks are off. That took Vigil's statements
 on `vigil.db` per alert, to its action, from 29 (4 transactions) to 15 (3), and its CPU per alert to about 40% of
 what it was (measured one after the other on the same, loaded, machine); the learning from past cases, added since,
-reads and writes 6 more (one more transaction) in the first step. In a profile after them: DBOS's own work
-about 22% (its checkpoints per step: prepare, act, and the durable sleep before verification), the HTTP intake
-(uvicorn, FastAPI, pydantic) about 20%, the action's own HTTP call about 14%, Vigil's store work about 12%, the rest
-event-loop overhead. This is CPU work in
-one Python process, so at most one core ({act["cores_used"]["vigil"]:.2f} of the machine's cores here, the other sessions on
-the machine took the rest): the 100 alerts need about {act["vigil_cpu_ms_per_alert"] * ACT_ALERTS / 1000:.1f} CPU seconds before the last action. A p99 under 1 s
-for 100 alerts at once needs under about 10 ms of CPU per alert from POST to action call, against
-{act["vigil_cpu_ms_per_alert"]:,.0f} ms measured. Creating DBOS's SQLite database in WAL mode beforehand made no difference
-(p50 8.8 s, p99 10.2 s in one run).
+reads and writes 6 more (one more transaction) in the first step. A second pass on 2026-12-06 found
+what the GIL-holding profile had hidden: DBOS's SQLite database ran in its default rollback-journal mode with full
+sync, so each checkpoint (the workflow's start, `prepare`, `act`, the durable sleep) wrote a journal, synced it,
+applied it, synced again and deleted it, and its commits queued on the disk. It now runs in WAL mode with
+`synchronous=NORMAL`, as `vigil.db` does (durable across a crash of the process; see docs/workflow.md), on an engine
+Vigil gives DBOS (the same pool, no ping per checkout): on the same loaded machine that alone took the CPU per alert
+from about 31 to 20 ms and the p99 from 2.9 s to 2.4 s. (The note here before, that WAL "made no difference", was WAL
+with full sync.) Then: past cases are kept per project in the process (a case recorded here joins them at once;
+feedback, an answer or a workflow's end recorded here makes the next read fresh), the citations of an
+investigation's tool calls are saved in one write, the action's HTTP call goes through the aiohttp client the agent
+deliveries use, the intake checks its project inside its own transaction, and the objects made at start are frozen
+out of the garbage collector. What is left, per alert: DBOS's four checkpoints (measured alone, a DBOS workflow of
+two steps and a durable sleep costs about 6 ms of CPU on this machine, mostly SQLAlchemy building and running its
+statements in DBOS's threads), Vigil's short transactions on `vigil.db` (the intake; the first step's read, its
+record and the case; the action's read and record), the HTTP intake and the action call. Of `vigil up`'s CPU during the
+burst, its main thread (the event loop: HTTP, steps, analysis) took {act["main_thread_ms_per_alert"]:,.1f} ms per alert and its threads (both
+databases' statements) the rest. It is CPU work in one Python process, so at most one core
+({act["cores_used"]["vigil"]:.2f} of the machine's cores here; other processes took {act["cores_used"]["other processes"]:.2f}): the {ACT_ALERTS} alerts need
+about {act["vigil_cpu_ms_per_alert"] * ACT_ALERTS / 1000:.1f} CPU seconds before the last action, and a p99 under 1 s needs under about 10 ms
+per alert. Using a second core would mean running the workflows in a process of their own beside the API,
+which `vigil up` does not do.
 
 **3. Memory per 1,000 open workflows.** After 10 warm-up workflows, {memory["workflows"]:,} supervised alerts (each its own
 fingerprint) from {MEMORY_SENDERS} senders, sent in {memory["sent_s"]:.1f} s ({memory["workflows"] / memory["sent_s"]:.1f} alerts/s: the sends slow down as waiting workflows accumulate, see below); all {memory["workflows"]:,} workflows waited for approval

@@ -85,3 +85,20 @@ async def test_the_outbound_policy_is_checked_at_connect_time() -> None:
         finally:
             await client.aclose()
         assert agent.requests == []  # nothing reached the refused destination
+
+
+async def test_an_address_allowed_once_is_checked_again_when_the_policy_changes() -> None:
+    async with AgentServer() as agent:
+        policy = OutboundPolicy()
+        client = Outbound(policy)
+        url = f"http://127.0.0.1:{agent.port}/process"
+        try:
+            await client.post(url, content=BATCH, headers=HEADERS, timeout_s=5, target="agent")
+            # the port becomes one of Vigil's own (a server of its bound it): refused from now on
+            policy.add_own_ports([agent.port])
+            with pytest.raises(DeliveryError) as refused:
+                await client.post(url, content=BATCH, headers=HEADERS, timeout_s=5, target="agent")
+        finally:
+            await client.aclose()
+        assert "refused by the outbound policy" in str(refused.value)
+        assert len(agent.requests) == 1

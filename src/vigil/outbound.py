@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections.abc import Mapping
 
 import aiohttp
 import httpx
+import orjson
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
@@ -22,6 +24,14 @@ ERROR_BODY_BYTES = 256
 
 _DRAIN_BYTES = 64 * 1024
 """A short success body is read to the end so the connection can be reused; a long one is abandoned."""
+
+_URLS_KEPT = 1024
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(total_s: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total_s)
+
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 """Besides every 5xx: the receiver asked us to come back later."""
@@ -94,6 +104,8 @@ class Outbound:
         self._policy = policy or OutboundPolicy()
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}
+        self._allowed: dict[tuple[str, int], tuple[int, int]] = {}
 
     def _client(self) -> aiohttp.ClientSession:
         # created on first use, inside the event loop that uses it
@@ -106,32 +118,53 @@ class Outbound:
             )
         return self._session
 
+    def _url(self, url: str) -> URL:
+        """Parsed once per endpoint (a worker posts to one endpoint again and again)."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= _URLS_KEPT:
+                self._urls.clear()
+            parsed = self._urls[url] = URL(url)
+        return parsed
+
     async def aclose(self) -> None:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
 
+    async def __aenter__(self) -> Outbound:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
     def _check_literal(self, url: URL) -> None:
-        """aiohttp connects to an IP address in the URL without asking the resolver. Checked on
-        every request: Vigil's own ports join the policy as its servers bind them."""
+        """aiohttp connects to an IP address in the URL without asking the resolver. Checked
+        again whenever the policy changed (Vigil's own ports join it as its servers bind them);
+        an address it allowed is remembered until then."""
         host = url.host or ""
+        key = (host, url.port or 0)
+        version = self._policy.version
+        if self._allowed.get(key) == version:
+            return
         address = _ip_address(host) if host[:1].isdigit() or ":" in host else None
         if address is not None:
             self._policy.check(host, url.port or 0, [address])
+        if len(self._allowed) >= _URLS_KEPT:
+            self._allowed.clear()
+        self._allowed[key] = version
 
     async def post(
         self, url: str, *, content: bytes, headers: Mapping[str, str], timeout_s: float, target: str
     ) -> None:
         """POST once; return on 2xx, raise a classified `DeliveryError` otherwise (as `post`)."""
         try:
-            target_url = URL(url)
+            target_url = self._url(url)
             self._check_literal(target_url)
-            async with (
-                asyncio.timeout(timeout_s),
-                self._client().post(
-                    target_url, data=content, headers=headers, allow_redirects=False
-                ) as response,
-            ):
+            # aiohttp's own total timeout bounds the whole exchange, the answer's body included
+            async with self._client().post(
+                target_url, data=content, headers=headers, allow_redirects=False, timeout=_timeout(timeout_s)
+            ) as response:
                 status = response.status
                 if 200 <= status < 300:
                     await _read_head_aiohttp(response, _DRAIN_BYTES)
@@ -150,6 +183,39 @@ class Outbound:
         raise DeliveryError(
             f"{target}: HTTP {status}{detail}", retryable=is_retryable_status(status), status=status
         )
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        timeout_s: float,
+        target: str,
+        json_body: object = None,
+    ) -> tuple[int, bytes]:
+        """One request of any method, answered with any status: the status and the first
+        `ERROR_BODY_BYTES` of the answer; a classified `DeliveryError` when there is no answer."""
+        try:
+            target_url = URL(url)
+            self._check_literal(target_url)
+            body = None if json_body is None else orjson.dumps(json_body)
+            sent = {**headers, "Content-Type": "application/json"} if body is not None else headers
+            async with (
+                asyncio.timeout(timeout_s),
+                self._client().request(
+                    method, target_url, data=body, headers=sent, allow_redirects=False
+                ) as response,
+            ):
+                return response.status, await _read_head_aiohttp(response, ERROR_BODY_BYTES)
+        except OutboundRefused as exc:
+            raise DeliveryError(f"{target}: refused by the outbound policy: {exc}", retryable=False) from None
+        except TimeoutError:
+            raise DeliveryError(f"{target}: no answer within {timeout_s:g}s", retryable=True) from None
+        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError, ValueError) as exc:
+            raise DeliveryError(f"{target}: unsupported URL: {exc}", retryable=False) from None
+        except aiohttp.ClientError as exc:
+            raise DeliveryError(f"{target}: {type(exc).__name__}", retryable=True) from None
 
 
 class _GuardedResolver(AbstractResolver):

@@ -133,6 +133,11 @@ class OutboundPolicy:
         self._allow = [_Pattern.parse(entry) for entry in self.settings.allow]
         self._deny = [_Pattern.parse(entry) for entry in self.settings.deny]
 
+    @property
+    def version(self) -> tuple[int, int]:
+        """Changes whenever a check's answer may: the sets of own ports and hosts only grow."""
+        return len(self.own_ports), len(self.own_hosts)
+
     def add_own_ports(self, ports: Iterable[int]) -> None:
         self.own_ports.update(port for port in ports if port)
 

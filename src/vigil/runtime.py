@@ -25,6 +25,7 @@ from vigil.detect.archive import EvidenceArchive, archive_from_settings
 from vigil.detect.service import Detector
 from vigil.http_server import HttpServer
 from vigil.investigate.remote import RecordsWindow, RemoteRecentRecords
+from vigil.investigate.retention import CitationRetention
 from vigil.investigate.tools import ToolContext
 from vigil.investigate.window import RecentRecords
 from vigil.masking import mask_url
@@ -315,6 +316,8 @@ class Runtime:
         if self.settings.workflow.enabled and WorkflowEngine.available():
             http = outbound_client(self.outbound, httpx.Limits(max_connections=64))
             self._started.append(_Closing(http.aclose))
+            actions_http = Outbound(self.outbound, max_connections=64)
+            self._started.append(_Closing(actions_http.aclose))
             s = self.settings
             self.records_window = self.recent or RemoteRecentRecords(self.bus, s.investigate, config)
             budget = self.budget or self._analysis_budget()
@@ -336,6 +339,7 @@ class Runtime:
             self.workflow_engine = WorkflowEngine(
                 self.store,
                 http,
+                actions_http,
                 database_url=self.settings.sqlalchemy_url(),
                 data_dir=self.settings.data_dir,
                 executor_id=self.settings.workflow.executor_id,
@@ -343,8 +347,11 @@ class Runtime:
                 analyst=analyst,
             )
             await self._start(self.workflow_engine)
-            self.workflow_trigger = WorkflowTrigger(self.store, self.workflow_engine)
+            self.workflow_trigger = WorkflowTrigger(
+                self.store, self.workflow_engine, bus=self.bus, sweep_s=s.workflow.sweep_s
+            )
             await self._start(self.workflow_trigger)
+            await self._start(CitationRetention(self.store, s.investigate.citation_retention_s))
 
     def _analysis_budget(self) -> TokenBudget | None:
         """The token budget the workflow's investigations are charged to, when one is set."""

@@ -143,6 +143,12 @@ class WorkflowSettings(BaseModel):
         description="Names this process among several on one PostgreSQL: each recovers its own "
         "workflows after a crash, so give every replica its own, stable across restarts.",
     )
+    sweep_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often a process running workflows looks for open incidents whose workflow has "
+        "not started: the detector's, and any start a crash prevented. An alert's starts at once.",
+    )
     analysis_engine: Literal["rules", "llm"] = Field(
         default="rules",
         description="What analyses incidents after the workflow's investigation, for projects whose "
@@ -173,6 +179,12 @@ class InvestigateSettings(BaseModel):
     recent_max_records: int = Field(default=500_000, ge=100, description="Recent records kept per project.")
     recent_max_projects: int = Field(
         default=1_000, ge=1, description="Projects whose recent records are kept (the least recent dropped)."
+    )
+    citation_retention_s: float = Field(
+        default=30 * 86_400,
+        gt=0,
+        description="How long the records and query results an analysis cites are kept (swept hourly); "
+        "past it, their citations answer 404.",
     )
     max_lines: int = Field(default=50, ge=1, le=10_000, description="Samples a tool returns at most.")
     max_bytes: int = Field(

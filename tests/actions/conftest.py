@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.doubles.docker_server import DockerServer
 from tests.doubles.kubernetes_server import KubernetesServer
 from vigil.actions import ActionContext, ActionLedger, ActionPolicy, MemoryLedger
+from vigil.outbound import Outbound
 
 TOKEN = "kube-token-0123456789"
 WRITES = ("patch", "update", "delete")
@@ -53,7 +53,7 @@ def policy_for(k8s: KubernetesServer | None = None, **sections: Any) -> ActionPo
 async def make_context() -> AsyncIterator[MakeContext]:
     @asynccontextmanager
     async def make(policy: ActionPolicy, ledger: ActionLedger | None = None) -> AsyncIterator[ActionContext]:
-        async with httpx.AsyncClient() as client:
+        async with Outbound() as client:
             ctx = ActionContext(policy=policy, http=client, ledger=ledger or MemoryLedger())
             try:
                 yield ctx

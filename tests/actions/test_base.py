@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from pydantic import ValidationError
 
 from vigil.actions import ACTIONS, ActionContext, ActionPolicy, ActionResult, ActionStep, execute, inverse
 from vigil.actions.params import PARAMS
+from vigil.outbound import Outbound
 
 
 def test_every_action_has_params_and_an_implementation() -> None:
@@ -67,6 +67,6 @@ def test_inverse_only_for_what_was_done_and_can_be_taken_back() -> None:
 
 async def test_an_idempotency_key_is_required() -> None:
     step = ActionStep(action="notify", params={"message": "m"})
-    async with httpx.AsyncClient() as client:
+    async with Outbound() as client:
         with pytest.raises(ValueError, match="an idempotency key is required"):
             await execute(step, ActionContext(policy=ActionPolicy(), http=client), " ")

@@ -16,13 +16,13 @@ from vigil.actions import ActionPolicy, ActionResult, ActionStep, FileLedger, ex
 CHILD = """
 import asyncio, sys, time
 from pathlib import Path
-import httpx
 from vigil.actions import ActionContext, ActionPolicy, ActionStep, FileLedger, execute
+from vigil.outbound import Outbound
 
 async def main() -> None:
     policy = ActionPolicy.model_validate_json(sys.argv[1])
     step = ActionStep.model_validate_json(sys.argv[2])
-    async with httpx.AsyncClient() as client:
+    async with Outbound() as client:
         ctx = ActionContext(policy=policy, http=client, ledger=FileLedger(Path(sys.argv[4])))
         result = await execute(step, ctx, sys.argv[3])
         print(result.model_dump_json(), flush=True)

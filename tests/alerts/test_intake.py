@@ -173,6 +173,11 @@ async def test_keys_are_checked_and_bad_bodies_refused_with_nothing_stored(vigil
         vigil, project_id, "alertmanager", body, Authorization=vigil.api.headers["Authorization"]
     )
     assert status == 202
+    # ... but not to a project that does not exist
+    status, answer = await post(
+        vigil, "no-such-project", "alertmanager", body, Authorization=vigil.api.headers["Authorization"]
+    )
+    assert status == 404 and answer["details"] == {"project_id": "no-such-project"}
 
 
 async def test_lone_surrogates_in_json_are_stored_as_replacement_characters(vigil: VigilHandle) -> None:

@@ -49,15 +49,20 @@ def test_steady_noisy_series_scores_low() -> None:
     scores = score_all(noisy(3000))[300:]
     # iid noise still crosses the threshold now and then, when a point is the most extreme of the
     # last `window` (NAB's standard profile makes a false alarm far cheaper than a miss)
+    # or when it is a new extreme of everything seen (the new-extreme rule scores it 1)
     assert sum(s > ALERT for s in scores) <= 0.001 * len(scores)
-    assert max(scores) < 0.6
+    assert sum(s == 1.0 for s in scores) <= 1
+    assert max(s for s in scores if s < 1.0) < 0.6
     assert sum(scores) / len(scores) < 0.1
+
+
+LIKELIHOOD_ONLY = DetectorConfig(extreme_tolerance=0.0)  # without the new-extreme rule (tested below)
 
 
 def test_spike_scores_high_at_the_spike() -> None:
     values = noisy(1500)
     values[1200] = 90.0  # 20 sigma
-    scores = score_all(values)
+    scores = score_all(values, LIKELIHOOD_ONLY)
     background = max(scores[300:1200])
     at_spike = max(scores[1200:1203])  # the likelihood stage averages the last 3 points
     assert at_spike > ALERT
@@ -67,7 +72,7 @@ def test_spike_scores_high_at_the_spike() -> None:
 
 def test_level_shift_scores_high_right_after_the_change_and_then_settles() -> None:
     values = noisy(1500) + noisy(1500, seed=8, level=70.0)
-    scores = score_all(values)
+    scores = score_all(values, LIKELIHOOD_ONLY)
     background = max(scores[300:1500])
     onset = max(scores[1500:1510])
     assert onset > ALERT
@@ -235,3 +240,53 @@ def test_run_detect_skips_blank_lines(tmp_path: Path) -> None:
         "2014-04-01 00:00:00,1,0.000000",
         "2014-04-01 00:05:00,2,0.000000",
     ]
+
+
+@pytest.mark.parametrize("order", ["reversed", "all_equal"])
+def test_run_detect_scores_series_whose_clock_never_steps_forward(tmp_path: Path, order: str) -> None:
+    values = [50.0 + (i * 7) % 10 for i in range(500)]  # no new extreme but the spike
+    values[400] = 500.0
+    times = [T0 - i * STEP for i in range(500)] if order == "reversed" else [T0] * 500
+    rows = [f"{t:.0f},{v}" for t, v in zip(times, values, strict=True)]
+    path = write_csv(tmp_path, "timestamp,value\n" + "\n".join(rows) + "\n")
+    out = io.StringIO()
+    run_detect(path, out)
+    lines = out.getvalue().splitlines()[1:]
+    assert len(lines) == len(rows)
+    got = [float(line.rsplit(",", 1)[1]) for line in lines]
+    assert got[400] > ALERT
+    assert max(got[:400]) < ALERT
+
+
+def test_a_value_beyond_the_range_seen_so_far_scores_one() -> None:
+    rng = random.Random(3)
+    # a spiky series: its likelihood stages learn that spikes to about 100 are ordinary
+    values = [100.0 + rng.gauss(0, 2) if i % 40 == 0 else 10.0 + rng.gauss(0, 1) for i in range(1200)]
+    values[1000] = 100.0  # another ordinary spike
+    values[1100] = 130.0  # a spike to a height never seen
+    scores = score_all(values)
+    assert scores[1100] == 1.0
+    assert scores[1000] < 1.0
+    assert max(scores[200:1100]) < 1.0
+    off = score_all(values, DetectorConfig(extreme_tolerance=0.0))
+    assert off[1100] < 1.0
+
+
+def test_a_new_extreme_within_the_tolerance_or_in_the_warmup_does_not_score_one() -> None:
+    values = [10.0 + (i % 7) for i in range(400)]  # range 10..16
+    values[50] = 40.0  # in the warmup: widens the range to 10..40 without scoring
+    values[300] = 41.0  # beyond 40, but by less than 5 % of the range
+    scores = score_all(values)
+    assert scores[50] == 0.0
+    assert scores[300] < 1.0
+
+
+def test_state_saved_before_the_new_extreme_rule_still_loads() -> None:
+    det = StreamingDetector()
+    for i, v in enumerate(noisy(300)):
+        det.update(T0 + i * STEP, v)
+    state = json.loads(json.dumps(det.state()))
+    del state["range"], state["config"]["extreme_tolerance"]
+    restored = StreamingDetector.from_state(state)
+    assert restored.lowest is None
+    assert 0.0 <= restored.update(T0 + 300 * STEP, 50.0) <= 1.0

@@ -160,3 +160,12 @@ def test_memory_per_endpoint(detector: bool, limit: int) -> None:
     finally:
         tracemalloc.stop()
     assert per_endpoint < limit, per_endpoint
+
+
+def test_the_new_extreme_rule_waits_a_day_of_windows_and_at_least_1440() -> None:
+    assert BaselineConfig.for_window(60).detector_extreme_after == 1440
+    assert BaselineConfig().detector_extreme_after == 1440
+    assert BaselineConfig.for_window(10).detector_extreme_after == 8640
+    assert BaselineConfig.for_window(300).detector_extreme_after == 1440
+    detector = BaselineStore(BaselineConfig.for_window(10)).config.detector_config()
+    assert detector.extreme_warmup == 8640 and detector.extreme_tolerance == 0.05

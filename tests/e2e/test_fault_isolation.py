@@ -6,10 +6,14 @@ import asyncio
 import statistics
 import time
 
+import pytest
+
 from tests.conftest import VigilHandle
 from tests.doubles.agent import AgentServer
 from tests.logs_factory import PROTOBUF, export_bytes
+from vigil.bus.topology import records_subject
 from vigil.pipeline.fit import CUT_MARKER, TRUNCATED_ATTRIBUTE
+from vigil.pipeline.view import ViewExport
 
 
 def spec(endpoint: str) -> dict[str, object]:
@@ -79,3 +83,39 @@ async def test_an_oversized_export_is_split_and_cut_while_another_project_flows(
         # nothing was dead-lettered, and nothing is left to redeliver
         dead = await vigil.api.get(f"/api/v1/projects/{big_project}/dead-letters")
         assert dead.json() == [], dead.text
+
+
+async def test_a_records_message_with_a_malformed_attribute_is_dropped_once_and_others_flow(
+    vigil: VigilHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The router reads an attribute's bytes only when a pipeline needs them, so a message on the
+    bus (not from Vigil's receivers, which publish only exports that parse whole) that breaks one
+    is found out while it is routed: it is dropped once, as one that fails the first parse is,
+    rather than redelivered until the consumer gives up on it."""
+    project, key = await vigil.project_with_key("strict")
+    async with AgentServer() as agent:
+        response = await vigil.api.put(f"/api/v1/projects/{project}/pipelines/all", json=spec(agent.url))
+        assert response.status_code == 200, response.text
+        broken = ViewExport()
+        rl = broken.resource_logs.add()
+        record = rl.scope_logs.add().log_records.add()
+        record.body.string_value = "broken"
+        record.attributes.append(b"\x0a\x05ab")  # a key of five bytes, of which two are there
+        assert vigil.runtime.bus is not None
+        await vigil.runtime.bus.js.publish(records_subject(project), broken.SerializeToString())
+
+        answer = await vigil.receiver.post(
+            "/v1/logs",
+            content=export_bytes("fine", ["a fine record"]),
+            headers={**PROTOBUF, "X-API-Key": key},
+        )
+        assert answer.status_code == 200
+        await agent.wait_for(1, predicate=lambda r: b"a fine record" in r.body, timeout_s=30)
+        deadline = asyncio.get_running_loop().time() + 10
+        while "undecodable records message dropped" not in caplog.text:
+            assert asyncio.get_running_loop().time() < deadline, caplog.text
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2.5)  # a redelivery (after 1 s) would have come by now
+    assert caplog.text.count("undecodable records message dropped") == 1
+    assert "will be redelivered" not in caplog.text
+    assert not any(b"broken" in request.body for request, _ in agent.batches())

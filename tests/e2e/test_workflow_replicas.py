@@ -1,5 +1,6 @@
 """Two pipeline replicas on one PostgreSQL and one NATS run the workflows between them: every
-workflow runs once, and no step (above all no action) runs twice."""
+workflow runs once, and no step (above all no action) runs twice; an alert posted to `vigil api`
+starts its workflow at once, not at the replicas' next sweep."""
 
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ async def test_two_replicas_run_each_workflow_once(tmp_path: Path, nats_url: str
             tmp_path / f"pipeline-{n}",
             command=("pipeline",),
             VIGIL_WORKFLOW__EXECUTOR_ID=f"replica-{n}",
+            # no sweep after the first: only the API's word over the bus can start these workflows
+            VIGIL_WORKFLOW__SWEEP_S="3600",
             **env,
         )
         for n in (1, 2)

@@ -17,6 +17,7 @@ from vigil.store.db import create_engine, upgrade
 from vigil.store.models import ApprovalRow, IncidentRow, WorkflowRow
 from vigil.store.repo import Store, utcnow
 from vigil.store.sealing import SecretBox
+from vigil.workflow.store import WorkflowStore
 
 PROBLEM = Features(
     exact=frozenset({"service:checkout", "label:alertname=CheckoutErrors"}), tokens=("checkout",)
@@ -143,3 +144,30 @@ async def test_cases_carry_their_outcome_and_reward_within_their_project(store: 
     page = await learning.list_feedback(payments, limit=2)
     older = await learning.list_feedback(payments, limit=2, before_id=page[-1].id)
     assert [f.target_id for f in [*page, *older]] == ["inc-wf-2", "wf-2:analysis", "wf-1:plan"]
+
+
+async def test_cases_are_kept_in_the_process_and_its_own_changes_seen_at_once(
+    store: Store, database_url: str
+) -> None:
+    project = (await store.create_project("payments")).id
+    learning = LearningStore(store)
+    await workflow(store, project, "wf-1", "waiting_approval")
+    [first] = await learning.cases(project)
+    assert (first.workflow_id, first.reward) == ("wf-1", 0.0)
+
+    elsewhere = Store(create_engine(database_url), SecretBox([Fernet.generate_key().decode()]))
+    try:
+        await LearningStore(elsewhere).add_feedback(project, "wf-1", rating=None, helpful=True, comment=None)
+    finally:
+        await elsewhere.close()
+    # another process's feedback is seen once the kept cases expire (config_cache.TTL_S) ...
+    assert [c.reward for c in await learning.cases(project)] == [0.0]
+    # ... a case recorded here joins them at once, without reading them again ...
+    await workflow(store, project, "wf-2", "running")
+    assert [(c.workflow_id, c.reward) for c in await learning.cases(project)] == [("wf-1", 0.0), ("wf-2", 0.0)]
+    # ... and feedback given here, or a workflow's end recorded here, makes the next read fresh
+    await learning.add_feedback(project, "wf-1", rating=4, helpful=None, comment=None)
+    assert [c.reward for c in await learning.cases(project)] == [1.5, 0.0]
+    await WorkflowStore(store).record("wf-2", [], actor="test", columns={"status": "resolved"})
+    cases = await learning.cases(project)
+    assert [(c.outcome, c.reward) for c in cases] == [("open", 1.5), ("resolved", 1.0)]

@@ -72,3 +72,24 @@ async def test_a_batch_recorded_again_keeps_its_row(store: Store) -> None:
     row = await store.get_batch("batch-x")
     assert row is not None
     assert (row.record_count, row.status, row.attempts) == (2, "retrying", 1)
+
+
+async def test_one_group_of_recorded_and_new_batches(store: Store) -> None:
+    project = await store.create_project("ledger")
+    first = BatchLedger(store)
+    await first.start()
+    await first.record("batch-old", project.id, "all", [{"body": "a"}], 1)
+    first.status("batch-old", "retrying", 3, "HTTP 503")
+    await first.shutdown()
+    second = BatchLedger(store)
+    await second.start()
+    # one flush holds both: the recorded one reports its attempts, the new one none
+    old, new = await asyncio.gather(
+        second.record("batch-old", project.id, "all", [{"body": "a"}], 1),
+        second.record("batch-new", project.id, "all", [{"body": "b"}], 1),
+    )
+    await second.shutdown()
+    assert (old, new) == (3, 0)
+    row = await store.get_batch("batch-new")
+    assert row is not None and (row.status, row.records, row.represented) == ("pending", [{"body": "b"}], 1)
+    assert row.created_at == row.updated_at

@@ -499,6 +499,33 @@ def test_text_remembered_clean_by_shape_still_redacts_what_differs() -> None:
     assert mail["attributes"] == {"to": "[REDACTED:email]"}
 
 
+def test_records_remembered_clean_together_still_redact_what_differs() -> None:
+    redactor = Redactor(RedactionSpec())
+    clean = {
+        "body": "GET /api/orders/77 returned 200",
+        "attributes": {"route": "/api/orders/{id}", "user": "u-1"},
+    }
+    for _ in range(3):  # the record's strings are now remembered together
+        assert redactor.redact_record(clean) == clean
+    secret = {**clean, "attributes": {**clean["attributes"], "user": "token=abc123"}}
+    assert redactor.redact_record(secret)["attributes"]["user"] == "token=[REDACTED:password_field]"
+    mail = {**clean, "body": "GET /api/orders/77 returned 200 to a@example.com"}
+    assert redactor.redact_record(mail)["body"] == "GET /api/orders/77 returned 200 to [REDACTED:email]"
+
+
+def test_what_is_remembered_clean_stays_bounded() -> None:
+    def word(i: int) -> str:  # letters: every word a shape of its own
+        return "".join(chr(97 + (i // 26**k) % 26) for k in range(3))
+
+    redactor = Redactor(RedactionSpec())
+    # 150 bodies and 150 values, each remembered alone first, then in 22,500 combinations
+    pairs = [(i, i) for i in range(150)] + [(i, j) for i in range(150) for j in range(150)]
+    for i, j in pairs:
+        record = {"body": f"event {word(i)}", "attributes": {"k": f"v{word(j)}"}}
+        assert redactor.redact_record(record) == record
+    assert len(redactor._clean) <= 16_384
+
+
 def test_custom_rules_see_every_text_whatever_its_shape() -> None:
     spec = RedactionSpec(rules=[], custom=[{"name": "vip", "pattern": r"\border-7\d+"}])
     redactor = Redactor(spec)

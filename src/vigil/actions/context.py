@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import docker
-import httpx
 from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 
 from vigil.actions.base import ActionError
 from vigil.actions.ledger import ActionLedger, MemoryLedger
 from vigil.actions.policy import ActionPolicy, KubernetesConnection
+from vigil.outbound import Outbound
 
 __all__ = ["ActionContext"]
 
@@ -28,7 +28,7 @@ T = TypeVar("T")
 @dataclass
 class ActionContext:
     policy: ActionPolicy
-    http: httpx.AsyncClient
+    http: Outbound
     """Shared with the runtime, which owns and closes it."""
     ledger: ActionLedger = field(default_factory=MemoryLedger)
     _kubernetes: kube_client.ApiClient | None = field(default=None, init=False)

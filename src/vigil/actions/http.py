@@ -12,13 +12,14 @@ import ipaddress
 import socket
 import urllib.parse
 
-import httpx
+import orjson
 
 from vigil.actions.base import ActionError, ActionName, ActionRefused, ActionResult, ActionStep, DryRun
 from vigil.actions.context import ActionContext
 from vigil.actions.params import HttpRequestParams
 from vigil.actions.policy import shown_url
-from vigil.outbound import ERROR_BODY_BYTES, is_retryable_status
+from vigil.errors import DeliveryError
+from vigil.outbound import is_retryable_status
 
 __all__ = ["HttpRequest", "check_outbound_url"]
 
@@ -86,37 +87,24 @@ class HttpRequest:
 
 
 async def _send(ctx: ActionContext, params: HttpRequestParams, key: str) -> tuple[int, str]:
-    headers = {**params.headers, "Idempotency-Key": key}
-    body = {} if params.json_body is None else {"json": params.json_body}
-    target = f"http: {params.method} {shown_url(params.url)}"
     try:
-        async with (
-            asyncio.timeout(params.timeout_s),
-            ctx.http.stream(
-                params.method,
-                params.url,
-                headers=headers,
-                timeout=params.timeout_s,
-                follow_redirects=False,
-                **body,
-            ) as response,
-        ):
-            head = bytearray()
-            async for chunk in response.aiter_bytes():
-                head += chunk
-                if len(head) >= ERROR_BODY_BYTES:
-                    break
-            return response.status_code, bytes(head[:ERROR_BODY_BYTES]).decode("utf-8", "replace")
-    except (TimeoutError, httpx.TimeoutException):
-        raise ActionError(f"{target}: no answer within {params.timeout_s:g}s", retryable=True) from None
-    except httpx.TransportError as exc:
-        raise ActionError(f"{target}: {type(exc).__name__}", retryable=True) from None
+        status, head = await ctx.http.request(
+            params.method,
+            params.url,
+            headers={**params.headers, "Idempotency-Key": key},
+            timeout_s=params.timeout_s,
+            target=f"http: {params.method} {shown_url(params.url)}",
+            json_body=params.json_body,
+        )
+    except DeliveryError as exc:
+        raise ActionError(str(exc), retryable=exc.retryable) from None
+    return status, head.decode("utf-8", "replace")
 
 
 def _describe(params: HttpRequestParams) -> str:
     sent = f", headers {sorted(params.headers)}" if params.headers else ""
     body = (
-        f", a JSON body of {len(httpx.Request('POST', 'http://x', json=params.json_body).content)} bytes"
+        f", a JSON body of {len(orjson.dumps(params.json_body))} bytes"
         if params.json_body is not None
         else ""
     )

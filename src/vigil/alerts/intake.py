@@ -29,11 +29,12 @@ from vigil.alerts.models import (
     title_of,
 )
 from vigil.detect.signals import Severity
-from vigil.errors import TransientError
-from vigil.store.models import AlertNotification, IncidentRow
+from vigil.errors import NotFound, TransientError
+from vigil.store.models import AlertNotification, IncidentRow, Project
 from vigil.store.repo import Store, utcnow
 
 _INCIDENTS = cast(Table, IncidentRow.__table__)
+_PROJECTS = cast(Table, Project.__table__)
 _NOTIFICATIONS = cast(Table, AlertNotification.__table__)
 _INCIDENT_UPDATE = (
     update(_INCIDENTS)
@@ -104,6 +105,8 @@ def _apply(
     conn: Connection,
 ) -> list[Touched]:
     """The notification's transaction, in SQLAlchemy Core (every alert goes through it)."""
+    if conn.execute(select(_PROJECTS.c.id).where(_PROJECTS.c.id == project_id)).first() is None:
+        raise NotFound(f"no project {project_id!r}", details={"project_id": project_id})
     now, at = time.time(), utcnow()
     keys = [incident_id(project_id, source, alert) for alert in notification.alerts]
     # A write first: it takes SQLite's write lock (and PostgreSQL's row locks) before the

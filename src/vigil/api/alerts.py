@@ -60,7 +60,6 @@ def alerts_router(store: Store, callers: AlertCallers, on_opened: OnIncidents | 
         authorization: str | None,
     ) -> dict[str, Any]:
         await callers.check(project_id, x_api_key, authorization)
-        await store.get_project(project_id)
         touched = await intake.accept(project_id, source, body)
         opened = [t.incident for t in touched if t.change in ("opened", "reopened")]
         if opened and on_opened is not None:

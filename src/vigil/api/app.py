@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.telemetry import TelemetryConfig
@@ -13,7 +14,7 @@ from starlette.types import Scope
 
 from vigil import __version__
 from vigil.agents.builtin.budget import TokenBudget
-from vigil.api.alerts import ALERT_PATH, AlertCallers, alerts_router
+from vigil.api.alerts import ALERT_PATH, AlertCallers, OnIncidents, alerts_router
 from vigil.api.audit_trail import AuditTrail
 from vigil.api.auth import AdminAuth
 from vigil.api.citations import citations_router
@@ -46,7 +47,7 @@ from vigil.receivers.keys import KeyResolver
 from vigil.store.repo import Store
 from vigil.store.workflow_repo import WorkflowRepo
 from vigil.workflow.engine import WorkflowEngine, WorkflowWaker
-from vigil.workflow.trigger import WorkflowTrigger
+from vigil.workflow.trigger import WorkflowTrigger, announce_incidents
 
 NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 """FastAPI's own OpenTelemetry instrumentation, off: Vigil exports none of its own, and asking
@@ -133,7 +134,13 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     api.include_router(feedback_router(store))
     app.include_router(api)
     trigger = ctx.workflow_trigger
-    app.include_router(alerts_router(store, callers, trigger.incident_changed if trigger else None))
+    if trigger is not None:
+        on_opened: OnIncidents | None = trigger.incident_changed
+    elif ctx.bus is not None:
+        on_opened = partial(announce_incidents, ctx.bus)
+    else:
+        on_opened = None
+    app.include_router(alerts_router(store, callers, on_opened))
     app.include_router(records_router(store, callers, ctx.recent))
     app.include_router(citations_router(store, callers, ctx.recent, ctx.evidence))
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats
+import orjson
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import MaxPayloadError, NoRespondersError
@@ -284,11 +285,17 @@ class Bus:
         msg_id: str,
         headers: Headers | None = None,
         ack_timeout_s: float | None = None,
-    ) -> PubAck:
-        """`ack_timeout_s`: how long to wait for the bus's acknowledgement (default 10 s)."""
+    ) -> None:
+        """Publish and wait (`ack_timeout_s`, default 10 s) for the bus's acknowledgement. What
+        `JetStreamContext.publish` does, without building a `PubAck` nobody reads (a dataclass
+        walked field by field) from a reply parsed by the standard json module: per batch and
+        per export, that was the larger part of a publication's own CPU."""
         hdrs = {"Nats-Msg-Id": msg_id, **(headers or {})}
         try:
-            return await self.js.publish(subject, payload, headers=hdrs, timeout=ack_timeout_s)
+            reply = await self.nc.request(subject, payload, timeout=ack_timeout_s or 10.0, headers=hdrs)
+            answer = orjson.loads(reply.data)
+            if "error" in answer:
+                raise APIError.from_error(answer["error"])
         except Exception as exc:
             raise to_vigil_error(exc) from exc
 

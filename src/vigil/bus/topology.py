@@ -84,6 +84,11 @@ def workflow_events_subject(project_id: str) -> str:
     return f"vigil.workflow.events.{project_id}"
 
 
+WORKFLOW_START_SUBJECT = "vigil.workflow.start"
+"""Core NATS (no stream): a process without the workflow engine (`vigil api`) stored incidents that
+may need a workflow; the processes that run workflows look now rather than at their next sweep."""
+
+
 def outputs_subject(project_id: str) -> str:
     return f"vigil.outputs.{project_id}"
 

@@ -14,6 +14,13 @@ change still is, after about span / anomaly_weight windows.
 Optionally a `StreamingDetector` follows each endpoint's latency p95 series; its score for the
 current window is part of the snapshot (`detector_score`). It is the largest part of the state (about
 6 kB per endpoint in memory with the default 32-point window, against about 0.5 kB without it).
+Its new-extreme rule (a p95 beyond everything the endpoint showed, by 5 % of that range, scores 1)
+applies only after `detector_extreme_after` windows, a day of the default 60 s windows (the
+service waits a day of its windows, and at least that many: `BaselineConfig.for_window`): until the
+range has seen a whole daily cycle, the day's first climb makes new extremes, and in noise the
+chance that window n is a new extreme falls as 1/n, so a young endpoint's are frequent. A high
+score lowers the latency-regression threshold, so an earlier start raises false regressions; see
+bench/service_extreme.py and docs/benchmarks.md (section o) for the measurement.
 
 `BaselineStore` holds the baselines (bounded, least recently updated evicted first) and its
 `state()` / `from_state()` round-trip through JSON.
@@ -52,6 +59,15 @@ class BaselineConfig(BaseModel):
     detector: bool = True
     detector_window: int = Field(32, ge=8)
     detector_warmup: int = Field(20, ge=0)
+    detector_extreme_tolerance: float = Field(0.05, ge=0)  # the new-extreme rule's margin (0: off)
+    detector_extreme_after: int = Field(1440, ge=0)  # windows before it applies (see above)
+
+    @classmethod
+    def for_window(cls, window_s: float) -> BaselineConfig:
+        """The defaults for windows of `window_s`: the new-extreme rule waits for a day of them,
+        and for at least its default count (the two reasons it waits, above)."""
+        least = cls.model_fields["detector_extreme_after"].default
+        return cls(detector_extreme_after=max(least, math.ceil(86400.0 / window_s)))
 
     def detector_config(self) -> DetectorConfig:
         return DetectorConfig(
@@ -61,6 +77,8 @@ class BaselineConfig(BaseModel):
             seasonal=False,
             season_buckets=1,
             suppress=10,
+            extreme_tolerance=self.detector_extreme_tolerance,
+            extreme_warmup=self.detector_extreme_after,
         )
 
 

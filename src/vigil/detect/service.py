@@ -34,7 +34,7 @@ from prometheus_client import Counter, Gauge
 from vigil.bus.client import Bus
 from vigil.bus.topology import incidents_subject
 from vigil.detect.archive import EvidenceArchive
-from vigil.detect.baselines import BaselineStore
+from vigil.detect.baselines import BaselineConfig, BaselineStore
 from vigil.detect.error_templates import NewErrorTemplates, TemplateSignalConfig
 from vigil.detect.facts import Fact, facts_from_record, facts_from_span
 from vigil.detect.incidents import Correlator, IncidentConfig, IncidentEvent
@@ -97,7 +97,7 @@ class Detector:
                 idle_grace_s=settings.idle_grace_s,
             )
         )
-        self._baselines = BaselineStore()
+        self._baselines = BaselineStore(BaselineConfig.for_window(settings.window_s))
         self._incidents = Correlator(
             IncidentConfig(quiet_period_s=settings.quiet_period_s, cooldown_s=settings.cooldown_s)
         )
@@ -115,7 +115,7 @@ class Detector:
             await self._evidence.start()
         saved = await self._store.load_detector_state()
         if saved:
-            self._baselines = BaselineStore.from_state(saved.get("baselines", {}))
+            self._baselines = BaselineStore.from_state(saved.get("baselines", {}), self._baselines.config)
             self._incidents = Correlator.from_state(saved.get("incidents", {}), self._incidents.config)
             if "templates" in saved:
                 self._templates = NewErrorTemplates.from_state(saved["templates"], self._templates.config)

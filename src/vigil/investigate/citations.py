@@ -20,8 +20,9 @@ from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel
-from sqlalchemy import JSON, DateTime, String, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import JSON, DateTime, String, delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vigil.detect.archive import EvidenceArchive
@@ -64,46 +65,46 @@ class CitationRow(Base):
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+def _insert_new(dialect: str) -> Any:
+    """An INSERT that skips citations saved already: ids are content hashes."""
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return insert(CitationRow).on_conflict_do_nothing(index_elements=["id"])
+
+
 class CitationStore:
     """The record and query citations, kept in the database; ids are content hashes, so saving
     the same thing twice keeps one row."""
 
     def __init__(self, store: Store) -> None:
+        self._store = store
         self._sessions = session_factory(store.engine)
 
     async def put(self, citation: Citation, body: dict[str, Any]) -> None:
         await self.put_many([(citation, body)])
 
     async def put_many(self, items: list[tuple[Citation, dict[str, Any]]]) -> None:
+        """Saved in one transaction; those saved already (by anyone) are left as they are."""
         if not items:
             return
-        unique = {(c.project_id, c.id): (c, b) for c, b in items}
-        async with self._sessions() as s:
-            known = set(
-                (
-                    await s.execute(
-                        select(CitationRow.id).where(
-                            CitationRow.id.in_([_row_id(c) for c, _ in unique.values()])
-                        )
-                    )
-                ).scalars()
-            )
-            now = datetime.now(UTC)
-            for citation, body in unique.values():
-                if _row_id(citation) not in known:
-                    s.add(
-                        CitationRow(
-                            id=_row_id(citation),
-                            project_id=citation.project_id,
-                            kind=citation.kind,
-                            created_at=now,
-                            body={"citation": citation.model_dump(), **body},
-                        )
-                    )
-            try:
-                await s.commit()
-            except IntegrityError:  # a concurrent writer saved the same content
-                await s.rollback()
+        now = datetime.now(UTC)
+        rows = {
+            _row_id(c): {
+                "id": _row_id(c),
+                "project_id": c.project_id,
+                "kind": c.kind,
+                "created_at": now,
+                "body": {"citation": c.model_dump(), **b},
+            }
+            for c, b in items
+        }
+        statement = _insert_new(self._store.engine.dialect.name)
+        await self._store.transaction(lambda conn: conn.execute(statement, list(rows.values())))
+
+    async def delete_older_than(self, cutoff: datetime) -> int:
+        """Forget the citations saved before `cutoff`; how many."""
+        statement = delete(CitationRow).where(CitationRow.created_at < cutoff)
+        deleted: int = await self._store.transaction(lambda conn: conn.execute(statement).rowcount)
+        return deleted
 
     async def get_many(self, project_id: str, citation_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The stored bodies of those of `citation_ids` the project has, by citation id, in one read."""

@@ -159,6 +159,7 @@ async def investigate_context(
     template_ids: list[str] = [
         str(s["template_id"]) for s in incident.get("signals") or [] if s.get("template_id")
     ]
+    unsaved: list[tuple[Citation, dict[str, Any]]] = []
     for tool, args in _plan(ctx, incident, services, since, until):
         if tool == "templates":
             template_ids += [t for r in out.result("recent_records") for t in r.counts.get("by_template", {})]
@@ -166,10 +167,11 @@ async def investigate_context(
                 continue
             args = {"template_ids": list(dict.fromkeys(template_ids))[:50]}
         try:
-            out.results.append(await run_tool(ctx, tool, project_id, args, incident_key=key))
+            out.results.append(await run_tool(ctx, tool, project_id, args, incident_key=key, unsaved=unsaved))
         except BudgetExhausted as exc:
             out.budget_exhausted = exc.message
             break
         except VigilError as exc:
             out.errors.append(ToolError(tool=tool, args=args, error=exc.message))
+    await ctx.citations.put_many(unsaved)  # every call's citations in one write
     return out

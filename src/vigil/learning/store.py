@@ -1,28 +1,42 @@
 """Past cases and feedback in the database, always within one project.
 
-A case is written when a workflow analyses its incident; its outcome and reward are read when it
-is needed, from the workflow's status, its approval and the feedback given since, so a case never
-goes stale and nothing has to be kept in step."""
+A case is written when a workflow analyses its incident; its outcome and reward are read from the
+workflow's status, its approval and the feedback given since, so nothing has to be kept in step.
+
+Every alert's workflow compares its problem with the project's cases, so they are kept in the
+process for a moment (`config_cache.TTL_S`), as projects' policies are: a case recorded here joins them at
+once, and feedback, an approval's answer or a workflow's end recorded here makes the next read go
+to the database; another process's within the TTL."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Table, insert, select, update
 
 from vigil.errors import NotFound
 from vigil.learning.features import Features
 from vigil.learning.reward import DECISION_REWARD, OUTCOME_REWARD, feedback_reward, outcome
 from vigil.store.models import ApprovalRow, CaseRow, FeedbackRow, IncidentRow, WorkflowRow
 from vigil.store.repo import Store, utcnow
+from vigil.workflow.config_cache import config_cache
 
 ANALYSIS_SUFFIX = ":analysis"
 PLAN_SUFFIX = ":plan"
 MAX_CASES = 1000
 """The most recent cases of a project that are compared with a new problem."""
+CASES = "learning-cases"
+"""The kind of the project's cases in `config_cache`."""
+_CASES = cast(Table, CaseRow.__table__)
+
+
+def forget_cases(store: Store, project_id: str) -> None:
+    """After feedback, an approval's answer or a workflow's end: outcomes and rewards changed."""
+    config_cache(store).forget(project_id, CASES)
 
 
 def analysis_id(workflow_id: str) -> str:
@@ -74,17 +88,29 @@ class LearningStore:
         hypothesis: str,
     ) -> None:
         """The case of a workflow, as its analysis left it (a repeated step rewrites it alike)."""
-        async with self.store.session() as s:
-            row = await s.get(CaseRow, workflow_id)
-            if row is None:
-                row = CaseRow(workflow_id=workflow_id, project_id=project_id, created_at=utcnow())
-                s.add(row)
-            row.incident_id, row.features = incident_id, features.to_json()
-            row.runbook_id, row.hypothesis = runbook_id, hypothesis[:2000]
-            await s.commit()
+        hypothesis = hypothesis[:2000]
+        values = {
+            "incident_id": incident_id,
+            "features": features.to_json(),
+            "runbook_id": runbook_id,
+            "hypothesis": hypothesis,
+        }
+        created_at = await self.store.transaction(partial(_write_case, project_id, workflow_id, values))
+        held: list[Case] | None = config_cache(self.store).peek(CASES, project_id)
+        if held is not None:
+            case = Case(workflow_id, incident_id, created_at, features, runbook_id, hypothesis)
+            kept = [c for c in held if c.workflow_id != workflow_id]
+            held[:] = [*kept[len(kept) - MAX_CASES + 1 :], case]
 
     async def cases(self, project_id: str, *, leave_out: str | None = None) -> list[Case]:
-        """The project's most recent cases with their outcome and reward, oldest first."""
+        """The project's most recent cases with their outcome and reward, oldest first (shared:
+        not to be changed)."""
+        held: list[Case] = await config_cache(self.store).get(
+            CASES, project_id, partial(self._read_cases, project_id)
+        )
+        return [case for case in held if case.workflow_id != leave_out]
+
+    async def _read_cases(self, project_id: str) -> list[Case]:
         columns = (
             CaseRow.workflow_id,
             CaseRow.incident_id,
@@ -94,8 +120,6 @@ class LearningStore:
             CaseRow.hypothesis,
         )
         query = select(*columns).where(CaseRow.project_id == project_id)
-        if leave_out is not None:
-            query = query.where(CaseRow.workflow_id != leave_out)
         async with self.store.session() as s:
             rows = (await s.execute(query.order_by(CaseRow.created_at.desc()).limit(MAX_CASES))).all()
             ids = [row[0] for row in rows]
@@ -221,6 +245,7 @@ class LearningStore:
             s.add(row)
             await s.commit()
             await s.refresh(row)
+        forget_cases(self.store, project_id)
         return row
 
     async def list_feedback(
@@ -273,6 +298,23 @@ class LearningStore:
 
 
 KINDS = ("analysis", "plan", "workflow")
+
+
+def _write_case(project_id: str, workflow_id: str, values: dict[str, Any], conn: Connection) -> datetime:
+    """The case's row, made or rewritten; when it was made."""
+    found: datetime | None = conn.execute(
+        update(_CASES)
+        .where(_CASES.c.workflow_id == workflow_id)
+        .values(values)
+        .returning(_CASES.c.created_at)
+    ).scalar()
+    if found is not None:
+        return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
+    created_at = utcnow()
+    conn.execute(
+        insert(_CASES).values(workflow_id=workflow_id, project_id=project_id, created_at=created_at, **values)
+    )
+    return created_at
 
 
 def _summary(entries: Sequence[FeedbackRow]) -> dict[str, Any]:

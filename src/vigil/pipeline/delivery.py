@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, Protocol, TypeVar
 
 from nats.aio.msg import Msg
 from prometheus_client import Counter, Histogram
 
+from vigil.bus.acks import AckGroups
 from vigil.bus.client import Bus
 from vigil.bus.pull import PullStream
 from vigil.bus.topology import ConsumerSpec
@@ -72,6 +74,16 @@ class DeliveryWorker:
         self._task: asyncio.Task[None] | None = None
         self._handling: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(concurrency)
+        # groups of at most 2 x concurrency: with the attempts in progress, within the consumer's
+        # window of unacknowledged messages (at least 4 x concurrency, see `agent_consumer`;
+        # sinks' consumers allow 64 for 4 attempts at a time)
+        self._acks = AckGroups(most=2 * concurrency)
+        # looked up once: a label lookup hashes and locks on every call
+        kind = handler.kind
+        self._seconds = DELIVERY_SECONDS.labels(kind)
+        self._ok, self._retry_count, self._dead = (
+            DELIVERIES.labels(kind, o) for o in ("ok", "retry", "dead")
+        )
 
     async def start(self) -> None:
         stream = await self._bus.pull_stream(self._consumer)
@@ -86,6 +98,7 @@ class DeliveryWorker:
         await cancel_and_wait(task)
         if self._handling:
             await asyncio.wait(self._handling, timeout=grace_s)
+        await self._acks.close()
 
     async def _loop(self, stream: PullStream) -> None:
         """Each free slot takes the next message; the pull stream asks the bus for as many
@@ -115,23 +128,27 @@ class DeliveryWorker:
 
     async def _handle(self, msg: Msg) -> None:
         attempt = msg.metadata.num_delivered
-        kind = self._handler.kind
+        started = time.perf_counter()
         try:
-            with DELIVERY_SECONDS.labels(kind).time():
-                attempt = await self._handler.prepare(msg.data, attempt)
-                await self._handler.deliver(msg.data, attempt)
+            attempt = await self._handler.prepare(msg.data, attempt)
+            await self._handler.deliver(msg.data, attempt)
         except DeliveryError as error:
+            self._seconds.observe(time.perf_counter() - started)
             await self._failed(msg, attempt, error)
             return
         except Exception as exc:
+            self._seconds.observe(time.perf_counter() - started)
             # Our own failure (a malformed message, a database error): retried like a transient
             # one, and dead-lettered like any other work when the attempts run out.
-            log.exception("delivery crashed", extra={"kind": kind, "target": self._handler.target})
+            log.exception(
+                "delivery crashed", extra={"kind": self._handler.kind, "target": self._handler.target}
+            )
             await self._failed(msg, attempt, DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True))
             return
+        self._seconds.observe(time.perf_counter() - started)
         await self._handler.succeeded(msg.data, attempt)
-        DELIVERIES.labels(kind, "ok").inc()
-        await msg.ack()
+        self._ok.inc()
+        self._acks.ack(msg)
 
     async def _failed(self, msg: Msg, attempt: int, error: DeliveryError) -> None:
         kind = self._handler.kind
@@ -142,10 +159,10 @@ class DeliveryWorker:
             ref = f"seq-{msg.metadata.sequence.stream}"
         if final:
             await self._dead_letter(msg, ref, attempt, error)
-            DELIVERIES.labels(kind, "dead").inc()
-            await msg.ack()
+            self._dead.inc()
+            self._acks.ack(msg)
         else:
-            DELIVERIES.labels(kind, "retry").inc()
+            self._retry_count.inc()
             await msg.nak(delay=backoff_delay(self._retry, attempt))
         log.warning(
             "delivery failed",

@@ -13,6 +13,7 @@ from typing import Any
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from vigil.pipeline.user_regex import UserRegex
+from vigil.pipeline.view import record_attributes
 from vigil.records import FlatRecord, attributes, body_text
 from vigil.specs import BodyMatch, FilterSpec, ValueMatch
 
@@ -88,10 +89,13 @@ class RecordFilter:
         return all(test(resource.attributes.get(key)) for key, test in self._resource_tests)
 
     def accepts_record(self, record: LogRecord, severity: int) -> bool:
+        """`record`: an OTLP `LogRecord`, or a record of the router's view (`vigil.pipeline.view`)."""
         if severity < self._min_severity:
             return False
         if self._attr_tests:
-            attrs = attributes(record.attributes)
+            pairs = record.attributes
+            # the router's records come from its view of the export: raw KeyValue bytes
+            attrs = record_attributes(pairs) if pairs and isinstance(pairs[0], bytes) else attributes(pairs)
             if not all(test(attrs.get(key)) for key, test in self._attr_tests):
                 return False
         return self._body is None or self._body(body_text(record.body))

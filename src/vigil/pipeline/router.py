@@ -23,15 +23,18 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
+from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from prometheus_client import Counter, Histogram
 
+from vigil.bus.acks import AckGroups
 from vigil.bus.client import Bus, next_fetch
-from vigil.bus.topology import batches_subject
+from vigil.bus.topology import ConsumerSpec, batches_subject
 from vigil.detect.notices import IncidentNotice
 from vigil.errors import MessageTooLarge
 from vigil.investigate.window import RecentRecords
@@ -43,17 +46,22 @@ from vigil.pipeline.fit import ENVELOPE_BYTES, split_batch
 from vigil.pipeline.redact import RedactionSpec, Redactor
 from vigil.pipeline.template_store import TemplateStore
 from vigil.pipeline.templates import TemplateMatch, TemplateMiner
+from vigil.pipeline.view import ViewExport, flatten_view, record_attributes
 from vigil.receivers.admission import Pressure
 from vigil.receivers.ingest import RECEIVED_HEADER, RECORDS_HEADER
-from vigil.records import FlatRecord, attributes, effective_severity, flatten
+from vigil.records import FlatRecord, body_text, effective_severity
+from vigil.severity import severity_from_text
 from vigil.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 _ERROR = 17
-_YIELD_EVERY_RECORDS = 256
-"""The receivers share the event loop: a large message is routed in slices."""
+_YIELD_EVERY_RECORDS = 64
+"""How often a message's records check whether the router's slice of the event loop is used up."""
+_SLICE_S = 0.002
+"""The receivers share the event loop: routing runs in slices of about this long."""
 _YIELD_UNDER_PRESSURE_S = 0.01
+"""The longest step back after a slice while the receivers answer late."""
 NewErrorTemplate = Callable[[str, str, TemplateMatch, FlatRecord], Awaitable[None]]
 """(project, service, the match, the redacted record) of an error record that opened a template."""
 
@@ -74,6 +82,8 @@ class _Lane:
     pipeline: ActivePipeline
     batcher: Batcher
     dedupe: Deduplicator | None
+    consumer: ConsumerSpec | None = None
+    """The agents' consumer of the pipeline's batches, made once per configuration."""
 
     def matches(self, pipeline: ActivePipeline) -> bool:
         spec, mine = pipeline.spec, self.pipeline.spec
@@ -105,11 +115,16 @@ class Router:
         self._fetch_batch = min(fetch_batch, bus.settings.router_max_pending)
         self._max_inflight = max_inflight_batches
         self._lanes: dict[tuple[str, str], _Lane] = {}
+        self._counters: dict[str, tuple[Counter, Counter]] = {}
+        # a message whose records are all published is acknowledged with others (see AckGroups);
+        # small groups, so the consumer's window of unacknowledged messages stays open
+        self._acks = AckGroups(most=min(8, max(1, bus.settings.router_max_pending // 4)))
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self._room = asyncio.Event()
         self._hold_until = 0.0
         self._last_warning = 0.0
+        self._slice_started = 0.0
         self._stopping = False
         self._on_new_error_template = on_new_error_template
         self._recent = recent
@@ -141,6 +156,7 @@ class Router:
             lane.close()
         if self._inflight:
             await asyncio.wait(self._inflight, timeout=10)
+        await self._acks.close()
 
     async def _on_config(self) -> None:
         wanted = {(p.project_id, p.name): p for p in self._config.all_pipelines()}
@@ -150,7 +166,7 @@ class Router:
                 lane.close()
                 del self._lanes[key]
             else:
-                lane.pipeline = active
+                lane.pipeline, lane.consumer = active, None
 
     async def _run(self, subscription: object, route: Callable[[Msg], Awaitable[None]]) -> None:
         fetch = subscription.fetch  # type: ignore[attr-defined]
@@ -160,6 +176,7 @@ class Router:
             try:
                 size, wait_s = next_fetch(messages, self._fetch_batch)
                 messages = await fetch(size, timeout=wait_s)
+                self._slice_started = time.monotonic()  # the loop ran while the fetch waited
             except (TimeoutError, NatsTimeout):
                 messages = []
                 continue
@@ -172,6 +189,12 @@ class Router:
                 try:
                     await route(msg)
                 except Exception:
+                    if route == self._route and not _decodes(msg.data):
+                        # the view reads an attribute's bytes only when it needs them: a message
+                        # that breaks one is malformed, as one that fails the first parse is
+                        log.error("undecodable records message dropped", extra={"subject": msg.subject})
+                        await _quietly(msg.term())
+                        continue
                     log.exception(
                         "router failed on a message; it will be redelivered", extra={"subject": msg.subject}
                     )
@@ -179,12 +202,21 @@ class Router:
                 await self._yield()
 
     async def _yield(self) -> None:
-        """Let the receivers that share this event loop run; while they answer late, step back
-        (the records wait on the bus, where they are safe)."""
+        """Let the receivers that share this event loop run once routing had its slice; while they
+        answer late, step back as long as the slice took (up to `_YIELD_UNDER_PRESSURE_S`): the
+        router then takes at most about half of the loop, and the records wait on the bus, where
+        they are safe. (A fixed pause after every message or every few hundred records would
+        hold routing to a few messages per second under full ingest, far below what ingest takes
+        in; a 5% pipeline then falls behind for no reason but the pause.)"""
+        now = time.monotonic()
+        spent = now - self._slice_started
+        if spent < _SLICE_S:
+            return
         if self._pressure is not None and self._pressure.high:
-            await asyncio.sleep(_YIELD_UNDER_PRESSURE_S)
+            await asyncio.sleep(min(spent, _YIELD_UNDER_PRESSURE_S))
         else:
             await asyncio.sleep(0)
+        self._slice_started = time.monotonic()
 
     async def _wait_for_room(self) -> None:
         while True:
@@ -218,9 +250,8 @@ class Router:
             await msg.ack()
             return
         watch_errors = self._on_new_error_template is not None
-        request = ExportLogsServiceRequest()
         try:
-            request.ParseFromString(msg.data)
+            request = ViewExport.FromString(msg.data)
         except Exception:
             log.error("undecodable records message dropped", extra={"subject": msg.subject})
             await msg.term()
@@ -230,13 +261,23 @@ class Router:
         miner: TemplateMiner | None = None
         index = 0
         for rl in request.resource_logs:
-            resource_attributes = attributes(rl.resource.attributes)
+            resource_attributes = record_attributes(rl.resource.attributes)
             context = ResourceContext(resource_attributes, str(resource_attributes.get("service.name", "")))
             candidates = [p for p in pipelines if p.filter.takes_logs and p.filter.accepts_resource(context)]
+            if not candidates:
+                # No pipeline takes this resource: at most its error records are looked at.
+                for sl in rl.scope_logs:
+                    records = sl.log_records
+                    if watch_errors:
+                        for record in records:
+                            number = record.severity_number
+                            if number >= _ERROR or (not number and _error_text(record.severity_text)):
+                                miner = miner or await self._templates.miner(project_id)
+                                await self._watch_error(project_id, miner, context, record, received)
+                        await self._yield()
+                    index += len(records)
+                continue
             for sl in rl.scope_logs:
-                if not candidates and not watch_errors:
-                    index += len(sl.log_records)
-                    continue
                 for record in sl.log_records:
                     severity = effective_severity(record)
                     flat: FlatRecord | None = None
@@ -247,7 +288,7 @@ class Router:
                         if not pipeline.filter.accepts_record(record, severity):
                             continue
                         if flat is None:
-                            flat = flatten(record, resource_attributes, received, severity)
+                            flat = flatten_view(record, resource_attributes, received, severity)
                         item = pipeline.redactor.redact_record(flat) if pipeline.redactor else dict(flat)
                         if template is None:
                             miner = miner or await self._templates.miner(project_id)
@@ -266,16 +307,31 @@ class Router:
                         await self._yield()
                     if watch_errors and severity >= _ERROR:
                         if match is None:
-                            flat = flat or flatten(record, resource_attributes, received, severity)
-                            first_item = self._default_redactor.redact_record(flat)
                             miner = miner or await self._templates.miner(project_id)
-                            match = self._templates.mine(project_id, miner, first_item["body"])
-                        if match.is_new and first_item is not None:
+                            await self._watch_error(project_id, miner, context, record, received)
+                        elif match.is_new and first_item is not None:
                             await self._new_error_template(project_id, context.service, match, first_item)
                     index += 1
         RECORDS_ROUTED.inc(index)
         if ticket.pending == 0:
             await msg.ack()
+
+    async def _watch_error(
+        self,
+        project_id: str,
+        miner: TemplateMiner,
+        context: ResourceContext,
+        record: Any,
+        received: int,
+    ) -> None:
+        """An error record no pipeline took: its redacted body is mined (as a pipeline's record
+        would be); the whole record is flattened only when its template is new, which is rare."""
+        body, _ = self._default_redactor.redact_text(body_text(record.body))
+        match = self._templates.mine(project_id, miner, body)
+        if match.is_new:
+            flat = flatten_view(record, context.attributes, received, effective_severity(record))
+            item = self._default_redactor.redact_record(flat)
+            await self._new_error_template(project_id, context.service, match, item)
 
     async def _new_error_template(
         self, project_id: str, service: str, match: TemplateMatch, item: FlatRecord
@@ -339,8 +395,12 @@ class Router:
         return lane
 
     def _emit(self, batch: Batch) -> None:
-        RECORDS_MATCHED.labels(batch.pipeline).inc(len(batch.records))
-        RECORDS_REPRESENTED.labels(batch.pipeline).inc(batch.represented)
+        counters = self._counters.get(batch.pipeline)
+        if counters is None:  # a label lookup per batch hashes and locks: once per pipeline name
+            counters = RECORDS_MATCHED.labels(batch.pipeline), RECORDS_REPRESENTED.labels(batch.pipeline)
+            self._counters[batch.pipeline] = counters
+        counters[0].inc(len(batch.records))
+        counters[1].inc(batch.represented)
         BATCH_SIZE.observe(len(batch.records))
         task = asyncio.create_task(self._publish(batch))
         self._inflight.add(task)
@@ -369,7 +429,9 @@ class Router:
         for _ in range(12):
             try:
                 if lane is not None:
-                    await self._bus.ensure_consumer(agent_consumer(self._bus.topology, lane.pipeline))
+                    if lane.consumer is None:
+                        lane.consumer = agent_consumer(self._bus.topology, lane.pipeline)
+                    await self._bus.ensure_consumer(lane.consumer)
                 await self._bus.publish(
                     batches_subject(batch.project_id, batch.pipeline), data, msg_id=payload["request_id"]
                 )
@@ -390,7 +452,7 @@ class Router:
         for ticket, count in _tickets(batch).items():
             ticket.pending -= count
             if ticket.pending == 0 and not ticket.failed and ticket.msg is not None:
-                await ticket.msg.ack()
+                self._acks.ack(ticket.msg)
 
     async def _publish_parts(self, batch: Batch, max_bytes: int) -> None:
         parts = split_batch(batch, max_bytes)
@@ -411,6 +473,11 @@ class Router:
                 "batches refused by the bus; routing paused",
                 extra={"pipeline": batch.pipeline, "error": str(exc)},
             )
+
+
+def _error_text(text: str) -> bool:
+    """Whether a record without a severity number is an error by its text."""
+    return bool(text) and severity_from_text(text) >= _ERROR
 
 
 def _approx_bytes(item: FlatRecord) -> int:
@@ -444,6 +511,15 @@ async def _give_back(batch: Batch) -> None:
         if not ticket.failed and ticket.msg is not None:
             ticket.failed = True
             await _quietly(ticket.msg.nak(delay=2.0))
+
+
+def _decodes(data: bytes) -> bool:
+    """Whether `data` is an export by the whole OTLP schema."""
+    try:
+        ExportLogsServiceRequest.FromString(data)
+    except DecodeError:
+        return False
+    return True
 
 
 async def _quietly(action: object) -> None:

@@ -37,6 +37,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from vigil.errors import Conflict, NotFound
 from vigil.specs import PipelineSpec
+from vigil.store.batch_sqlite import SqliteBatchWriter
 from vigil.store.db import create_sync_sqlite_engine, session_factory
 from vigil.store.models import (
     ApiKey,
@@ -137,6 +138,7 @@ class Store:
         self._box = secret_box
         self._ledger: tuple[Engine, ThreadPoolExecutor] | None = None
         """On SQLite: the batch ledger's blocking engine and its one thread (`write_batches`)."""
+        self._batch_writer: SqliteBatchWriter | None = None
 
     def session(self) -> AsyncSession:
         session: AsyncSession = self._sessions()
@@ -164,6 +166,7 @@ class Store:
 
     async def close(self) -> None:
         ledger, self._ledger = self._ledger, None
+        self._batch_writer = None
         if ledger is not None:
             engine, thread = ledger
             await asyncio.get_running_loop().run_in_executor(thread, engine.dispose)
@@ -437,15 +440,17 @@ class Store:
         there already, by request id."""
         if not rows and not updates:
             return {}
-        dialect = self.engine.dialect.name
-        statuses = _status_parameters(updates)
         if self._one_hop():
             # the whole transaction in one hop to a thread, rather than a hop per statement
             engine, thread = self._blocking_sqlite()
+            if self._batch_writer is None:
+                self._batch_writer = SqliteBatchWriter(engine)
             return await asyncio.get_running_loop().run_in_executor(
-                thread, _write_batches_blocking, engine, list(rows), statuses
+                thread, self._batch_writer.write, rows, updates, utcnow()
             )
         known: dict[str, int] = {}
+        dialect = self.engine.dialect.name
+        statuses = _status_parameters(updates)
         async with self.engine.begin() as connection:
             if rows:
                 found = await connection.execute(_recorded([row["request_id"] for row in rows]))
@@ -749,20 +754,6 @@ def _status_parameters(updates: Sequence[tuple[str, str, int, str | None]]) -> l
         }
         for rid, status, attempts, error in updates
     ]
-
-
-def _write_batches_blocking(
-    engine: Engine, rows: list[dict[str, Any]], statuses: list[dict[str, Any]]
-) -> dict[str, int]:
-    known: dict[str, int] = {}
-    with engine.begin() as connection:
-        if rows:
-            found = connection.execute(_recorded([row["request_id"] for row in rows]))
-            known = {request_id: attempts for request_id, attempts in found}
-            connection.execute(_insert_new("sqlite", _BATCHES, "request_id"), rows)
-        if statuses:
-            connection.execute(_STATUS_UPDATE, statuses)
-    return known
 
 
 def _recorded(request_ids: list[str]) -> Any:

@@ -42,9 +42,17 @@ class ConfigCache:
             raise
         return value
 
-    def forget(self, project_id: str) -> None:
-        """After a change: the next read goes to the database."""
-        for key in [k for k in self._entries if k[1] == project_id]:
+    def peek(self, kind: str, project_id: str) -> Any:
+        """What is held for `kind` of the project, read and still fresh, or None."""
+        entry = self._entries.get((kind, project_id))
+        if entry is None or entry[0] <= time.monotonic() or not entry[1].done() or entry[1].exception():
+            return None
+        return entry[1].result()
+
+    def forget(self, project_id: str, kind: str | None = None) -> None:
+        """After a change: the next read (of `kind`, or of everything of the project) goes to the
+        database."""
+        for key in [k for k in self._entries if k[1] == project_id and kind in (None, k[0])]:
             del self._entries[key]
 
 

@@ -27,10 +27,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import sqlalchemy
 from dbos import DBOS, DBOSConfig, Queue, SetWorkflowID
 
 from vigil.actions.ledger import FileLedger
 from vigil.bus.client import Bus
+from vigil.outbound import Outbound
+from vigil.store.db import private_sqlite_files
 from vigil.store.repo import Store
 from vigil.workflow.analysis import Analyst
 from vigil.workflow.store import WorkflowStore
@@ -53,6 +56,9 @@ class Services:
     store: Store
     workflows: WorkflowStore
     http: httpx.AsyncClient
+    """For queries (Prometheus, while verifying)."""
+    outbound: Outbound
+    """For actions' HTTP calls."""
     ledger: FileLedger
     loop: asyncio.AbstractEventLoop
     bus: Bus | None = None
@@ -89,6 +95,28 @@ def services() -> Services:
     return _services
 
 
+def _dbos_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # as DBOS sets up its own SQLite connections (IMMEDIATE transactions serialise the writers) ...
+    dbapi_connection.isolation_level = "IMMEDIATE"
+    dbapi_connection.execute("PRAGMA busy_timeout=30000")
+    dbapi_connection.execute("PRAGMA foreign_keys=ON")
+    # ... but in WAL mode with NORMAL sync, as Vigil's own database: a checkpoint per step is then
+    # one write, not a journal written, synced, applied, synced and deleted; still durable across
+    # a crash of the process (what is lost to a power cut is at most the last steps, which run again
+    # and whose actions carry idempotency keys)
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+
+def dbos_sqlite_engine(url: str) -> sqlalchemy.Engine:
+    """DBOS's system database engine on SQLite, with the pool DBOS would give itself; its files
+    0600, as Vigil's own database's."""
+    private_sqlite_files(Path(url.split("///", 1)[-1]))
+    engine = sqlalchemy.create_engine(url, pool_size=20, max_overflow=0, pool_timeout=30)
+    sqlalchemy.event.listen(engine, "connect", _dbos_sqlite_pragmas)
+    return engine
+
+
 def dbos_url(database_url: str, data_dir: Path) -> str:
     """DBOS's system database: beside Vigil's own (PostgreSQL), or its own SQLite file."""
     if database_url.startswith("postgresql"):
@@ -108,6 +136,7 @@ class WorkflowEngine:
         self,
         store: Store,
         http: httpx.AsyncClient,
+        outbound: Outbound,
         *,
         database_url: str,
         data_dir: Path,
@@ -120,8 +149,10 @@ class WorkflowEngine:
         self._analyst = analyst
         self._executor_id = executor_id
         self._http = http
+        self._outbound = outbound
         self._url = dbos_url(database_url, data_dir)
         self._data_dir = data_dir
+        self._sqlite_engine: sqlalchemy.Engine | None = None
         self._running = False
         self._queue: Queue | None = None
 
@@ -133,6 +164,7 @@ class WorkflowEngine:
             store=self._store,
             workflows=WorkflowStore(self._store),
             http=self._http,
+            outbound=self._outbound,
             ledger=FileLedger(self._data_dir / "actions"),
             loop=asyncio.get_running_loop(),
             bus=self._bus,
@@ -146,6 +178,9 @@ class WorkflowEngine:
             "application_version": WORKFLOW_VERSION,
             "executor_id": self._executor_id,
         }
+        if self._url.startswith("sqlite"):
+            self._sqlite_engine = dbos_sqlite_engine(self._url)
+            config["system_database_engine"] = self._sqlite_engine
         DBOS(config=config)
         await asyncio.to_thread(DBOS.launch)
         self._queue = await DBOS.register_queue_async(QUEUE_NAME, polling_interval_sec=QUEUE_POLL_S)
@@ -171,6 +206,9 @@ class WorkflowEngine:
             await loop.run_in_executor(own_pool, partial(DBOS.destroy, workflow_completion_timeout_sec=0))
         finally:
             _services = None
+            if self._sqlite_engine is not None:
+                self._sqlite_engine.dispose()
+                self._sqlite_engine = None
 
     async def start_workflow(self, project_id: str, incident_id: str, workflow_id: str) -> str:
         """Start the incident's workflow once, in this process: the same id again, here or in

@@ -19,7 +19,7 @@ from dbos import DBOS
 from vigil.actions.base import ActionError, ActionRefused, ActionResult, ActionStep, inverse
 from vigil.actions.context import ActionContext
 from vigil.actions.registry import execute
-from vigil.workflow import investigation, steps
+from vigil.workflow import approval, investigation, steps, verification
 from vigil.workflow.engine import APPROVAL_TOPIC, running_here, services
 from vigil.workflow.runbooks import TIER_RANK
 
@@ -114,17 +114,17 @@ async def prepare(project_id: str, incident_id: str, workflow_id: str) -> dict[s
 
 @DBOS.step()
 async def request_approval(workflow_id: str, why: str) -> dict[str, Any]:
-    return await services().call(steps.request_approval(services(), workflow_id, why))
+    return await services().call(approval.request_approval(services(), workflow_id, why))
 
 
 @DBOS.step()
 async def read_decision(workflow_id: str, approval_id: str) -> str:
-    return await services().call(steps.read_decision(services(), workflow_id, approval_id))
+    return await services().call(approval.read_decision(services(), workflow_id, approval_id))
 
 
 @DBOS.step()
 async def expire(workflow_id: str, approval_id: str) -> str:
-    return await services().call(steps.expire(services(), workflow_id, approval_id))
+    return await services().call(approval.expire(services(), workflow_id, approval_id))
 
 
 @DBOS.step(retries_allowed=True, max_attempts=5, interval_seconds=1.0, backoff_rate=2.0)
@@ -134,7 +134,7 @@ async def act(workflow_id: str, index: int) -> dict[str, Any]:
 
 @DBOS.step()
 async def verify_cleared(workflow_id: str) -> dict[str, Any]:
-    return await services().call(steps.verify_cleared(services(), workflow_id))
+    return await services().call(verification.verify_cleared(services(), workflow_id))
 
 
 @DBOS.step()

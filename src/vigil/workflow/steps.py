@@ -6,40 +6,37 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
-
-import httpx
-import orjson
+from typing import TYPE_CHECKING, Any
 
 from vigil.actions.base import ActionError, ActionResult
 from vigil.actions.context import ActionContext
 from vigil.actions.registry import plan
 from vigil.alerts.models import TIERS
-from vigil.bus.topology import outputs_subject, workflow_events_subject
-from vigil.errors import Conflict
+from vigil.bus.topology import workflow_events_subject
 from vigil.learning.rules import revise as learned
-from vigil.masking import mask_urls_in_text, scrub
-from vigil.outputs import OutputEnvelope
+from vigil.masking import scrub
 from vigil.store.models import WorkflowRow
 from vigil.store.workflow_repo import WorkflowRepo
-from vigil.tickets import TicketDraft, TicketRef, TicketSystem, build_ticket_system
 from vigil.workflow.analysis import investigate
+from vigil.workflow.notices import (
+    ACTOR,
+    ESCALATED,
+    comment_on_ticket,
+    emit,
+    escalate_to_sinks,
+    open_ticket,
+    ticket_call,
+    ticket_ref,
+)
 from vigil.workflow.policy import WorkflowPolicy
-from vigil.workflow.proposals import approval_reason, proposed_analysis
+from vigil.workflow.proposals import proposed_analysis
 from vigil.workflow.runbooks import TIER_RANK, Runbook, RunbookSpec
-from vigil.workflow.store import aware
 
 if TYPE_CHECKING:
     from vigil.workflow.engine import Services
 
-ACTOR = "workflow"
-ESCALATED = frozenset({"escalated", "rolled_back"})
-_ESCALATION_NAMESPACE = uuid.UUID("0b6f2c1e-3d4a-4f5e-9a7b-8c9d0e1f2a3b")
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -67,72 +64,7 @@ async def load(services: Services, workflow_id: str, *, incident: bool = True) -
     return Loaded(row, body, await services.workflows.policy(row.project_id))
 
 
-async def ticket_call(
-    services: Services, loaded: Loaded, what: str, call: Callable[[TicketSystem], Awaitable[T]]
-) -> T | None:
-    """A call to the project's ticket system, if it has one. A ticket that cannot be written is
-    noted on the workflow, never a reason to stop it."""
-    spec = loaded.policy.tickets
-    if spec is None:
-        return None
-    system = build_ticket_system(spec)
-    try:
-        return await call(system)
-    except Exception as exc:
-        log.warning("ticket not updated", extra={"workflow": loaded.row.id, "what": what, "error": str(exc)})
-        await emit(services, loaded.row, "ticket", "failed", {"what": what, "error": scrub(str(exc))})
-        return None
-    finally:
-        await system.aclose()
-
-
-def ticket_ref(loaded: Loaded) -> TicketRef | None:
-    raw = loaded.row.body.get("ticket")
-    return TicketRef.model_validate(raw) if raw else None
-
-
-async def escalate_to_sinks(services: Services, loaded: Loaded, status: str, summary: str) -> None:
-    """Escalations go to the project's sinks (webhooks, Slack) as an output of the workflow."""
-    if services.bus is None:
-        return
-    envelope = OutputEnvelope(
-        id=str(uuid.uuid5(_ESCALATION_NAMESPACE, loaded.row.id)),
-        project_id=loaded.row.project_id,
-        request_id=loaded.row.id,
-        pipeline=None,
-        batch_records=None,
-        received_at=datetime.now(UTC),
-        payload={
-            "kind": "escalation",
-            "workflow_id": loaded.row.id,
-            "incident_id": loaded.row.incident_id,
-            "title": loaded.incident.get("title", ""),
-            "status": status,
-            "summary": summary,
-            "ticket": loaded.row.body.get("ticket"),
-        },
-    )
-    await services.bus.publish(
-        outputs_subject(loaded.row.project_id),
-        orjson.dumps(envelope.model_dump(mode="json")),
-        msg_id=envelope.id,
-    )
-
-
-async def emit(services: Services, row: WorkflowRow, step: str, status: str, summary: dict[str, Any]) -> None:
-    event_id = await services.workflows.add_event(
-        row.project_id, row.id, row.incident_id, step, status, summary
-    )
-    if services.bus is not None and services.bus.connected:
-        # the streams read the events table; this only wakes them, in whichever process they are
-        with contextlib.suppress(Exception):
-            await services.bus.nc.publish(workflow_events_subject(row.project_id), str(event_id).encode())
-    await WorkflowRepo(services.store).audit(
-        row.project_id, ACTOR, f"workflow.{step}", row.id, {"status": status, **summary}
-    )
-
-
-async def _step(
+async def record_step(
     services: Services,
     loaded: Loaded,
     name: str,
@@ -168,11 +100,7 @@ async def _step(
             if step not in ("begin", "finish")
         ]
         for text in lines:  # a comment per step
-            await _comment(services, loaded, ref, text)
-
-
-async def _comment(services: Services, loaded: Loaded, ref: TicketRef, text: str) -> None:
-    await ticket_call(services, loaded, "comment", lambda system: system.comment(ref, text))
+            await comment_on_ticket(services, loaded, ref, text)
 
 
 def _one_line(summary: dict[str, Any]) -> str:
@@ -203,7 +131,7 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
         tier = max(tier, "supervised", key=lambda t: TIER_RANK[t])
     loaded = Loaded(row, incident, policy, stored=stored)
     changes: dict[str, Any] = {}
-    ticket = row.body.get("ticket") or await _open_ticket(services, loaded, workflow_id, tier)
+    ticket = row.body.get("ticket") or await open_ticket(services, loaded, workflow_id, tier)
     if ticket:
         changes["ticket"] = loaded.row.body["ticket"] = ticket
     entries: list[tuple[str, str, dict[str, Any]]] = [
@@ -211,7 +139,7 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
     ]
     out: dict[str, Any] = {"tier": tier, "escalate_threshold": threshold, "runbook": None}
     if tier == "human_only":
-        await _step(services, loaded, *entries[0], body=changes)
+        await record_step(services, loaded, *entries[0], body=changes)
         return out
     context = gather(incident)
     runbooks = await WorkflowRepo(services.store).runbooks(project_id)
@@ -244,14 +172,14 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
     out |= {"summary": analysis["summary"], "confidence": analysis["confidence"]}
     if chosen is None:
         last = entries.pop()
-        await _step(services, loaded, *last, more=entries, body=changes)
+        await record_step(services, loaded, *last, more=entries, body=changes)
         return out
     changes["runbook"] = {"id": chosen.id, "spec": chosen.spec.model_dump(mode="json")}
     loaded.row.body = {**loaded.row.body, **changes}
     plans, refused = await dry_runs(loaded, services)
     changes["plan"] = plans
     plan_summary = {"steps": [p["description"] for p in plans], "refused": refused}
-    await _step(
+    await record_step(
         services,
         loaded,
         "plan",
@@ -277,36 +205,6 @@ def _tier_and_threshold(incident: dict[str, Any], policy: WorkflowPolicy) -> tup
         tier = "human_only"
     threshold = incident.get("escalate_threshold")
     return str(tier), policy.escalate_threshold if threshold is None else float(threshold)
-
-
-async def _open_ticket(
-    services: Services, loaded: Loaded, workflow_id: str, tier: str
-) -> dict[str, Any] | None:
-    if loaded.policy.tickets is None:
-        return None
-    incident = loaded.incident
-    draft = TicketDraft(
-        title=f"[vigil] {incident.get('title') or incident.get('id')}"[:255],
-        body=_ticket_body(incident, workflow_id, tier),
-        labels=["incident", f"severity-{incident.get('severity', 'warning')}"],
-    )
-    ref = await ticket_call(
-        services, loaded, "open", lambda system: system.open(draft, idempotency_key=workflow_id)
-    )
-    return ref.model_dump(mode="json") if ref is not None else None
-
-
-def _ticket_body(incident: dict[str, Any], workflow_id: str, tier: str) -> str:
-    lines = [
-        f"Vigil opened this ticket for incident `{incident.get('id')}` (workflow `{workflow_id}`).",
-        "",
-        f"- severity: {incident.get('severity')}",
-        f"- services: {', '.join(incident.get('services') or []) or '-'}",
-        f"- tier: {tier}",
-    ]
-    if incident.get("source"):
-        lines.append(f"- source: {incident['source']} alert")
-    return mask_urls_in_text("\n".join(lines))
 
 
 def gather(incident: dict[str, Any]) -> dict[str, Any]:
@@ -337,7 +235,7 @@ def gather(incident: dict[str, Any]) -> dict[str, Any]:
 
 
 def action_context(services: Services, loaded: Loaded) -> ActionContext:
-    return ActionContext(policy=loaded.policy.actions, http=services.http, ledger=services.ledger)
+    return ActionContext(policy=loaded.policy.actions, http=services.outbound, ledger=services.ledger)
 
 
 async def dry_runs(loaded: Loaded, services: Services) -> tuple[list[dict[str, Any]], str | None]:
@@ -353,61 +251,6 @@ async def dry_runs(loaded: Loaded, services: Services) -> tuple[list[dict[str, A
         plans.append(found.model_dump(mode="json"))
         refused = refused or found.refused
     return plans, refused
-
-
-async def request_approval(services: Services, workflow_id: str, why: str) -> dict[str, Any]:
-    loaded = await load(services, workflow_id)
-    runbook = loaded.row.body["runbook"]
-    why = approval_reason(loaded.row.body, why)
-    plan = {
-        "why": why,
-        "runbook": runbook["id"],
-        "steps": [p["description"] for p in loaded.row.body.get("plan", [])],
-    }
-    approval = await services.workflows.request_approval(
-        f"{workflow_id}:approval",
-        loaded.row.project_id,
-        workflow_id,
-        loaded.row.incident_id,
-        runbook["id"],
-        loaded.policy.approval_expiry_s,
-        plan,
-    )
-    expires = aware(approval.expires_at)
-    await _step(
-        services,
-        loaded,
-        "approval",
-        "pending",
-        {"approval_id": approval.id, "why": why, "expires_at": expires.isoformat()},
-        columns={"status": "waiting_approval"},
-        body={"approval_id": approval.id},
-    )
-    return {"id": approval.id, "expires_at": expires.timestamp()}
-
-
-async def read_decision(services: Services, workflow_id: str, approval_id: str) -> str:
-    loaded = await load(services, workflow_id)
-    approval = await services.workflows.get_approval(loaded.row.project_id, approval_id)
-    if approval.status != "pending":
-        await _step(
-            services,
-            loaded,
-            "approval",
-            approval.status,
-            {"approval_id": approval_id, "by": approval.decided_by, "reason": approval.reason},
-            columns={"status": "running"},
-        )
-    return approval.status
-
-
-async def expire(services: Services, workflow_id: str, approval_id: str) -> str:
-    loaded = await load(services, workflow_id)
-    with contextlib.suppress(Conflict):  # answered at the last moment: that answer stands
-        await services.workflows.decide(
-            loaded.row.project_id, approval_id, "expired", "vigil", "no answer before it expired"
-        )
-    return await read_decision(services, workflow_id, approval_id)
 
 
 async def record_action(
@@ -430,7 +273,7 @@ async def record_action(
     if final:
         acted = result.status in ("done", "skipped") and "acted_at" not in loaded.row.body
         body = {"acted_at": time.time()} if acted else None
-        await _step(services, loaded, "execute", result.status, summary, body=body)
+        await record_step(services, loaded, "execute", result.status, summary, body=body)
     else:
         await emit(services, loaded.row, "execute", "retrying", summary)
     return result.model_dump(mode="json")
@@ -454,52 +297,14 @@ async def record_undo(
         }
     else:
         summary = {"index": index, "result": result.status, "description": scrub(result.description)}
-    await _step(services, loaded, "rollback", summary["result"], summary)
+    await record_step(services, loaded, "rollback", summary["result"], summary)
     return summary
-
-
-async def verify_cleared(services: Services, workflow_id: str) -> dict[str, Any]:
-    loaded = await load(services, workflow_id)
-    verify = loaded.runbook().spec.verify
-    checks: dict[str, bool] = {}
-    if loaded.incident.get("kind") == "alert":
-        if verify.alert_resolved:
-            checks["alert resolved"] = loaded.incident.get("status") == "resolved"
-    elif verify.signal_gone:
-        acted = float(loaded.row.body.get("acted_at") or 0)
-        last = float(loaded.incident.get("last_seen_at") or 0)
-        checks["signal gone"] = loaded.incident.get("status") == "resolved" or last < acted
-    if verify.promql:
-        checks["promql"] = await _promql_holds(services, loaded.policy.prometheus_url, verify.promql)
-    cleared = all(checks.values())
-    summary = (
-        ", ".join(f"{name}: {'yes' if ok else 'no'}" for name, ok in checks.items()) or "nothing to check"
-    )
-    await _step(services, loaded, "verify", "cleared" if cleared else "not_cleared", {"checks": checks})
-    return {"cleared": cleared, "summary": summary}
-
-
-async def _promql_holds(services: Services, prometheus_url: str | None, expr: str) -> bool:
-    """True when the expression returns a result (as an alerting rule's condition)."""
-    if not prometheus_url:
-        return False
-    try:
-        answer = await services.http.get(
-            prometheus_url.rstrip("/") + "/api/v1/query", params={"query": expr}, timeout=10
-        )
-        data = answer.json()
-    except (httpx.HTTPError, ValueError):
-        return False
-    if answer.status_code != 200 or data.get("status") != "success":
-        return False
-    result = data.get("data", {}).get("result")
-    return bool(result) if isinstance(result, list) else result is not None
 
 
 async def finish(services: Services, workflow_id: str, status: str, summary: str) -> str:
     loaded = await load(services, workflow_id)
     # the status and the last step in one transaction: whoever sees the status sees every step
-    await _step(
+    await record_step(
         services,
         loaded,
         "finish",

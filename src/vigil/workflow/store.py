@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Connection, Table, insert, select, update
 
 from vigil.errors import Conflict, NotFound, ValidationFailed
+from vigil.learning.store import forget_cases
 from vigil.store.models import (
     ApprovalRow,
     AuditEntry,
@@ -34,6 +35,8 @@ _EVENTS = cast(Table, WorkflowEvent.__table__)
 _AUDIT = cast(Table, AuditEntry.__table__)
 _INCIDENTS = cast(Table, IncidentRow.__table__)
 
+OPEN_STATUSES = ("running", "waiting_approval")
+"""A workflow's statuses before its end: a past case's outcome does not change between them."""
 SECRET_MASK = "**********"
 """What pydantic shows for a SecretStr, and so the API for a policy's secrets."""
 _SECRET_PATHS = (
@@ -144,9 +147,12 @@ class WorkflowStore:
         """Steps done, in one transaction: the workflow's columns and body changes, its step list,
         an event and an audit entry per step; the row is made by `create` if there is none yet.
         Returns the row and the last event's id."""
-        return await self.store.transaction(
+        recorded = await self.store.transaction(
             partial(_record, workflow_id, entries, actor, columns or {}, body or {}, create)
         )
+        if (columns or {}).get("status") not in (None, *OPEN_STATUSES):
+            forget_cases(self.store, recorded[0].project_id)
+        return recorded
 
     async def find_workflow(self, workflow_id: str) -> WorkflowRow | None:
         found, _ = await self.store.transaction(partial(_find, workflow_id, False))
@@ -313,6 +319,7 @@ class WorkflowStore:
                 .values(status=status, decided_at=at, decided_by=by, reason=reason)
             )
             await s.commit()
+        forget_cases(self.store, project_id)
         row = await self.get_approval(project_id, approval_id)
         if not done.rowcount or expired_instead:  # type: ignore[attr-defined]
             if expired_instead and done.rowcount:  # type: ignore[attr-defined]

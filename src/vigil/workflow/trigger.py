@@ -1,15 +1,22 @@
 """Which incidents enter the workflow, and starting them: at once when an alert opens one, and by a
 sweep every few seconds for the rest (the detector's incidents, and any start a crash prevented).
-Starting is idempotent: an incident's workflow id is fixed by the incident and its reopenings."""
+An alert stored by a process without the engine (`vigil api` beside `vigil pipeline` replicas)
+wakes the sweep of every process with one, over the bus. Starting is idempotent: an incident's
+workflow id is fixed by the incident and its reopenings."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from sqlalchemy import select
 
+from vigil.bus.client import Bus
+from vigil.bus.topology import WORKFLOW_START_SUBJECT
 from vigil.detect.signals import Severity
 from vigil.store.models import IncidentRow, WorkflowRow
 from vigil.store.repo import Store
@@ -42,21 +49,41 @@ def qualifies(incident: dict[str, Any], policy: WorkflowPolicy) -> bool:
     return not detected.signal_kinds or bool(kinds & set(detected.signal_kinds))
 
 
+async def announce_incidents(bus: Bus, project_id: str, incidents: list[dict[str, Any]]) -> None:
+    """For a process without the engine: wake the sweeps of those with one."""
+    await bus.nc.publish(WORKFLOW_START_SUBJECT, project_id.encode())
+
+
 class WorkflowTrigger:
-    def __init__(self, store: Store, engine: WorkflowEngine) -> None:
+    def __init__(
+        self, store: Store, engine: WorkflowEngine, *, bus: Bus | None = None, sweep_s: float = SWEEP_EVERY_S
+    ) -> None:
         self._store = store
         self._engine = engine
+        self._bus = bus
+        self._sweep_s = sweep_s
         self._workflows = WorkflowStore(store)
         self._task: asyncio.Task[None] | None = None
+        self._woken = asyncio.Event()
+        self._subscription: Subscription | None = None
         self._started: set[str] = set()
         """Workflows this process started, of incidents still open."""
 
     async def start(self) -> None:
+        if self._bus is not None:
+            self._subscription = await self._bus.nc.subscribe(WORKFLOW_START_SUBJECT, cb=self._wake)
         self._task = asyncio.create_task(self._sweep_forever(), name="workflow-trigger")
 
     async def shutdown(self) -> None:
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            with contextlib.suppress(Exception):  # the bus may be gone already
+                await subscription.unsubscribe()
         task, self._task = self._task, None
         await cancel_and_wait(task)
+
+    async def _wake(self, _: Msg) -> None:
+        self._woken.set()
 
     async def incident_changed(self, project_id: str, incidents: list[dict[str, Any]]) -> None:
         """Start the workflows of these incidents (as stored) that qualify (called after an alert
@@ -122,8 +149,10 @@ class WorkflowTrigger:
 
     async def _sweep_forever(self) -> None:
         while True:
+            self._woken.clear()  # what wakes it from here on is seen by the sweep below or the next
             try:
                 await self.sweep()
             except Exception:
                 log.exception("workflow sweep failed; trying again")
-            await asyncio.sleep(SWEEP_EVERY_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), self._sweep_s)

@@ -84,9 +84,11 @@ async def run_tool(
     args: dict[str, Any] | ToolArgs | None = None,
     *,
     incident_key: str | None = None,
+    unsaved: list[tuple[Citation, dict[str, Any]]] | None = None,
 ) -> ToolResult:
     """Run tool `name` for a project within its bounds; with `incident_key`, its output counts
-    against that incident's token budget."""
+    against that incident's token budget. Its citations are saved, or, given `unsaved`, added to it
+    for the caller to save with others in one write."""
     tool = TOOLS.get(name)
     if tool is None:
         raise NotFound(f"no tool {name!r}; tools: {', '.join(TOOLS)}")
@@ -124,7 +126,10 @@ async def run_tool(
     for sample in result.samples:
         if sample.citation is not None and sample.citation.id in found.stored:
             stored.append((sample.citation, found.stored[sample.citation.id]))
-    await ctx.citations.put_many(stored)
+    if unsaved is None:
+        await ctx.citations.put_many(stored)
+    else:
+        unsaved += stored
     return result
 
 

@@ -1,0 +1,107 @@
+"""The router's view of an export (raw attribute bytes) flattens to what `flatten` gives."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from vigil.pipeline.view import ViewExport, flatten_view, record_attributes
+from vigil.records import attributes, flatten
+
+VALUES = [
+    AnyValue(string_value="GET"),
+    AnyValue(string_value=""),
+    AnyValue(string_value="é ünïcode ✓"),
+    AnyValue(string_value="x" * 300),  # lengths past one byte
+    AnyValue(int_value=0),
+    AnyValue(int_value=503),
+    AnyValue(int_value=-1),
+    AnyValue(int_value=-(2**63)),
+    AnyValue(int_value=2**63 - 1),
+    AnyValue(double_value=0.0),
+    AnyValue(double_value=-12.5),
+    AnyValue(bool_value=True),
+    AnyValue(bool_value=False),
+    AnyValue(bytes_value=b"\x00\x01"),
+    AnyValue(array_value=ArrayValue(values=[AnyValue(int_value=1), AnyValue(string_value="a")])),
+    AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key="k", value=AnyValue(bool_value=True))])),
+    AnyValue(),
+]
+
+
+def _export(record: LogRecord) -> bytes:
+    request = ExportLogsServiceRequest()
+    rl = request.resource_logs.add()
+    rl.resource.attributes.add(key="service.name", value=AnyValue(string_value="svc"))
+    rl.scope_logs.add().log_records.append(record)
+    return request.SerializeToString()
+
+
+def _both(record: LogRecord) -> tuple[LogRecord, object]:
+    data = _export(record)
+    full = ExportLogsServiceRequest.FromString(data).resource_logs[0].scope_logs[0].log_records[0]
+    view = ViewExport.FromString(data).resource_logs[0].scope_logs[0].log_records[0]
+    return full, view
+
+
+@pytest.mark.parametrize("value", VALUES, ids=lambda v: v.WhichOneof("value") or "empty")
+def test_each_kind_of_attribute_reads_as_the_protobuf_objects_give_it(value: AnyValue) -> None:
+    record = LogRecord(attributes=[KeyValue(key="k" * 3, value=value), KeyValue(key="y" * 200, value=value)])
+    full, view = _both(record)
+    for _ in range(2):  # the second time from the cache
+        got = record_attributes(view.attributes)
+        assert got == attributes(full.attributes)
+        assert [type(v) for v in got.values()] == [type(v) for v in attributes(full.attributes).values()]
+
+
+def test_odd_attributes_a_key_without_value_an_empty_key_and_repeated_keys() -> None:
+    record = LogRecord(
+        attributes=[
+            KeyValue(key="only-key"),
+            KeyValue(value=AnyValue(string_value="no key")),
+            KeyValue(key="a", value=AnyValue(int_value=1)),
+            KeyValue(key="a", value=AnyValue(int_value=2)),
+        ]
+    )
+    full, view = _both(record)
+    assert (
+        record_attributes(view.attributes)
+        == attributes(full.attributes)
+        == {
+            "only-key": None,
+            "": "no key",
+            "a": 2,
+        }
+    )
+
+
+def test_a_whole_record_flattens_alike() -> None:
+    record = LogRecord(
+        time_unix_nano=1_705_314_600_123_000_000,
+        severity_text="error",
+        body=AnyValue(
+            kvlist_value=KeyValueList(values=[KeyValue(key="m", value=AnyValue(string_value="x"))])
+        ),
+        attributes=[KeyValue(key=f"k{i}", value=value) for i, value in enumerate(VALUES)],
+        trace_id=bytes(range(16)),
+        span_id=bytes(range(8)),
+    )
+    full, view = _both(record)
+    resource = {"service.name": "svc"}
+    assert flatten_view(view, resource, 7) == flatten(full, resource, 7)
+    assert flatten_view(
+        ViewExport.FromString(_export(LogRecord())).resource_logs[0].scope_logs[0].log_records[0], resource, 7
+    ) == flatten(LogRecord(), resource, 7)
+
+
+def test_resource_attributes_read_alike() -> None:
+    request = ExportLogsServiceRequest()
+    rl = request.resource_logs.add()
+    for i, value in enumerate(VALUES):
+        rl.resource.attributes.add(key=f"r{i}", value=value)
+    data = request.SerializeToString()
+    full = ExportLogsServiceRequest.FromString(data).resource_logs[0].resource.attributes
+    view = ViewExport.FromString(data).resource_logs[0].resource.attributes
+    assert record_attributes(view) == attributes(full)

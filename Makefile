@@ -30,8 +30,14 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy --strict sdk/python/src
 
+# Tests mostly wait (on processes starting, servers, the network), so more workers than cores pays.
+# loadfile keeps a file on one worker: its module fixtures start once, and the NATS-cluster tests,
+# which bound failover pauses, do not compete with each other; files are handed out in collection
+# order, where tests marked slow come first. Exit code 5 (no tests collected) fails like any other.
+TEST_WORKERS ?= 3
+
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +14,11 @@ import pytest
 
 from vigil.runtime import Runtime
 from vigil.settings import BusSettings, Settings
+
+# rich fixes a console's width when the console is made, from COLUMNS or else the terminal; the CLI's
+# consoles are made on first import, so without one width for the whole session the width of a
+# table would depend on which test imported them first, and on whether a terminal is attached
+os.environ["COLUMNS"] = "250"
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 SECRET_KEY = "pFdHCx8zq0VbEVo0y6KZ3Ra7j7IUbVVvHdtgo5JDC2A="
@@ -97,3 +103,9 @@ async def running(settings: Settings) -> AsyncIterator[VigilHandle]:
 async def vigil(tmp_path: Path) -> AsyncIterator[VigilHandle]:
     async with running(make_settings(tmp_path / "vigil")) as handle:
         yield handle
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow end-to-end tests first: `make test` hands files to its workers in this order as each
+    becomes free, so the long ones start early instead of leaving one worker busy at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -22,27 +22,37 @@ def free_port() -> int:
         return port
 
 
+class PortTaken(RuntimeError):
+    """The process exited because a port it was given is in use."""
+
+
 class VigilProcess:
     def __init__(self, data_dir: Path, *, command: tuple[str, ...] = ("up",), **env: str) -> None:
         self.data_dir = data_dir
         self.command = command
-        self.api_port, self.http_port, self.grpc_port = free_port(), free_port(), free_port()
-        self.ops_port = free_port()
         self.env = {
             **os.environ,
             "VIGIL_ADMIN_TOKEN": ADMIN_TOKEN,
             "VIGIL_HOST": "127.0.0.1",
-            "VIGIL_API_PORT": str(self.api_port),
-            "VIGIL_OTLP_HTTP_PORT": str(self.http_port),
-            "VIGIL_OTLP_GRPC_PORT": str(self.grpc_port),
-            "VIGIL_OPS_PORT": str(self.ops_port),
             "VIGIL_LOG_LEVEL": "WARNING",
             # separate services share one database, so one key; `vigil up` makes its own
             **({} if command == ("up",) else {"VIGIL_SECRET_KEY": SECRET_KEY}),
             **env,
         }
+        self._pick_ports()
         self.process: subprocess.Popen[bytes] | None = None
+        self.ready_once = False
         self.log = data_dir.parent / f"vigil-{'-'.join(command)}.log"
+
+    def _pick_ports(self) -> None:
+        self.api_port, self.http_port, self.grpc_port = free_port(), free_port(), free_port()
+        self.ops_port = free_port()
+        self.env.update(
+            VIGIL_API_PORT=str(self.api_port),
+            VIGIL_OTLP_HTTP_PORT=str(self.http_port),
+            VIGIL_OTLP_GRPC_PORT=str(self.grpc_port),
+            VIGIL_OPS_PORT=str(self.ops_port),
+        )
 
     @property
     def api_url(self) -> str:
@@ -61,7 +71,20 @@ class VigilProcess:
         return f"http://127.0.0.1:{port}"
 
     def start(self) -> None:
+        # a port free_port() found may be taken by another test's process before vigil binds it
+        # (tests run on several workers): a first start that lost its port tries fresh ones once
+        try:
+            self._start()
+        except PortTaken:
+            if self.ready_once:
+                raise
+            self._pick_ports()
+            self._start()
+        self.ready_once = True
+
+    def _start(self) -> None:
         vigil = Path(sys.executable).parent / "vigil"
+        written = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(vigil), *self.command, "--data-dir", str(self.data_dir)],
@@ -69,10 +92,14 @@ class VigilProcess:
                 stdout=log,
                 stderr=log,
             )
-        deadline = time.monotonic() + 60
+        # generous: on a loaded machine (tests run on several workers) starting takes far longer
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"vigil up exited: {self.log.read_text()[-3000:]}")
+                text = self.log.read_bytes()[written:].decode(errors="replace")
+                if "already in use" in text.lower():
+                    raise PortTaken(text[-3000:])
+                raise RuntimeError(f"vigil up exited: {text[-3000:]}")
             try:
                 if httpx.get(f"{self.probe_url}/readyz", timeout=1).status_code == 200:
                     return

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
+import pytest
+
 from tests.conftest import VigilHandle
 from tests.doubles.alerts import (
     alertmanager_alert,
@@ -191,6 +193,7 @@ async def test_lone_surrogates_in_json_are_stored_as_replacement_characters(vigi
     assert listed["title"] == "A\ufffd"
 
 
+@pytest.mark.slow
 async def test_a_database_locked_past_its_wait_is_a_503_to_retry_and_nothing_half_stored(
     vigil: VigilHandle,
 ) -> None:

@@ -29,6 +29,8 @@ from schemathesis.specs.openapi.checks import (
 from tests.conftest import ADMIN_TOKEN
 from tests.process import VigilProcess
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = 30
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 BOUNDED = settings(

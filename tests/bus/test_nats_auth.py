@@ -310,6 +310,7 @@ def vigil_on_external(tmp_path: Path, external: AuthNatsServer) -> Iterator[Vigi
         vigil.stop()
 
 
+@pytest.mark.slow
 async def test_the_password_never_appears_in_the_logs(
     vigil_on_external: VigilProcess, external: AuthNatsServer
 ) -> None:

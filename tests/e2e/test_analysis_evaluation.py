@@ -7,10 +7,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import VigilHandle
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the evaluation lives in bench/
 from bench.analysis_eval import FAMILIES, SCENARIOS, evaluate, summarize
+
+pytestmark = pytest.mark.slow
 
 FIRST_OF_EACH = tuple({s.family: s for s in reversed(SCENARIOS) if s.family is not None}.values())
 UNDECIDABLE = tuple(s for s in SCENARIOS if s.family is None)

@@ -29,6 +29,8 @@ from vigil.bus.client import Bus
 from vigil.bus.topology import BATCHES_STREAM, agent_consumer_name, records_stream
 from vigil.settings import BusSettings
 
+pytestmark = pytest.mark.slow
+
 PIPELINE = "errors"
 PARTITIONS = 3
 """Records partitions: one per NATS node, as docs/operations.md recommends."""

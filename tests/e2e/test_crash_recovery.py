@@ -9,11 +9,14 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import ADMIN_TOKEN
 from tests.doubles.agent import AgentServer
 from tests.logs_factory import PROTOBUF, export_bytes
 from tests.process import VigilProcess
+
+pytestmark = pytest.mark.slow
 
 
 async def test_kill_9_after_accept_then_restart_delivers_everything(tmp_path: Path) -> None:

@@ -105,6 +105,7 @@ async def test_agent_url_credentials_are_masked_everywhere_but_used_to_deliver(
         assert not any(secret in text for secret in SECRETS), text
 
 
+@pytest.mark.slow
 def test_vigil_up_logs_no_url_credentials(tmp_path: Path) -> None:
     """The same through `vigil up` as a process: nothing in what it writes to stderr."""
     vigil = VigilProcess(tmp_path / "vigil", VIGIL_LOG_LEVEL="INFO")

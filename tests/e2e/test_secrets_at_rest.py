@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import ADMIN_TOKEN
 from tests.doubles.agent import AgentServer
@@ -22,6 +23,8 @@ from tests.doubles.webhook_receiver import WebhookReceiver
 from tests.logs_factory import PROTOBUF, export_bytes
 from tests.process import VigilProcess
 from vigil.store.sealing import SEALED, generate_key
+
+pytestmark = pytest.mark.slow
 
 AGENT_TOKEN = "Bearer agent-token-5f1d2c8e"
 HOOK_SECRET = "hook-secret-9a8b7c6d"

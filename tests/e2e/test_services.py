@@ -19,6 +19,8 @@ from tests.process import VigilProcess
 from vigil.bus.server import ManagedNatsServer
 from vigil.settings import BusSettings
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 async def nats_url(tmp_path: Path) -> AsyncIterator[str]:

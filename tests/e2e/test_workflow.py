@@ -244,6 +244,7 @@ async def test_the_stream_replays_every_step_and_resumes(vigil: VigilHandle, k8s
     assert resumed == ids[2:]
 
 
+@pytest.mark.slow
 async def test_kill_9_after_the_action_resumes_at_verification_without_acting_again(
     tmp_path: Path, k8s: KubernetesServer
 ) -> None:

@@ -4,10 +4,12 @@ and a running Vigil to sign in to."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,16 @@ from tests.conftest import ADMIN_TOKEN, VigilHandle
 CHROMIUM = Path(os.environ.get("VIGIL_TEST_CHROMIUM", "/usr/bin/chromium"))
 AXE_VERSION = "4.10"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vigil-tests"
+
+
+@contextmanager
+def _installing(what: str) -> Iterator[None]:
+    """One installer at a time across the test workers (each is its own session): a second apt-get
+    would find dpkg locked, a second npm would write into the same directory."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / f"{what}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _install_chromium() -> str | None:
@@ -36,7 +48,8 @@ def _install_chromium() -> str | None:
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    problem = _install_chromium()
+    with _installing("chromium"):
+        problem = _install_chromium()
     if problem is not None:
         pytest.skip(f"the web UI's browser tests need Debian's chromium: {problem}")
     return str(CHROMIUM)
@@ -47,6 +60,12 @@ def axe_source() -> str:
     """axe-core's script, installed from the npm registry into a cache directory on first use."""
     target = CACHE / "axe"
     script = target / "node_modules" / "axe-core" / "axe.min.js"
+    with _installing("axe"):
+        _install_axe(target, script)
+    return script.read_text()
+
+
+def _install_axe(target: Path, script: Path) -> None:
     if not script.exists():
         npm = shutil.which("npm")
         if npm is None:
@@ -61,7 +80,6 @@ def axe_source() -> str:
         )
         if done.returncode != 0 or not script.exists():
             pytest.skip(f"axe-core could not be installed from the npm registry: {done.stderr[-500:]}")
-    return script.read_text()
 
 
 @pytest.fixture(scope="session")

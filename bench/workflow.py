@@ -511,7 +511,8 @@ what the GIL-holding profile had hidden: DBOS's SQLite database ran in its defau
 sync, so each checkpoint (the workflow's start, `prepare`, `act`, the durable sleep) wrote a journal, synced it,
 applied it, synced again and deleted it, and its commits queued on the disk. It now runs in WAL mode with
 `synchronous=NORMAL`, as `vigil.db` does (durable across a crash of the process; see docs/workflow.md), on an engine
-Vigil gives DBOS (the same pool, no ping per checkout): on the same loaded machine that alone took the CPU per alert
+Vigil gives DBOS (no ping per checkout; 4 connections, not 20, since its every transaction takes the write lock
+first, and more only wait in SQLite's busy handler): on the same loaded machine WAL alone took the CPU per alert
 from about 31 to 20 ms and the p99 from 2.9 s to 2.4 s. (The note here before, that WAL "made no difference", was WAL
 with full sync.) Then: past cases are kept per project in the process (a case recorded here joins them at once;
 feedback, an answer or a workflow's end recorded here makes the next read fresh), the citations of an
@@ -535,7 +536,7 @@ all waited ({memory["rss_after_idle"] / MiB:,.0f} MiB 10 s later): **{grown / Mi
 {memory["vigil_peak_rss"] / MiB:,.0f} MiB). The RSS counts what the process kept after opening them (allocator arenas
 included), not only the waiting workflows' objects; the process went from {memory["threads_before"]} to {memory["threads_after"]} threads
 (DBOS's step executor has no thread limit, and each waiting workflow's step holds one while it waits
-for one of the 20 connections to `workflows.db`). With all of them waiting and nothing sent, over
+for one of the 4 connections to `workflows.db`). With all of them waiting and nothing sent, over
 {IDLE_S:.0f} s: CPU (cores) {_cores(memory["idle_cores"])}; DBOS recorded **{memory["idle_checkpoints_per_s"]:,.0f} steps/s** (`operation_outputs`
 rows, kept for good): each waiting workflow reads its approval as a step, then waits for a wake-up
 for at most `APPROVAL_POLL_S` = 5 s (`vigil.workflow.flow`), and each wait is recorded too: 1,000

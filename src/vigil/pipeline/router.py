@@ -112,7 +112,9 @@ class Router:
         self._pressure = pressure
         self._config = config
         self._templates = templates
-        self._fetch_batch = min(fetch_batch, bus.settings.router_max_pending)
+        # an eighth of the consumer's window a pull: routers in several processes share that window,
+        # and one that pulled all of it would leave the others idle until it had routed it all
+        self._fetch_batch = min(fetch_batch, max(1, bus.settings.router_max_pending // 8))
         self._max_inflight = max_inflight_batches
         self._lanes: dict[tuple[str, str], _Lane] = {}
         self._counters: dict[str, tuple[Counter, Counter]] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -12,8 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.postgres import fresh_database
 from vigil.runtime import Runtime
 from vigil.settings import BusSettings, Settings
+from vigil.store.db import create_engine, upgrade
+from vigil.store.repo import Store
+from vigil.store.sealing import SecretBox, generate_key
 
 # rich fixes a console's width when the console is made, from COLUMNS or else the terminal; the CLI's
 # consoles are made on first import, so without one width for the whole session the width of a
@@ -38,6 +42,27 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, then a PostgreSQL database (skipped without one)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'vigil.db'}"
+        return
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """Vigil's store on `database_url`, migrated."""
+    await upgrade(database_url)
+    store = Store(create_engine(database_url), SecretBox([generate_key()]))
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 class ExporterRetries(httpx.AsyncHTTPTransport):

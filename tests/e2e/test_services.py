@@ -4,7 +4,7 @@ process, sharing one NATS server and one database, configured at run time throug
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -14,7 +14,6 @@ from tests.conftest import ADMIN_TOKEN
 from tests.doubles.agent import AgentServer
 from tests.doubles.webhook_receiver import WebhookReceiver
 from tests.logs_factory import PROTOBUF, export_bytes
-from tests.postgres import fresh_database
 from tests.process import VigilProcess
 from vigil.bus.server import ManagedNatsServer
 from vigil.settings import BusSettings
@@ -28,15 +27,6 @@ async def nats_url(tmp_path: Path) -> AsyncIterator[str]:
     await server.start()
     yield server.url
     await server.shutdown()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
-        return
-    with fresh_database() as url:
-        yield url
 
 
 async def test_separate_services_deliver_end_to_end(tmp_path: Path, nats_url: str, database_url: str) -> None:

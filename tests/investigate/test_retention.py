@@ -3,40 +3,13 @@ on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
-from cryptography.fernet import Fernet
-
-from tests.postgres import fresh_database
 from vigil.investigate.citations import Citation, CitationStore
 from vigil.investigate.retention import CitationRetention
-from vigil.store.db import create_engine, upgrade
 from vigil.store.repo import Store
-from vigil.store.sealing import SecretBox
 
 DAY = 86_400.0
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'vigil.db'}"
-        return
-    with fresh_database() as url:
-        yield url
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    await upgrade(database_url)
-    store = Store(create_engine(database_url), SecretBox([Fernet.generate_key().decode()]))
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def test_the_sweep_deletes_only_citations_past_the_retention(store: Store) -> None:

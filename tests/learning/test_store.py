@@ -3,17 +3,13 @@ project apart from the others."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.postgres import fresh_database
 from vigil.errors import NotFound
 from vigil.learning.features import Features
 from vigil.learning.store import LearningStore
-from vigil.store.db import create_engine, upgrade
+from vigil.store.db import create_engine
 from vigil.store.models import ApprovalRow, IncidentRow, WorkflowRow
 from vigil.store.repo import Store, utcnow
 from vigil.store.sealing import SecretBox
@@ -22,25 +18,6 @@ from vigil.workflow.store import WorkflowStore
 PROBLEM = Features(
     exact=frozenset({"service:checkout", "label:alertname=CheckoutErrors"}), tokens=("checkout",)
 )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'vigil.db'}"
-        return
-    with fresh_database() as url:
-        yield url
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    await upgrade(database_url)
-    store = Store(create_engine(database_url), SecretBox([Fernet.generate_key().decode()]))
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def workflow(
@@ -164,7 +141,10 @@ async def test_cases_are_kept_in_the_process_and_its_own_changes_seen_at_once(
     assert [c.reward for c in await learning.cases(project)] == [0.0]
     # ... a case recorded here joins them at once, without reading them again ...
     await workflow(store, project, "wf-2", "running")
-    assert [(c.workflow_id, c.reward) for c in await learning.cases(project)] == [("wf-1", 0.0), ("wf-2", 0.0)]
+    assert [(c.workflow_id, c.reward) for c in await learning.cases(project)] == [
+        ("wf-1", 0.0),
+        ("wf-2", 0.0),
+    ]
     # ... and feedback given here, or a workflow's end recorded here, makes the next read fresh
     await learning.add_feedback(project, "wf-1", rating=4, helpful=None, comment=None)
     assert [c.reward for c in await learning.cases(project)] == [1.5, 0.0]

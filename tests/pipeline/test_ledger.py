@@ -3,33 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
-import pytest
-
-from tests.postgres import fresh_database
 from vigil.pipeline.ledger import BatchLedger
-from vigil.store.db import create_engine, upgrade
 from vigil.store.repo import Store
-from vigil.store.sealing import SecretBox, generate_key
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'vigil.db'}"
-        return
-    with fresh_database() as url:
-        yield url
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    await upgrade(database_url)
-    store = Store(create_engine(database_url), SecretBox([generate_key()]))
-    yield store
-    await store.close()
 
 
 async def test_rows_exist_once_recorded_and_statuses_follow(store: Store) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import ipaddress
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import aiohttp
 import httpx
@@ -158,7 +159,7 @@ class Outbound:
         self, url: str, *, content: bytes, headers: Mapping[str, str], timeout_s: float, target: str
     ) -> None:
         """POST once; return on 2xx, raise a classified `DeliveryError` otherwise (as `post`)."""
-        try:
+        with _classified(target, timeout_s):
             target_url = self._url(url)
             self._check_literal(target_url)
             # aiohttp's own total timeout bounds the whole exchange, the answer's body included
@@ -170,14 +171,6 @@ class Outbound:
                     await _read_head_aiohttp(response, _DRAIN_BYTES)
                     return
                 snippet = (await _read_head_aiohttp(response, ERROR_BODY_BYTES)).decode("utf-8", "replace")
-        except OutboundRefused as exc:
-            raise DeliveryError(f"{target}: refused by the outbound policy: {exc}", retryable=False) from None
-        except TimeoutError as exc:
-            raise DeliveryError(f"{target}: no answer within {timeout_s:g}s", retryable=True) from exc
-        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError, ValueError) as exc:
-            raise DeliveryError(f"{target}: unsupported URL: {exc}", retryable=False) from exc
-        except aiohttp.ClientError as exc:
-            raise DeliveryError(f"{target}: {type(exc).__name__}: {exc}", retryable=True) from exc
         snippet = snippet.strip()
         detail = f": {snippet}" if snippet else ""
         raise DeliveryError(
@@ -196,26 +189,35 @@ class Outbound:
     ) -> tuple[int, bytes]:
         """One request of any method, answered with any status: the status and the first
         `ERROR_BODY_BYTES` of the answer; a classified `DeliveryError` when there is no answer."""
-        try:
-            target_url = URL(url)
+        with _classified(target, timeout_s):
+            target_url = self._url(url)
             self._check_literal(target_url)
             body = None if json_body is None else orjson.dumps(json_body)
             sent = {**headers, "Content-Type": "application/json"} if body is not None else headers
-            async with (
-                asyncio.timeout(timeout_s),
-                self._client().request(
-                    method, target_url, data=body, headers=sent, allow_redirects=False
-                ) as response,
-            ):
+            async with self._client().request(
+                method,
+                target_url,
+                data=body,
+                headers=sent,
+                allow_redirects=False,
+                timeout=_timeout(timeout_s),
+            ) as response:
                 return response.status, await _read_head_aiohttp(response, ERROR_BODY_BYTES)
-        except OutboundRefused as exc:
-            raise DeliveryError(f"{target}: refused by the outbound policy: {exc}", retryable=False) from None
-        except TimeoutError:
-            raise DeliveryError(f"{target}: no answer within {timeout_s:g}s", retryable=True) from None
-        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError, ValueError) as exc:
-            raise DeliveryError(f"{target}: unsupported URL: {exc}", retryable=False) from None
-        except aiohttp.ClientError as exc:
-            raise DeliveryError(f"{target}: {type(exc).__name__}", retryable=True) from None
+
+
+@contextlib.contextmanager
+def _classified(target: str, timeout_s: float) -> Iterator[None]:
+    """A request's failures as `DeliveryError`s: retryable or not, named by `target`."""
+    try:
+        yield
+    except OutboundRefused as exc:
+        raise DeliveryError(f"{target}: refused by the outbound policy: {exc}", retryable=False) from None
+    except TimeoutError as exc:
+        raise DeliveryError(f"{target}: no answer within {timeout_s:g}s", retryable=True) from exc
+    except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError, ValueError) as exc:
+        raise DeliveryError(f"{target}: unsupported URL: {exc}", retryable=False) from exc
+    except aiohttp.ClientError as exc:
+        raise DeliveryError(f"{target}: {type(exc).__name__}: {exc}", retryable=True) from exc
 
 
 class _GuardedResolver(AbstractResolver):

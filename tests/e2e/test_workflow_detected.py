@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,10 +29,8 @@ async def fast_windows(tmp_path: Path) -> AsyncIterator[VigilHandle]:
         yield handle
 
 
-async def test_a_detected_incident_is_remediated_and_verified(
-    fast_windows: VigilHandle, k8s: KubernetesServer
-) -> None:
-    vigil = fast_windows
+async def set_up(vigil: VigilHandle, k8s: KubernetesServer) -> tuple[str, OtelTraces]:
+    """A project whose slow checkout is restarted by a runbook, and traces that made it slow."""
     project_id, key = await vigil.project_with_key()
     runbook = {
         "match": {"services": ["checkout"], "signal_kinds": ["slow_endpoint"]},
@@ -73,16 +72,33 @@ async def test_a_detected_incident_is_remediated_and_verified(
         checkout_request(traces, now - 3_000_000_000 + i * 10_000_000, 40, 2)
     await asyncio.to_thread(traces.provider.force_flush, 10_000)
     await asyncio.sleep(2.5)
+    slow_checkouts(traces)
+    await asyncio.to_thread(traces.provider.force_flush, 10_000)
+    return project_id, traces
+
+
+def slow_checkouts(traces: OtelTraces) -> None:
     start = time.time_ns()
     for i in range(20):  # a regression: 2.5 s per request
         checkout_request(traces, start + i * 10_000_000, 2500, 2)
-    await asyncio.to_thread(traces.close)
 
+
+async def first_incident(vigil: VigilHandle, project_id: str) -> dict[str, Any]:
     deadline = asyncio.get_running_loop().time() + 30
     while not (incidents := (await vigil.api.get(f"/api/v1/projects/{project_id}/incidents")).json()):
         assert asyncio.get_running_loop().time() < deadline, "no incident was opened"
         await asyncio.sleep(0.2)
-    done = await workflow_of(vigil, project_id, incidents[0]["id"], "resolved")
+    return dict(incidents[0])
+
+
+async def test_a_detected_incident_is_remediated_and_verified(
+    fast_windows: VigilHandle, k8s: KubernetesServer
+) -> None:
+    vigil = fast_windows
+    project_id, traces = await set_up(vigil, k8s)
+    await asyncio.to_thread(traces.close)
+    incident = await first_incident(vigil, project_id)
+    done = await workflow_of(vigil, project_id, incident["id"], "resolved")
     assert k8s.restarts("shop", "checkout") == 1
     steps = [(s["step"], s["status"]) for s in done["steps"]]
     assert ("execute", "done") in steps and ("verify", "cleared") in steps
@@ -93,3 +109,28 @@ async def test_a_detected_incident_is_remediated_and_verified(
     for citation in cited:  # each one an id the investigation returned, shown again by the API
         answer = await vigil.api.get(f"/api/v1/projects/{project_id}/citations/{citation}")
         assert answer.status_code == 200, (citation, answer.text)
+
+
+async def test_a_regression_that_outlasts_the_action_is_rolled_back(
+    fast_windows: VigilHandle, k8s: KubernetesServer
+) -> None:
+    vigil = fast_windows
+    project_id, traces = await set_up(vigil, k8s)
+    incident = await first_incident(vigil, project_id)
+    try:
+        for _ in range(300):
+            if k8s.restarts("shop", "checkout"):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the runbook's restart never came")
+        for _ in range(8):  # still slow in the windows after the restart
+            await asyncio.sleep(0.5)
+            slow_checkouts(traces)
+            await asyncio.to_thread(traces.provider.force_flush, 10_000)
+        done = await workflow_of(vigil, project_id, incident["id"], "rolled_back")
+    finally:
+        await asyncio.to_thread(traces.close)
+    verified = [s for s in done["steps"] if s["step"] == "verify"]
+    assert verified[-1]["status"] == "not_cleared", verified
+    assert verified[-1]["checks"] == {"signal gone": False}

@@ -218,7 +218,7 @@ async def test_json_traces_hex_ids_become_the_right_bytes(vigil: VigilHandle) ->
         "events": [{"name": "retry", "timeUnixNano": "1700000000100000000"}],
         "links": [{"traceId": LINK_TRACE_HEX, "spanId": LINK_SPAN_HEX}],
     }
-    response = await vigil.receiver_raw.post(
+    response = await vigil.receiver.post(
         "/v1/traces", content=json_traces(span), headers={**JSON, "X-API-Key": key}
     )
     assert response.status_code == 200, response.text
@@ -243,7 +243,7 @@ async def test_json_traces_hex_ids_become_the_right_bytes(vigil: VigilHandle) ->
 async def test_gzip_protobuf_is_accepted_with_an_otlp_response(vigil: VigilHandle) -> None:
     project_id, key = await vigil.project_with_key()
     raw = traces_export(("checkout", ["a", "b", "c"])).SerializeToString()
-    response = await vigil.receiver_raw.post(
+    response = await vigil.receiver.post(
         "/v1/traces",
         content=gzip.compress(raw),
         headers={**PROTOBUF, "Content-Encoding": "gzip", "X-API-Key": key},
@@ -272,7 +272,7 @@ async def test_malformed_traces_are_refused_and_nothing_is_stored(vigil: VigilHa
         (b"hello", {"Content-Type": "text/plain"}, "unsupported Content-Type"),
     ]
     for body, headers, message in cases:
-        response = await vigil.receiver_raw.post(
+        response = await vigil.receiver.post(
             "/v1/traces", content=body, headers={**headers, "X-API-Key": key}
         )
         assert response.status_code == 400, (body[:40], response.text)
@@ -289,7 +289,7 @@ async def test_missing_or_wrong_key_is_refused(vigil: VigilHandle) -> None:
     _, key = await vigil.project_with_key()
     body = traces_export(("checkout", ["GET /"])).SerializeToString()
     for headers in ({}, {"X-API-Key": "vgl_wrong"}, {"Authorization": "Bearer vgl_wrong"}):
-        response = await vigil.receiver_raw.post("/v1/traces", content=body, headers={**PROTOBUF, **headers})
+        response = await vigil.receiver.post("/v1/traces", content=body, headers={**PROTOBUF, **headers})
         assert response.status_code == 401
         assert response.json()["error"] == "unauthorized"
     async with grpc.aio.insecure_channel(vigil.grpc_target) as channel:
@@ -309,7 +309,7 @@ async def test_a_retried_export_is_stored_once(vigil: VigilHandle) -> None:
     _, key = await vigil.project_with_key()
     body = traces_export(("checkout", ["same request, sent again"])).SerializeToString()
     for _ in range(3):
-        response = await vigil.receiver_raw.post(
+        response = await vigil.receiver.post(
             "/v1/traces", content=body, headers={**PROTOBUF, "X-API-Key": key}
         )
         assert response.status_code == 200
@@ -323,7 +323,7 @@ async def test_an_export_bigger_than_a_bus_message_is_split(vigil: VigilHandle) 
     names = [f"span-{i:04d}" for i in range(600)]
     request = traces_export(("checkout", names), padding=5000)
     assert request.ByteSize() > 2 * MiB
-    response = await vigil.receiver_raw.post(
+    response = await vigil.receiver.post(
         "/v1/traces", content=request.SerializeToString(), headers={**PROTOBUF, "X-API-Key": key}
     )
     assert response.status_code == 200, response.text

@@ -21,9 +21,11 @@ async def verify_cleared(services: Services, workflow_id: str) -> dict[str, Any]
         if verify.alert_resolved:
             checks["alert resolved"] = loaded.incident.get("status") == "resolved"
     elif verify.signal_gone:
+        # by the time the signals describe (their windows), not when the detector got to them: a
+        # detector running behind may report a window from before the action after it
         acted = float(loaded.row.body.get("acted_at") or 0)
-        last = float(loaded.incident.get("last_seen_at") or 0)
-        checks["signal gone"] = loaded.incident.get("status") == "resolved" or last < acted
+        last = float(loaded.incident.get("last_window_end") or loaded.incident.get("last_seen_at") or 0)
+        checks["signal gone"] = loaded.incident.get("status") == "resolved" or last <= acted
     if verify.promql:
         checks["promql"] = await _promql_holds(services, loaded.policy.prometheus_url, verify.promql)
     cleared = all(checks.values())

@@ -29,7 +29,9 @@ async def fast_windows(tmp_path: Path) -> AsyncIterator[VigilHandle]:
         yield handle
 
 
-async def set_up(vigil: VigilHandle, k8s: KubernetesServer) -> tuple[str, OtelTraces]:
+async def set_up(
+    vigil: VigilHandle, k8s: KubernetesServer, *, verify_timeout_s: float = 20.0
+) -> tuple[str, OtelTraces]:
     """A project whose slow checkout is restarted by a runbook, and traces that made it slow."""
     project_id, key = await vigil.project_with_key()
     runbook = {
@@ -41,7 +43,7 @@ async def set_up(vigil: VigilHandle, k8s: KubernetesServer) -> tuple[str, OtelTr
                 "params": {"namespace": "shop", "deployment": "checkout"},
             }
         ],
-        "verify": {"after_s": 3.0, "timeout_s": 20.0},
+        "verify": {"after_s": 3.0, "timeout_s": verify_timeout_s},
     }
     assert (
         await vigil.api.put(f"/api/v1/projects/{project_id}/runbooks/slow-checkout", json=runbook)
@@ -111,11 +113,12 @@ async def test_a_detected_incident_is_remediated_and_verified(
         assert answer.status_code == 200, (citation, answer.text)
 
 
+@pytest.mark.slow
 async def test_a_regression_that_outlasts_the_action_is_rolled_back(
     fast_windows: VigilHandle, k8s: KubernetesServer
 ) -> None:
     vigil = fast_windows
-    project_id, traces = await set_up(vigil, k8s)
+    project_id, traces = await set_up(vigil, k8s, verify_timeout_s=6.0)
     incident = await first_incident(vigil, project_id)
     try:
         for _ in range(300):

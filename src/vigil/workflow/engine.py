@@ -21,7 +21,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +34,7 @@ from vigil.actions.ledger import FileLedger
 from vigil.bus.client import Bus
 from vigil.outbound import Outbound
 from vigil.store.db import private_sqlite_files
+from vigil.store.models import WorkflowRow
 from vigil.store.repo import Store
 from vigil.workflow.analysis import Analyst
 from vigil.workflow.store import WorkflowStore
@@ -69,6 +70,8 @@ class Services:
     """For escalations to the project's sinks."""
     analyst: Analyst | None = None
     """The analysis' investigation tools and model."""
+    planned: dict[str, WorkflowRow] = field(default_factory=dict)
+    """Workflows' rows as their plans were recorded here (`steps.keep_planned`)."""
 
     async def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run `coro` on the main event loop, from whichever loop DBOS runs the workflow on."""

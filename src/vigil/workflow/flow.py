@@ -154,7 +154,7 @@ async def roll_back(workflow_id: str, results: list[dict[str, Any]]) -> None:
 
 
 async def _context(workflow_id: str) -> tuple[steps.Loaded, ActionContext]:
-    loaded = await steps.load(services(), workflow_id, incident=False)  # actions never read it
+    loaded = await steps.load_planned(services(), workflow_id)
     return loaded, steps.action_context(services(), loaded)
 
 

@@ -10,6 +10,7 @@ records an event (the live streams) and an audit entry.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -31,9 +32,15 @@ it at once, so this only bounds the delay should a wake-up be lost."""
 @DBOS.workflow()
 async def remediate(project_id: str, incident_id: str, workflow_id: str) -> str:
     done = running_here()
+    here = asyncio.get_running_loop() is services().loop  # not a recovered one, on DBOS's loop
+    first_actions = services().first_actions
+    if here:
+        first_actions.begin(workflow_id)
     try:
         return await _remediate(project_id, incident_id, workflow_id)
     finally:
+        if here:
+            first_actions.done(workflow_id)
         done()
 
 
@@ -52,6 +59,7 @@ async def _remediate(project_id: str, incident_id: str, workflow_id: str) -> str
         return await finish(workflow_id, "escalated", f"runbook {runbook['id']} needs a person to act")
     if tier == "supervised" or below:
         why = "supervised runbook" if tier == "supervised" else "analysis below the escalate threshold"
+        await services().call(_settled(workflow_id))  # a person decides: not soon
         approval = await request_approval(workflow_id, why)
         decision = await wait_for_decision(workflow_id, approval["id"], approval["expires_at"])
         if decision != "approved":
@@ -153,6 +161,10 @@ async def roll_back(workflow_id: str, results: list[dict[str, Any]]) -> None:
             await undo(workflow_id, index, results[index])
 
 
+async def _settled(workflow_id: str) -> None:
+    services().first_actions.done(workflow_id)
+
+
 async def _context(workflow_id: str) -> tuple[steps.Loaded, ActionContext]:
     loaded = await steps.load_planned(services(), workflow_id)
     return loaded, steps.action_context(services(), loaded)
@@ -169,6 +181,10 @@ async def _act(workflow_id: str, index: int) -> dict[str, Any]:
         result = ActionResult(
             action=step.action, status="failed", target="", description=str(exc), idempotency_key=key
         )
+    if index == 0:
+        first_actions = services().first_actions
+        first_actions.done(workflow_id)
+        await first_actions.quiet()  # others' first actions before this one's record
     if result.status == "failed" and result.retryable:
         await steps.record_action(services(), loaded, index, result, started, final=False)
         raise ActionError(result.description, retryable=True)  # DBOS retries the step

@@ -377,7 +377,8 @@ def _record(
     if found is not None:
         row = WorkflowRow(**found)
     elif create is not None:
-        row = create()
+        made = create()  # copied: a transaction run again must start from the row as made
+        row = WorkflowRow(**{c.name: getattr(made, c.name) for c in _WORKFLOWS.columns})
     else:
         raise NotFound(f"no workflow {workflow_id!r}")
     if callable(body):

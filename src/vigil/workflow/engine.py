@@ -228,7 +228,7 @@ class WorkflowEngine:
         if _services is not None and new:
             _services.first_actions.begin(workflow_id)
         with SetWorkflowID(workflow_id):
-            await DBOS.start_workflow_async(self._flow.remediate, project_id, incident_id, workflow_id)
+            await DBOS.start_workflow_async(self._flow.remediate, project_id, incident_id, workflow_id, True)
         return workflow_id
 
     async def start_investigation(self, workflow_id: str) -> str:

@@ -119,7 +119,9 @@ def _one_line(summary: dict[str, Any]) -> str:
 
 async def prepare(services: Services, project_id: str, incident_id: str, workflow_id: str) -> dict[str, Any]:
     """Begin (the workflow's row, its ticket), gather the context, analyse (match a runbook) and
-    plan (the runbook's dry runs): one step, recorded in one transaction, since none of it acts."""
+    plan (the runbook's dry runs): one step, recorded in one transaction, since none of it acts.
+    Its outcome is kept with a plan: run again after that (a crash before DBOS's checkpoint), it
+    gives the same plan, so that an action taken in the same DBOS step is the same action."""
     policy = await services.workflows.policy(project_id)
     if policy.tickets is not None:
         incident, found = await services.workflows.incident(project_id, incident_id), None
@@ -138,6 +140,9 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
     else:  # made with the steps' record, in one transaction, unless there already (a proposal)
         row = found or services.workflows.new_workflow(workflow_id, project_id, incident_id, tier, body)
         stored = found is not None
+    if row.body.get("prepared"):  # run again after its plan was recorded: that plan stands
+        keep_planned(services, row)
+        return dict(row.body["prepared"])
     proposal = row.body.get("proposal")
     if proposal:  # an outside agent's proposal always waits at the approval gate
         tier = max(tier, "supervised", key=lambda t: TIER_RANK[t])
@@ -192,6 +197,14 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
     plans, refused = await dry_runs(loaded, services)
     changes["plan"] = plans
     plan_summary = {"steps": [p["description"] for p in plans], "refused": refused}
+    out["refused"] = refused
+    out["runbook"] = {
+        "id": chosen.id,
+        "tier": chosen.spec.tier,
+        "steps": [{"required": step.required} for step in chosen.spec.steps],
+        "verify": chosen.spec.verify.model_dump(mode="json"),
+    }
+    changes["prepared"] = out
     await record_step(
         services,
         loaded,
@@ -204,14 +217,18 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
         case=case,
     )
     keep_planned(services, loaded.row)
-    out["refused"] = refused
-    out["runbook"] = {
-        "id": chosen.id,
-        "tier": chosen.spec.tier,
-        "steps": [{"required": step.required} for step in chosen.spec.steps],
-        "verify": chosen.spec.verify.model_dump(mode="json"),
-    }
     return out
+
+
+def acts_at_once(prepared: dict[str, Any]) -> bool:
+    """Whether the workflow goes from its plan straight to the plan's first action: an autonomous
+    runbook, confidently chosen, that can run (as `flow._remediate` decides)."""
+    runbook = prepared.get("runbook")
+    if prepared["tier"] == "human_only" or runbook is None or prepared.get("refused"):
+        return False
+    tier = max(prepared["tier"], runbook["tier"], key=lambda t: TIER_RANK[t])
+    confident = prepared["confidence"] >= prepared["escalate_threshold"]
+    return tier == "autonomous" and confident and bool(runbook["steps"])
 
 
 def _tier_and_threshold(incident: dict[str, Any], policy: WorkflowPolicy) -> tuple[str, float]:

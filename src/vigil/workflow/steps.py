@@ -141,8 +141,10 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
         row = found or services.workflows.new_workflow(workflow_id, project_id, incident_id, tier, body)
         stored = found is not None
     if row.body.get("prepared"):  # run again after its plan was recorded: that plan stands
-        keep_planned(services, row)
-        return dict(row.body["prepared"])
+        prepared = dict(row.body["prepared"])
+        if acts_at_once(prepared):
+            keep_planned(services, row)
+        return prepared
     proposal = row.body.get("proposal")
     if proposal:  # an outside agent's proposal always waits at the approval gate
         tier = max(tier, "supervised", key=lambda t: TIER_RANK[t])
@@ -216,7 +218,8 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
         columns={"runbook_id": chosen.id, "status": "running"},
         case=case,
     )
-    keep_planned(services, loaded.row)
+    if acts_at_once(out):  # a person's approval may come much later: read then
+        keep_planned(services, loaded.row)
     return out
 
 

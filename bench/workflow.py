@@ -539,8 +539,9 @@ transaction and writes the learning case (one upsert) in its record's transactio
 planned row this process just recorded rather than reading it; the first action is taken in the DBOS step that
 plans it when it follows at once (one DBOS step fewer: its check and its checkpoint); and while workflows are on
 their way to their first action, what follows another's first action (its record, DBOS's checkpoints, the durable
-sleep) waits, at most 2 s. That took the statements per alert before the last action from about 32 to 19, and the
-p99 by about a third on the loaded machine (alternating runs). What is left before an alert's action: the HTTP
+sleep) waits, at most 2 s. On the loaded machine (load average 2 to 5, five alternating pairs of runs) that took
+the statements per alert before the last action from about 32 to 19, `vigil up`'s CPU per alert until the last
+action by about 35% (with the records after the actions, about 18%), and the p99 by about a quarter. What is left before an alert's action: the HTTP
 intake and its transaction, DBOS's start and its step's check, the first step's read, its citations and its record
 on `vigil.db`, the analysis, and the action call. Giving the workflows' transactions on `vigil.db` priority over
 new alerts' intake lowered the p50 but raised the p99 (the last alerts' intake then came last), so it was left out. Of `vigil up`'s CPU during the

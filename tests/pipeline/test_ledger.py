@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from vigil.pipeline.ledger import BatchLedger
+from vigil.store.db import RawJson
 from vigil.store.repo import Store
 
 
@@ -69,3 +70,15 @@ async def test_one_group_of_recorded_and_new_batches(store: Store) -> None:
     row = await store.get_batch("batch-new")
     assert row is not None and (row.status, row.records, row.represented) == ("pending", [{"body": "b"}], 1)
     assert row.created_at == row.updated_at
+
+
+async def test_records_recorded_as_their_json_read_back_as_records(store: Store) -> None:
+    project = await store.create_project("ledger")
+    ledger = BatchLedger(store)
+    await ledger.start()
+    raw = RawJson(b'[{"body":"a \\"quoted\\" word"},{"body":"b","count":3}]')
+    await ledger.record("batch-raw", project.id, "all", raw, 4, record_count=2)
+    await ledger.shutdown()
+    row = await store.get_batch("batch-raw")
+    assert row is not None and (row.record_count, row.represented) == (2, 4)
+    assert row.records == [{"body": 'a "quoted" word'}, {"body": "b", "count": 3}]

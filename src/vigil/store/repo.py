@@ -6,6 +6,7 @@ import asyncio
 import functools
 import hashlib
 import secrets
+import sys
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -59,6 +60,8 @@ KEY_PREFIX = "vgl_"
 
 RowT = TypeVar("RowT", Pipeline, Sink)
 T = TypeVar("T")
+_SWITCH_INTERVAL_S = 0.0005
+"""The interpreter's switch interval in a process with a blocking SQLite thread."""
 
 
 def _describe(row: Pipeline | Sink | ProjectPolicy) -> str:
@@ -149,6 +152,12 @@ class Store:
 
     def _blocking_sqlite(self) -> tuple[Engine, ThreadPoolExecutor]:
         if self._ledger is None:
+            # The thread takes the GIL back after each statement; while the event loop works, that
+            # waits for the interpreter's switch interval (5 ms by default), several times per
+            # transaction, all the while holding SQLite's write lock that other processes' writers
+            # wait for (and SQLite's busy wait sleeps in steps of up to 100 ms). A shorter
+            # interval costs nothing while no other thread wants the GIL.
+            sys.setswitchinterval(min(sys.getswitchinterval(), _SWITCH_INTERVAL_S))
             thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-ledger")
             self._ledger = create_sync_sqlite_engine(self.engine), thread
         return self._ledger

@@ -8,10 +8,12 @@ approval of the same plan for the same problem lifts the ban."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from vigil.learning.corpus import Corpus
 from vigil.learning.features import Features
-from vigil.learning.similarity import Scored, jaccard, most_similar
+from vigil.learning.similarity import Scored, jaccard
 from vigil.learning.store import Case
 
 SIMILAR_CASES = 5
@@ -69,10 +71,26 @@ def same_problem_no_new_evidence(new: Features, old: Features) -> bool:
     return bool(now) and now <= then and jaccard(now, then) >= SAME_PROBLEM
 
 
-def advise(features: Features, cases: list[Case], *, similar: int = SIMILAR_CASES) -> Advice:
-    """`cases` oldest first, all of one project."""
-    advice = Advice(similar=most_similar(features, [(c, c.features) for c in cases], limit=similar))
-    for case in cases:
+def advise(
+    features: Features,
+    cases: Sequence[Case] | Corpus[Case],
+    *,
+    similar: int = SIMILAR_CASES,
+    leave_out: str | None = None,
+) -> Advice:
+    """`cases` oldest first, all of one project (a corpus of them by workflow id, as
+    `LearningStore.held` keeps them), but the workflow `leave_out`."""
+    if not isinstance(cases, Corpus):
+        cases, leave_out = corpus_of([c for c in cases if c.workflow_id != leave_out]), None
+    advice = Advice(similar=cases.most_similar(features, limit=similar, leave_out=leave_out))
+    # only cases holding all the new problem's evidence can be the same problem with no new evidence
+    if features.exact:
+        alike = cases.holding(features.exact)
+    else:
+        alike = [c for c in cases.holding(frozenset(), frozenset(features.tokens)) if not c.features.exact]
+    for case in alike:
+        if case.workflow_id == leave_out:
+            continue
         if case.runbook_id is None or not same_problem_no_new_evidence(features, case.features):
             continue
         if case.outcome == "rejected":
@@ -80,3 +98,11 @@ def advise(features: Features, cases: list[Case], *, similar: int = SIMILAR_CASE
         elif case.outcome in APPROVED or case.decision == "approved":
             advice.blocked.pop(case.runbook_id, None)
     return advice
+
+
+def corpus_of(cases: Sequence[Case]) -> Corpus[Case]:
+    """Keyed by position: a list may hold a workflow's case twice."""
+    corpus: Corpus[Case] = Corpus()
+    for n, case in enumerate(cases):
+        corpus.add(str(n), case, case.features)
+    return corpus

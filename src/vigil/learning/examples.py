@@ -30,7 +30,7 @@ class CaseExamples:
 
     async def __call__(self, evidence: Evidence) -> list[dict[str, Any]]:
         try:
-            cases = await self._learning.cases(evidence.project_id)
+            cases = await self._learning.held(evidence.project_id)
         except Exception:  # examples help; their absence must not stop an analysis
             log.exception("past cases not read", extra={"project": evidence.project_id})
             return []
@@ -60,5 +60,6 @@ async def incident_examples(
     store: Store, project_id: str, incident: dict[str, Any], *, leave_out: str | None = None
 ) -> list[dict[str, Any]]:
     """The same examples for an incident (an LLM analysis of a workflow's incident)."""
-    cases = await LearningStore(store).cases(project_id, leave_out=leave_out)
-    return described(advise(from_incident(incident), cases, similar=MAX_WORKED + MAX_REJECTED + 5))
+    cases = await LearningStore(store).held(project_id)
+    similar = MAX_WORKED + MAX_REJECTED + 5
+    return described(advise(from_incident(incident), cases, similar=similar, leave_out=leave_out))

@@ -35,7 +35,7 @@ async def revise(
     learning = LearningStore(store)
     features = from_incident(incident)
     try:
-        advice = advise(features, await learning.cases(project_id, leave_out=workflow_id))
+        advice = advise(features, await learning.held(project_id), leave_out=workflow_id)
         analysis, chosen = rerank(incident, runbooks, context, analysis, chosen, advice)
     except Exception:
         log.exception("learning skipped", extra={"workflow": workflow_id})

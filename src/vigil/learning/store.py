@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from vigil.errors import NotFound
+from vigil.learning.corpus import Corpus
 from vigil.learning.features import Features
 from vigil.learning.reward import DECISION_REWARD, OUTCOME_REWARD, feedback_reward, outcome
 from vigil.store.models import ApprovalRow, CaseRow, FeedbackRow, IncidentRow, WorkflowRow
@@ -102,7 +103,7 @@ class NewCase:
 
     def joined(self, created_at: datetime) -> None:
         """Once written: the project's cases held in the process include it at once."""
-        held: list[Case] | None = config_cache(self.store).peek(CASES, self.project_id)
+        held: Corpus[Case] | None = config_cache(self.store).peek(CASES, self.project_id)
         if held is not None:
             case = Case(
                 self.workflow_id,
@@ -112,8 +113,8 @@ class NewCase:
                 self.runbook_id,
                 self.hypothesis,
             )
-            kept = [c for c in held if c.workflow_id != self.workflow_id]
-            held[:] = [*kept[len(kept) - MAX_CASES + 1 :], case]
+            held.add(case.workflow_id, case, case.features)
+            held.trim(MAX_CASES)
 
 
 class LearningStore:
@@ -137,12 +138,17 @@ class LearningStore:
     async def cases(self, project_id: str, *, leave_out: str | None = None) -> list[Case]:
         """The project's most recent cases with their outcome and reward, oldest first (shared:
         not to be changed)."""
-        held: list[Case] = await config_cache(self.store).get(
+        return [case for case in (await self.held(project_id)).items() if case.workflow_id != leave_out]
+
+    async def held(self, project_id: str) -> Corpus[Case]:
+        """The same cases by workflow id, ready to be compared with a problem (shared: not to be
+        changed)."""
+        held: Corpus[Case] = await config_cache(self.store).get(
             CASES, project_id, partial(self._read_cases, project_id)
         )
-        return [case for case in held if case.workflow_id != leave_out]
+        return held
 
-    async def _read_cases(self, project_id: str) -> list[Case]:
+    async def _read_cases(self, project_id: str) -> Corpus[Case]:
         columns = (
             CaseRow.workflow_id,
             CaseRow.incident_id,
@@ -210,7 +216,10 @@ class LearningStore:
                 case.analysis_reward += worth
             if comment:
                 case.comments.append(comment)
-        return list(cases.values())
+        held: Corpus[Case] = Corpus()
+        for case in cases.values():
+            held.add(case.workflow_id, case, case.features)
+        return held
 
     async def resolve_target(self, project_id: str, target_id: str) -> tuple[str, str]:
         """What feedback names: (analysis, plan or workflow; the workflow's id). NotFound for an

@@ -119,6 +119,16 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     async def admin(request: Request) -> None:
         credentials.check(request.scope)
 
+    # Alerts come in bursts: their routes are matched first, not after every admin route (their
+    # paths are no other route's, so the order changes no answer)
+    trigger = ctx.workflow_trigger
+    if trigger is not None:
+        on_opened: OnIncidents | None = trigger.incident_changed
+    elif ctx.bus is not None:
+        on_opened = partial(announce_incidents, ctx.bus)
+    else:
+        on_opened = None
+    app.include_router(alerts_router(store, callers, on_opened))
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(admin)], responses=API_ERRORS)
     api.include_router(projects_router(store, ctx.changed))
     api.include_router(pipelines_router(store, ctx.changed, ctx.outbound))
@@ -133,14 +143,6 @@ def create_api_app(ctx: ApiContext) -> FastAPI:
     api.include_router(workflows_router(store, ctx.workflow_waker, ctx.bus, ctx.workflow_engine))
     api.include_router(feedback_router(store))
     app.include_router(api)
-    trigger = ctx.workflow_trigger
-    if trigger is not None:
-        on_opened: OnIncidents | None = trigger.incident_changed
-    elif ctx.bus is not None:
-        on_opened = partial(announce_incidents, ctx.bus)
-    else:
-        on_opened = None
-    app.include_router(alerts_router(store, callers, on_opened))
     app.include_router(records_router(store, callers, ctx.recent))
     app.include_router(citations_router(store, callers, ctx.recent, ctx.evidence))
 

@@ -80,8 +80,8 @@ class Corpus(Generic[T]):
 
     def trim(self, keep: int) -> None:
         """Only the `keep` most recently added documents stay."""
-        for key in list(self._docs)[: max(0, len(self._docs) - keep)]:
-            self.remove(key)
+        while len(self._docs) > keep:
+            self.remove(next(iter(self._docs)))
 
     def most_similar(
         self, query: Features, *, limit: int = 5, leave_out: str | None = None

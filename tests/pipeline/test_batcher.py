@@ -134,6 +134,7 @@ def test_payload_carries_the_request_id_and_records() -> None:
         "project_id": "proj-1",
         "pipeline": "errors",
         "represented": 42,
+        "record_count": 2,
         "records": [{"body": "x"}, {"body": "y", "count": 41}],
     }
 

@@ -14,6 +14,7 @@ from vigil.errors import DeliveryError
 from vigil.pipeline.config import ActivePipeline, ConfigCache, agent_consumer
 from vigil.pipeline.delivery import DeliveryWorker, WorkerSet
 from vigil.pipeline.ledger import BatchLedger
+from vigil.store.encoded import EncodedList
 from vigil.store.repo import Store
 
 log = logging.getLogger(__name__)
@@ -27,26 +28,31 @@ class AgentBatchHandler:
         self.target = pipeline.name
         self._agent = agent
         self._ledger = ledger
-        self._prepared: dict[int, dict[str, Any]] = {}
+        self._prepared: dict[int, tuple[str, bytes]] = {}
+        """Request id and records JSON by the message bytes' id, from `prepare` to `deliver`."""
         self._request_ids: dict[int, str] = {}
         """By the message bytes' id, from `prepare` until `succeeded` or `failed`."""
 
     async def prepare(self, data: bytes, attempt: int) -> int:
-        batch = orjson.loads(data)
-        records = batch["records"]
-        represented = int(batch.get("represented", len(records)))
+        envelope, body = open_batch(data)
+        request_id = str(envelope["request_id"])
+        count = int(envelope["record_count"])
+        represented = int(envelope.get("represented", count))
         earlier = await self._ledger.record(
-            batch["request_id"], self.project_id, self.target, records, represented
+            request_id, self.project_id, self.target, EncodedList(body.decode(), count), represented
         )
-        self._prepared[id(data)] = batch  # deliver() comes next, with the same bytes
-        self._request_ids[id(data)] = batch["request_id"]
+        self._prepared[id(data)] = request_id, body  # deliver() comes next, with the same bytes
+        self._request_ids[id(data)] = request_id
         # the bus may lose its delivery count in a crash; the ledger keeps it
         return max(attempt, earlier + 1)
 
     async def deliver(self, data: bytes, attempt: int) -> None:
-        batch = self._prepared.pop(id(data), None) or orjson.loads(data)
-        body = records_json(data, batch)
-        await self._agent.send(self.project_id, batch["request_id"], body, attempt)
+        prepared = self._prepared.pop(id(data), None)
+        if prepared is None:
+            envelope, body = open_batch(data)
+            prepared = str(envelope["request_id"]), body
+        request_id, body = prepared
+        await self._agent.send(self.project_id, request_id, body, attempt)
 
     async def succeeded(self, data: bytes, attempt: int) -> None:
         self._ledger.status(self._request_id(data), "delivered", attempt)
@@ -64,6 +70,30 @@ class AgentBatchHandler:
 
 
 _RECORDS_KEY = b',"records":'
+
+
+def open_batch(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """A batch message's other keys (`record_count` among them) and the JSON of its records. The
+    router writes `record_count` and, last, the records: those keys are read without the records,
+    which are cut from the bytes (see `records_json`) rather than decoded. A message without
+    `record_count` (from an older router) is decoded whole."""
+    if data.endswith(b"}"):
+        start = data.find(_RECORDS_KEY)
+        if start > 0:
+            try:
+                envelope = orjson.loads(data[:start] + b"}")
+            except orjson.JSONDecodeError:
+                envelope = None
+            if (
+                isinstance(envelope, dict)
+                and "record_count" in envelope
+                and not any(isinstance(value, dict | list) for value in envelope.values())
+            ):
+                return envelope, data[start + len(_RECORDS_KEY) : -1]
+    batch = orjson.loads(data)
+    body = records_json(data, batch)
+    batch["record_count"] = len(batch.pop("records"))
+    return batch, body
 
 
 def records_json(data: bytes, batch: dict[str, Any]) -> bytes:

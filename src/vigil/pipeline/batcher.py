@@ -65,6 +65,8 @@ class Batch:
             "project_id": self.project_id,
             "pipeline": self.pipeline,
             "represented": self.represented,
+            # before the records, which come last: a worker reads all but the records alone
+            "record_count": len(self.records),
             "records": self.records,
         }
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import PurePath
 from typing import Any, TypeVar, cast
 
+import orjson
 import sqlalchemy
 from pydantic import AnyUrl, BaseModel, SecretStr
 from sqlalchemy import (
@@ -39,6 +40,7 @@ from vigil.errors import Conflict, NotFound
 from vigil.specs import PipelineSpec
 from vigil.store.batch_sqlite import SqliteBatchWriter
 from vigil.store.db import create_sync_sqlite_engine, session_factory
+from vigil.store.encoded import EncodedList
 from vigil.store.models import (
     ApiKey,
     Batch,
@@ -434,8 +436,8 @@ class Store:
     async def write_batches(
         self, rows: Sequence[dict[str, Any]], updates: Sequence[tuple[str, str, int, str | None]]
     ) -> dict[str, int]:
-        """One transaction of the batch ledger: insert `rows` (column values of new batches; ones
-        already recorded keep their row), then apply (request_id, status, attempts, error) updates,
+        """One transaction of the batch ledger: insert `rows` (column values of new batches, the
+        records possibly an `EncodedList`; ones already recorded keep their row), then apply (request_id, status, attempts, error) updates,
         each as one executemany statement. Returns the attempts recorded for the rows that were
         there already, by request id."""
         if not rows and not updates:
@@ -451,6 +453,7 @@ class Store:
         known: dict[str, int] = {}
         dialect = self.engine.dialect.name
         statuses = _status_parameters(updates)
+        rows = [_decoded(row) for row in rows]
         async with self.engine.begin() as connection:
             if rows:
                 found = await connection.execute(_recorded([row["request_id"] for row in rows]))
@@ -759,6 +762,13 @@ def _status_parameters(updates: Sequence[tuple[str, str, int, str | None]]) -> l
 def _recorded(request_ids: list[str]) -> Any:
     """(request_id, attempts) of the batches among `request_ids` that have a row."""
     return select(_BATCHES.c.request_id, _BATCHES.c.attempts).where(_BATCHES.c.request_id.in_(request_ids))
+
+
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with encoded JSON values decoded, for SQLAlchemy's JSON type to encode."""
+    if not any(isinstance(value, EncodedList) for value in row.values()):
+        return row
+    return {k: orjson.loads(v.text) if isinstance(v, EncodedList) else v for k, v in row.items()}
 
 
 def _column_values(row: Batch) -> dict[str, Any]:

@@ -46,13 +46,13 @@ WORKFLOW_VERSION = "1"
 """Raise when the workflow's steps change in a way recorded progress cannot be replayed on."""
 APPROVAL_TOPIC = "approval"
 QUEUE_POLL_S = 2.0
+"""How often each process looks for queued workflows (only those enqueued by an older Vigil)."""
 BACKGROUND_JOBS_S = 10.0
 """How often DBOS's background jobs (delayed workflows, timeouts: none in Vigil) run."""
 POOL_SIZE = 4
 """DBOS's connections to its SQLite database. Its transactions all take the write lock first, so
 more connections only wait in SQLite's busy handler (sleeps of up to 100 ms) rather than in the
 pool's queue: with 20, as DBOS gives itself, 1,000 alerts' workflows opened in 73 s; with 4, 35 s."""
-"""How often each process looks for queued workflows (only those enqueued by an older Vigil)."""
 
 
 @dataclass

@@ -8,7 +8,7 @@ import pytest
 
 from tests.actions.conftest import MakeContext, policy_for
 from tests.doubles._server import LocalServer, Reply
-from vigil.actions import ActionError, ActionRefused, ActionStep, check_outbound_url, execute, inverse, plan
+from vigil.actions import ActionRefused, ActionStep, check_outbound_url, execute, inverse, plan
 
 
 class OpsEndpoint(LocalServer):
@@ -107,8 +107,9 @@ async def test_the_metadata_address_is_refused_even_when_allowed(make_context: M
     )
 
 
-async def test_check_outbound_url() -> None:
-    await check_outbound_url("http://127.0.0.1:9/x")
+def test_check_outbound_url() -> None:
+    check_outbound_url("http://127.0.0.1:9/x")
+    check_outbound_url("http://no-such-host.invalid/")  # names are checked where they are resolved
     for refused in (
         "ftp://example.com/x",
         "http://[fe80::1]/",
@@ -117,7 +118,12 @@ async def test_check_outbound_url() -> None:
         "file:///etc/passwd",
     ):
         with pytest.raises(ActionRefused):
-            await check_outbound_url(refused)
-    with pytest.raises(ActionError) as unresolved:
-        await check_outbound_url("http://no-such-host.invalid/")
-    assert unresolved.value.retryable
+            check_outbound_url(refused)
+
+
+async def test_a_name_that_does_not_resolve_fails_the_call_and_may_be_retried(make_context: MakeContext) -> None:
+    url = "http://no-such-host.invalid/hook"
+    async with make_context(policy_for(http=live("http://no-such-host.invalid/"))) as ctx:
+        result = await execute(call(url), ctx, "k-unresolved")
+    assert (result.status, result.retryable) == ("failed", True)
+    assert "no-such-host.invalid" in result.description

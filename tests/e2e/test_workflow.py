@@ -134,6 +134,37 @@ async def test_autonomous_acts_verifies_and_resolves(vigil: VigilHandle, k8s: Ku
     }
 
 
+async def test_the_plan_step_run_again_after_its_first_action_repeats_neither_plan_nor_action(
+    vigil: VigilHandle, k8s: KubernetesServer
+) -> None:
+    from vigil.workflow import flow  # the engine runs in this process
+
+    project_id, key = await configure(vigil, k8s, tier="autonomous")
+    book = runbook("autonomous", after_s=3600, timeout_s=3600)  # it waits before verifying
+    put = await vigil.api.put(f"/api/v1/projects/{project_id}/runbooks/restart-checkout", json=book)
+    assert put.status_code == 200, put.text
+    incident_id = await fire(vigil, project_id, key, alert("autonomous"))
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        acted = await workflow_of(vigil, project_id, incident_id)
+        if ("execute", "done") in [(s["step"], s["status"]) for s in acted["steps"]]:
+            break
+        assert asyncio.get_running_loop().time() < deadline, acted
+        await asyncio.sleep(0.1)
+    # as DBOS runs the step again when the process died after the action, before its checkpoint
+    again = await flow._prepare_and_act(project_id, incident_id, acted["id"])
+    assert again["runbook"]["id"] == "restart-checkout" and again["first"]["repeated"]
+    assert k8s.restarts("shop", "checkout") == 1
+    after = await workflow_of(vigil, project_id, incident_id)
+    assert [(s["step"], s["status"]) for s in after["steps"]] == [
+        ("begin", "done"),
+        ("context", "done"),
+        ("analyse", "done"),
+        ("plan", "done"),
+        ("execute", "done"),
+    ]
+
+
 async def test_supervised_waits_for_approval_then_acts(vigil: VigilHandle, k8s: KubernetesServer) -> None:
     project_id, key = await configure(vigil, k8s)
     firing = alert("supervised")

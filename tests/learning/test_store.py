@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy import text
 
 from vigil.errors import NotFound
 from vigil.learning.features import Features
-from vigil.learning.store import LearningStore
+from vigil.learning.store import LearningStore, NewCase
 from vigil.store.db import create_engine
 from vigil.store.models import ApprovalRow, IncidentRow, WorkflowRow
 from vigil.store.repo import Store, utcnow
 from vigil.store.sealing import SecretBox
-from vigil.workflow.store import WorkflowStore
+from vigil.workflow.config_cache import config_cache
+from vigil.workflow.store import WorkflowStore, aware
 
 PROBLEM = Features(
     exact=frozenset({"service:checkout", "label:alertname=CheckoutErrors"}), tokens=("checkout",)
@@ -151,3 +153,45 @@ async def test_cases_are_kept_in_the_process_and_its_own_changes_seen_at_once(
     await WorkflowStore(store).record("wf-2", [], actor="test", columns={"status": "resolved"})
     cases = await learning.cases(project)
     assert [(c.outcome, c.reward) for c in cases] == [("open", 1.5), ("resolved", 1.0)]
+
+
+async def test_a_case_written_again_is_rewritten_in_place(store: Store) -> None:
+    project = (await store.create_project("payments")).id
+    learning = LearningStore(store)
+    await workflow(store, project, "wf-1", "running")
+    [first] = await learning.cases(project)
+    await learning.record_case(project, "wf-1", "inc-wf-1", PROBLEM, "scale-up", "Saturation")
+    [again] = await learning.cases(project)
+    assert (again.runbook_id, again.hypothesis) == ("scale-up", "Saturation")
+    assert aware(again.created_at) == aware(first.created_at)  # SQLite reads them back naive
+    config_cache(store).forget(project)
+    [read] = await learning.cases(project)
+    assert (read.runbook_id, read.hypothesis) == ("scale-up", "Saturation")
+    assert aware(read.created_at) == aware(first.created_at)
+
+
+async def test_a_workflow_record_writes_its_case_in_the_same_transaction(store: Store) -> None:
+    project = (await store.create_project("payments")).id
+    learning = LearningStore(store)
+    await workflow(store, project, "wf-1", "running")
+    assert [c.workflow_id for c in await learning.cases(project)] == ["wf-1"]  # held from here on
+    workflows = WorkflowStore(store)
+    row = workflows.new_workflow("wf-2", project, "inc-wf-1", "autonomous", {"steps": []})
+    case = NewCase(store, project, "wf-2", "inc-wf-1", PROBLEM, "restart", "PoolExhausted")
+    await workflows.record("wf-2", [("analyse", "done", {})], actor="vigil", create=lambda: row, case=case)
+    held = await learning.cases(project)
+    assert [c.workflow_id for c in held] == ["wf-1", "wf-2"]  # joined at once
+    config_cache(store).forget(project)
+    assert [c.workflow_id for c in await learning.cases(project)] == ["wf-1", "wf-2"]
+
+
+async def test_a_case_that_cannot_be_written_leaves_the_workflow_record_whole(store: Store) -> None:
+    project = (await store.create_project("payments")).id
+    async with store.engine.begin() as conn:
+        await conn.execute(text("DROP TABLE learning_cases"))
+    workflows = WorkflowStore(store)
+    row = workflows.new_workflow("wf-1", project, "inc-1", "autonomous", {"steps": []})
+    case = NewCase(store, project, "wf-1", "inc-1", PROBLEM, "restart", "PoolExhausted")
+    await workflows.record("wf-1", [("analyse", "done", {})], actor="vigil", create=lambda: row, case=case)
+    stored = await workflows.find_workflow("wf-1")
+    assert stored is not None and [s["step"] for s in stored.body["steps"]] == ["analyse"]

@@ -1,10 +1,11 @@
-"""The records a batch's POST carries are the records of its bus message, byte for byte."""
+"""The records a batch's POST carries (and the ledger stores) are the records of its bus message,
+byte for byte, cut from it without decoding them where the router wrote it so."""
 
 from __future__ import annotations
 
 import orjson
 
-from vigil.pipeline.agent_workers import open_batch, records_json
+from vigil.pipeline.agent_workers import records_json, split_records
 from vigil.pipeline.batcher import Batch, Ticket
 
 
@@ -28,29 +29,30 @@ def test_other_layouts_are_encoded_again() -> None:
         assert records_json(data, orjson.loads(data)) == b'[{"body":"a"}]'
 
 
-def test_a_batch_is_opened_without_decoding_its_records() -> None:
+def test_the_routers_batches_are_split_without_decoding_the_records() -> None:
     batch = Batch("project", "all")
-    for i in range(3):
-        batch.records.append({"body": f'x ,"records": {i} "q"', "count": 2, "attributes": {"records": [i]}})
+    for i in range(5):
+        # bodies and attributes that look like the key being searched for, and like the end
+        batch.records.append({"body": f'x ,"records": [{i}]}} "q"', "attributes": {"records": [i, {"a": "]}"}]}})
         batch.origins.append((Ticket(None, 1), i))
     data = orjson.dumps(batch.payload())
-    envelope, body = open_batch(data)
-    assert envelope == {
+    split = split_records(data)
+    assert split is not None
+    others, body = split
+    assert others == {
         "request_id": batch.request_id(),
         "project_id": "project",
         "pipeline": "all",
-        "represented": 6,
-        "record_count": 3,
+        "represented": 5,
+        "record_count": 5,
     }
-    assert body == orjson.dumps(batch.records)
+    assert body == records_json(data, orjson.loads(data))
+    assert orjson.loads(body) == batch.records
 
 
-def test_a_message_of_an_older_router_is_decoded_whole() -> None:
-    """Without `record_count` (routers before it), or with the records first, the same answer."""
-    records = [{"body": "a"}, {"body": "b"}]
-    older = orjson.dumps({"request_id": "r", "represented": 2, "records": records})
-    records_first = orjson.dumps({"records": records, "request_id": "r", "record_count": 2})
-    for data in (older, records_first):
-        envelope, body = open_batch(data)
-        assert (envelope["request_id"], envelope["record_count"], orjson.loads(body)) == ("r", 2, records)
-        assert "records" not in envelope
+def test_messages_of_other_layouts_are_not_split() -> None:
+    before_record_counts = orjson.dumps({"request_id": "r", "represented": 1, "records": [{"body": "a"}]})
+    records_not_last = orjson.dumps({"request_id": "r", "record_count": 1, "records": [{"body": "a"}], "x": 1})
+    nested_first = orjson.dumps({"request_id": "r", "record_count": 1, "meta": {"records": [9]}, "records": []})
+    for data in (before_record_counts, records_not_last, nested_first, b"not json", b""):
+        assert split_records(data) is None

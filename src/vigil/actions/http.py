@@ -7,9 +7,7 @@ Header values never appear in descriptions or results (they often hold tokens), 
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import socket
 import urllib.parse
 
 import orjson
@@ -27,24 +25,24 @@ LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80
 """Link-local addresses: the clouds' metadata services (169.254.169.254) live there."""
 
 
-async def check_outbound_url(url: str) -> None:
-    """Refuse a URL that is not http(s) or whose host resolves to a link-local (metadata) address."""
+def check_outbound_url(url: str) -> None:
+    """Refuse a URL that is not http(s), or whose host is a link-local (metadata) address. A host
+    name is checked where it is resolved, by the outbound client's connection (`vigil.outbound`):
+    every address it resolves to, against the outbound policy (link-local and metadata addresses
+    refused), with no second lookup here."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ActionRefused(f"URL {shown_url(url)} is refused: only http(s) URLs with a host")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise ActionError(f"http: cannot resolve {parts.hostname}: {exc}", retryable=True) from None
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if any(address in network for network in LINK_LOCAL):
-            raise ActionRefused(
-                f"URL {shown_url(url)} is refused: {parts.hostname} resolves to the link-local address {address}"
-            )
+        address = ipaddress.ip_address(parts.hostname.split("%")[0])
+    except ValueError:
+        return
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if any(address in network for network in LINK_LOCAL):
+        raise ActionRefused(
+            f"URL {shown_url(url)} is refused: {parts.hostname} resolves to the link-local address {address}"
+        )
 
 
 class HttpRequest:
@@ -67,7 +65,7 @@ class HttpRequest:
             return ActionResult.from_dry_run(await self.plan(step, ctx), idempotency_key)
         result = {"action": self.name, "target": target, "idempotency_key": idempotency_key}
         try:
-            await check_outbound_url(params.url)
+            check_outbound_url(params.url)
             status, snippet = await _send(ctx, params, idempotency_key)
         except ActionError as exc:
             return ActionResult.from_error(step, target, idempotency_key, exc)

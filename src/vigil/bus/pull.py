@@ -52,6 +52,11 @@ class PullStream:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
+    @property
+    def ready(self) -> bool:
+        """Whether a message has arrived that `next` would return at once."""
+        return not self._arrived.empty()
+
     async def next(self, free: int) -> Msg:
         """The next message, for a worker that has `free` slots (this message's included)."""
         loop = asyncio.get_running_loop()

@@ -1,7 +1,7 @@
 """The rules engine's analysis, revised by what past cases of the project teach: runbooks that
 similar problems' people approved move up, those they rejected move down, a plan rejected for the
 same problem (with no new evidence since) is not proposed again; hypotheses are re-ranked alike.
-Every analysis is then kept as a case to learn from."""
+Every analysis is then kept as a case to learn from, written with the analysis' record."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from vigil.learning.advice import Advice, advise
 from vigil.learning.features import from_incident
-from vigil.learning.store import LearningStore
+from vigil.learning.store import LearningStore, NewCase
 from vigil.store.repo import Store
 from vigil.workflow.runbooks import MatchContext, Runbook, score
 
@@ -29,9 +29,9 @@ async def revise(
     context: MatchContext,
     analysis: dict[str, Any],
     chosen: Runbook | None,
-) -> tuple[dict[str, Any], Runbook | None]:
-    """The analysis and runbook after learning, and the case recorded. Learning that fails (its
-    tables unreadable) leaves the analysis as it was: it must never stop a workflow."""
+) -> tuple[dict[str, Any], Runbook | None, NewCase]:
+    """The analysis and runbook after learning, and the case to record with them. Learning that
+    fails (its tables unreadable) leaves the analysis as it was: it must never stop a workflow."""
     learning = LearningStore(store)
     features = from_incident(incident)
     try:
@@ -39,18 +39,16 @@ async def revise(
         analysis, chosen = rerank(incident, runbooks, context, analysis, chosen, advice)
     except Exception:
         log.exception("learning skipped", extra={"workflow": workflow_id})
-    try:
-        await learning.record_case(
-            project_id,
-            workflow_id,
-            str(incident.get("id") or ""),
-            features,
-            chosen.id if chosen else None,
-            hypothesis_of(analysis) or (chosen.spec.title if chosen else ""),
-        )
-    except Exception:
-        log.exception("case not recorded", extra={"workflow": workflow_id})
-    return analysis, chosen
+    case = NewCase(
+        store,
+        project_id,
+        workflow_id,
+        str(incident.get("id") or ""),
+        features,
+        chosen.id if chosen else None,
+        hypothesis_of(analysis) or (chosen.spec.title if chosen else ""),
+    )
+    return analysis, chosen, case
 
 
 def hypothesis_key(hypothesis: Any) -> str:

@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from vigil.errors import NotFound
 from vigil.learning.features import Features
@@ -74,6 +76,46 @@ class Case:
     comments: list[str] = field(default_factory=list)
 
 
+@dataclass
+class NewCase:
+    """A workflow's case, to be written in the transaction that records its analysis
+    (`write_case`), then `joined` to the project's cases held here."""
+
+    store: Store
+    project_id: str
+    workflow_id: str
+    incident_id: str
+    features: Features
+    runbook_id: str | None
+    hypothesis: str
+
+    def __post_init__(self) -> None:
+        self.hypothesis = self.hypothesis[:2000]
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "incident_id": self.incident_id,
+            "features": self.features.to_json(),
+            "runbook_id": self.runbook_id,
+            "hypothesis": self.hypothesis,
+        }
+
+    def joined(self, created_at: datetime) -> None:
+        """Once written: the project's cases held in the process include it at once."""
+        held: list[Case] | None = config_cache(self.store).peek(CASES, self.project_id)
+        if held is not None:
+            case = Case(
+                self.workflow_id,
+                self.incident_id,
+                created_at,
+                self.features,
+                self.runbook_id,
+                self.hypothesis,
+            )
+            kept = [c for c in held if c.workflow_id != self.workflow_id]
+            held[:] = [*kept[len(kept) - MAX_CASES + 1 :], case]
+
+
 class LearningStore:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -88,19 +130,9 @@ class LearningStore:
         hypothesis: str,
     ) -> None:
         """The case of a workflow, as its analysis left it (a repeated step rewrites it alike)."""
-        hypothesis = hypothesis[:2000]
-        values = {
-            "incident_id": incident_id,
-            "features": features.to_json(),
-            "runbook_id": runbook_id,
-            "hypothesis": hypothesis,
-        }
-        created_at = await self.store.transaction(partial(_write_case, project_id, workflow_id, values))
-        held: list[Case] | None = config_cache(self.store).peek(CASES, project_id)
-        if held is not None:
-            case = Case(workflow_id, incident_id, created_at, features, runbook_id, hypothesis)
-            kept = [c for c in held if c.workflow_id != workflow_id]
-            held[:] = [*kept[len(kept) - MAX_CASES + 1 :], case]
+        case = NewCase(self.store, project_id, workflow_id, incident_id, features, runbook_id, hypothesis)
+        created_at = await self.store.transaction(partial(write_case, project_id, workflow_id, case.values()))
+        case.joined(created_at)
 
     async def cases(self, project_id: str, *, leave_out: str | None = None) -> list[Case]:
         """The project's most recent cases with their outcome and reward, oldest first (shared:
@@ -300,21 +332,18 @@ class LearningStore:
 KINDS = ("analysis", "plan", "workflow")
 
 
-def _write_case(project_id: str, workflow_id: str, values: dict[str, Any], conn: Connection) -> datetime:
-    """The case's row, made or rewritten; when it was made."""
-    found: datetime | None = conn.execute(
-        update(_CASES)
-        .where(_CASES.c.workflow_id == workflow_id)
-        .values(values)
-        .returning(_CASES.c.created_at)
-    ).scalar()
-    if found is not None:
-        return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
-    created_at = utcnow()
-    conn.execute(
-        insert(_CASES).values(workflow_id=workflow_id, project_id=project_id, created_at=created_at, **values)
+def write_case(project_id: str, workflow_id: str, values: dict[str, Any], conn: Connection) -> datetime:
+    """The case's row, made or rewritten (one statement); when it was made."""
+    dialect_insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = dialect_insert(_CASES).values(
+        workflow_id=workflow_id, project_id=project_id, created_at=utcnow(), **values
     )
-    return created_at
+    found: datetime = conn.execute(
+        statement.on_conflict_do_update(index_elements=["workflow_id"], set_=values).returning(
+            _CASES.c.created_at
+        )
+    ).scalar_one()
+    return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
 
 
 def _summary(entries: Sequence[FeedbackRow]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from vigil.errors import DeliveryError
 from vigil.pipeline.config import ActivePipeline, ConfigCache, agent_consumer
 from vigil.pipeline.delivery import DeliveryWorker, WorkerSet
 from vigil.pipeline.ledger import BatchLedger
-from vigil.store.encoded import EncodedList
+from vigil.store.db import RawJson
 from vigil.store.repo import Store
 
 log = logging.getLogger(__name__)
@@ -28,36 +28,47 @@ class AgentBatchHandler:
         self.target = pipeline.name
         self._agent = agent
         self._ledger = ledger
-        self._prepared: dict[int, tuple[str, bytes]] = {}
-        """Request id and records JSON by the message bytes' id, from `prepare` to `deliver`."""
+        self._bodies: dict[int, bytes] = {}
+        """The records' JSON to post, by the message bytes' id, from `prepare` to `deliver`."""
         self._request_ids: dict[int, str] = {}
         """By the message bytes' id, from `prepare` until `succeeded` or `failed`."""
 
     async def prepare(self, data: bytes, attempt: int) -> int:
-        envelope, body = open_batch(data)
-        request_id = str(envelope["request_id"])
-        count = int(envelope["record_count"])
-        represented = int(envelope.get("represented", count))
+        split = split_records(data)
+        if split is not None:
+            # the records go to the ledger and the agent as the router encoded them, undecoded
+            batch, body = split
+            records: list[Any] | RawJson = RawJson(body)
+            count = int(batch["record_count"])
+        else:
+            batch = orjson.loads(data)
+            records = batch["records"]
+            count = len(records)
+            body = records_json(data, batch)
+        request_id = str(batch["request_id"])
+        represented = int(batch.get("represented", count))
         earlier = await self._ledger.record(
-            request_id, self.project_id, self.target, EncodedList(body.decode(), count), represented
+            request_id, self.project_id, self.target, records, represented, count
         )
-        self._prepared[id(data)] = request_id, body  # deliver() comes next, with the same bytes
+        self._bodies[id(data)] = body  # deliver() comes next, with the same bytes
         self._request_ids[id(data)] = request_id
         # the bus may lose its delivery count in a crash; the ledger keeps it
         return max(attempt, earlier + 1)
 
     async def deliver(self, data: bytes, attempt: int) -> None:
-        prepared = self._prepared.pop(id(data), None)
-        if prepared is None:
-            envelope, body = open_batch(data)
-            prepared = str(envelope["request_id"]), body
-        request_id, body = prepared
+        body = self._bodies.pop(id(data), None)
+        if body is None:
+            batch = orjson.loads(data)
+            request_id, body = batch["request_id"], records_json(data, batch)
+        else:
+            request_id = self._request_ids[id(data)]
         await self._agent.send(self.project_id, request_id, body, attempt)
 
     async def succeeded(self, data: bytes, attempt: int) -> None:
         self._ledger.status(self._request_id(data), "delivered", attempt)
 
     async def failed(self, data: bytes, attempt: int, error: DeliveryError, final: bool) -> str:
+        self._bodies.pop(id(data), None)
         request_id = self._request_id(data)
         self._ledger.status(request_id, "dead" if final else "retrying", attempt, str(error))
         return request_id
@@ -72,28 +83,24 @@ class AgentBatchHandler:
 _RECORDS_KEY = b',"records":'
 
 
-def open_batch(data: bytes) -> tuple[dict[str, Any], bytes]:
-    """A batch message's other keys (`record_count` among them) and the JSON of its records. The
-    router writes `record_count` and, last, the records: those keys are read without the records,
-    which are cut from the bytes (see `records_json`) rather than decoded. A message without
-    `record_count` (from an older router) is decoded whole."""
-    if data.endswith(b"}"):
-        start = data.find(_RECORDS_KEY)
-        if start > 0:
-            try:
-                envelope = orjson.loads(data[:start] + b"}")
-            except orjson.JSONDecodeError:
-                envelope = None
-            if (
-                isinstance(envelope, dict)
-                and "record_count" in envelope
-                and not any(isinstance(value, dict | list) for value in envelope.values())
-            ):
-                return envelope, data[start + len(_RECORDS_KEY) : -1]
-    batch = orjson.loads(data)
-    body = records_json(data, batch)
-    batch["record_count"] = len(batch.pop("records"))
-    return batch, body
+def split_records(data: bytes) -> tuple[dict[str, Any], bytes] | None:
+    """A batch message's other keys, and its records' JSON cut from it undecoded, where the router
+    wrote the message so (`Batch.payload`: "records" last, after scalars and "record_count"):
+    with scalars only before it, the first `,"records":` in the bytes is that key (inside a JSON
+    string a quote is escaped). None for any other layout."""
+    start = data.find(_RECORDS_KEY)
+    if start <= 0 or not data.endswith(b"]}"):
+        return None
+    try:
+        batch = orjson.loads(data[:start] + b"}")
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(batch, dict) or "record_count" not in batch or "request_id" not in batch:
+        return None
+    if any(isinstance(value, dict | list) for value in batch.values()):
+        return None
+    body = data[start + len(_RECORDS_KEY) : -1]
+    return (batch, body) if body.startswith(b"[") else None
 
 
 def records_json(data: bytes, batch: dict[str, Any]) -> bytes:

@@ -60,12 +60,14 @@ class Batch:
         return sum(int(r.get("count", 1)) for r in self.records)
 
     def payload(self) -> dict[str, Any]:
+        """The bus message's content; "records" last, after scalars only, with their count, so a
+        deliverer can cut the records' JSON out of the message without decoding them (see
+        `vigil.pipeline.agent_workers.split_records`)."""
         return {
             "request_id": self.request_id(),
             "project_id": self.project_id,
             "pipeline": self.pipeline,
             "represented": self.represented,
-            # before the records, which come last: a worker reads all but the records alone
             "record_count": len(self.records),
             "records": self.records,
         }

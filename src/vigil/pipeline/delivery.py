@@ -4,6 +4,7 @@ negative acks (exponential backoff with jitter) and a dead-letter store at the e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -64,7 +65,9 @@ class DeliveryWorker:
         *,
         retry: RetrySpec,
         concurrency: int,
+        ack_delay_s: float = 0.05,
     ) -> None:
+        """`ack_delay_s`: the longest an acknowledgement waits for others to go with it."""
         self._bus = bus
         self._store = store
         self._consumer = consumer
@@ -73,11 +76,21 @@ class DeliveryWorker:
         self._concurrency = concurrency
         self._task: asyncio.Task[None] | None = None
         self._handling: set[asyncio.Task[None]] = set()
+        # A message is prepared (the batch ledger's row: a database write) before it takes one of
+        # the `concurrency` attempt slots, and up to `concurrency` more are taken and prepared
+        # while the slots are busy: the database's latency then overlaps the attempts instead of
+        # holding a slot while the target waits for work.
+        self._in_hand = 2 * concurrency
+        self._taken = asyncio.Semaphore(self._in_hand)
         self._slots = asyncio.Semaphore(concurrency)
-        # groups of at most 2 x concurrency: with the attempts in progress, within the consumer's
+        # groups of at most 2 x concurrency: with the messages in hand, within the consumer's
         # window of unacknowledged messages (at least 4 x concurrency, see `agent_consumer`;
-        # sinks' consumers allow 64 for 4 attempts at a time)
-        self._acks = AckGroups(most=2 * concurrency)
+        # sinks' consumers allow 64 for 4 attempts at a time); where workers of several
+        # processes share the window, `_loop` sends them early
+        self._acks = AckGroups(delay_s=ack_delay_s, most=2 * concurrency)
+        self._long_wait_s = (consumer.config.ack_wait or 30.0) / 4
+        self._starved = False
+        """Whether the loop waits for messages while the consumer has more (see `_loop`)."""
         # looked up once: a label lookup hashes and locks on every call
         kind = handler.kind
         self._seconds = DELIVERY_SECONDS.labels(kind)
@@ -101,21 +114,32 @@ class DeliveryWorker:
         await self._acks.close()
 
     async def _loop(self, stream: PullStream) -> None:
-        """Each free slot takes the next message; the pull stream asks the bus for as many
-        messages as there are free slots, so none waits here for a slot."""
+        """Each free place in hand takes the next message; the pull stream asks the bus for as
+        many messages as there are free places, so none waits here for one. A slow target keeps
+        the places taken (its attempts hold the slots, the next ones wait prepared), and the
+        pulls stop."""
+        backlog = False
         try:
             while True:
-                await self._slots.acquire()
+                await self._taken.acquire()
+                # The consumer has more than it sends: its window of unacknowledged messages may
+                # be full (shared with other processes' workers), and acknowledgements waiting in
+                # a group would hold it while this worker has room: they go at once meanwhile.
+                self._starved = backlog and not stream.ready
+                if self._starved:
+                    self._acks.flush()
                 try:
-                    msg = await stream.next(self._concurrency - len(self._handling))
+                    msg = await stream.next(self._in_hand - len(self._handling))
                 except asyncio.CancelledError:
-                    self._slots.release()
+                    self._taken.release()
                     raise
                 except Exception:
-                    self._slots.release()
+                    self._taken.release()
                     log.exception("pull failed", extra={"consumer": self._consumer.name})
                     await asyncio.sleep(1.0)
                     continue
+                self._starved = False
+                backlog = _backlog_after(msg)
                 handling = asyncio.create_task(self._handle(msg))
                 self._handling.add(handling)
                 handling.add_done_callback(self._done)
@@ -124,14 +148,21 @@ class DeliveryWorker:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._handling.discard(task)
-        self._slots.release()
+        self._taken.release()
 
     async def _handle(self, msg: Msg) -> None:
         attempt = msg.metadata.num_delivered
-        started = time.perf_counter()
+        taken = started = time.perf_counter()
         try:
             attempt = await self._handler.prepare(msg.data, attempt)
-            await self._handler.deliver(msg.data, attempt)
+            async with self._slots:
+                started = time.perf_counter()
+                if started - taken > self._long_wait_s:
+                    # waited for a slot behind slow attempts: its own attempt gets a full ack
+                    # wait, so the bus does not hand it to another worker meanwhile
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
+                await self._handler.deliver(msg.data, attempt)
         except DeliveryError as error:
             self._seconds.observe(time.perf_counter() - started)
             await self._failed(msg, attempt, error)
@@ -148,7 +179,12 @@ class DeliveryWorker:
         self._seconds.observe(time.perf_counter() - started)
         await self._handler.succeeded(msg.data, attempt)
         self._ok.inc()
+        self._ack(msg)
+
+    def _ack(self, msg: Msg) -> None:
         self._acks.ack(msg)
+        if self._starved:
+            self._acks.flush()
 
     async def _failed(self, msg: Msg, attempt: int, error: DeliveryError) -> None:
         kind = self._handler.kind
@@ -160,7 +196,7 @@ class DeliveryWorker:
         if final:
             await self._dead_letter(msg, ref, attempt, error)
             self._dead.inc()
-            self._acks.ack(msg)
+            self._ack(msg)
         else:
             self._retry_count.inc()
             await msg.nak(delay=backoff_delay(self._retry, attempt))
@@ -192,6 +228,14 @@ class DeliveryWorker:
                 replayed_at=None,
             )
         )
+
+
+def _backlog_after(msg: Msg) -> bool:
+    """Whether the consumer had more messages for its workers when it sent `msg`."""
+    try:
+        return msg.metadata.num_pending > 0
+    except Exception:  # not a JetStream message
+        return False
 
 
 K = TypeVar("K", bound=Hashable)

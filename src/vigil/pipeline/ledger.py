@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from vigil.store.encoded import EncodedList
+from vigil.store.db import RawJson
 from vigil.store.repo import Store, utcnow
 from vigil.tasks import cancel_and_wait
 
@@ -55,11 +55,13 @@ class BatchLedger:
         request_id: str,
         project_id: str,
         pipeline: str,
-        records: list[Any] | EncodedList,
+        records: list[Any] | RawJson,
         represented: int,
+        record_count: int | None = None,
     ) -> int:
         """Record the batch before its first attempt in this process; return the attempts already
-        recorded for it (by an earlier process, before a crash), 0 when there are none."""
+        recorded for it (by an earlier process, before a crash), 0 when there are none.
+        `records` may be their JSON as it came (then with `record_count`)."""
         if request_id in self._known:
             return 0
         now = utcnow()
@@ -67,7 +69,7 @@ class BatchLedger:
             "request_id": request_id,
             "project_id": project_id,
             "pipeline": pipeline,
-            "record_count": len(records),
+            "record_count": len(records) if record_count is None else record_count,
             "represented": represented,
             "records": records,
             "status": "pending",

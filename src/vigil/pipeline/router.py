@@ -11,38 +11,35 @@ a pipeline took them or not, in projects that have a pipeline at all.
 
 Memory stays bounded under overload: the router holds at most `router_max_pending` messages
 per records partition (each partition's consumer window) and `max_inflight_batches` unpublished
-batches, and pauses fetching while the bus refuses batches, so a backlog stays on the bus and the
-edge answers 429.
+batches, and pauses fetching while the bus refuses batches (`vigil.pipeline.publisher`, which
+publishes the batches and acknowledges the messages), so a backlog stays on the bus and the edge
+answers 429.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter
 
-from vigil.bus.acks import AckGroups
 from vigil.bus.client import Bus, next_fetch
-from vigil.bus.topology import ConsumerSpec, batches_subject
+from vigil.bus.topology import ConsumerSpec
 from vigil.detect.notices import IncidentNotice
-from vigil.errors import MessageTooLarge
 from vigil.investigate.window import RecentRecords
-from vigil.pipeline.batcher import Batch, Batcher, Ticket
-from vigil.pipeline.config import ActivePipeline, ConfigCache, agent_consumer
+from vigil.pipeline.batcher import Batcher, Ticket
+from vigil.pipeline.config import ActivePipeline, ConfigCache
 from vigil.pipeline.dedupe import Deduplicator
 from vigil.pipeline.filters import ResourceContext
-from vigil.pipeline.fit import ENVELOPE_BYTES, split_batch
+from vigil.pipeline.publisher import BatchPublisher, quietly
 from vigil.pipeline.redact import RedactionSpec, Redactor
 from vigil.pipeline.template_store import TemplateStore
 from vigil.pipeline.templates import TemplateMatch, TemplateMiner
@@ -66,13 +63,6 @@ NewErrorTemplate = Callable[[str, str, TemplateMatch, FlatRecord], Awaitable[Non
 """(project, service, the match, the redacted record) of an error record that opened a template."""
 
 RECORDS_ROUTED = Counter("vigil_records_routed_total", "Records read by the pipeline router.")
-RECORDS_MATCHED = Counter("vigil_records_matched_total", "Items batched for a pipeline.", ["pipeline"])
-RECORDS_REPRESENTED = Counter(
-    "vigil_records_represented_total", "Received records the batched items stand for.", ["pipeline"]
-)
-BATCH_SIZE = Histogram(
-    "vigil_batch_records", "Records per batch.", buckets=(1, 2, 5, 10, 20, 50, 100, 500, 1000)
-)
 
 
 @dataclass
@@ -115,17 +105,9 @@ class Router:
         # an eighth of the consumer's window a pull: routers in several processes share that window,
         # and one that pulled all of it would leave the others idle until it had routed it all
         self._fetch_batch = min(fetch_batch, max(1, bus.settings.router_max_pending // 8))
-        self._max_inflight = max_inflight_batches
         self._lanes: dict[tuple[str, str], _Lane] = {}
-        self._counters: dict[str, tuple[Counter, Counter]] = {}
-        # a message whose records are all published is acknowledged with others (see AckGroups);
-        # small groups, so the consumer's window of unacknowledged messages stays open
-        self._acks = AckGroups(most=min(8, max(1, bus.settings.router_max_pending // 4)))
+        self._publisher = BatchPublisher(bus, self._lanes, max_inflight=max_inflight_batches)
         self._tasks: list[asyncio.Task[None]] = []
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._room = asyncio.Event()
-        self._hold_until = 0.0
-        self._last_warning = 0.0
         self._slice_started = 0.0
         self._stopping = False
         self._on_new_error_template = on_new_error_template
@@ -156,9 +138,7 @@ class Router:
             await cancel_and_wait(task)
         for lane in self._lanes.values():
             lane.close()
-        if self._inflight:
-            await asyncio.wait(self._inflight, timeout=10)
-        await self._acks.close()
+        await self._publisher.close()
 
     async def _on_config(self) -> None:
         wanted = {(p.project_id, p.name): p for p in self._config.all_pipelines()}
@@ -174,7 +154,7 @@ class Router:
         fetch = subscription.fetch  # type: ignore[attr-defined]
         messages: list[Msg] = []
         while True:
-            await self._wait_for_room()
+            await self._publisher.wait_for_room()
             try:
                 size, wait_s = next_fetch(messages, self._fetch_batch)
                 messages = await fetch(size, timeout=wait_s)
@@ -195,12 +175,12 @@ class Router:
                         # the view reads an attribute's bytes only when it needs them: a message
                         # that breaks one is malformed, as one that fails the first parse is
                         log.error("undecodable records message dropped", extra={"subject": msg.subject})
-                        await _quietly(msg.term())
+                        await quietly(msg.term())
                         continue
                     log.exception(
                         "router failed on a message; it will be redelivered", extra={"subject": msg.subject}
                     )
-                    await _quietly(msg.nak(delay=1.0))
+                    await quietly(msg.nak(delay=1.0))
                 await self._yield()
 
     async def _yield(self) -> None:
@@ -219,17 +199,6 @@ class Router:
         else:
             await asyncio.sleep(0)
         self._slice_started = time.monotonic()
-
-    async def _wait_for_room(self) -> None:
-        while True:
-            hold = self._hold_until - time.monotonic()
-            if hold > 0:
-                await asyncio.sleep(hold)
-            elif len(self._inflight) >= self._max_inflight:
-                self._room.clear()
-                await self._room.wait()
-            else:
-                return
 
     async def _expire_groups(self) -> None:
         while True:
@@ -382,8 +351,8 @@ class Router:
                 pipeline.name,
                 batch.max_records,
                 batch.max_wait_ms,
-                self._emit,
-                max_bytes=self._max_batch_bytes(pipeline),
+                self._publisher.emit,
+                max_bytes=self._publisher.max_batch_bytes(pipeline),
             )
             dedupe = None
             if pipeline.spec.dedupe is not None:
@@ -395,86 +364,6 @@ class Router:
                 dedupe = Deduplicator(pipeline.spec.dedupe, rollup, pipeline=pipeline.name)
             lane = self._lanes[key] = _Lane(pipeline, batcher, dedupe)
         return lane
-
-    def _emit(self, batch: Batch) -> None:
-        counters = self._counters.get(batch.pipeline)
-        if counters is None:  # a label lookup per batch hashes and locks: once per pipeline name
-            counters = RECORDS_MATCHED.labels(batch.pipeline), RECORDS_REPRESENTED.labels(batch.pipeline)
-            self._counters[batch.pipeline] = counters
-        counters[0].inc(len(batch.records))
-        counters[1].inc(batch.represented)
-        BATCH_SIZE.observe(len(batch.records))
-        task = asyncio.create_task(self._publish(batch))
-        self._inflight.add(task)
-        task.add_done_callback(self._published)
-
-    def _published(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
-        if len(self._inflight) < self._max_inflight:
-            self._room.set()
-
-    def _max_batch_bytes(self, pipeline: ActivePipeline) -> int:
-        """The pipeline's byte cap, within what the bus takes in one message."""
-        return min(pipeline.spec.batch.max_bytes, self._bus.settings.max_message_bytes - ENVELOPE_BYTES)
-
-    async def _publish(self, batch: Batch) -> None:
-        lane = self._lanes.get((batch.project_id, batch.pipeline))
-        payload = batch.payload()
-        data = orjson.dumps(payload)
-        limit = self._bus.settings.max_message_bytes - ENVELOPE_BYTES
-        if lane is not None:
-            limit = self._max_batch_bytes(lane.pipeline)
-        if len(data) > limit:
-            await self._publish_parts(batch, limit)
-            return
-        delay = 0.2
-        for _ in range(12):
-            try:
-                if lane is not None:
-                    if lane.consumer is None:
-                        lane.consumer = agent_consumer(self._bus.topology, lane.pipeline)
-                    await self._bus.ensure_consumer(lane.consumer)
-                await self._bus.publish(
-                    batches_subject(batch.project_id, batch.pipeline), data, msg_id=payload["request_id"]
-                )
-                break
-            except MessageTooLarge:
-                # the bus takes less than it said (an external server's own limit): never retried
-                # as it is, and never a reason to pause other pipelines
-                await self._publish_parts(batch, max(len(data) // 2, 4096))
-                return
-            except Exception as exc:
-                self._hold(delay, batch, exc)
-                await _keep_alive(batch)
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, 5.0)
-        else:
-            await _give_back(batch)
-            return
-        for ticket, count in _tickets(batch).items():
-            ticket.pending -= count
-            if ticket.pending == 0 and not ticket.failed and ticket.msg is not None:
-                self._acks.ack(ticket.msg)
-
-    async def _publish_parts(self, batch: Batch, max_bytes: int) -> None:
-        parts = split_batch(batch, max_bytes)
-        log.warning(
-            "batch over its byte cap: split, and records too large alone cut down",
-            extra={"pipeline": batch.pipeline, "project": batch.project_id, "parts": len(parts)},
-        )
-        for part in parts:
-            await self._publish(part)
-
-    def _hold(self, delay: float, batch: Batch, exc: Exception) -> None:
-        """The bus refused a batch: stop taking records for a while instead of piling them up."""
-        now = time.monotonic()
-        self._hold_until = max(self._hold_until, now + delay)
-        if now - self._last_warning > 10:
-            self._last_warning = now
-            log.warning(
-                "batches refused by the bus; routing paused",
-                extra={"pipeline": batch.pipeline, "error": str(exc)},
-            )
 
 
 def _error_text(text: str) -> bool:
@@ -489,32 +378,6 @@ def _approx_bytes(item: FlatRecord) -> int:
     return size + 320 + 48 * (len(item.get("attributes") or ()) + len(item.get("resourceAttributes") or ()))
 
 
-def _tickets(batch: Batch) -> dict[Ticket, int]:
-    """The messages a batch drew from, with how many of its records each gave."""
-    counts: dict[Ticket, int] = {}
-    for ticket, _ in batch.origins:
-        if ticket is not None:
-            counts[ticket] = counts.get(ticket, 0) + 1
-    return counts
-
-
-async def _keep_alive(batch: Batch) -> None:
-    for ticket in _tickets(batch):
-        if ticket.msg is not None:
-            await _quietly(ticket.msg.in_progress())
-
-
-async def _give_back(batch: Batch) -> None:
-    """The bus would not take the batch: let its messages come again rather than lose them."""
-    log.error(
-        "batch could not be published; its messages will be redelivered", extra={"pipeline": batch.pipeline}
-    )
-    for ticket in _tickets(batch):
-        if not ticket.failed and ticket.msg is not None:
-            ticket.failed = True
-            await _quietly(ticket.msg.nak(delay=2.0))
-
-
 def _decodes(data: bytes) -> bool:
     """Whether `data` is an export by the whole OTLP schema."""
     try:
@@ -522,10 +385,3 @@ def _decodes(data: bytes) -> bool:
     except DecodeError:
         return False
     return True
-
-
-async def _quietly(action: object) -> None:
-    try:
-        await action  # type: ignore[misc]
-    except Exception as exc:
-        log.debug("bus acknowledgement failed", extra={"error": str(exc)})

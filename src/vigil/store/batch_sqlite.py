@@ -15,7 +15,6 @@ from typing import Any, cast
 import sqlalchemy
 from sqlalchemy import Engine
 
-from vigil.store.encoded import EncodedList
 from vigil.store.models import Batch
 
 _BATCHES = cast(sqlalchemy.Table, Batch.__table__)
@@ -74,7 +73,7 @@ class SqliteBatchWriter:
 
     def _values(self, row: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(
-            value.text if isinstance(value, EncodedList) else value if process is None else process(value)
+            value if process is None else process(value)
             for value, process in zip((row[key] for key in self._keys), self._processors, strict=True)
         )
 

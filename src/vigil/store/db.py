@@ -29,9 +29,16 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     cursor.close()
 
 
+class RawJson(bytes):
+    """A JSON column's value already encoded (as a batch's records arrive on the bus): stored as
+    it is, read back decoded like any other."""
+
+
 def _json(value: object) -> str:
     # JSON columns are encoded (and decoded, by orjson.loads) on the event loop: the detector's
     # state is megabytes, and every workflow step reads and writes its workflow's body
+    if isinstance(value, RawJson):
+        return value.decode()
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 

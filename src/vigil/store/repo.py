@@ -6,6 +6,7 @@ import asyncio
 import functools
 import hashlib
 import secrets
+import sys
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import PurePath
 from typing import Any, TypeVar, cast
 
-import orjson
 import sqlalchemy
 from pydantic import AnyUrl, BaseModel, SecretStr
 from sqlalchemy import (
@@ -40,7 +40,6 @@ from vigil.errors import Conflict, NotFound
 from vigil.specs import PipelineSpec
 from vigil.store.batch_sqlite import SqliteBatchWriter
 from vigil.store.db import create_sync_sqlite_engine, session_factory
-from vigil.store.encoded import EncodedList
 from vigil.store.models import (
     ApiKey,
     Batch,
@@ -61,6 +60,8 @@ KEY_PREFIX = "vgl_"
 
 RowT = TypeVar("RowT", Pipeline, Sink)
 T = TypeVar("T")
+_SWITCH_INTERVAL_S = 0.0005
+"""The interpreter's switch interval in a process with a blocking SQLite thread."""
 
 
 def _describe(row: Pipeline | Sink | ProjectPolicy) -> str:
@@ -151,6 +152,12 @@ class Store:
 
     def _blocking_sqlite(self) -> tuple[Engine, ThreadPoolExecutor]:
         if self._ledger is None:
+            # The thread takes the GIL back after each statement; while the event loop works, that
+            # waits for the interpreter's switch interval (5 ms by default), several times per
+            # transaction, all the while holding SQLite's write lock that other processes' writers
+            # wait for (and SQLite's busy wait sleeps in steps of up to 100 ms). A shorter
+            # interval costs nothing while no other thread wants the GIL.
+            sys.setswitchinterval(min(sys.getswitchinterval(), _SWITCH_INTERVAL_S))
             thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-ledger")
             self._ledger = create_sync_sqlite_engine(self.engine), thread
         return self._ledger
@@ -436,8 +443,8 @@ class Store:
     async def write_batches(
         self, rows: Sequence[dict[str, Any]], updates: Sequence[tuple[str, str, int, str | None]]
     ) -> dict[str, int]:
-        """One transaction of the batch ledger: insert `rows` (column values of new batches, the
-        records possibly an `EncodedList`; ones already recorded keep their row), then apply (request_id, status, attempts, error) updates,
+        """One transaction of the batch ledger: insert `rows` (column values of new batches; ones
+        already recorded keep their row), then apply (request_id, status, attempts, error) updates,
         each as one executemany statement. Returns the attempts recorded for the rows that were
         there already, by request id."""
         if not rows and not updates:
@@ -453,7 +460,6 @@ class Store:
         known: dict[str, int] = {}
         dialect = self.engine.dialect.name
         statuses = _status_parameters(updates)
-        rows = [_decoded(row) for row in rows]
         async with self.engine.begin() as connection:
             if rows:
                 found = await connection.execute(_recorded([row["request_id"] for row in rows]))
@@ -762,13 +768,6 @@ def _status_parameters(updates: Sequence[tuple[str, str, int, str | None]]) -> l
 def _recorded(request_ids: list[str]) -> Any:
     """(request_id, attempts) of the batches among `request_ids` that have a row."""
     return select(_BATCHES.c.request_id, _BATCHES.c.attempts).where(_BATCHES.c.request_id.in_(request_ids))
-
-
-def _decoded(row: dict[str, Any]) -> dict[str, Any]:
-    """The row with encoded JSON values decoded, for SQLAlchemy's JSON type to encode."""
-    if not any(isinstance(value, EncodedList) for value in row.values()):
-        return row
-    return {k: orjson.loads(v.text) if isinstance(v, EncodedList) else v for k, v in row.items()}
 
 
 def _column_values(row: Batch) -> dict[str, Any]:

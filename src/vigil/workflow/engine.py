@@ -21,7 +21,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,8 +34,10 @@ from vigil.actions.ledger import FileLedger
 from vigil.bus.client import Bus
 from vigil.outbound import Outbound
 from vigil.store.db import private_sqlite_files
+from vigil.store.models import WorkflowRow
 from vigil.store.repo import Store
 from vigil.workflow.analysis import Analyst
+from vigil.workflow.first_actions import FirstActions
 from vigil.workflow.store import WorkflowStore
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,10 @@ class Services:
     """For escalations to the project's sinks."""
     analyst: Analyst | None = None
     """The analysis' investigation tools and model."""
+    first_actions: FirstActions = field(default_factory=FirstActions)
+    """Workflows of this process on their way to their first action."""
+    planned: dict[str, WorkflowRow] = field(default_factory=dict)
+    """Workflows' rows as their plans were recorded here (`steps.keep_planned`)."""
 
     async def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run `coro` on the main event loop, from whichever loop DBOS runs the workflow on."""
@@ -235,11 +241,16 @@ class WorkflowEngine:
                 self._sqlite_engine.dispose()
                 self._sqlite_engine = None
 
-    async def start_workflow(self, project_id: str, incident_id: str, workflow_id: str) -> str:
+    async def start_workflow(
+        self, project_id: str, incident_id: str, workflow_id: str, *, new: bool = False
+    ) -> str:
         """Start the incident's workflow once, in this process: the same id again, here or in
-        another process, is the same workflow, run only by the process that stored it first."""
+        another process, is the same workflow, run only by the process that stored it first.
+        `new`: not started before, so on its way to its first action from now."""
+        if _services is not None and new:
+            _services.first_actions.begin(workflow_id)
         with SetWorkflowID(workflow_id):
-            await DBOS.start_workflow_async(self._flow.remediate, project_id, incident_id, workflow_id)
+            await DBOS.start_workflow_async(self._flow.remediate, project_id, incident_id, workflow_id, True)
         return workflow_id
 
     async def start_investigation(self, workflow_id: str) -> str:

@@ -10,6 +10,8 @@ records an event (the live streams) and an audit entry.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -23,22 +25,36 @@ from vigil.workflow import approval, investigation, steps, verification
 from vigil.workflow.engine import APPROVAL_TOPIC, running_here, services
 from vigil.workflow.runbooks import TIER_RANK
 
+log = logging.getLogger(__name__)
+
 APPROVAL_POLL_S = 300.0
 """Longest a waiting workflow goes without reading its approval itself: every answer also wakes
 it at once, so this only bounds the delay should a wake-up be lost."""
 
 
 @DBOS.workflow()
-async def remediate(project_id: str, incident_id: str, workflow_id: str) -> str:
+async def remediate(project_id: str, incident_id: str, workflow_id: str, act_in_prepare: bool = False) -> str:
+    """`act_in_prepare`: the plan's first action, when it follows at once, is taken in the step
+    that prepares it (one DBOS step and checkpoint fewer before it). Workflows started before it
+    existed are recovered without it, so their recorded steps replay as they were."""
     done = running_here()
+    here = asyncio.get_running_loop() is services().loop  # not a recovered one, on DBOS's loop
+    first_actions = services().first_actions
+    if here:
+        first_actions.begin(workflow_id)
     try:
-        return await _remediate(project_id, incident_id, workflow_id)
+        return await _remediate(project_id, incident_id, workflow_id, act_in_prepare)
     finally:
+        if here:
+            first_actions.done(workflow_id)
         done()
 
 
-async def _remediate(project_id: str, incident_id: str, workflow_id: str) -> str:
-    prepared = await prepare(project_id, incident_id, workflow_id)
+async def _remediate(project_id: str, incident_id: str, workflow_id: str, act_in_prepare: bool) -> str:
+    if act_in_prepare:
+        prepared = await prepare_and_act(project_id, incident_id, workflow_id)
+    else:
+        prepared = await prepare(project_id, incident_id, workflow_id)
     if prepared["tier"] == "human_only":
         return await finish(workflow_id, "recorded", "human_only: recorded and ticketed, never acted on")
     runbook = prepared.get("runbook")
@@ -52,6 +68,7 @@ async def _remediate(project_id: str, incident_id: str, workflow_id: str) -> str
         return await finish(workflow_id, "escalated", f"runbook {runbook['id']} needs a person to act")
     if tier == "supervised" or below:
         why = "supervised runbook" if tier == "supervised" else "analysis below the escalate threshold"
+        await services().call(_settled(workflow_id))  # a person decides: not soon
         approval = await request_approval(workflow_id, why)
         decision = await wait_for_decision(workflow_id, approval["id"], approval["expires_at"])
         if decision != "approved":
@@ -59,7 +76,9 @@ async def _remediate(project_id: str, incident_id: str, workflow_id: str) -> str
     results: list[dict[str, Any]] = []
     for index in range(len(runbook["steps"])):
         try:
-            result = await act(workflow_id, index)
+            result = (
+                prepared["first"] if index == 0 and "first" in prepared else await act(workflow_id, index)
+            )
         except Exception as exc:  # its retries ran out: recorded by DBOS, so replayed alike
             result = {"status": "failed", "description": f"{type(exc).__name__}: {exc}", "before": {}}
         results.append(result)
@@ -113,6 +132,24 @@ async def prepare(project_id: str, incident_id: str, workflow_id: str) -> dict[s
 
 
 @DBOS.step()
+async def prepare_and_act(project_id: str, incident_id: str, workflow_id: str) -> dict[str, Any]:
+    """`prepare`, then, when the plan goes straight to its first action, that action (as the
+    `act` step would take it, with the same idempotency key), its result as `first`. An attempt
+    that fails and may be retried is left to the `act` step and its retries."""
+    return await services().call(_prepare_and_act(project_id, incident_id, workflow_id))
+
+
+async def _prepare_and_act(project_id: str, incident_id: str, workflow_id: str) -> dict[str, Any]:
+    prepared = await steps.prepare(services(), project_id, incident_id, workflow_id)
+    if steps.acts_at_once(prepared):
+        try:
+            prepared["first"] = await _act(workflow_id, 0)
+        except Exception as exc:  # the act step tries again, with its retries, and records the end
+            log.info("first action left to its step", extra={"workflow": workflow_id, "error": str(exc)})
+    return prepared
+
+
+@DBOS.step()
 async def request_approval(workflow_id: str, why: str) -> dict[str, Any]:
     return await services().call(approval.request_approval(services(), workflow_id, why))
 
@@ -153,8 +190,12 @@ async def roll_back(workflow_id: str, results: list[dict[str, Any]]) -> None:
             await undo(workflow_id, index, results[index])
 
 
+async def _settled(workflow_id: str) -> None:
+    services().first_actions.done(workflow_id)
+
+
 async def _context(workflow_id: str) -> tuple[steps.Loaded, ActionContext]:
-    loaded = await steps.load(services(), workflow_id, incident=False)  # actions never read it
+    loaded = await steps.load_planned(services(), workflow_id)
     return loaded, steps.action_context(services(), loaded)
 
 
@@ -169,6 +210,10 @@ async def _act(workflow_id: str, index: int) -> dict[str, Any]:
         result = ActionResult(
             action=step.action, status="failed", target="", description=str(exc), idempotency_key=key
         )
+    if index == 0:
+        first_actions = services().first_actions
+        first_actions.done(workflow_id)
+        await first_actions.quiet()  # others' first actions before this one's record
     if result.status == "failed" and result.retryable:
         await steps.record_action(services(), loaded, index, result, started, final=False)
         raise ActionError(result.description, retryable=True)  # DBOS retries the step

@@ -8,6 +8,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from vigil.actions.base import ActionError, ActionResult
@@ -16,6 +17,7 @@ from vigil.actions.registry import plan
 from vigil.alerts.models import TIERS
 from vigil.bus.topology import workflow_events_subject
 from vigil.learning.rules import revise as learned
+from vigil.learning.store import NewCase
 from vigil.masking import scrub
 from vigil.store.models import WorkflowRow
 from vigil.store.workflow_repo import WorkflowRepo
@@ -36,8 +38,12 @@ from vigil.workflow.runbooks import TIER_RANK, Runbook, RunbookSpec
 
 if TYPE_CHECKING:
     from vigil.workflow.engine import Services
+    from vigil.workflow.store import Amend
 
 log = logging.getLogger(__name__)
+
+PLANNED_KEPT = 1000
+"""Workflows whose planned row is kept in the process (`keep_planned`); the oldest are read again."""
 
 
 @dataclass
@@ -71,12 +77,13 @@ async def record_step(
     status: str,
     summary: dict[str, Any],
     *,
-    body: dict[str, Any] | None = None,
+    body: dict[str, Any] | Amend | None = None,
     columns: dict[str, Any] | None = None,
     more: list[tuple[str, str, dict[str, Any]]] | None = None,
+    case: NewCase | None = None,
 ) -> None:
-    """Record steps (this one, after `more`) with any changes to the workflow, in one
-    transaction; wake the live streams; comment on the ticket."""
+    """Record steps (this one, after `more`) with any changes to the workflow and the analysis'
+    case, in one transaction; wake the live streams; comment on the ticket."""
     entries = [*(more or []), (name, status, summary)]
     new_row = loaded.row
     row, event_id = await services.workflows.record(
@@ -86,8 +93,11 @@ async def record_step(
         columns=columns,
         body=body,
         create=None if loaded.stored else lambda: new_row,
+        case=case,
     )
     loaded.row, loaded.stored = row, True
+    if not event_id:  # recorded already (`body` said so): nothing new to tell
+        return
     if services.bus is not None and services.bus.connected:
         # the streams read the events table; this only wakes them, in whichever process they are
         with contextlib.suppress(Exception):
@@ -109,9 +119,14 @@ def _one_line(summary: dict[str, Any]) -> str:
 
 async def prepare(services: Services, project_id: str, incident_id: str, workflow_id: str) -> dict[str, Any]:
     """Begin (the workflow's row, its ticket), gather the context, analyse (match a runbook) and
-    plan (the runbook's dry runs): one step, recorded in one transaction, since none of it acts."""
-    incident = await services.workflows.incident(project_id, incident_id)
+    plan (the runbook's dry runs): one step, recorded in one transaction, since none of it acts.
+    Its outcome is kept with a plan: run again after that (a crash before DBOS's checkpoint), it
+    gives the same plan, so that an action taken in the same DBOS step is the same action."""
     policy = await services.workflows.policy(project_id)
+    if policy.tickets is not None:
+        incident, found = await services.workflows.incident(project_id, incident_id), None
+    else:
+        incident, found = await services.workflows.incident_and_workflow(project_id, incident_id, workflow_id)
     tier, threshold = _tier_and_threshold(incident, policy)
     body = {
         "incident_id": incident_id,
@@ -123,9 +138,13 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
         row = await services.workflows.open_workflow(workflow_id, project_id, incident_id, tier, body)
         stored = True
     else:  # made with the steps' record, in one transaction, unless there already (a proposal)
-        found = await services.workflows.find_workflow(workflow_id)
         row = found or services.workflows.new_workflow(workflow_id, project_id, incident_id, tier, body)
         stored = found is not None
+    if row.body.get("prepared"):  # run again after its plan was recorded: that plan stands
+        prepared = dict(row.body["prepared"])
+        if acts_at_once(prepared):
+            keep_planned(services, row)
+        return prepared
     proposal = row.body.get("proposal")
     if proposal:  # an outside agent's proposal always waits at the approval gate
         tier = max(tier, "supervised", key=lambda t: TIER_RANK[t])
@@ -143,6 +162,7 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
         return out
     context = gather(incident)
     runbooks = await WorkflowRepo(services.store).runbooks(project_id)
+    case = None
     if proposal:  # the runbook an agent named, not re-ranked: the approver judges it
         analysis, chosen = proposed_analysis(incident, proposal, runbooks)
     else:
@@ -151,7 +171,7 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
         )
         context["investigation"] = investigated.brief
         # past cases re-rank runbooks; a rejected plan is not proposed again
-        analysis, chosen = await learned(
+        analysis, chosen, case = await learned(
             services.store,
             project_id,
             workflow_id,
@@ -172,13 +192,21 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
     out |= {"summary": analysis["summary"], "confidence": analysis["confidence"]}
     if chosen is None:
         last = entries.pop()
-        await record_step(services, loaded, *last, more=entries, body=changes)
+        await record_step(services, loaded, *last, more=entries, body=changes, case=case)
         return out
     changes["runbook"] = {"id": chosen.id, "spec": chosen.spec.model_dump(mode="json")}
     loaded.row.body = {**loaded.row.body, **changes}
     plans, refused = await dry_runs(loaded, services)
     changes["plan"] = plans
     plan_summary = {"steps": [p["description"] for p in plans], "refused": refused}
+    out["refused"] = refused
+    out["runbook"] = {
+        "id": chosen.id,
+        "tier": chosen.spec.tier,
+        "steps": [{"required": step.required} for step in chosen.spec.steps],
+        "verify": chosen.spec.verify.model_dump(mode="json"),
+    }
+    changes["prepared"] = out
     await record_step(
         services,
         loaded,
@@ -188,15 +216,22 @@ async def prepare(services: Services, project_id: str, incident_id: str, workflo
         more=entries,
         body=changes,
         columns={"runbook_id": chosen.id, "status": "running"},
+        case=case,
     )
-    out["refused"] = refused
-    out["runbook"] = {
-        "id": chosen.id,
-        "tier": chosen.spec.tier,
-        "steps": [{"required": step.required} for step in chosen.spec.steps],
-        "verify": chosen.spec.verify.model_dump(mode="json"),
-    }
+    if acts_at_once(out):  # a person's approval may come much later: read then
+        keep_planned(services, loaded.row)
     return out
+
+
+def acts_at_once(prepared: dict[str, Any]) -> bool:
+    """Whether the workflow goes from its plan straight to the plan's first action: an autonomous
+    runbook, confidently chosen, that can run (as `flow._remediate` decides)."""
+    runbook = prepared.get("runbook")
+    if prepared["tier"] == "human_only" or runbook is None or prepared.get("refused"):
+        return False
+    tier = max(prepared["tier"], runbook["tier"], key=lambda t: TIER_RANK[t])
+    confident = prepared["confidence"] >= prepared["escalate_threshold"]
+    return tier == "autonomous" and confident and bool(runbook["steps"])
 
 
 def _tier_and_threshold(incident: dict[str, Any], policy: WorkflowPolicy) -> tuple[str, float]:
@@ -266,24 +301,52 @@ async def record_action(
         "repeated": result.repeated,
         "seconds": round((datetime.now(UTC) - started).total_seconds(), 3),
     }
-    if final and _execution_recorded(loaded, index, result.status):
-        # DBOS ran the step again after a crash between our record and its checkpoint: the
-        # action's idempotency key made the call a no-op, and its record must not double either
-        return result.model_dump(mode="json")
     if final:
-        acted = result.status in ("done", "skipped") and "acted_at" not in loaded.row.body
-        body = {"acted_at": time.time()} if acted else None
-        await record_step(services, loaded, "execute", result.status, summary, body=body)
+        await record_step(
+            services, loaded, "execute", result.status, summary, body=partial(_executed, index, result.status)
+        )
     else:
         await emit(services, loaded.row, "execute", "retrying", summary)
     return result.model_dump(mode="json")
 
 
-def _execution_recorded(loaded: Loaded, index: int, outcome: str) -> bool:
-    return any(
+def _executed(index: int, outcome: str, row: WorkflowRow) -> dict[str, Any] | None:
+    """An action's record, worked out from the row as stored: None when it is there already
+    (DBOS ran the step again after a crash between our record and its checkpoint: the action's
+    idempotency key made the call a no-op, and its record must not double either)."""
+    recorded = any(
         entry.get("step") == "execute" and entry.get("index") == index and entry.get("result") == outcome
-        for entry in loaded.row.body.get("steps", [])
+        for entry in row.body.get("steps", [])
     )
+    if recorded:
+        return None
+    acted = outcome in ("done", "skipped") and "acted_at" not in row.body
+    return {"acted_at": time.time()} if acted else {}
+
+
+def keep_planned(services: Services, row: WorkflowRow) -> None:
+    """The row as its plan was recorded, for the action steps that follow (what they read of
+    it, the chosen runbook and the ticket, never changes after): they need not read it again."""
+    kept = {k: row.body[k] for k in ("runbook", "ticket") if k in row.body}
+    planned = services.planned
+    planned.pop(row.id, None)
+    while len(planned) >= PLANNED_KEPT:
+        planned.pop(next(iter(planned)))
+    planned[row.id] = WorkflowRow(
+        **{c: getattr(row, c) for c in ("id", "project_id", "incident_id", "status", "tier", "runbook_id")},
+        started_at=row.started_at,
+        updated_at=row.updated_at,
+        body=kept,
+    )
+
+
+async def load_planned(services: Services, workflow_id: str) -> Loaded:
+    """What an action step needs of its workflow: kept by its plan's record in this process, else
+    read (a workflow recovered after a restart, or one whose plan was recorded long ago)."""
+    row = services.planned.get(workflow_id)
+    if row is None:
+        return await load(services, workflow_id, incident=False)
+    return Loaded(row, {}, await services.workflows.policy(row.project_id))
 
 
 async def record_undo(
@@ -302,6 +365,7 @@ async def record_undo(
 
 
 async def finish(services: Services, workflow_id: str, status: str, summary: str) -> str:
+    services.planned.pop(workflow_id, None)
     loaded = await load(services, workflow_id)
     # the status and the last step in one transaction: whoever sees the status sees every step
     await record_step(

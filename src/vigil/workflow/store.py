@@ -7,6 +7,7 @@ workflow hears of it, so none is lost whatever the workflow is doing.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Connection, Table, insert, select, update
 
 from vigil.errors import Conflict, NotFound, ValidationFailed
-from vigil.learning.store import forget_cases
+from vigil.learning.store import NewCase, forget_cases, write_case
 from vigil.store.models import (
     ApprovalRow,
     AuditEntry,
@@ -29,7 +30,10 @@ from vigil.store.repo import Store, reveal, utcnow
 from vigil.workflow.config_cache import config_cache
 from vigil.workflow.policy import WorkflowPolicy
 
+log = logging.getLogger(__name__)
 R = TypeVar("R", WorkflowRow, ApprovalRow)
+Amend = Callable[[WorkflowRow], dict[str, Any] | None]
+"""Body changes worked out from the row as stored (None: recorded already, write nothing)."""
 _WORKFLOWS = cast(Table, WorkflowRow.__table__)
 _EVENTS = cast(Table, WorkflowEvent.__table__)
 _AUDIT = cast(Table, AuditEntry.__table__)
@@ -141,15 +145,26 @@ class WorkflowStore:
         *,
         actor: str,
         columns: dict[str, Any] | None = None,
-        body: dict[str, Any] | None = None,
+        body: dict[str, Any] | Amend | None = None,
         create: Callable[[], WorkflowRow] | None = None,
+        case: NewCase | None = None,
     ) -> tuple[WorkflowRow, int]:
         """Steps done, in one transaction: the workflow's columns and body changes, its step list,
-        an event and an audit entry per step; the row is made by `create` if there is none yet.
-        Returns the row and the last event's id."""
-        recorded = await self.store.transaction(
-            partial(_record, workflow_id, entries, actor, columns or {}, body or {}, create)
-        )
+        an event and an audit entry per step, and the learning case of its analysis; the row is
+        made by `create` if there is none yet. `body` may be a function of the row as stored,
+        returning the changes, or None when the steps are recorded already (then nothing is
+        written). Returns the row and the last event's id (0 when nothing was written)."""
+        work = partial(_record, workflow_id, entries, actor, columns or {}, body or {}, create)
+        if case is None:
+            recorded = await self.store.transaction(work)
+        else:
+            try:
+                recorded, created_at = await self.store.transaction(partial(_with_case, work, case))
+            except Exception:  # a case that cannot be written must never stop a workflow
+                log.exception("case not recorded", extra={"workflow": workflow_id})
+                recorded = await self.store.transaction(work)
+            else:
+                case.joined(created_at)
         if (columns or {}).get("status") not in (None, *OPEN_STATUSES):
             forget_cases(self.store, recorded[0].project_id)
         return recorded
@@ -157,6 +172,17 @@ class WorkflowStore:
     async def find_workflow(self, workflow_id: str) -> WorkflowRow | None:
         found, _ = await self.store.transaction(partial(_find, workflow_id, False))
         return found
+
+    async def incident_and_workflow(
+        self, project_id: str, incident_id: str, workflow_id: str
+    ) -> tuple[dict[str, Any], WorkflowRow | None]:
+        """An incident's body and its workflow's row if there is one, read together."""
+        body, row = await self.store.transaction(
+            partial(_incident_and_row, project_id, incident_id, workflow_id)
+        )
+        if body is None:
+            raise NotFound(f"no incident {incident_id!r} in project {project_id!r}")
+        return body, row
 
     async def workflow_and_incident(
         self, workflow_id: str
@@ -340,7 +366,7 @@ def _record(
     entries: list[tuple[str, str, dict[str, Any]]],
     actor: str,
     columns: dict[str, Any],
-    body: dict[str, Any],
+    body: dict[str, Any] | Amend,
     create: Callable[[], WorkflowRow] | None,
     conn: Connection,
 ) -> tuple[WorkflowRow, int]:
@@ -351,9 +377,15 @@ def _record(
     if found is not None:
         row = WorkflowRow(**found)
     elif create is not None:
-        row = create()
+        made = create()  # copied: a transaction run again must start from the row as made
+        row = WorkflowRow(**{c.name: getattr(made, c.name) for c in _WORKFLOWS.columns})
     else:
         raise NotFound(f"no workflow {workflow_id!r}")
+    if callable(body):
+        amended = body(row)
+        if amended is None:
+            return row, 0
+        body = amended
     for key, value in columns.items():
         setattr(row, key, value)
     at = time.time()
@@ -396,6 +428,20 @@ def _record(
     ]
     conn.execute(insert(_AUDIT), audit)
     return row, max(event_ids)
+
+
+def _with_case(
+    work: Callable[[Connection], tuple[WorkflowRow, int]], case: NewCase, conn: Connection
+) -> tuple[tuple[WorkflowRow, int], datetime]:
+    recorded = work(conn)
+    return recorded, write_case(case.project_id, case.workflow_id, case.values(), conn)
+
+
+def _incident_and_row(
+    project_id: str, incident_id: str, workflow_id: str, conn: Connection
+) -> tuple[dict[str, Any] | None, WorkflowRow | None]:
+    found = conn.execute(select(_WORKFLOWS).where(_WORKFLOWS.c.id == workflow_id)).mappings().first()
+    return _incident(project_id, incident_id, conn), None if found is None else WorkflowRow(**found)
 
 
 def _incident(project_id: str, incident_id: str, conn: Connection) -> dict[str, Any] | None:

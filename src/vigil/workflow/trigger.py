@@ -144,7 +144,8 @@ class WorkflowTrigger:
         return count
 
     async def _start(self, project_id: str, incident_id: str, workflow_id: str) -> None:
-        await self._engine.start_workflow(project_id, incident_id, workflow_id)
+        new = workflow_id not in self._started
+        await self._engine.start_workflow(project_id, incident_id, workflow_id, new=new)
         self._started.add(workflow_id)
 
     async def _sweep_forever(self) -> None:

@@ -1,0 +1,189 @@
+"""The router's batches onto the bus: each is published (split when over its byte cap) and the
+records messages it drew from are acknowledged once all their records are published; while the
+bus refuses batches, or `max_inflight` wait to be published, routing is held back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Mapping
+from typing import Protocol
+
+import orjson
+from prometheus_client import Counter, Histogram
+
+from vigil.bus.acks import AckGroups
+from vigil.bus.client import Bus
+from vigil.bus.topology import ConsumerSpec, batches_subject
+from vigil.errors import MessageTooLarge
+from vigil.pipeline.batcher import Batch, Ticket
+from vigil.pipeline.config import ActivePipeline, agent_consumer
+from vigil.pipeline.fit import ENVELOPE_BYTES, split_batch
+
+log = logging.getLogger(__name__)
+
+RECORDS_MATCHED = Counter("vigil_records_matched_total", "Items batched for a pipeline.", ["pipeline"])
+RECORDS_REPRESENTED = Counter(
+    "vigil_records_represented_total", "Received records the batched items stand for.", ["pipeline"]
+)
+BATCH_SIZE = Histogram(
+    "vigil_batch_records", "Records per batch.", buckets=(1, 2, 5, 10, 20, 50, 100, 500, 1000)
+)
+
+
+class Lane(Protocol):
+    """What the publisher reads of a pipeline's lane in the router."""
+
+    pipeline: ActivePipeline
+    consumer: ConsumerSpec | None
+    """The agents' consumer of the pipeline's batches, made once per configuration."""
+
+
+class BatchPublisher:
+    def __init__(self, bus: Bus, lanes: Mapping[tuple[str, str], Lane], *, max_inflight: int) -> None:
+        """`lanes`: the router's, by (project, pipeline), read when a batch is published."""
+        self._bus = bus
+        self._lanes = lanes
+        self._max_inflight = max_inflight
+        self._counters: dict[str, tuple[Counter, Counter]] = {}
+        # a message whose records are all published is acknowledged with others (see AckGroups);
+        # small groups, so the consumer's window of unacknowledged messages stays open
+        self._acks = AckGroups(most=min(8, max(1, bus.settings.router_max_pending // 4)))
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._room = asyncio.Event()
+        self._hold_until = 0.0
+        self._last_warning = 0.0
+
+    async def close(self) -> None:
+        """Let the batches being published finish (up to 10 s), and send the acks that wait."""
+        if self._inflight:
+            await asyncio.wait(self._inflight, timeout=10)
+        await self._acks.close()
+
+    async def wait_for_room(self) -> None:
+        """Until the bus takes batches again and fewer than `max_inflight` are unpublished."""
+        while True:
+            hold = self._hold_until - time.monotonic()
+            if hold > 0:
+                await asyncio.sleep(hold)
+            elif len(self._inflight) >= self._max_inflight:
+                self._room.clear()
+                await self._room.wait()
+            else:
+                return
+
+    def emit(self, batch: Batch) -> None:
+        counters = self._counters.get(batch.pipeline)
+        if counters is None:  # a label lookup per batch hashes and locks: once per pipeline name
+            counters = RECORDS_MATCHED.labels(batch.pipeline), RECORDS_REPRESENTED.labels(batch.pipeline)
+            self._counters[batch.pipeline] = counters
+        counters[0].inc(len(batch.records))
+        counters[1].inc(batch.represented)
+        BATCH_SIZE.observe(len(batch.records))
+        task = asyncio.create_task(self._publish(batch))
+        self._inflight.add(task)
+        task.add_done_callback(self._published)
+
+    def _published(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        if len(self._inflight) < self._max_inflight:
+            self._room.set()
+
+    def max_batch_bytes(self, pipeline: ActivePipeline) -> int:
+        """The pipeline's byte cap, within what the bus takes in one message."""
+        return min(pipeline.spec.batch.max_bytes, self._bus.settings.max_message_bytes - ENVELOPE_BYTES)
+
+    async def _publish(self, batch: Batch) -> None:
+        lane = self._lanes.get((batch.project_id, batch.pipeline))
+        payload = batch.payload()
+        data = orjson.dumps(payload)
+        limit = self._bus.settings.max_message_bytes - ENVELOPE_BYTES
+        if lane is not None:
+            limit = self.max_batch_bytes(lane.pipeline)
+        if len(data) > limit:
+            await self._publish_parts(batch, limit)
+            return
+        delay = 0.2
+        for _ in range(12):
+            try:
+                if lane is not None:
+                    if lane.consumer is None:
+                        lane.consumer = agent_consumer(self._bus.topology, lane.pipeline)
+                    await self._bus.ensure_consumer(lane.consumer)
+                await self._bus.publish(
+                    batches_subject(batch.project_id, batch.pipeline), data, msg_id=payload["request_id"]
+                )
+                break
+            except MessageTooLarge:
+                # the bus takes less than it said (an external server's own limit): never retried
+                # as it is, and never a reason to pause other pipelines
+                await self._publish_parts(batch, max(len(data) // 2, 4096))
+                return
+            except Exception as exc:
+                self._hold(delay, batch, exc)
+                await _keep_alive(batch)
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 5.0)
+        else:
+            await _give_back(batch)
+            return
+        for ticket, count in _tickets(batch).items():
+            ticket.pending -= count
+            if ticket.pending == 0 and not ticket.failed and ticket.msg is not None:
+                self._acks.ack(ticket.msg)
+
+    async def _publish_parts(self, batch: Batch, max_bytes: int) -> None:
+        parts = split_batch(batch, max_bytes)
+        log.warning(
+            "batch over its byte cap: split, and records too large alone cut down",
+            extra={"pipeline": batch.pipeline, "project": batch.project_id, "parts": len(parts)},
+        )
+        for part in parts:
+            await self._publish(part)
+
+    def _hold(self, delay: float, batch: Batch, exc: Exception) -> None:
+        """The bus refused a batch: stop taking records for a while instead of piling them up."""
+        now = time.monotonic()
+        self._hold_until = max(self._hold_until, now + delay)
+        if now - self._last_warning > 10:
+            self._last_warning = now
+            log.warning(
+                "batches refused by the bus; routing paused",
+                extra={"pipeline": batch.pipeline, "error": str(exc)},
+            )
+
+
+def _tickets(batch: Batch) -> dict[Ticket, int]:
+    """The messages a batch drew from, with how many of its records each gave."""
+    counts: dict[Ticket, int] = {}
+    for ticket, _ in batch.origins:
+        if ticket is not None:
+            counts[ticket] = counts.get(ticket, 0) + 1
+    return counts
+
+
+async def _keep_alive(batch: Batch) -> None:
+    for ticket in _tickets(batch):
+        if ticket.msg is not None:
+            await quietly(ticket.msg.in_progress())
+
+
+async def _give_back(batch: Batch) -> None:
+    """The bus would not take the batch: let its messages come again rather than lose them."""
+    log.error(
+        "batch could not be published; its messages will be redelivered", extra={"pipeline": batch.pipeline}
+    )
+    for ticket in _tickets(batch):
+        if not ticket.failed and ticket.msg is not None:
+            ticket.failed = True
+            await quietly(ticket.msg.nak(delay=2.0))
+
+
+async def quietly(action: object) -> None:
+    try:
+        await action  # type: ignore[misc]
+    except Exception as exc:
+        log.debug("bus acknowledgement failed", extra={"error": str(exc)})

@@ -61,6 +61,13 @@ class BusSettings(BaseModel):
     )
     server_max_memory: str = Field(default="256MB")
     server_max_store: str = Field(default="20GB")
+    server_max_procs: int = Field(
+        default=1,
+        ge=0,
+        le=1024,
+        description="Cores the managed server's Go runtime runs on at once (its GOMAXPROCS; 0: all). "
+        "With one, its goroutines hand work to each other on one thread instead of waking others.",
+    )
 
     @field_validator("sync_interval")
     @classmethod

@@ -9,7 +9,6 @@ the per-batch hot path.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +38,8 @@ class BatchLedger:
         self._pending: list[_Insert] = []
         self._statuses: dict[str, tuple[str, int, str | None]] = {}
         self._known: set[str] = set()
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
+        """What the writer waits on while there is nothing to write yet."""
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -80,7 +80,7 @@ class BatchLedger:
         }
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append(_Insert(row, done))
-        self._wake.set()
+        self._wake()
         attempts = await done
         if len(self._known) > 100_000:
             self._known.clear()
@@ -89,7 +89,11 @@ class BatchLedger:
 
     def status(self, request_id: str, status: str, attempts: int, error: str | None = None) -> None:
         self._statuses[request_id] = (status, attempts, error)
-        self._wake.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def _run(self) -> None:
         """While an insert waits, a flush starts `gather_s` after the previous one started (or
@@ -99,10 +103,15 @@ class BatchLedger:
         loop = asyncio.get_running_loop()
         while True:
             if not self._pending and not (self._statuses and loop.time() - last_statuses >= self._interval):
-                self._wake.clear()
-                timeout = self._interval if self._statuses else None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                # a future and a timer, not `wait_for` on an event, which makes a task per wait
+                self._waiter = waiter = loop.create_future()
+                timer = loop.call_later(self._interval, self._wake) if self._statuses else None
+                try:
+                    await waiter
+                finally:
+                    self._waiter = None
+                    if timer is not None:
+                        timer.cancel()
                 continue
             wait = last_flush + self._gather - loop.time()
             if self._pending and wait > 0:

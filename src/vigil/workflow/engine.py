@@ -48,11 +48,13 @@ WORKFLOW_VERSION = "1"
 """Raise when the workflow's steps change in a way recorded progress cannot be replayed on."""
 APPROVAL_TOPIC = "approval"
 QUEUE_POLL_S = 2.0
+"""How often each process looks for queued workflows (only those enqueued by an older Vigil)."""
+BACKGROUND_JOBS_S = 10.0
+"""How often DBOS's background jobs (delayed workflows, timeouts: none in Vigil) run."""
 POOL_SIZE = 4
 """DBOS's connections to its SQLite database. Its transactions all take the write lock first, so
 more connections only wait in SQLite's busy handler (sleeps of up to 100 ms) rather than in the
 pool's queue: with 20, as DBOS gives itself, 1,000 alerts' workflows opened in 73 s; with 4, 35 s."""
-"""How often each process looks for queued workflows (only those enqueued by an older Vigil)."""
 
 
 @dataclass
@@ -116,6 +118,25 @@ def _dbos_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # and whose actions carry idempotency keys)
     dbapi_connection.execute("PRAGMA journal_mode=WAL")
     dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+
+def _slow_idle_polls(dbos: DBOS) -> None:
+    """DBOS's threads poll its database whether or not there is work, each poll a transaction of a
+    few milliseconds of CPU. Two of them, every second, poll for what Vigil hardly or never gives
+    them: the internal queue holds only workflows recovered after a crash (polled as often as
+    Vigil's own queue then), and the background jobs start delayed workflows and cancel timed-out
+    ones (Vigil has neither). Both are settings DBOS does not expose: left as they are when a DBOS
+    release changes them."""
+    from dbos import _workflow_commands
+
+    if getattr(_workflow_commands, "_BACKGROUND_JOBS_INTERVAL_SEC", None) == 1.0:
+        _workflow_commands._BACKGROUND_JOBS_INTERVAL_SEC = BACKGROUND_JOBS_S
+    registry = getattr(dbos, "_registry", None)
+    internal = getattr(registry, "get_internal_queue", None)
+    if internal is not None:
+        queue = internal()
+        if getattr(queue, "_polling_interval_sec", None) == 1.0:
+            queue._polling_interval_sec = QUEUE_POLL_S
 
 
 def dbos_sqlite_engine(url: str) -> sqlalchemy.Engine:
@@ -190,7 +211,8 @@ class WorkflowEngine:
         if self._url.startswith("sqlite"):
             self._sqlite_engine = dbos_sqlite_engine(self._url)
             config["system_database_engine"] = self._sqlite_engine
-        DBOS(config=config)
+        dbos = DBOS(config=config)
+        _slow_idle_polls(dbos)
         await asyncio.to_thread(DBOS.launch)
         self._queue = await DBOS.register_queue_async(QUEUE_NAME, polling_interval_sec=QUEUE_POLL_S)
         self._running = True

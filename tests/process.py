@@ -108,6 +108,15 @@ class VigilProcess:
             time.sleep(0.1)
         raise RuntimeError("vigil up did not become ready")
 
+    def said(self, text: str, timeout_s: float = 30.0) -> str:
+        """Its output once it holds `text` (the banner comes after ready: the API answers first)."""
+        deadline = time.monotonic() + timeout_s
+        while (output := self.log.read_text(errors="replace")).find(text) < 0:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in vigil's output: {output[-3000:]}")
+            time.sleep(0.1)
+        return output
+
     def kill(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)

@@ -57,7 +57,7 @@ def test_vigil_up_host_option_wins_over_the_environment(tmp_path: Path) -> None:
     vigil.start()
     try:
         assert listening_addresses(vigil.api_port) == {"every interface"}
-        said = vigil.log.read_text()
+        said = vigil.said("API docs:")
         assert "is up on 0.0.0.0" in said and f"API docs: http://127.0.0.1:{vigil.api_port}/docs" in said
         assert "loopback only" not in said
     finally:

@@ -14,8 +14,9 @@ from vigil.store.db import create_engine
 from vigil.store.models import ApprovalRow, IncidentRow, WorkflowRow
 from vigil.store.repo import Store, utcnow
 from vigil.store.sealing import SecretBox
+from vigil.workflow.approval_store import aware
 from vigil.workflow.config_cache import config_cache
-from vigil.workflow.store import WorkflowStore, aware
+from vigil.workflow.store import WorkflowStore
 
 PROBLEM = Features(
     exact=frozenset({"service:checkout", "label:alertname=CheckoutErrors"}), tokens=("checkout",)

@@ -15,7 +15,7 @@ from vigil.learning.store import LearningStore
 from vigil.store.models import FeedbackRow
 from vigil.store.repo import Store
 from vigil.store.workflow_repo import WorkflowRepo
-from vigil.workflow.store import aware
+from vigil.workflow.approval_store import aware
 
 
 class FeedbackIn(BaseModel):

@@ -26,9 +26,10 @@ from vigil.store.models import ApprovalRow, WorkflowEvent, WorkflowRow
 from vigil.store.repo import Store
 from vigil.store.workflow_repo import WorkflowRepo
 from vigil.workflow import investigation, pasted
+from vigil.workflow.approval_store import aware
 from vigil.workflow.engine import WorkflowEngine, WorkflowWaker
 from vigil.workflow.policy import WorkflowPolicy
-from vigil.workflow.store import WorkflowStore, aware
+from vigil.workflow.store import WorkflowStore
 
 STREAM_POLL_S = 0.25
 FINISHED = frozenset(

@@ -9,9 +9,9 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from vigil.errors import Conflict
+from vigil.workflow.approval_store import aware
 from vigil.workflow.proposals import approval_reason
 from vigil.workflow.steps import load, record_step
-from vigil.workflow.store import aware
 
 if TYPE_CHECKING:
     from vigil.workflow.engine import Services

@@ -1,25 +1,19 @@
-"""Workflows, their events, approvals and projects' policies in the database.
-
-An approval is answered by one conditional update (pending to approved or rejected): of two
-answers, exactly one wins and the other is told so (409), and an answer is stored before the
-workflow hears of it, so none is lost whatever the workflow is doing.
-"""
+"""Workflows, their events and projects' policies in the database (approvals: `approval_store`)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, insert, select, update
 
-from vigil.errors import Conflict, NotFound, ValidationFailed
+from vigil.errors import NotFound, ValidationFailed
 from vigil.learning.store import NewCase, forget_cases, write_case
 from vigil.store.models import (
-    ApprovalRow,
     AuditEntry,
     IncidentRow,
     ProjectPolicy,
@@ -27,11 +21,11 @@ from vigil.store.models import (
     WorkflowRow,
 )
 from vigil.store.repo import Store, reveal, utcnow
+from vigil.workflow.approval_store import ApprovalRecords, once
 from vigil.workflow.config_cache import config_cache
 from vigil.workflow.policy import WorkflowPolicy
 
 log = logging.getLogger(__name__)
-R = TypeVar("R", WorkflowRow, ApprovalRow)
 Amend = Callable[[WorkflowRow], dict[str, Any] | None]
 """Body changes worked out from the row as stored (None: recorded already, write nothing)."""
 _WORKFLOWS = cast(Table, WorkflowRow.__table__)
@@ -59,12 +53,7 @@ def _holder(spec: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | Non
     return spec
 
 
-def aware(moment: datetime) -> datetime:
-    """SQLite gives back naive datetimes; every one Vigil stores is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-class WorkflowStore:
+class WorkflowStore(ApprovalRecords):
     def __init__(self, store: Store) -> None:
         self.store = store
 
@@ -114,7 +103,8 @@ class WorkflowStore:
         self, workflow_id: str, project_id: str, incident_id: str, tier: str, body: dict[str, Any]
     ) -> WorkflowRow:
         """The workflow's row, made on its first step (a repeated step finds it)."""
-        return await self._once(
+        return await once(
+            self.store,
             WorkflowRow,
             workflow_id,
             lambda: self.new_workflow(workflow_id, project_id, incident_id, tier, body),
@@ -260,105 +250,6 @@ class WorkflowStore:
             query = query.where(WorkflowEvent.incident_id == incident_id)
         async with self.store.session() as s:
             return (await s.scalars(query.order_by(WorkflowEvent.id).limit(limit))).all()
-
-    async def request_approval(
-        self,
-        approval_id: str,
-        project_id: str,
-        workflow_id: str,
-        incident_id: str,
-        runbook_id: str,
-        expiry_s: float,
-        plan: dict[str, Any],
-    ) -> ApprovalRow:
-        """The approval, made once (a repeated step finds it, answered or not)."""
-        now = utcnow()
-        return await self._once(
-            ApprovalRow,
-            approval_id,
-            lambda: ApprovalRow(
-                id=approval_id,
-                project_id=project_id,
-                workflow_id=workflow_id,
-                incident_id=incident_id,
-                runbook_id=runbook_id,
-                status="pending",
-                requested_at=now,
-                expires_at=now + timedelta(seconds=expiry_s),
-                decided_at=None,
-                decided_by=None,
-                reason=None,
-                plan=plan,
-            ),
-        )
-
-    async def _once(self, model: type[R], key: str, make: Callable[[], R]) -> R:
-        """The row with this key, added by `make` if there is none yet."""
-        async with self.store.session() as s:
-            row = await s.get(model, key)
-            if row is None:
-                row = make()
-                s.add(row)
-                await s.commit()
-            return row
-
-    async def get_approval(self, project_id: str, approval_id: str) -> ApprovalRow:
-        async with self.store.session() as s:
-            row = await s.get(ApprovalRow, approval_id)
-        if row is None or row.project_id != project_id:
-            raise NotFound(f"no approval {approval_id!r} in project {project_id!r}")
-        return row
-
-    async def list_approvals(
-        self, project_id: str | None, *, status: str | None = None, limit: int = 100
-    ) -> Sequence[ApprovalRow]:
-        query = select(ApprovalRow)
-        if project_id is not None:
-            query = query.where(ApprovalRow.project_id == project_id)
-        if status is not None:
-            query = query.where(ApprovalRow.status == status)
-        async with self.store.session() as s:
-            return (await s.scalars(query.order_by(ApprovalRow.requested_at.desc()).limit(limit))).all()
-
-    async def decide(
-        self,
-        project_id: str,
-        approval_id: str,
-        status: str,
-        by: str,
-        reason: str | None,
-        now: datetime | None = None,
-    ) -> ApprovalRow:
-        """Answer a pending approval (approved, rejected, or expired by the workflow); Conflict
-        when it was answered already or has expired."""
-        at = now or utcnow()
-        current = await self.get_approval(project_id, approval_id)
-        if current.status == "pending" and status != "expired" and aware(current.expires_at) <= at:
-            status, by, reason = "expired", "vigil", "no answer before it expired"
-            expired_instead = True
-        else:
-            expired_instead = False
-        async with self.store.session() as s:
-            done = await s.execute(
-                update(ApprovalRow)
-                .where(ApprovalRow.id == approval_id, ApprovalRow.status == "pending")
-                .values(status=status, decided_at=at, decided_by=by, reason=reason)
-            )
-            await s.commit()
-        forget_cases(self.store, project_id)
-        row = await self.get_approval(project_id, approval_id)
-        if not done.rowcount or expired_instead:  # type: ignore[attr-defined]
-            if expired_instead and done.rowcount:  # type: ignore[attr-defined]
-                raise Conflict(
-                    f"approval {approval_id!r} expired at {aware(row.expires_at).isoformat()}",
-                    details={"status": "expired"},
-                )
-            raise Conflict(
-                f"approval {approval_id!r} was already answered: {row.status}"
-                + (f" by {row.decided_by}" if row.decided_by else ""),
-                details={"status": row.status, "decided_by": row.decided_by},
-            )
-        return row
 
 
 def _record(

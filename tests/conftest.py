@@ -13,6 +13,8 @@ import httpx
 import pytest
 
 from tests.postgres import fresh_database
+from vigil.bus.client import Bus
+from vigil.bus.server import ManagedNatsServer
 from vigil.runtime import Runtime
 from vigil.settings import BusSettings, Settings
 from vigil.store.db import create_engine, upgrade
@@ -134,3 +136,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Slow end-to-end tests first: `make test` hands files to its workers in this order as each
     becomes free, so the long ones start early instead of leaving one worker busy at the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture
+async def bus(tmp_path: Path) -> AsyncIterator[Bus]:
+    """A bus client on a managed nats-server of its own."""
+    settings = BusSettings()
+    server = ManagedNatsServer(tmp_path / "nats", settings)
+    await server.start()
+    bus = Bus(server.url, settings)
+    await bus.start()
+    yield bus
+    await bus.shutdown()
+    await server.shutdown()

@@ -5,28 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 
 from vigil.bus.client import Bus
 from vigil.bus.pull import PullStream
-from vigil.bus.server import ManagedNatsServer
 from vigil.bus.topology import BATCHES_STREAM
-from vigil.settings import BusSettings
-
-
-@pytest.fixture
-async def bus(tmp_path: Path) -> AsyncIterator[Bus]:
-    settings = BusSettings()
-    server = ManagedNatsServer(tmp_path, settings)
-    await server.start()
-    bus = Bus(server.url, settings)
-    await bus.start()
-    yield bus
-    await bus.shutdown()
-    await server.shutdown()
 
 
 async def observed_requests(bus: Bus, consumer: str) -> list[dict[str, int]]:

@@ -5,31 +5,14 @@ shared with other workers while the consumer has more to send (but still wait wi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-
-import pytest
+from collections.abc import Awaitable, Callable
 
 from vigil.bus.client import Bus
-from vigil.bus.server import ManagedNatsServer
 from vigil.bus.topology import BATCHES_STREAM, ConsumerSpec, batches_subject
 from vigil.errors import DeliveryError
 from vigil.pipeline.delivery import DeliveryWorker
-from vigil.settings import BusSettings
 from vigil.specs import RetrySpec
 from vigil.store.repo import Store
-
-
-@pytest.fixture
-async def bus(tmp_path: Path) -> AsyncIterator[Bus]:
-    settings = BusSettings()
-    server = ManagedNatsServer(tmp_path / "nats", settings)
-    await server.start()
-    bus = Bus(server.url, settings)
-    await bus.start()
-    yield bus
-    await bus.shutdown()
-    await server.shutdown()
 
 
 class Target:

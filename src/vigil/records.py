@@ -69,13 +69,13 @@ _last_second: list[tuple[int, str]] = [(-1, "")]
 
 def rfc3339(unix_nano: int) -> str:
     seconds, nanos = divmod(unix_nano, 1_000_000_000)
-    last, text = _last_second[0]
-    if seconds != last:
-        text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        _last_second[0] = (seconds, text)
+    last = _last_second[0]
+    if seconds != last[0]:
+        last = _last_second[0] = (seconds, datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
     if nanos:
-        text += "." + f"{nanos:09d}".rstrip("0")
-    return text + "Z"
+        # nanos is not 0, so only its own trailing zeros are stripped
+        return f"{last[1]}.{nanos:09d}".rstrip("0") + "Z"
+    return last[1] + "Z"
 
 
 def effective_severity(record: LogRecord) -> int:

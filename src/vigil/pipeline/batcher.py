@@ -45,19 +45,26 @@ class Batch:
         partitions.)"""
         # one update of the parts joined: the same digest as one update per part, for less
         parts = [f"{self.project_id}/{self.pipeline}"]
+        append = parts.append
+        last: Ticket | bool | None = False
+        prefix = ""
         for ticket, index in self.origins:
-            if ticket is None:
-                parts.append(f"/x:{index}")
-            elif ticket.stream == RECORDS_STREAM:
-                parts.append(f"/{ticket.sequence}:{index}")
-            else:
-                parts.append(f"/{ticket.stream}:{ticket.sequence}:{index}")
+            if ticket is not last:  # a batch's records come in runs from one message
+                last = ticket
+                if ticket is None:
+                    prefix = "/x:"
+                elif ticket.stream == RECORDS_STREAM:
+                    prefix = f"/{ticket.sequence}:"
+                else:
+                    prefix = f"/{ticket.stream}:{ticket.sequence}:"
+            append(f"{prefix}{index}")
         return hashlib.blake2b("".join(parts).encode(), digest_size=16).hexdigest()
 
     @property
     def represented(self) -> int:
         """Received records this batch stands for: deduplicated items carry their count."""
-        return sum(int(r.get("count", 1)) for r in self.records)
+        counts = [r["count"] for r in self.records if "count" in r]
+        return len(self.records) + sum(int(count) for count in counts) - len(counts)
 
     def payload(self) -> dict[str, Any]:
         """The bus message's content; "records" last, after scalars only, with their count, so a

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from vigil.pipeline.shapes import DIGITS_TO_ZERO as _DIGITS_TO_ZERO
 from vigil.pipeline.shapes import shape
 from vigil.pipeline.user_regex import MAX_PATTERN_LENGTH, UserRegex
 from vigil.records import FlatRecord
@@ -376,6 +377,8 @@ class Redactor:
 
     def __init__(self, spec: RedactionSpec) -> None:
         self.spec = spec
+        self._enabled = spec.enabled
+        self._attributes = spec.attributes
         self.counts: dict[str, int] = {}
         wanted = set(spec.rules) if spec.rules is not None else set(RULES_BY_NAME)
         self._rules = [rule for rule in BUILTIN_RULES if rule.name in wanted]
@@ -403,25 +406,40 @@ class Redactor:
         """A new record; the input and everything it holds are left as they were. Containers
         without anything to change are shared with the input, as records already share them."""
         out = dict(record)
-        if not self.spec.enabled:
+        if not self._enabled:
             return out
         body = record.get("body")
         attributes = record.get("attributes")
         attributes = attributes if isinstance(attributes, dict) else None
         strings = [body] if isinstance(body, str) else []
-        if attributes is not None and self.spec.attributes:
+        if attributes is not None and self._attributes:
             for value in attributes.values():
                 if value.__class__ is str:
                     strings.append(value)
                 elif isinstance(value, dict | list | str):
                     _strings(value, strings)
-        rules = self._candidates(strings)
+        # the usual record: its strings together were found clean before (see `_candidates`)
+        if len(strings) > 1:
+            joined = "\n".join(strings)
+            if len(joined) <= _CLEAN_MAX_JOINED and (
+                (
+                    joined.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO)
+                    if self._by_shape
+                    else joined
+                )
+                in self._clean
+            ):
+                rules: tuple[Rule, ...] = ()
+            else:
+                rules = self._candidates(strings)
+        else:
+            rules = self._candidates(strings)
         if rules and isinstance(body, str):
             out["body"], _ = self._text(body, self.counts, rules)
         if attributes is not None and (rules or self._drop):
             out["attributes"] = self._mapping(attributes, self.counts, rules)
         resource = record.get("resourceAttributes")
-        if isinstance(resource, dict) and (self.spec.attributes or self._drop):
+        if isinstance(resource, dict) and (self._attributes or self._drop):
             out["resourceAttributes"] = self._resource(resource)
         return out
 

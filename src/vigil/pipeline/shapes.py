@@ -8,8 +8,9 @@ fast as `str.translate`.
 
 from __future__ import annotations
 
-_DIGITS_TO_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else b for b in range(256))
+DIGITS_TO_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else b for b in range(256))
+"""The `bytes.translate` table of `shape`."""
 
 
 def shape(text: str) -> bytes:
-    return text.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO)
+    return text.encode("utf-8", "surrogatepass").translate(DIGITS_TO_ZERO)

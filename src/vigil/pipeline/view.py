@@ -130,20 +130,21 @@ def record_attributes(pairs: Any) -> dict[str, Any]:
     """A view record's attributes (raw `KeyValue` bytes), as `vigil.records.attributes` gives them."""
     out: dict[str, Any] = {}
     cache = _cache
+    get = cache.get
     for raw in pairs:
-        found = cache.get(raw)
-        if found is None:
-            found = _decode(raw)
-            if found is not None:
+        pair = get(raw)
+        if pair is None:
+            pair = _decode(raw)
+            if pair is not None:
                 if len(raw) <= _CACHE_MAX_BYTES:
                     if len(cache) >= _CACHE_SIZE:
                         cache.clear()
-                    cache[raw] = found
+                    cache[raw] = pair
             else:
                 kv = common_pb2.KeyValue.FromString(raw)
                 value = kv.value
-                found = kv.key, value.string_value if value.HasField("string_value") else any_value(value)
-        out[found[0]] = found[1]
+                pair = kv.key, value.string_value if value.HasField("string_value") else any_value(value)
+        out[pair[0]] = pair[1]
     return out
 
 
@@ -153,14 +154,16 @@ def flatten_view(
     """`vigil.records.flatten` of a view record."""
     if severity is None:
         severity = effective_severity(record)
-    timestamp = record.time_unix_nano or record.observed_time_unix_nano or received_unix_nano
+    body = record.body
+    # a non-empty string_value is a string body: no need to ask which kind the body is
+    text = body.string_value or body_text(body)
     return {
         "resourceAttributes": resource_attributes,
         "severityNumber": severity,
         "severityText": record.severity_text or severity_text(severity),
-        "body": body_text(record.body),
+        "body": text,
         "attributes": record_attributes(record.attributes),
         "traceId": record.trace_id.hex(),
         "spanId": record.span_id.hex(),
-        "timestamp": rfc3339(timestamp),
+        "timestamp": rfc3339(record.time_unix_nano or record.observed_time_unix_nano or received_unix_nano),
     }

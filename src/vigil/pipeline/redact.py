@@ -361,6 +361,8 @@ def _shape_invariant(rules: list[Rule]) -> bool:
     return True
 
 
+_NESTED_OR_STR = (dict, list, str)
+"""`dict | list | str` made once: the union is built anew each time the expression runs."""
 _RESOURCE_MEMO_SIZE = 256
 _CLEAN_SIZE = 16384
 _CLEAN_MAX_LENGTH = 256
@@ -416,7 +418,7 @@ class Redactor:
             for value in attributes.values():
                 if value.__class__ is str:
                     strings.append(value)
-                elif isinstance(value, dict | list | str):
+                elif isinstance(value, _NESTED_OR_STR):
                     _strings(value, strings)
         # the usual record: its strings together were found clean before (see `_candidates`)
         if len(strings) > 1:
@@ -440,7 +442,11 @@ class Redactor:
             out["attributes"] = self._mapping(attributes, self.counts, rules)
         resource = record.get("resourceAttributes")
         if isinstance(resource, dict) and (self._attributes or self._drop):
-            out["resourceAttributes"] = self._resource(resource)
+            last = self._last_resource
+            if last is not None and last[0] is resource and not last[2]:
+                out["resourceAttributes"] = last[1]  # the record's resource, as the last (nothing to count)
+            else:
+                out["resourceAttributes"] = self._resource(resource)
         return out
 
     def redact_payload(self, payload: dict[str, Any]) -> dict[str, Any]:

@@ -217,6 +217,8 @@ class TemplateMatch(NamedTuple):
     """True when this message opened the cluster."""
 
 
+_new_match = tuple.__new__
+
 # --- clusters ----------------------------------------------------------------------------------
 
 
@@ -477,7 +479,8 @@ class TemplateMiner:
         self._exact[tokens] = cluster
 
     def _match(self, cluster: _Cluster, is_new: bool) -> TemplateMatch:
-        return TemplateMatch(cluster.cluster_id, cluster.template, cluster.size, is_new)
+        # the named tuple made without its Python-level __new__ (one match per routed record)
+        return _new_match(TemplateMatch, (cluster.cluster_id, cluster.template, cluster.size, is_new))
 
     def _best(self, bucket: _Bucket, tokens: tuple[str, ...]) -> _Cluster | None:
         """The most similar cluster that has no constant token conflicting with `tokens`."""

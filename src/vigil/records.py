@@ -73,8 +73,8 @@ def rfc3339(unix_nano: int) -> str:
     if seconds != last[0]:
         last = _last_second[0] = (seconds, datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
     if nanos:
-        # nanos is not 0, so only its own trailing zeros are stripped
-        return f"{last[1]}.{nanos:09d}".rstrip("0") + "Z"
+        # nine digits, trailing zeros dropped (nanos is not 0): str() of an int is the cheap format
+        return f"{last[1]}.{str(nanos + 1_000_000_000)[1:].rstrip('0')}Z"
     return last[1] + "Z"
 
 

@@ -421,21 +421,16 @@ class Redactor:
                 elif isinstance(value, _NESTED_OR_STR):
                     _strings(value, strings)
         # the usual record: its strings together were found clean before (see `_candidates`)
+        together: str | bytes | None = None
         if len(strings) > 1:
             joined = "\n".join(strings)
-            if len(joined) <= _CLEAN_MAX_JOINED and (
-                (
+            if len(joined) <= _CLEAN_MAX_JOINED:
+                together = (
                     joined.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO)
                     if self._by_shape
                     else joined
                 )
-                in self._clean
-            ):
-                rules: tuple[Rule, ...] = ()
-            else:
-                rules = self._candidates(strings)
-        else:
-            rules = self._candidates(strings)
+        rules = () if together is not None and together in self._clean else self._fresh(strings, together)
         if rules and isinstance(body, str):
             out["body"], _ = self._text(body, self.counts, rules)
         if attributes is not None and (rules or self._drop):
@@ -476,16 +471,25 @@ class Redactor:
         and a record's strings together too: records of one kind are then checked with one
         lookup. (Joined by a newline, which no trigger, gate or rule crosses, the strings give
         rules exactly when one of them does.)"""
-        clean = self._clean
         together: str | bytes | None = None
         if len(strings) > 1:
             joined = "\n".join(strings)
             if len(joined) <= _CLEAN_MAX_JOINED:
                 together = shape(joined) if self._by_shape else joined
-                if together in clean:
+                if together in self._clean:
                     return ()
+        return self._fresh(strings, together)
+
+    def _fresh(self, strings: list[str], together: str | bytes | None) -> tuple[Rule, ...]:
+        """`_candidates` once `together` (the strings' key, or None) was not found clean."""
+        clean = self._clean
         if self._by_shape:
-            fresh = [text for text in strings if shape(text) not in clean]
+            table = _DIGITS_TO_ZERO  # `shape`, without a call per string
+            fresh = [
+                text
+                for text in strings
+                if text.encode("utf-8", "surrogatepass").translate(table) not in clean
+            ]
         else:
             fresh = [text for text in strings if text not in clean]
         if not fresh:

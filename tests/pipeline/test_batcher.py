@@ -155,3 +155,19 @@ def test_request_ids_of_the_first_records_stream_are_unchanged() -> None:
     """VIGIL_RECORDS's batches keep the ids they had before partitions (redeliveries across an
     upgrade are still recognised)."""
     assert build([(1, 0), (2, 3)]).request_id() == "95aa1506b4ec6803ddb8fc78348b451a"
+
+
+def test_request_ids_of_mixed_origins_are_unchanged() -> None:
+    """Runs of one message, roll-ups (no message) and other streams, interleaved: the id is the one
+    batches had before ids were built run by run (redeliveries across an upgrade are recognised)."""
+    a, b, c = Ticket(None, 7), Ticket(None, 7, "VIGIL_RECORDS_1"), Ticket(None, 9)
+    batch = Batch("proj-1", "errors")
+    batch.origins += [(a, 0), (a, 1), (None, "x:3:4"), (b, 0), (b, 1), (a, 2), (c, 0), (None, "y:1:2"), (b, "incident")]
+    assert batch.request_id() == "382453c7f1c88d014b16db5c56aec3d4"
+
+
+def test_represented_counts_rolled_up_items_and_plain_records() -> None:
+    batch = build([(1, 0), (1, 1), (1, 2)])
+    batch.records += [{"body": "a"}, {"body": "b", "count": 5}, {"body": "c", "count": "3"}]
+    assert batch.represented == 9
+    assert Batch("proj-1", "errors").represented == 0

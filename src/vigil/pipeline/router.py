@@ -106,6 +106,9 @@ class Router:
         # and one that pulled all of it would leave the others idle until it had routed it all
         self._fetch_batch = min(fetch_batch, max(1, bus.settings.router_max_pending // 8))
         self._lanes: dict[tuple[str, str], _Lane] = {}
+        self._lane_of: dict[int, tuple[ActivePipeline, _Lane]] = {}
+        """`_lane`'s answers by the pipeline object (id, the object kept to check it), until the
+        configuration changes: a lookup per routed record without building and hashing a key."""
         self._publisher = BatchPublisher(bus, self._lanes, max_inflight=max_inflight_batches)
         self._tasks: list[asyncio.Task[None]] = []
         self._slice_started = 0.0
@@ -141,6 +144,7 @@ class Router:
         await self._publisher.close()
 
     async def _on_config(self) -> None:
+        self._lane_of.clear()
         wanted = {(p.project_id, p.name): p for p in self._config.all_pipelines()}
         for key, lane in list(self._lanes.items()):
             active = wanted.get(key)
@@ -250,7 +254,8 @@ class Router:
                 continue
             for sl in rl.scope_logs:
                 for record in sl.log_records:
-                    severity = effective_severity(record)
+                    # effective_severity only without a number (it reads the text then)
+                    severity = record.severity_number or effective_severity(record)
                     flat: FlatRecord | None = None
                     template: tuple[str, str] | None = None
                     match: TemplateMatch | None = None
@@ -342,6 +347,14 @@ class Router:
             await msg.ack()
 
     def _lane(self, pipeline: ActivePipeline) -> _Lane:
+        known = self._lane_of.get(id(pipeline))
+        if known is not None and known[0] is pipeline:
+            return known[1]
+        lane = self._lane_by_key(pipeline)
+        self._lane_of[id(pipeline)] = (pipeline, lane)
+        return lane
+
+    def _lane_by_key(self, pipeline: ActivePipeline) -> _Lane:
         key = (pipeline.project_id, pipeline.name)
         lane = self._lanes.get(key)
         if lane is None:

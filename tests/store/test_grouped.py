@@ -4,6 +4,7 @@ caller gets its own result or its own failure, and what is answered is committed
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -93,3 +94,24 @@ async def test_a_caller_that_gave_up_does_not_stop_the_others(
     assert done == [f"n-{n}" for n in range(1, 12)]
     await grouped.run(lambda c: _insert("after", c))  # the writer still runs
     assert _stored(engine) >= {f"n-{n}" for n in range(1, 12)} | {"after"}
+
+
+async def test_a_lock_held_elsewhere_fails_the_group_once(tmp_path: Path, thread: ThreadPoolExecutor) -> None:
+    """Every work gets the lock's error from the one wait, rather than each waiting again alone."""
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'locked.db'}", connect_args={"timeout": 0.2})
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE items (name TEXT PRIMARY KEY)"))
+    begun: list[int] = []
+    event.listen(engine, "begin", lambda _: begun.append(1))
+    holder = sqlite3.connect(tmp_path / "locked.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        grouped = GroupedTransactions(engine, thread)
+        started = [asyncio.create_task(grouped.run(lambda c, n=n: _insert(f"l-{n}", c))) for n in range(5)]
+        outcomes = await asyncio.gather(*started, return_exceptions=True)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        engine.dispose()
+    assert all(isinstance(o, sqlalchemy.exc.OperationalError) for o in outcomes)
+    assert len(begun) <= 2  # the first alone (the writer was idle), then the other four together

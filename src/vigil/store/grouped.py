@@ -7,19 +7,23 @@ lock taken and given back; grouped, a group pays these once. Each work runs as i
 in order, seeing what the works before it wrote, as serial transactions would. Should one of a
 group fail, the group is rolled back and each of its works runs again in a transaction of its
 own, so only that work's caller sees its failure (works are safe to run again: a transaction
-may always be retried). Nothing is answered before its transaction is committed.
+may always be retried); but when another connection kept the write lock past the busy wait,
+every work of the group gets that error at once. Nothing is answered before its transaction is
+committed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 T = TypeVar("T")
 MAX_GROUP = 64
@@ -79,7 +83,10 @@ class GroupedTransactions:
                 with self._engine.begin() as connection:
                     results = [work(connection) for work, _ in group]
                 return [(future, result, None) for (_, future), result in zip(group, results, strict=True)]
-            except Exception:
+            except OperationalError as exc:
+                if _locked(exc):  # no work's own doing: alone, each would wait for the lock again
+                    return [(future, None, exc) for _, future in group]
+            except Exception:  # rolled back: each alone below, so that only its caller sees it
                 pass
         outcomes: list[_Outcome] = []
         for work, future in group:
@@ -88,6 +95,14 @@ class GroupedTransactions:
             except Exception as exc:
                 outcomes.append((future, None, exc))
         return outcomes
+
+
+def _locked(exc: OperationalError) -> bool:
+    """SQLite's write lock held by another connection past the busy wait."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc.orig) or "busy" in str(exc.orig)
 
 
 def _deliver(outcomes: list[_Outcome]) -> None:

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy
+import sqlalchemy.exc
 from sqlalchemy import Engine
 
 from vigil.store.models import Batch
@@ -75,7 +76,7 @@ class SqliteBatchWriter:
         loop = asyncio.get_running_loop()
         try:
             known = self.write_on(self._inline, rows, updates, now)
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, sqlalchemy.exc.OperationalError) as exc:
             if not _busy(exc):
                 raise
             # another connection writes: wait for it in the thread, not on the event loop
@@ -131,7 +132,11 @@ class SqliteBatchWriter:
         )
 
 
-def _busy(exc: sqlite3.OperationalError) -> bool:
+def _busy(exc: Exception) -> bool:
+    """Whether SQLite refused for a lock another connection holds (SQLAlchemy wraps what its
+    own calls, a commit for one, raise)."""
+    if isinstance(exc, sqlalchemy.exc.OperationalError) and isinstance(exc.orig, Exception):
+        exc = exc.orig
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
         return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)

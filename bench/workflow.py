@@ -544,13 +544,21 @@ the statements per alert before the last action from about 32 to 19, `vigil up`'
 action by about 35% (with the records after the actions, about 18%), and the p99 by about a quarter. What is left before an alert's action: the HTTP
 intake and its transaction, DBOS's start and its step's check, the first step's read, its citations and its record
 on `vigil.db`, the analysis, and the action call. Giving the workflows' transactions on `vigil.db` priority over
-new alerts' intake lowered the p50 but raised the p99 (the last alerts' intake then came last), so it was left out. Of `vigil up`'s CPU during the
+new alerts' intake lowered the p50 but raised the p99 (the last alerts' intake then came last), so it was left out.
+A fourth pass on 2026-12-06: the statements every alert runs on `vigil.db` are made once (SQLAlchemy reuses their
+compiled form instead of building and walking a new statement per call: about 100 µs less per statement), and
+SQLite's transactions waiting together on the writer thread commit as one (a group commit); alternating with the
+code before it (three pairs, the machine shared with other work), `vigil up`'s CPU per alert over the whole part
+went from a median of 14.0 to 12.1 ms. Running the workflows in a process of their own beside the API was tried
+(started by `vigil up`, alerts announced to it over the bus): the API's part fell to about 5 ms per alert, but the
+workflows' process took about 14 ms per alert (the investigation's recent records then come over the bus, and two
+processes contend for SQLite's write lock), more than both in one process, and the p99 got worse on this two-core
+machine, so it was left out. Of `vigil up`'s CPU during the
 burst, its main thread (the event loop: HTTP, steps, analysis) took {act["main_thread_ms_per_alert"]:,.1f} ms per alert and its threads (both
 databases' statements) the rest. It is CPU work in one Python process, so at most one core
 ({act["cores_used"]["vigil"]:.2f} of the machine's cores here; other processes took {act["cores_used"]["other processes"]:.2f}): the {ACT_ALERTS} alerts need
 about {act["vigil_cpu_ms_per_alert"] * ACT_ALERTS / 1000:.1f} CPU seconds before the last action, and a p99 under 1 s needs under about 10 ms
-per alert. Using a second core would mean running the workflows in a process of their own beside the API,
-which `vigil up` does not do.
+per alert.
 
 **3. Memory per 1,000 open workflows.** After 10 warm-up workflows, {memory["workflows"]:,} supervised alerts (each its own
 fingerprint) from {MEMORY_SENDERS} senders, sent in {memory["sent_s"]:.1f} s ({memory["workflows"] / memory["sent_s"]:.1f} alerts/s: the sends slow down as waiting workflows accumulate, see below); all {memory["workflows"]:,} workflows waited for approval

@@ -73,6 +73,10 @@ class HttpServer:
             server_header=False,
             limit_concurrency=self._limit_concurrency,
             timeout_graceful_shutdown=10,
+            # Longer than clients keep idle connections (httpx 5 s, aiohttp 15 s, Go's transport,
+            # as Alertmanager and the Collector use it, 90 s): a server that closes an idle
+            # connection races the client's next request on it, which fails without an answer.
+            timeout_keep_alive=100,
             backlog=2048,
         )
         self._server = _QuietServer(config)

@@ -14,6 +14,7 @@ A citation's id is `<kind>:<key>`:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -65,6 +66,7 @@ class CitationRow(Base):
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+@functools.cache
 def _insert_new(dialect: str) -> Any:
     """An INSERT that skips citations saved already: ids are content hashes."""
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert

@@ -10,13 +10,14 @@ to the database; another process's within the TTL."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -343,16 +344,22 @@ KINDS = ("analysis", "plan", "workflow")
 
 def write_case(project_id: str, workflow_id: str, values: dict[str, Any], conn: Connection) -> datetime:
     """The case's row, made or rewritten (one statement); when it was made."""
-    dialect_insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = dialect_insert(_CASES).values(
-        workflow_id=workflow_id, project_id=project_id, created_at=utcnow(), **values
-    )
-    found: datetime = conn.execute(
-        statement.on_conflict_do_update(index_elements=["workflow_id"], set_=values).returning(
-            _CASES.c.created_at
-        )
-    ).scalar_one()
+    made = {"workflow_id": workflow_id, "project_id": project_id, "created_at": utcnow(), **values}
+    statement = _case_upsert(conn.dialect.name, tuple(values))
+    found: datetime = conn.execute(statement, {f"case_{k}": v for k, v in made.items()}).scalar_one()
     return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
+
+
+@functools.cache
+def _case_upsert(dialect: str, rewritten: tuple[str, ...]) -> Any:
+    """Made once per database kind (SQLAlchemy then reuses its compiled form): every workflow's
+    plan writes its case."""
+    dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    columns = ("workflow_id", "project_id", "created_at", *rewritten)
+    statement = dialect_insert(_CASES).values({c: bindparam(f"case_{c}") for c in columns})
+    return statement.on_conflict_do_update(
+        index_elements=["workflow_id"], set_={c: statement.excluded[c] for c in rewritten}
+    ).returning(_CASES.c.created_at)
 
 
 def _summary(entries: Sequence[FeedbackRow]) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from vigil.errors import Conflict, NotFound
 from vigil.specs import PipelineSpec
 from vigil.store.batch_sqlite import SqliteBatchWriter
 from vigil.store.db import create_inline_sqlite_engine, create_sync_sqlite_engine, session_factory
+from vigil.store.grouped import GroupedTransactions
 from vigil.store.models import (
     ApiKey,
     Batch,
@@ -70,11 +71,6 @@ def _describe(row: Pipeline | Sink | ProjectPolicy) -> str:
     if isinstance(row, ProjectPolicy):
         return f"workflow policy of project {row.project_id}"
     return f"sink {row.id} of project {row.project_id}"
-
-
-def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
-    with engine.begin() as connection:
-        return work(connection)
 
 
 def utcnow() -> datetime:
@@ -141,6 +137,7 @@ class Store:
         self._box = secret_box
         self._ledger: tuple[Engine, ThreadPoolExecutor] | None = None
         """On SQLite: the batch ledger's blocking engine and its one thread (`write_batches`)."""
+        self._grouped: GroupedTransactions | None = None
         self._batch_writer: SqliteBatchWriter | None = None
 
     def session(self) -> AsyncSession:
@@ -166,10 +163,12 @@ class Store:
         """`work` in one transaction. On SQLite, on a blocking connection in the store's own
         thread, in one hop: through aiosqlite every statement is a round trip to its thread, each
         waiting for the event loop while the write lock is held; and the writes queue in order
-        there, rather than in SQLite's busy wait. Elsewhere, on the async engine."""
+        there, rather than in SQLite's busy wait; those waiting together commit together
+        (`vigil.store.grouped`). Elsewhere, on the async engine. `work` may run more than once."""
         if self._one_hop():
-            engine, thread = self._blocking_sqlite()
-            return await asyncio.get_running_loop().run_in_executor(thread, _in_transaction, engine, work)
+            if self._grouped is None:
+                self._grouped = GroupedTransactions(*self._blocking_sqlite())
+            return await self._grouped.run(work)
         async with self.engine.begin() as connection:
             return await connection.run_sync(work)
 
@@ -178,6 +177,7 @@ class Store:
         writer, self._batch_writer = self._batch_writer, None
         if writer is not None:
             await writer.close()
+        self._grouped = None
         if ledger is not None:
             engine, thread = ledger
             await asyncio.get_running_loop().run_in_executor(thread, engine.dispose)

@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, Update, bindparam, insert, select, update
 
 from vigil.errors import NotFound, ValidationFailed
 from vigil.learning.store import NewCase, forget_cases, write_case
@@ -32,6 +32,16 @@ _WORKFLOWS = cast(Table, WorkflowRow.__table__)
 _EVENTS = cast(Table, WorkflowEvent.__table__)
 _AUDIT = cast(Table, AuditEntry.__table__)
 _INCIDENTS = cast(Table, IncidentRow.__table__)
+# Statements made once (SQLAlchemy reuses their compiled form; one built per call costs about 100 µs
+# more, and every step of every workflow runs them).
+_WORKFLOW_BY_ID = select(_WORKFLOWS).where(_WORKFLOWS.c.id == bindparam("workflow_id"))
+_WORKFLOW_INSERT = insert(_WORKFLOWS)
+_EVENTS_INSERT = insert(_EVENTS).returning(_EVENTS.c.id)
+_AUDIT_INSERT = insert(_AUDIT)
+_INCIDENT_BODY = select(_INCIDENTS.c.body).where(
+    _INCIDENTS.c.id == bindparam("incident_id"), _INCIDENTS.c.project_id == bindparam("project_id")
+)
+_WORKFLOW_UPDATES: dict[tuple[str, ...], Update] = {}
 
 OPEN_STATUSES = ("running", "waiting_approval")
 """A workflow's statuses before its end: a past case's outcome does not change between them."""
@@ -264,7 +274,7 @@ def _record(
     """`WorkflowStore.record`'s transaction, in SQLAlchemy Core: it runs for every step of every
     workflow."""
     now = utcnow()
-    found = conn.execute(select(_WORKFLOWS).where(_WORKFLOWS.c.id == workflow_id)).mappings().first()
+    found = conn.execute(_WORKFLOW_BY_ID, {"workflow_id": workflow_id}).mappings().first()
     if found is not None:
         row = WorkflowRow(**found)
     elif create is not None:
@@ -287,10 +297,11 @@ def _record(
     row.body = {**row.body, **body, "steps": steps}
     row.updated_at = now
     if found is None:
-        conn.execute(insert(_WORKFLOWS).values({c.name: getattr(row, c.name) for c in _WORKFLOWS.columns}))
+        conn.execute(_WORKFLOW_INSERT, {c.name: getattr(row, c.name) for c in _WORKFLOWS.columns})
     else:
         changed = {**columns, "body": row.body, "updated_at": now}
-        conn.execute(update(_WORKFLOWS).where(_WORKFLOWS.c.id == workflow_id).values(changed))
+        values = {f"new_{name}": value for name, value in changed.items()}
+        conn.execute(_workflow_update(tuple(changed)), {**values, "workflow_id_": workflow_id})
     if not entries:
         return row, 0
     events = [
@@ -305,7 +316,7 @@ def _record(
         }
         for name, status, summary in entries
     ]
-    event_ids = conn.execute(insert(_EVENTS).returning(_EVENTS.c.id), events).scalars().all()
+    event_ids = conn.execute(_EVENTS_INSERT, events).scalars().all()
     audit = [
         {
             "project_id": row.project_id,
@@ -317,8 +328,21 @@ def _record(
         }
         for name, status, summary in entries
     ]
-    conn.execute(insert(_AUDIT), audit)
+    conn.execute(_AUDIT_INSERT, audit)
     return row, max(event_ids)
+
+
+def _workflow_update(columns: tuple[str, ...]) -> Update:
+    """The update of these columns of a workflow's row, made once per set of columns."""
+    statement = _WORKFLOW_UPDATES.get(columns)
+    if statement is None:
+        statement = (
+            update(_WORKFLOWS)
+            .where(_WORKFLOWS.c.id == bindparam("workflow_id_"))
+            .values({name: bindparam(f"new_{name}") for name in columns})
+        )
+        _WORKFLOW_UPDATES[columns] = statement
+    return statement
 
 
 def _with_case(
@@ -331,22 +355,20 @@ def _with_case(
 def _incident_and_row(
     project_id: str, incident_id: str, workflow_id: str, conn: Connection
 ) -> tuple[dict[str, Any] | None, WorkflowRow | None]:
-    found = conn.execute(select(_WORKFLOWS).where(_WORKFLOWS.c.id == workflow_id)).mappings().first()
+    found = conn.execute(_WORKFLOW_BY_ID, {"workflow_id": workflow_id}).mappings().first()
     return _incident(project_id, incident_id, conn), None if found is None else WorkflowRow(**found)
 
 
 def _incident(project_id: str, incident_id: str, conn: Connection) -> dict[str, Any] | None:
-    query = select(_INCIDENTS.c.body).where(
-        _INCIDENTS.c.id == incident_id, _INCIDENTS.c.project_id == project_id
-    )
-    body: dict[str, Any] | None = conn.execute(query).scalar()
+    found = conn.execute(_INCIDENT_BODY, {"incident_id": incident_id, "project_id": project_id})
+    body: dict[str, Any] | None = found.scalar()
     return body
 
 
 def _find(
     workflow_id: str, with_incident: bool, conn: Connection
 ) -> tuple[WorkflowRow | None, dict[str, Any] | None]:
-    found = conn.execute(select(_WORKFLOWS).where(_WORKFLOWS.c.id == workflow_id)).mappings().first()
+    found = conn.execute(_WORKFLOW_BY_ID, {"workflow_id": workflow_id}).mappings().first()
     if found is None:
         return None, None
     row = WorkflowRow(**found)

@@ -100,3 +100,23 @@ async def test_the_wal_is_checkpointed_while_the_ledger_writes(tmp_path: Path) -
         assert busy == 0 and log_pages < 40 * 3, (log_pages, checkpointed, wal.stat().st_size)
     finally:
         await store.close()
+
+
+async def test_a_large_group_is_written_whole(tmp_path: Path) -> None:
+    # more records than the event loop's thread takes: the store's thread writes the group
+    store = await _store(tmp_path / "vigil.db")
+    try:
+        project = await store.create_project("ledger")
+        rows = [_row(f"big-{i}", project.id) for i in range(3)]
+        for row in rows:
+            row["record_count"] = 100
+            row["records"] = [{"body": f"{row['request_id']}-{n}"} for n in range(100)]
+        await store.write_batches(rows[:1], [])
+        assert await store.write_batches(rows, [("big-0", "delivered", 1, None)]) == {"big-0": 0}
+        for i in range(3):
+            batch = await store.get_batch(f"big-{i}")
+            assert batch is not None and len(batch.records) == 100
+        first = await store.get_batch("big-0")
+        assert first is not None and first.status == "delivered"
+    finally:
+        await store.close()

@@ -12,6 +12,10 @@ on a connection of its own that never waits: no busy wait (another connection ho
 lock makes it fail at once, and the group goes to the store's thread, which waits there as
 before) and no automatic checkpoint (a checkpoint syncs files to disk: the thread runs one at
 most every `CHECKPOINT_S` instead). Either way the group is one transaction, whole or not at all.
+
+A large group (a backlog of big batches) still goes to the thread: there SQLite's own work, which
+then outweighs a hop, runs beside the event loop (it releases the interpreter's lock) rather than
+taking the event loop's time from routing and delivery.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ _UPDATED = ("status", "attempts", "last_error", "updated_at")
 
 CHECKPOINT_S = 1.0
 """The longest the WAL grows, in seconds of inline writes, before the thread checkpoints it."""
+
+INLINE_MOST_RECORDS = 256
+"""The most records a group may hold to be written on the event loop's thread."""
 
 Blocking = Callable[[], tuple[Engine, ThreadPoolExecutor]]
 """The store's blocking engine and its one thread, made on first use."""
@@ -74,19 +81,31 @@ class SqliteBatchWriter:
         """Insert `rows`, then apply (request_id, status, attempts, error) updates, in one
         transaction; return the attempts recorded for rows that were there already."""
         loop = asyncio.get_running_loop()
+        if sum(row["record_count"] for row in rows) > INLINE_MOST_RECORDS:
+            return await self._in_thread(rows, updates, now)
         try:
             known = self.write_on(self._inline, rows, updates, now)
         except (sqlite3.OperationalError, sqlalchemy.exc.OperationalError) as exc:
             if not _busy(exc):
                 raise
             # another connection writes: wait for it in the thread, not on the event loop
-            engine, thread = self._blocking()
-            return await loop.run_in_executor(thread, self.write_on, engine, rows, updates, now)
+            return await self._in_thread(rows, updates, now)
         if loop.time() >= self._checkpoint_due and (self._checkpoint is None or self._checkpoint.done()):
             self._checkpoint_due = loop.time() + CHECKPOINT_S
             engine, thread = self._blocking()
             self._checkpoint = thread.submit(_checkpoint, engine)
         return known
+
+    async def _in_thread(
+        self,
+        rows: Sequence[dict[str, Any]],
+        updates: Sequence[tuple[str, str, int, str | None]],
+        now: datetime,
+    ) -> dict[str, int]:
+        engine, thread = self._blocking()
+        return await asyncio.get_running_loop().run_in_executor(
+            thread, self.write_on, engine, rows, updates, now
+        )
 
     async def close(self) -> None:
         """After the checkpoint under way, if any (the store's thread is shut down next)."""

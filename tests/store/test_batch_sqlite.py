@@ -111,8 +111,9 @@ async def test_a_large_group_is_written_whole(tmp_path: Path) -> None:
         for row in rows:
             row["record_count"] = 100
             row["records"] = [{"body": f"{row['request_id']}-{n}"} for n in range(100)]
-        await store.write_batches(rows[:1], [])
-        assert await store.write_batches(rows, [("big-0", "delivered", 1, None)]) == {"big-0": 0}
+        await store.write_batches(rows[:1], [("big-0", "retrying", 2, "HTTP 503")])
+        known = await store.write_batches(rows, [("big-0", "delivered", 3, None)])
+        assert known.get("big-0") == 2 and not any(known.get(f"big-{i}") for i in (1, 2))
         for i in range(3):
             batch = await store.get_batch(f"big-{i}")
             assert batch is not None and len(batch.records) == 100

@@ -82,7 +82,7 @@ def create_inline_sqlite_engine(engine: AsyncEngine) -> Engine:
     inline = sqlalchemy.create_engine(
         engine.url.set(drivername="sqlite"),
         poolclass=StaticPool,
-        connect_args={"check_same_thread": False},
+        connect_args={"check_same_thread": False, "timeout": 0},
         json_serializer=_json,
         json_deserializer=orjson.loads,
     )

@@ -527,7 +527,7 @@ what the GIL-holding profile had hidden: DBOS's SQLite database ran in its defau
 sync, so each checkpoint (the workflow's start, `prepare`, `act`, the durable sleep) wrote a journal, synced it,
 applied it, synced again and deleted it, and its commits queued on the disk. It now runs in WAL mode with
 `synchronous=NORMAL`, as `vigil.db` does (durable across a crash of the process; see docs/workflow.md), on an engine
-Vigil gives DBOS (no ping per checkout; 4 connections, not 20, since its every transaction takes the write lock
+Vigil gives DBOS (no ping per checkout; 1 connection, not 20, since its every transaction takes the write lock
 first, and more only wait in SQLite's busy handler): on the same loaded machine WAL alone took the CPU per alert
 from about 31 to 20 ms and the p99 from 2.9 s to 2.4 s. (The note here before, that WAL "made no difference", was WAL
 with full sync.) Then: past cases are kept per project in the process (a case recorded here joins them at once;
@@ -549,7 +549,10 @@ A fourth pass on 2026-12-06: the statements every alert runs on `vigil.db` are m
 compiled form instead of building and walking a new statement per call: about 100 µs less per statement), and
 SQLite's transactions waiting together on the writer thread commit as one (a group commit); alternating with the
 code before it (three pairs, the machine shared with other work), `vigil up`'s CPU per alert over the whole part
-went from a median of 14.0 to 12.1 ms. Running the workflows in a process of their own beside the API was tried
+went from a median of 14.0 to 12.1 ms. Then DBOS's engine got one connection to `workflows.db` rather than 4: its
+transactions then queue in the pool, which hands the connection over at once, rather than in SQLite's busy handler,
+which sleeps (four alternating pairs, other work taking about 1.2 of the two cores: p99 median 1.46 to 1.03 s, CPU
+per alert before the last action 10.5 to 8.3 ms; 1,000 open workflows' time and memory unchanged). Running the workflows in a process of their own beside the API was tried
 (started by `vigil up`, alerts announced to it over the bus): the API's part fell to about 5 ms per alert, but the
 workflows' process took about 14 ms per alert (the investigation's recent records then come over the bus, and two
 processes contend for SQLite's write lock), more than both in one process, and the p99 got worse on this two-core
@@ -567,7 +570,7 @@ all waited ({memory["rss_after_idle"] / MiB:,.0f} MiB 10 s later): **{grown / Mi
 {memory["vigil_peak_rss"] / MiB:,.0f} MiB). The RSS counts what the process kept after opening them (allocator arenas
 included), not only the waiting workflows' objects; the process went from {memory["threads_before"]} to {memory["threads_after"]} threads
 (DBOS's step executor has no thread limit, and each waiting workflow's step holds one while it waits
-for one of the 4 connections to `workflows.db`). With all of them waiting and nothing sent, over
+for the connection to `workflows.db`). With all of them waiting and nothing sent, over
 {IDLE_S:.0f} s: CPU (cores) {_cores(memory["idle_cores"])}; DBOS recorded **{memory["idle_checkpoints_per_s"]:,.0f} steps/s** (`operation_outputs`
 rows, kept for good): each waiting workflow reads its approval as a step, then waits for a wake-up
 for at most `APPROVAL_POLL_S` = 5 s (`vigil.workflow.flow`), and each wait is recorded too: 1,000

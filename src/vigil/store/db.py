@@ -12,7 +12,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from vigil.private_files import make_private, private_file
 
@@ -73,6 +73,29 @@ def create_sync_sqlite_engine(engine: AsyncEngine) -> Engine:
     )
     event.listen(sync, "connect", _sqlite_pragmas)
     return sync
+
+
+def create_inline_sqlite_engine(engine: AsyncEngine) -> Engine:
+    """A blocking engine on the SQLite file of `engine` whose one connection never waits for a
+    lock (a write another connection holds the lock for fails at once) and never checkpoints:
+    for short writes on the event loop's own thread (`vigil.store.batch_sqlite`)."""
+    inline = sqlalchemy.create_engine(
+        engine.url.set(drivername="sqlite"),
+        poolclass=StaticPool,
+        connect_args={"check_same_thread": False, "timeout": 0},
+        json_serializer=_json,
+        json_deserializer=orjson.loads,
+    )
+    event.listen(inline, "connect", _sqlite_pragmas)
+    event.listen(inline, "connect", _never_wait)
+    return inline
+
+
+def _never_wait(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=0")
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
 
 
 def private_sqlite_files(path: Path) -> None:

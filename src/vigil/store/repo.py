@@ -39,7 +39,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from vigil.errors import Conflict, NotFound
 from vigil.specs import PipelineSpec
 from vigil.store.batch_sqlite import SqliteBatchWriter
-from vigil.store.db import create_sync_sqlite_engine, session_factory
+from vigil.store.db import create_inline_sqlite_engine, create_sync_sqlite_engine, session_factory
 from vigil.store.grouped import GroupedTransactions
 from vigil.store.models import (
     ApiKey,
@@ -174,7 +174,9 @@ class Store:
 
     async def close(self) -> None:
         ledger, self._ledger = self._ledger, None
-        self._batch_writer = None
+        writer, self._batch_writer = self._batch_writer, None
+        if writer is not None:
+            await writer.close()
         self._grouped = None
         if ledger is not None:
             engine, thread = ledger
@@ -450,13 +452,12 @@ class Store:
         if not rows and not updates:
             return {}
         if self._one_hop():
-            # the whole transaction in one hop to a thread, rather than a hop per statement
-            engine, thread = self._blocking_sqlite()
+            # the whole transaction at once, on the event loop's thread unless it would wait
             if self._batch_writer is None:
-                self._batch_writer = SqliteBatchWriter(engine)
-            return await asyncio.get_running_loop().run_in_executor(
-                thread, self._batch_writer.write, rows, updates, utcnow()
-            )
+                self._batch_writer = SqliteBatchWriter(
+                    create_inline_sqlite_engine(self.engine), self._blocking_sqlite
+                )
+            return await self._batch_writer.write(rows, updates, utcnow())
         known: dict[str, int] = {}
         dialect = self.engine.dialect.name
         statuses = _status_parameters(updates)

@@ -48,9 +48,12 @@ _MAX_LENGTH = 2_048
 _HEX_TOKEN = re.compile(
     rb"(?<!\S)(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{8,})(?!\S)"
 )
-_HEX_TO_MARK = bytes(0xFE if 0x30 <= b <= 0x39 or 0x61 <= b <= 0x66 else b for b in range(256))
+_HEX_TO_MARK = bytes(
+    0xFE if 0x30 <= b <= 0x39 or 0x61 <= b <= 0x66 else 0x20 if b in b" \t\n\v\f\r" else b for b in range(256)
+)
 _EIGHT_MARKS = b"\xfe" * 8
-"""A message holds a hex token only if it holds 8 lowercase hex characters in a row: checked
+_SPACE_EIGHT_MARKS = b" " + _EIGHT_MARKS
+"""A hex token starts with 8 lowercase hex characters after white space or at the start: checked
 with `bytes.translate` and `in` (fast) before the regular expression (slow)."""
 _HEX_LETTER = re.compile(rb"[a-f]")
 _DIGIT = re.compile(rb"[0-9]")
@@ -68,7 +71,8 @@ def _hex_token(match: re.Match[bytes]) -> bytes:
 
 def _without_hex_tokens(data: bytes) -> bytes | None:
     """`data` (UTF-8) with every hex token written as 0xFF; None when it holds none."""
-    if _EIGHT_MARKS not in data.translate(_HEX_TO_MARK):
+    marked = data.translate(_HEX_TO_MARK)
+    if _SPACE_EIGHT_MARKS not in marked and not marked.startswith(_EIGHT_MARKS):
         return None
     rewritten = _HEX_TOKEN.sub(_hex_token, data)
     return rewritten if rewritten != data else None

@@ -61,6 +61,10 @@ def hex_messages(count: int, seed: int = 11) -> list[str]:
         lambda: f"{hex_text(rng, 40)} {hex_text(rng, 8).upper()} 0x{hex_text(rng, 8)} commit",
         lambda: f"Dec {hex_text(rng, 8)}\t{uuid_text(rng)}\u00a0{hex_text(rng, 10)},{hex_text(rng, 9)}",
         lambda: f"VM {rng.choice(['Started', 'Stopped'])} {uuid_text(rng)} on host{rng.randrange(9)}",
+        lambda: f"[instance: {uuid_text(rng)}] {rng.choice(['VM Started', 'VM Paused'])} ({hex_text(rng, 9)}).",
+        lambda: f"\"{hex_text(rng, 8)}\", '{uuid_text(rng)}': {{{hex_text(rng, 12)}}} ({hex_text(rng, 8)} {rng.choice(['B', 's'])}",
+        lambda: f"got {uuid_text(rng)}... and {hex_text(rng, 8)}.{rng.randrange(9)} or ({hex_text(rng, 16)})x, done!?",
+        lambda: f"[[{hex_text(rng, 8)}]] -{hex_text(rng, 8)} <{hex_text(rng, 8)}> {hex_text(rng, 8)}]{rng.randrange(9)}",
     ]
     return [rng.choice(kinds)() for _ in range(count)]
 
@@ -81,8 +85,8 @@ def test_cached_miner_gives_the_miners_results_exactly_with_hex_ids_and_uuids() 
 
 
 def test_hex_ids_and_uuids_share_a_shape_only_as_whole_lowercase_tokens() -> None:
-    one = "request 3f2a9c1e-0b4d-4e8f-9a7c-5d6e1f2a3b4c took 12 ms trace 9f86d081884c7d65"
-    other = "request 00c1b2a3-ffff-4000-8abc-deadbeef0001 took 97 ms trace deadbeefcafe1234"
+    one = "request 3f2a9c1e-0b4d-4e8f-9a7c-5d6e1f2a3b4c took 12 ms trace 9f86d081884c7d65 [abcdef12]."
+    other = "request 00c1b2a3-ffff-4000-8abc-deadbeef0001 took 97 ms trace deadbeefcafe1234 [12345abc]."
     assert template_shape(one) == template_shape(other)
     for kept, changed in [
         ("a 12345678 b", "a 1234567a b"),  # all digits: a number
@@ -91,6 +95,8 @@ def test_hex_ids_and_uuids_share_a_shape_only_as_whole_lowercase_tokens() -> Non
         ("a id=1234abcd b", "a id=1234abce b"),  # glued to a key
         ("a abcdefab-abcd-abcd-abcd-abcdefabcdef b", "a abcdefab-abcd-abcd-abcd-abcdefabcdee b"),  # no digit
         ("a 1234abcd-1234-1234-1234-123456789012 b", "a 1234abce-1234-1234-1234-123456789012 b"),  # digits last
+        ("a /v2/1234abcd b", "a /v2/1234abce b"),  # glued to a path
+        ("a (1234abcd)x b", "a (1234abce)x b"),  # a letter after the closing bracket
     ]:
         assert template_shape(kept) != template_shape(changed)
 

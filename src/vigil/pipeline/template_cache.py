@@ -14,23 +14,27 @@ and without the cache to identical results; a masking rule that names a digit br
 
 Hex ids and UUIDs are unique per message, so their shapes would be too. A message whose shape is
 not known is looked up once more, by `template_shape`, which also writes every *hex token* as one
-byte that UTF-8 never holds (0xFF; a digit shape never holds it, so the keys do not mix): a whole whitespace-delimited token that is either lowercase hex of 8 characters or more with at
+byte that UTF-8 never holds (0xFF; a digit shape never holds it, so the keys do not mix). A hex
+token is the core of a whitespace-delimited token (what is left without the opening brackets
+and quotes it starts with and the closing ones and punctuation it ends with, as the miner strips
+them: `[({'"` and `])}'",;:.!?`) that is either lowercase hex of 8 characters or more with at
 least one letter, or a lowercase UUID (8-4-4-4-12) with at least one digit and a letter in its
-last group. The miner makes every such token one `<*>` and nothing else of it, whatever its
+last group. The miner makes every such core one `<*>` and nothing else of it, whatever its
 characters, by its rules:
-- the masking of a token: lowercase hex of 8 or more with a digit is `<*>` (a digit), without
-  one too (the long hex word rule); a UUID has a digit; no other rule applies first (no
-  brackets, quotes or trailing punctuation to strip, no `=`, `:`, `..`, `(`, `[`, `://`, no
-  `aa:bb`-style groups);
-- the masks applied to the whole message first cannot reach into such a token: the dates need
-  a capitalized month name or digits followed by a non-word character or `:` (the token's first
+- the masking of a token: the miner strips the same characters around the core; a core of
+  lowercase hex of 8 or more with a digit is `<*>` (a digit), without one too (the long hex
+  word rule); a UUID has a digit; no other rule applies first (no `=`, `:`, `..`, `(`, `[`,
+  `://`, no `aa:bb`-style groups); what is left around `<*>` is kept as it is;
+- the masks applied to the whole message first cannot reach into such a core: the dates need
+  a capitalized month name or digits followed by a non-word character or `:` (the core's first
   8 characters are word characters, and it is not all digits); a quantity with a unit needs
-  digits followed by a unit (no unit is spelled with lowercase hex letters) or by white space
-  and a unit (only an all-digit last group could be: hence a letter there);
+  digits followed by a unit (no unit is spelled with lowercase hex letters), or by `.` and
+  digits, or by white space and a unit (only an all-digit last group could be: hence a letter
+  there; what may follow the core holds no digit, letter or white space);
 - it is one token, whose neighbours' masking does not depend on it (it is bounded by white
   space, which is white space for `str.split` too).
-Other uppercase or mixed-case hex is not rewritten (an uppercase `B` is a unit), nor hex glued
-to other characters (`id=...`): those messages are cached by their digits only, as before.
+Uppercase or mixed-case hex is not rewritten (an uppercase `B` is a unit), nor hex glued to
+other characters (`id=...`, `/v2/...`): those messages are cached by their digits only, as before.
 """
 
 from __future__ import annotations
@@ -46,27 +50,31 @@ _SHAPES = 20_000
 _MAX_LENGTH = 2_048
 """Longer messages are rare and mostly unique: not cached."""
 _HEX_TOKEN = re.compile(
-    rb"(?<!\S)(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{8,})(?!\S)"
+    rb"(?<!\S)([\[({'\"]*)"  # opening brackets and quotes (the miner's lead characters)
+    rb"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{8,})"
+    rb"([\])}'\",;:.!?]*)(?!\S)"  # closing brackets, quotes and punctuation (its trail characters)
 )
 _HEX_TO_MARK = bytes(
-    0xFE if 0x30 <= b <= 0x39 or 0x61 <= b <= 0x66 else 0x20 if b in b" \t\n\v\f\r" else b for b in range(256)
+    0xFE if 0x30 <= b <= 0x39 or 0x61 <= b <= 0x66 else 0x20 if b in b" \t\n\v\f\r[({'\"" else b
+    for b in range(256)
 )
 _EIGHT_MARKS = b"\xfe" * 8
 _SPACE_EIGHT_MARKS = b" " + _EIGHT_MARKS
-"""A hex token starts with 8 lowercase hex characters after white space or at the start: checked
-with `bytes.translate` and `in` (fast) before the regular expression (slow)."""
+"""A hex token starts with 8 lowercase hex characters after white space, an opening bracket or
+quote, or at the start: checked with `bytes.translate` and `in` (fast) before the regular
+expression (slow)."""
 _HEX_LETTER = re.compile(rb"[a-f]")
 _DIGIT = re.compile(rb"[0-9]")
 
 
 def _hex_token(match: re.Match[bytes]) -> bytes:
-    token = match.group()
+    lead, token, trail = match.groups()
     if len(token) == 36 and token[8:9] == b"-":  # a UUID
         if _DIGIT.search(token) is None or _HEX_LETTER.search(token, 24) is None:
-            return token
+            return match.group()
     elif _HEX_LETTER.search(token) is None:  # all digits: a number (the digit shape has it)
-        return token
-    return b"\xff"
+        return match.group()
+    return lead + b"\xff" + trail
 
 
 def _without_hex_tokens(data: bytes) -> bytes | None:

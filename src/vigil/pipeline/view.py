@@ -107,7 +107,7 @@ class _AttributeCache:
     def miss(self, raw: bytes) -> tuple[str, Any] | None:
         """The pair of `raw` not found in the current generation: from the previous one, or
         decoded (None when `_decode` cannot read it); kept in the current generation either way."""
-        pair = self.previous.get(raw)
+        pair = self.previous.pop(raw, None)
         if pair is None:
             pair = _decode(raw)
             if pair is None or len(raw) > _CACHE_MAX_BYTES:

@@ -105,3 +105,20 @@ def test_resource_attributes_read_alike() -> None:
     full = ExportLogsServiceRequest.FromString(data).resource_logs[0].resource.attributes
     view = ViewExport.FromString(data).resource_logs[0].resource.attributes
     assert record_attributes(view) == attributes(full)
+
+
+def test_the_attribute_cache_keeps_what_is_used_across_generations_and_stays_bounded() -> None:
+    from vigil.pipeline import view
+
+    cache = view._cache
+    size = cache.size
+    hot = [KeyValue(key="hot", value=AnyValue(int_value=i)).SerializeToString() for i in range(50)]
+    cold = [KeyValue(key="cold", value=AnyValue(string_value=f"v{i}")).SerializeToString() for i in range(3 * size)]
+    for start in range(0, len(cold), 100):
+        chunk = cold[start : start + 100] + hot
+        last = start + len(cold[start : start + 100]) - 1
+        assert record_attributes(chunk) == {"cold": f"v{last}", "hot": 49}
+        assert len(cache.current) + len(cache.previous) <= 2 * size
+    # the hot attributes, used on every record, survived every turn of the generations
+    assert all(raw in cache.current or raw in cache.previous for raw in hot)
+    assert not any(raw in cache.current or raw in cache.previous for raw in cold[:size])

@@ -7,7 +7,8 @@ microsecond. The view's parse makes one bytes object per attribute instead (the 
 the same, so any export the receivers took parses; a resource's attributes are kept the same way), and `record_attributes` turns them into
 values: the usual shapes (a short key with a string, int, double or bool) are read straight from
 the bytes, anything else through the real `KeyValue`, and attributes seen lately (methods,
-routes, status codes repeat from record to record) come from a bounded cache. The view checks less than the full schema (an attribute's bytes are read
+routes, status codes repeat from record to record) come from a bounded cache of two generations
+(`_AttributeCache`). The view checks less than the full schema (an attribute's bytes are read
 only when its record is), which is safe because the receivers publish only exports that parsed
 whole with it; a message that breaks an attribute anyway (from another producer on the bus) fails
 its routing, and the router then drops it once, as one that fails the first parse. Records only the router reads are parsed this way; the flat record is the one `vigil.records.flatten` makes
@@ -28,6 +29,10 @@ from vigil.severity import severity_text
 _FILE = "vigil/pipeline/view_logs.proto"
 _PACKAGE = "vigil.view"
 _CACHE_SIZE = 8192
+"""Entries per generation of the attribute cache (two generations: at most 16,384 entries). An
+entry costs at most about 600 bytes (the `KeyValue` bytes up to `_CACHE_MAX_BYTES`, its key and
+string value, the pair, the dict slot), about 250 on the load generator's attributes: 4 MB per
+router process typically, 10 MB at worst."""
 _CACHE_MAX_BYTES = 160
 """Longer attributes are rarely repeated: not cached."""
 _DOUBLE = struct.Struct("<d").unpack_from
@@ -82,7 +87,39 @@ def _build() -> Any:
 ViewExport: Any = _build()
 """`ExportLogsServiceRequest` as the router reads it: `.FromString(data)`."""
 
-_cache: dict[bytes, tuple[str, Any]] = {}
+
+class _AttributeCache:
+    """Decoded attributes by their `KeyValue` bytes, in two generations: new entries go to the
+    current one; when it is full it becomes the previous one (the one before is dropped), and an
+    entry found only in the previous generation moves back to the current one. A hit in the
+    current generation is one dict lookup; entries used since the last turn survive the next, so
+    a working set somewhat larger than one generation still mostly hits (clearing everything when
+    full made a working set just over the size miss on almost every lookup), and memory stays
+    bounded by two generations."""
+
+    __slots__ = ("current", "previous", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.current: dict[bytes, tuple[str, Any]] = {}
+        self.previous: dict[bytes, tuple[str, Any]] = {}
+
+    def miss(self, raw: bytes) -> tuple[str, Any] | None:
+        """The pair of `raw` not found in the current generation: from the previous one, or
+        decoded (None when `_decode` cannot read it); kept in the current generation either way."""
+        pair = self.previous.pop(raw, None)
+        if pair is None:
+            pair = _decode(raw)
+            if pair is None or len(raw) > _CACHE_MAX_BYTES:
+                return pair
+        if len(self.current) >= self.size:
+            self.previous = self.current
+            self.current = {}
+        self.current[raw] = pair
+        return pair
+
+
+_cache = _AttributeCache(_CACHE_SIZE)
 
 
 def _varint(raw: bytes, start: int, end: int) -> tuple[int, int] | None:
@@ -130,17 +167,13 @@ def record_attributes(pairs: Any) -> dict[str, Any]:
     """A view record's attributes (raw `KeyValue` bytes), as `vigil.records.attributes` gives them."""
     out: dict[str, Any] = {}
     cache = _cache
-    get = cache.get
+    current = cache.current
     for raw in pairs:
-        pair = get(raw)
+        pair = current.get(raw)
         if pair is None:
-            pair = _decode(raw)
-            if pair is not None:
-                if len(raw) <= _CACHE_MAX_BYTES:
-                    if len(cache) >= _CACHE_SIZE:
-                        cache.clear()
-                    cache[raw] = pair
-            else:
+            pair = cache.miss(raw)
+            current = cache.current  # a new generation when the last one was full
+            if pair is None:
                 kv = common_pb2.KeyValue.FromString(raw)
                 value = kv.value
                 pair = kv.key, value.string_value if value.HasField("string_value") else any_value(value)

@@ -32,6 +32,7 @@ import sqlalchemy
 import sqlalchemy.exc
 from sqlalchemy import Engine
 
+from vigil.store.db import sqlite_locked
 from vigil.store.models import Batch
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class SqliteBatchWriter:
         try:
             known = self.write_on(self._inline, rows, updates, now)
         except (sqlite3.OperationalError, sqlalchemy.exc.OperationalError) as exc:
-            if not _busy(exc):
+            if not sqlite_locked(exc):
                 raise
             # another connection writes: wait for it in the thread, not on the event loop
             return await self._in_thread(rows, updates, now)
@@ -149,17 +150,6 @@ class SqliteBatchWriter:
             value if process is None else process(value)
             for value, process in zip((row[key] for key in self._keys), self._processors, strict=True)
         )
-
-
-def _busy(exc: Exception) -> bool:
-    """Whether SQLite refused for a lock another connection holds (SQLAlchemy wraps what its
-    own calls, a commit for one, raise)."""
-    if isinstance(exc, sqlalchemy.exc.OperationalError) and isinstance(exc.orig, Exception):
-        exc = exc.orig
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def _checkpoint(engine: Engine) -> None:

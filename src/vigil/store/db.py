@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import orjson
 import sqlalchemy
+import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, event
@@ -121,3 +123,14 @@ def alembic_config(url: str) -> Config:
 async def upgrade(url: str) -> None:
     """Bring the schema to the newest revision. Alembic runs its own loop, so it gets a thread."""
     await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+
+
+def sqlite_locked(exc: Exception) -> bool:
+    """Whether SQLite refused for a lock another connection holds (past the busy wait, if any);
+    SQLAlchemy's wrapping of what its own calls raise, a commit for one, included."""
+    if isinstance(exc, sqlalchemy.exc.OperationalError) and isinstance(exc.orig, Exception):
+        exc = exc.orig
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)

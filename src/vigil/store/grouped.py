@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
+
+from vigil.store.db import sqlite_locked
 
 T = TypeVar("T")
 MAX_GROUP = 64
@@ -84,7 +85,7 @@ class GroupedTransactions:
                     results = [work(connection) for work, _ in group]
                 return [(future, result, None) for (_, future), result in zip(group, results, strict=True)]
             except OperationalError as exc:
-                if _locked(exc):  # no work's own doing: alone, each would wait for the lock again
+                if sqlite_locked(exc):  # no work's own doing: alone, each would wait for the lock again
                     return [(future, None, exc) for _, future in group]
             except Exception:  # rolled back: each alone below, so that only its caller sees it
                 pass
@@ -95,14 +96,6 @@ class GroupedTransactions:
             except Exception as exc:
                 outcomes.append((future, None, exc))
         return outcomes
-
-
-def _locked(exc: OperationalError) -> bool:
-    """SQLite's write lock held by another connection past the busy wait."""
-    code = getattr(exc.orig, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    return "locked" in str(exc.orig) or "busy" in str(exc.orig)
 
 
 def _deliver(outcomes: list[_Outcome]) -> None:

@@ -93,3 +93,16 @@ def children(pid: int) -> list[int]:
 def load_average() -> tuple[float, float, float]:
     one, five, fifteen = os.getloadavg()
     return one, five, fifteen
+
+
+def wait_quiet(cores: float = 0.2, window_s: float = 2.0, longest_s: float = 30.0) -> float:
+    """Until the machine's busy cores over `window_s` fall under `cores` (what the scenario before
+    left running, a process still exiting or the kernel writing back its files, settles), at most
+    `longest_s`; the seconds waited."""
+    began = time.monotonic()
+    while time.monotonic() - began < longest_s:
+        before = machine_busy_seconds()[0]
+        time.sleep(window_s)
+        if (machine_busy_seconds()[0] - before) / window_s < cores:
+            break
+    return time.monotonic() - began

@@ -60,7 +60,7 @@ import ui
 import workflow
 from agent import AgentThread
 from loadgen import BodySource
-from procstat import children, load_average, peak_rss_bytes
+from procstat import children, load_average, peak_rss_bytes, wait_quiet
 from report import describe_machine, render, splice
 from servers import REPO, BaselineProcess, VigilProcess, free_port
 
@@ -457,7 +457,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp_name:
         tmp = Path(tmp_name)
         for name in only:
-            print(f"== {name} ...", flush=True)
+            waited = wait_quiet()
+            print(f"== {name} ... (after {waited:.0f} s for the machine to settle)", flush=True)
             if name == "ingest":
                 results["ingest"] = scenario_ingest(plan, tmp)
             elif name == "pipeline":

@@ -681,13 +681,15 @@ The router's steps for a matching record, each timed alone over the load generat
 What makes them cheap: the router parses each export with a view of the schema that keeps
 attributes as their raw `KeyValue` bytes (`vigil.pipeline.view`: the parse makes no attribute
 objects, the usual attribute shapes are read straight from the bytes and repeated ones come from a
-cache); filters run on the parsed records (only matching records are flattened), and a resource
+cache of two generations, so a working set somewhat larger than one generation still mostly hits);
+filters run on the parsed records (only matching records are flattened), and a resource
 no pipeline takes is skipped but for its error records' severities; each second's timestamp is
 formatted once; one pass looks for every redaction rule's triggers, texts found clean are
 remembered by shape (digits written as 0), so "user 4711" and "user 815" cost one check, and so
 are a record's strings together (records of one kind: one lookup); the template miner's
-tokenizer is cached by the same shape (`vigil.pipeline.template_cache`; the miner's results stay
-identical, which a test checks); a batch is encoded once, with orjson.
+tokenizer is cached by the same shape, and by one with hex ids and UUIDs written alike too, which the
+miner makes variables by rule (`vigil.pipeline.template_cache`; the miner's results stay identical,
+which a test checks); a batch is encoded once, with orjson.
 {client_table}"""
 
 

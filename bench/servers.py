@@ -205,23 +205,6 @@ class BaselineProcess:
         return self.process.pid
 
     def start(self) -> None:
-        """Started and answering; started again on other ports when one it was given was taken
-        meanwhile (another process may bind a port between `free_port` and `vigil up`)."""
-        for attempt in range(3):
-            try:
-                self._start()
-                return
-            except RuntimeError as exc:
-                said = self.log_tail(40)
-                if "cannot listen" not in said or attempt == 2:
-                    raise RuntimeError(f"{exc}; `vigil up` said:\n{said}") from exc
-                self.api_port, self.otlp_http_port, self.otlp_grpc_port = (
-                    free_port(),
-                    free_port(),
-                    free_port(),
-                )
-
-    def _start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = (self.data_dir / "baseline.log").open("ab")
         self.process = subprocess.Popen(

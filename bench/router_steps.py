@@ -58,10 +58,17 @@ def one_round(bodies: list[bytes]) -> tuple[dict[str, float], int]:
             context = ResourceContext(resource_attributes, str(resource_attributes.get("service.name", "")))
             if not record_filter.accepts_resource(context):
                 continue
+            # as the router: a filter whose only condition on a record is a severity is a comparison
+            min_severity = record_filter.only_min_severity
             for sl in rl.scope_logs:
                 for record in sl.log_records:
-                    if record_filter.accepts_record(record, effective_severity(record)):
-                        taken.append((record, resource_attributes))
+                    severity = record.severity_number or effective_severity(record)
+                    if min_severity is not None:
+                        if severity < min_severity:
+                            continue
+                    elif not record_filter.accepts_record(record, severity):
+                        continue
+                    taken.append((record, resource_attributes))
         spent["filter"] += clock() - t
         total += len(taken)
 

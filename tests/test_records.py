@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
@@ -129,6 +131,11 @@ def test_scalar_bodies_become_strings(value: AnyValue, expected: str) -> None:
         (T0 + 123_456_789, "2024-01-15T10:30:00.123456789Z"),
         (T0 + 1_000, "2024-01-15T10:30:00.000001Z"),
         (0, "1970-01-01T00:00:00Z"),
+        (5, "1970-01-01T00:00:00.000000005Z"),
+        (999_999_990, "1970-01-01T00:00:00.99999999Z"),
+        (1_000_000_000, "1970-01-01T00:00:01Z"),
+        (1_000_000_010, "1970-01-01T00:00:01.00000001Z"),
+        (T0 - 1, "2024-01-15T10:29:59.999999999Z"),
     ],
 )
 def test_rfc3339(nanos: int, expected: str) -> None:
@@ -171,3 +178,13 @@ def test_severity_text_is_filled_from_the_number() -> None:
     assert (kept["severityNumber"], kept["severityText"]) == (17, "Err")
     derived = flatten(LogRecord(severity_text="warn"), {}, T0)
     assert (derived["severityNumber"], derived["severityText"]) == (13, "warn")
+
+
+def test_rfc3339_of_times_in_and_out_of_order_as_datetime_formats_them() -> None:
+    # the last second is remembered: going back and forth across seconds must not reuse it wrongly
+    times = [T0 + 999_999_999, T0 + 1_000_000_000, T0 + 5, T0 + 86_400_000_000_123, 1_500_000_000, T0 + 7]
+    for nanos in times * 2:
+        seconds, fraction = divmod(nanos, 1_000_000_000)
+        whole = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        expected = f"{whole}.{fraction:09d}".rstrip("0") + "Z" if fraction else whole + "Z"
+        assert rfc3339(nanos) == expected

@@ -171,3 +171,12 @@ def test_represented_counts_rolled_up_items_and_plain_records() -> None:
     batch.records += [{"body": "a"}, {"body": "b", "count": 5}, {"body": "c", "count": "3"}]
     assert batch.represented == 9
     assert Batch("proj-1", "errors").represented == 0
+
+
+def test_request_id_is_pinned_for_runs_of_messages_roll_ups_and_other_streams() -> None:
+    # a batch rebuilt after an upgrade must get the id it had before (the bus deduplicates by it)
+    a, b, c = Ticket(None, 7), Ticket(None, 8, "VIGIL_RECORDS_2"), Ticket(None, 7, "VIGIL_INCIDENTS")
+    batch = Batch("proj-1", "errors")
+    batch.origins += [(a, 0), (a, 1), (a, 2), (b, 0), (b, 5), (None, "t1:3:99"), (None, "t2:1:5"), (c, "incident")]
+    batch.origins.append((a, 3))
+    assert batch.request_id() == "b95a6675371dbc7049b15342a61619cc"

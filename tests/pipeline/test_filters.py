@@ -162,3 +162,23 @@ def test_every_condition_must_hold() -> None:
     assert both.accepts_resource(resource("api", env="prod"))
     assert not both.accepts_resource(resource("api", env="dev"))
     assert not both.accepts_resource(resource("db", env="prod"))
+
+
+@pytest.mark.parametrize(
+    ("spec", "only"),
+    [
+        ({}, 0),
+        ({"min_severity": "WARN"}, 13),
+        ({"min_severity": "WARN", "services": ["api"], "resource_attributes": {"k": {"equals": "v"}}}, 13),
+        ({"min_severity": "WARN", "attributes": {"http.status": {"equals": 500}}}, None),
+        ({"body": {"contains": "x"}}, None),
+    ],
+)
+def test_only_min_severity_is_given_when_severity_is_the_only_condition_on_a_record(
+    spec: dict[str, Any], only: int | None
+) -> None:
+    f = make_filter(**spec)
+    assert f.only_min_severity == only
+    if only is not None:  # the router compares instead of calling accepts_record: the same answers
+        for severity in range(25):
+            assert f.accepts_record(record("x", http_status=200), severity) == (severity >= only)

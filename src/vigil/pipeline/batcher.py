@@ -8,6 +8,8 @@ import asyncio
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -28,6 +30,10 @@ class Ticket:
     failed: bool = False
 
 
+_ticket_of = itemgetter(0)
+_index_of = itemgetter(1)
+
+
 @dataclass(slots=True)
 class Batch:
     project_id: str
@@ -43,21 +49,19 @@ class Batch:
         identically after a redelivery gets the same id and the bus deduplicates it, and batches
         of different records never share one. (VIGIL_RECORDS's name is left out, as before
         partitions.)"""
-        # one update of the parts joined: the same digest as one update per part, for less
+        # one update of the parts joined: the same digest as one update per part, for less;
+        # a batch's records come in runs from one message, each run's indexes joined in one go
         parts = [f"{self.project_id}/{self.pipeline}"]
         append = parts.append
-        last: Ticket | bool | None = False
-        prefix = ""
-        for ticket, index in self.origins:
-            if ticket is not last:  # a batch's records come in runs from one message
-                last = ticket
-                if ticket is None:
-                    prefix = "/x:"
-                elif ticket.stream == RECORDS_STREAM:
-                    prefix = f"/{ticket.sequence}:"
-                else:
-                    prefix = f"/{ticket.stream}:{ticket.sequence}:"
-            append(f"{prefix}{index}")
+        for ticket, run in groupby(self.origins, _ticket_of):
+            if ticket is None:
+                prefix = "/x:"
+            elif ticket.stream == RECORDS_STREAM:
+                prefix = f"/{ticket.sequence}:"
+            else:
+                prefix = f"/{ticket.stream}:{ticket.sequence}:"
+            append(prefix)
+            append(prefix.join(map(str, map(_index_of, run))))
         return hashlib.blake2b("".join(parts).encode(), digest_size=16).hexdigest()
 
     @property

@@ -69,6 +69,7 @@ class RecordFilter:
         "_min_severity",
         "_resource_tests",
         "_services",
+        "only_min_severity",
         "takes_incidents",
         "takes_logs",
     )
@@ -81,6 +82,11 @@ class RecordFilter:
         self._attr_tests = [(k, _value_test(m)) for k, m in spec.attributes.items()]
         self._resource_tests = [(k, _value_test(m)) for k, m in spec.resource_attributes.items()]
         self._body = _body_test(spec.body) if spec.body is not None else None
+        self.only_min_severity: int | None = (
+            self._min_severity if not self._attr_tests and self._body is None else None
+        )
+        """The minimum severity when it is the only condition on a record (`accepts_record` is then
+        `severity >= only_min_severity`): the router compares instead of calling, per record."""
 
     def accepts_resource(self, resource: ResourceContext) -> bool:
         """Conditions on the resource alone, checked once for all of its records."""

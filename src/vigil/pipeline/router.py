@@ -109,6 +109,8 @@ class Router:
         self._lane_of: dict[int, tuple[ActivePipeline, _Lane]] = {}
         """`_lane`'s answers by the pipeline object (id, the object kept to check it), until the
         configuration changes: a lookup per routed record without building and hashing a key."""
+        self._config_changes = 0
+        """Counts configuration changes: `_route` looks its lanes up again after one."""
         self._publisher = BatchPublisher(bus, self._lanes, max_inflight=max_inflight_batches)
         self._tasks: list[asyncio.Task[None]] = []
         self._slice_started = 0.0
@@ -144,6 +146,7 @@ class Router:
         await self._publisher.close()
 
     async def _on_config(self) -> None:
+        self._config_changes += 1
         self._lane_of.clear()
         wanted = {(p.project_id, p.name): p for p in self._config.all_pipelines()}
         for key, lane in list(self._lanes.items()):
@@ -252,6 +255,8 @@ class Router:
                         await self._yield()
                     index += len(records)
                 continue
+            routes = self._routes(candidates)
+            mine = self._templates.mine
             for sl in rl.scope_logs:
                 for record in sl.log_records:
                     # effective_severity only without a number (it reads the text then)
@@ -260,25 +265,34 @@ class Router:
                     template: tuple[str, str] | None = None
                     match: TemplateMatch | None = None
                     first_item: FlatRecord | None = None
-                    for pipeline in candidates:
-                        if not pipeline.filter.accepts_record(record, severity):
+                    for route in routes:
+                        min_severity, accepts_record, redact_record, lane, lane_made, _ = route
+                        if min_severity is not None:
+                            if severity < min_severity:
+                                continue
+                        elif not accepts_record(record, severity):
                             continue
                         if flat is None:
                             flat = flatten_view(record, resource_attributes, received, severity)
-                        item = pipeline.redactor.redact_record(flat) if pipeline.redactor else dict(flat)
+                        item = redact_record(flat) if redact_record is not None else dict(flat)
                         if template is None:
                             miner = miner or await self._templates.miner(project_id)
-                            match = self._templates.mine(project_id, miner, item["body"])
+                            match = mine(project_id, miner, item["body"])
                             template = (match.template_id, match.template)
                             first_item = item
                         item["template_id"], item["template"] = template
-                        lane = self._lane(pipeline)
+                        if lane_made != self._config_changes:  # none yet, or lanes changed while awaiting
+                            lane = route[3] = self._lane(route[5])
+                            route[4] = self._config_changes
                         if lane.dedupe is not None:
                             offered = lane.dedupe.offer(item, context.service)
                             if offered is None:
                                 continue
-                            item = offered
-                        lane.batcher.add(item, ticket, index, _approx_bytes(item))
+                            lane.batcher.add(offered, ticket, index, _approx_bytes(offered))
+                            continue
+                        # _approx_bytes of a routed record: its body is a string, its attributes dicts
+                        size = len(item["body"]) + 48 * (len(item["attributes"]) + len(item["resourceAttributes"]))
+                        lane.batcher.add(item, ticket, index, size + 320)
                     if index % _YIELD_EVERY_RECORDS == _YIELD_EVERY_RECORDS - 1:
                         await self._yield()
                     if watch_errors and severity >= _ERROR:
@@ -345,6 +359,24 @@ class Router:
             self._lane(pipeline).batcher.add(item, ticket, "incident", _approx_bytes(item))
         if ticket.pending == 0:
             await msg.ack()
+
+    @staticmethod
+    def _routes(candidates: list[ActivePipeline]) -> list[list[Any]]:
+        """Per pipeline, what routing a record to it takes, looked up once per resource: the
+        minimum severity when that is its filter's only condition on a record (else None), its
+        filter, its redaction, its lane with the `_config_changes` it was looked up at (None and
+        -1 until a record takes it), and the pipeline."""
+        return [
+            [
+                p.filter.only_min_severity,
+                p.filter.accepts_record,
+                p.redactor.redact_record if p.redactor else None,
+                None,
+                -1,
+                p,
+            ]
+            for p in candidates
+        ]
 
     def _lane(self, pipeline: ActivePipeline) -> _Lane:
         known = self._lane_of.get(id(pipeline))

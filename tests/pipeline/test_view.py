@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
@@ -122,3 +123,55 @@ def test_the_attribute_cache_keeps_what_is_used_across_generations_and_stays_bou
     # the hot attributes, used on every record, survived every turn of the generations
     assert all(raw in cache.current or raw in cache.previous for raw in hot)
     assert not any(raw in cache.current or raw in cache.previous for raw in cold[:size])
+
+
+def test_attributes_read_alike_from_every_path_of_a_small_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vigil.pipeline import view
+
+    # three entries a generation: decoded, found in the current generation, moved back from the
+    # previous one, and dropped with a turn, over and over
+    monkeypatch.setattr(view, "_cache", view._AttributeCache(3))
+    records = [
+        LogRecord(
+            attributes=[
+                KeyValue(key=f"k{(i + j) % 4}", value=VALUES[(i * 3 + j) % len(VALUES)]) for j in range(i % 6)
+            ]
+        )
+        for i in range(60)
+    ]
+    views = [_both(record) for record in records]
+    for _ in range(3):
+        for full, view_record in views:
+            got = record_attributes(view_record.attributes)
+            expected = attributes(full.attributes)
+            assert list(got.items()) == list(expected.items())
+            assert [type(v) for v in got.values()] == [type(v) for v in expected.values()]
+        assert len(view._cache.current) <= 3 and len(view._cache.previous) <= 3
+
+
+def test_varied_records_flatten_alike() -> None:
+    bodies = [AnyValue(), AnyValue(string_value=""), AnyValue(string_value="GET /x 200"), *VALUES[4:]]
+    records = []
+    for i in range(120):
+        record = LogRecord(
+            attributes=[KeyValue(key=f"a{j}", value=VALUES[(i + j) % len(VALUES)]) for j in range(i % 5)],
+            body=bodies[i % len(bodies)],
+        )
+        if i % 3:
+            record.time_unix_nano = 1_705_314_600_000_000_000 + i * 333_333_333
+        if i % 4:
+            record.observed_time_unix_nano = 1_705_314_600_000_000_000 + i * 1_000
+        if i % 5 == 1:
+            record.severity_number = 9 + i % 12  # type: ignore[assignment]
+        if i % 7 == 2:
+            record.severity_text = ["warn", "ERROR", "custom"][i % 3]
+        if i % 2:
+            record.trace_id, record.span_id = bytes([i]) * 16, bytes([255 - i]) * 8
+        records.append(record)
+    resource = {"service.name": "svc"}
+    for record in records:
+        full, view = _both(record)
+        expected = flatten(full, resource, 1_705_314_600_000_000_007)
+        got = flatten_view(view, resource, 1_705_314_600_000_000_007)
+        assert list(got.items()) == list(expected.items())
+        assert orjson.dumps(got) == orjson.dumps(expected)

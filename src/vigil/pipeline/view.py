@@ -105,13 +105,15 @@ class _AttributeCache:
         self.previous: dict[bytes, tuple[str, Any]] = {}
 
     def miss(self, raw: bytes) -> tuple[str, Any] | None:
-        """The pair of `raw` not found in the current generation: from the previous one, or
-        decoded (None when `_decode` cannot read it); kept in the current generation either way."""
-        pair = self.previous.pop(raw, None)
-        if pair is None:
-            pair = _decode(raw)
-            if pair is None or len(raw) > _CACHE_MAX_BYTES:
-                return pair
+        """The pair of `raw`, found in neither generation: decoded (None when `_decode` cannot
+        read it) and kept in the current generation."""
+        pair = _decode(raw)
+        if pair is None or len(raw) > _CACHE_MAX_BYTES:
+            return pair
+        return self.keep(raw, pair)
+
+    def keep(self, raw: bytes, pair: tuple[str, Any]) -> tuple[str, Any]:
+        """`pair` kept in the current generation (a new one when it is full)."""
         if len(self.current) >= self.size:
             self.previous = self.current
             self.current = {}
@@ -171,12 +173,17 @@ def record_attributes(pairs: Any) -> dict[str, Any]:
     for raw in pairs:
         pair = current.get(raw)
         if pair is None:
-            pair = cache.miss(raw)
-            current = cache.current  # a new generation when the last one was full
-            if pair is None:
-                kv = common_pb2.KeyValue.FromString(raw)
-                value = kv.value
-                pair = kv.key, value.string_value if value.HasField("string_value") else any_value(value)
+            # mostly found in the previous generation: moved back without a call
+            pair = cache.previous.pop(raw, None)
+            if pair is not None and len(current) < cache.size:
+                current[raw] = pair
+            else:
+                pair = cache.miss(raw) if pair is None else cache.keep(raw, pair)
+                current = cache.current  # a new generation when the last one was full
+                if pair is None:
+                    kv = common_pb2.KeyValue.FromString(raw)
+                    value = kv.value
+                    pair = kv.key, value.string_value if value.HasField("string_value") else any_value(value)
         out[pair[0]] = pair[1]
     return out
 

@@ -2,7 +2,7 @@
 
 The load generator's 1,000-record exports (bench/loadgen.py) go through the steps one after the
 other, each step timed over all records with the process's CPU clock, in one process and without
-the bus: parse (protobuf, the router's view of the export: `vigil.pipeline.view`), filter (an empty filter on the protobuf objects), flatten, redact
+the bus: parse (protobuf, the router's view of the export: `vigil.pipeline.view`), filter (an empty filter on the protobuf objects, compared by severity as the router does), flatten, redact
 (built-in rules, the default), template (the project's miner, with the router's cache by message
 shape), batch (100 records, request id from the records' origins) and encode (JSON of the batch,
 as published on the batches stream). `--repeat` rounds go over `--messages` exports; the best

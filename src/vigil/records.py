@@ -63,21 +63,21 @@ def body_text(value: AnyValue) -> str:
     return str(converted)
 
 
-_last_second = ["-", ""]
-"""The last whole second formatted (its digits, its text): records come in time order, many in
-one second."""
+_last_second = [("-", "")]
+"""The last whole second formatted (its digits, its text), swapped whole (a thread may read it
+meanwhile): records come in time order, many in one second."""
 
 
 def rfc3339(unix_nano: int) -> str:
     # the digits of the int cut in two cost less than dividing it (it takes more than 60 bits)
     digits = str(unix_nano)
     seconds = digits[:-9]
-    last = _last_second
+    last = _last_second[0]
     if seconds != last[0]:
         if unix_nano < 1_000_000_000:
             return _rfc3339_early(unix_nano)
-        last[1] = datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        last[0] = seconds
+        text = datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        last = _last_second[0] = (seconds, text)
     # nine digits, trailing zeros dropped
     fraction = digits[-9:].rstrip("0")
     if fraction:

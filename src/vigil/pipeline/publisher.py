@@ -51,9 +51,19 @@ class BatchPublisher:
     message and a future. A batch the bus refuses (or does not acknowledge in time) gets a task
     of its own that retries it."""
 
-    def __init__(self, bus: Bus, lanes: Mapping[tuple[str, str], Lane], *, max_inflight: int) -> None:
-        """`lanes`: the router's, by (project, pipeline), read when a batch is published."""
+    def __init__(
+        self,
+        bus: Bus,
+        lanes: Mapping[tuple[str, str], Lane],
+        *,
+        max_inflight: int,
+        ack_timeout_s: float = 10.0,
+    ) -> None:
+        """`lanes`: the router's, by (project, pipeline), read when a batch is published;
+        `ack_timeout_s`: how long a publication waits for the bus's acknowledgement before it is
+        published again (under the same message id: the bus keeps one copy)."""
         self._bus = bus
+        self._ack_timeout_s = ack_timeout_s
         self._lanes = lanes
         self._max_inflight = max_inflight
         self._counters: dict[str, tuple[Counter, Counter]] = {}
@@ -136,7 +146,10 @@ class BatchPublisher:
                     lane.consumer = agent_consumer(self._bus.topology, lane.pipeline)
                 await self._bus.ensure_consumer(lane.consumer)
             future = await self._bus.publication(
-                batches_subject(batch.project_id, batch.pipeline), data, msg_id=payload["request_id"]
+                batches_subject(batch.project_id, batch.pipeline),
+                data,
+                msg_id=payload["request_id"],
+                ack_timeout_s=self._ack_timeout_s,
             )
         except Exception as exc:
             self._failed(batch, len(data), exc)
@@ -215,7 +228,10 @@ class BatchPublisher:
                         lane.consumer = agent_consumer(self._bus.topology, lane.pipeline)
                     await self._bus.ensure_consumer(lane.consumer)
                 await self._bus.publish(
-                    batches_subject(batch.project_id, batch.pipeline), data, msg_id=payload["request_id"]
+                    batches_subject(batch.project_id, batch.pipeline),
+                    data,
+                    msg_id=payload["request_id"],
+                    ack_timeout_s=self._ack_timeout_s,
                 )
                 break
             except MessageTooLarge:

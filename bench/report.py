@@ -477,6 +477,8 @@ def _latency(runs: list[dict[str, Any]], targets: list[tuple[str, str, str, bool
         limit = run["max_wait_ms"] + LATENCY_SLACK_MS
         ok = run["p99_ms"] <= limit
         label = f"agent concurrency {run['concurrency']}" + (" (default)" if index == 0 else "")
+        if run.get("profiled"):
+            label += ", profiled (py-spy)"
         if index == 0:
             targets.append(
                 (
@@ -534,7 +536,8 @@ def _latency(runs: list[dict[str, Any]], targets: list[tuple[str, str, str, bool
     explanation = ""
     if notes:
         explanation = "\n**Why the target is missed.**\n\n" + "\n".join(notes) + "\n"
-    explanation += _cpu_note(first)
+    profiled = next((run for run in runs if run.get("profiled")), None)
+    explanation += _cpu_note(first, profiled)
     return f"""## c. Latency from export to agent receipt
 
 `bench/latency.py` starts `vigil up`, a pipeline with an empty filter (every record matches),
@@ -553,9 +556,11 @@ infinitely late, so a backlog cannot hide in the percentiles.
 {explanation}"""
 
 
-def _cpu_note(run: dict[str, Any]) -> str:
+def _cpu_note(run: dict[str, Any], profiled: dict[str, Any] | None = None) -> str:
     if "cpu_us_per_record" not in run:
         return ""
+    if profiled is None:  # results of a run before the profile had a run of its own
+        profiled = run
     cores = run["cores_used"]["vigil"] + run["cores_used"]["nats-server"]
     text = (
         f"\n**CPU per delivered record.** With the default concurrency, `vigil up` and its nats-server"
@@ -572,11 +577,19 @@ def _cpu_note(run: dict[str, Any]) -> str:
         " the agent's URL and the outbound policy's answer for it are kept; and the serving process"
         " freezes what starting made, so full garbage collections no longer walk it.\n"
     )
-    profile = run.get("profile") or {}
+    if profiled is not run:
+        profiled_cores = profiled["cores_used"]["vigil"] + profiled["cores_used"]["nats-server"]
+        text += (
+            "\nThese CPU figures come from a run that no profiler samples. The profile below is from"
+            " a third run of the same load under py-spy, whose own CPU counts as other processes'"
+            f" ({profiled['cores_used'].get('other processes', 0.0):.2f} cores); `vigil up` and its"
+            f" nats-server took {profiled_cores:.2f} cores there.\n"
+        )
+    profile = profiled.get("profile") or {}
     if profile:
         rows = "\n".join(f"| {name} | {share:.0%} |" for name, share in profile.items())
         text += f"""
-CPU profile of `vigil up` in the same window (py-spy, sampling every 5 ms without pausing the
+CPU profile of `vigil up` (py-spy, sampling every 5 ms without pausing the
 process; each sample counted once, in the first category its stack falls in; waiting threads left
 out; "event loop and other" is mostly uvloop's C code: reading and writing sockets, timers).
 py-spy samples by the clock, not by CPU: a thread the kernel switched away from right after a

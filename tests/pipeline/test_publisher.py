@@ -79,5 +79,19 @@ async def test_a_batch_whose_acknowledgement_never_comes_is_published_again(bus:
     assert not ticket.failed
 
 
+async def test_batches_the_bus_still_refuses_at_close_are_given_up_unacknowledged(bus: Bus) -> None:
+    await bus.js.delete_stream(BATCHES_STREAM)  # every publication refused at once
+    publisher = BatchPublisher(bus, {}, max_inflight=100)
+    ticket = Ticket(msg=None, sequence=1)
+    publisher.emit(batch_from(ticket, 2))
+    await asyncio.sleep(0.3)
+    assert publisher._unpublished == 1  # retried meanwhile
+    await asyncio.wait_for(publisher.close(grace_s=0.2), 2)
+    await asyncio.sleep(0)
+    # no retry goes on against a closing bus; the records message was never acknowledged
+    assert publisher._unpublished == 0 and not publisher._retrying
+    assert ticket.pending == 2
+
+
 async def ignore(msg: object) -> None:
     """A subscriber that takes messages and never answers."""

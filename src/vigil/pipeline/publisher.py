@@ -80,12 +80,17 @@ class BatchPublisher:
         self._hold_until = 0.0
         self._last_warning = 0.0
 
-    async def close(self) -> None:
-        """Let the batches being published finish (up to 10 s), and send the acks that wait."""
+    async def close(self, grace_s: float = 10.0) -> None:
+        """Let the batches being published finish (up to `grace_s`), and send the acks that wait.
+        Batches the bus still refuses then are given up: their records messages, never
+        acknowledged, come again (to this process's successor), rather than being retried
+        against a bus that is closing."""
         if self._unpublished > 0:
             self._idle.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), timeout=10)
+                await asyncio.wait_for(self._idle.wait(), timeout=grace_s)
+        for task in list(self._retrying):
+            task.cancel()
         await self._acks.close()
 
     async def wait_for_room(self) -> None:

@@ -6,13 +6,16 @@ in flight, the way a delivery worker does (one keep-alive pool, a timeout on the
 the answer read). What is measured is this process's CPU time per request:
 
 - httpx: `httpx.AsyncClient.stream` as `vigil.outbound.post` used it before;
-- aiohttp: `aiohttp.ClientSession.post`, as `vigil.outbound.Outbound` uses it now;
+- aiohttp: `aiohttp.ClientSession.post`, plainly used;
+- vigil: `vigil.agents.http.HttpAgent.send` over `vigil.outbound.Outbound`, the path a delivered
+  batch takes (its headers, the outbound policy, the classification of the answer);
 - minimal: a hand-written HTTP/1.1 client (one `asyncio.Protocol` per connection, the request
   written in one call, httptools parsing the answer): the floor of what a client can cost here.
 
 Usage::
 
-    .venv/bin/python bench/http_clients.py [--requests 3000] [--concurrency 8] [--loop asyncio|uvloop] [--json]
+    .venv/bin/python bench/http_clients.py [--requests 3000] [--concurrency 8] [--loop asyncio|uvloop]
+        [--clients httpx,aiohttp,vigil,minimal] [--json]
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ import uvloop
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from servers import free_port
+
+from vigil.agents.http import HttpAgent
+from vigil.outbound import Outbound
+from vigil.specs import AgentSpec
+
+CLIENTS = ("httpx", "aiohttp", "vigil", "minimal")
 
 AGENT = """
 import asyncio, socket, sys, uvicorn
@@ -163,6 +172,16 @@ async def run_client(name: str, url: str, body: bytes, requests: int, concurrenc
                 return response.status
 
         close = session.close
+    elif name == "vigil":
+        outbound = Outbound()
+        spec = AgentSpec(endpoint=url, timeout_s=10, headers={"Authorization": "Bearer not-a-secret"})
+        agent = HttpAgent(spec, outbound)
+
+        async def post() -> int:
+            await agent.send("p-1", "0123456789abcdef0123456789abcdef", body, 1)
+            return 200
+
+        close = outbound.aclose
     else:
         minimal = MinimalClient("127.0.0.1", int(url.split(":")[2].split("/")[0]))
 
@@ -199,8 +218,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated, of " + ", ".join(CLIENTS))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    clients = [name for name in args.clients.split(",") if name]
+    if unknown := set(clients) - set(CLIENTS):
+        parser.error(f"unknown clients: {', '.join(sorted(unknown))}")
     port = free_port()
     bench = os.path.dirname(os.path.abspath(__file__))
     agent = subprocess.Popen([sys.executable, "-c", AGENT.format(bench=bench, port=port)])
@@ -218,7 +241,7 @@ def main() -> None:
         run = uvloop.run if args.loop == "uvloop" else asyncio.run
         # rounds alternate the clients so that a change in the machine's load hits them alike
         for _ in range(args.rounds):
-            for name in ("httpx", "aiohttp", "minimal"):
+            for name in clients:
                 results.append(run(run_client(name, url, body, args.requests, args.concurrency)))
     finally:
         agent.terminate()

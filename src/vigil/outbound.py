@@ -158,19 +158,29 @@ class Outbound:
     async def post(
         self, url: str, *, content: bytes, headers: Mapping[str, str], timeout_s: float, target: str
     ) -> None:
-        """POST once; return on 2xx, raise a classified `DeliveryError` otherwise (as `post`)."""
-        with _classified(target, timeout_s):
+        """POST once; return on 2xx, raise a classified `DeliveryError` otherwise (as `post`).
+
+        Every batch takes this path, so it is kept lean: no context managers of its own, the
+        response released by hand (as `async with` would) and a short body read in one call."""
+        try:
             target_url = self._url(url)
             self._check_literal(target_url)
             # aiohttp's own total timeout bounds the whole exchange, the answer's body included
-            async with self._client().post(
+            response = await self._client().post(
                 target_url, data=content, headers=headers, allow_redirects=False, timeout=_timeout(timeout_s)
-            ) as response:
+            )
+            try:
                 status = response.status
                 if 200 <= status < 300:
                     await _read_head_aiohttp(response, _DRAIN_BYTES)
                     return
                 snippet = (await _read_head_aiohttp(response, ERROR_BODY_BYTES)).decode("utf-8", "replace")
+            finally:
+                response.release()
+        except OutboundRefused as exc:
+            raise _refused(target, exc) from None
+        except _CLASSIFIED as exc:
+            raise _classified_error(exc, target, timeout_s) from exc
         snippet = snippet.strip()
         detail = f": {snippet}" if snippet else ""
         raise DeliveryError(
@@ -205,19 +215,31 @@ class Outbound:
                 return response.status, await _read_head_aiohttp(response, ERROR_BODY_BYTES)
 
 
+_CLASSIFIED = (TimeoutError, aiohttp.ClientError, ValueError)
+"""What a request can fail with besides `OutboundRefused`; anything else is a bug and propagates."""
+
+
 @contextlib.contextmanager
 def _classified(target: str, timeout_s: float) -> Iterator[None]:
     """A request's failures as `DeliveryError`s: retryable or not, named by `target`."""
     try:
         yield
     except OutboundRefused as exc:
-        raise DeliveryError(f"{target}: refused by the outbound policy: {exc}", retryable=False) from None
-    except TimeoutError as exc:
-        raise DeliveryError(f"{target}: no answer within {timeout_s:g}s", retryable=True) from exc
-    except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError, ValueError) as exc:
-        raise DeliveryError(f"{target}: unsupported URL: {exc}", retryable=False) from exc
-    except aiohttp.ClientError as exc:
-        raise DeliveryError(f"{target}: {type(exc).__name__}: {exc}", retryable=True) from exc
+        raise _refused(target, exc) from None
+    except _CLASSIFIED as exc:
+        raise _classified_error(exc, target, timeout_s) from exc
+
+
+def _refused(target: str, exc: OutboundRefused) -> DeliveryError:
+    return DeliveryError(f"{target}: refused by the outbound policy: {exc}", retryable=False)
+
+
+def _classified_error(exc: Exception, target: str, timeout_s: float) -> DeliveryError:
+    if isinstance(exc, TimeoutError):
+        return DeliveryError(f"{target}: no answer within {timeout_s:g}s", retryable=True)
+    if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError, ValueError)):
+        return DeliveryError(f"{target}: unsupported URL: {exc}", retryable=False)
+    return DeliveryError(f"{target}: {type(exc).__name__}: {exc}", retryable=True)
 
 
 class _GuardedResolver(AbstractResolver):
@@ -251,10 +273,14 @@ def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
 
 
 async def _read_head_aiohttp(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    head = bytearray()
-    while len(head) < limit:
-        chunk = await response.content.read(limit - len(head))
+    content = response.content
+    head = await content.read(limit)
+    if len(head) >= limit or content.at_eof():  # a short answer has arrived whole: one read
+        return head
+    buffer = bytearray(head)
+    while len(buffer) < limit:
+        chunk = await content.read(limit - len(buffer))
         if not chunk:
             break
-        head += chunk
-    return bytes(head[:limit])
+        buffer += chunk
+    return bytes(buffer[:limit])

@@ -12,19 +12,18 @@ class HttpAgent:
     def __init__(self, spec: AgentSpec, client: Outbound) -> None:
         self._spec = spec
         self._client = client
+        # built once: a delivery copies it and sets only the headers that vary per batch (aiohttp
+        # lets the later of two names differing in case win, so Vigil's own replace configured ones)
         self._headers = {k: v.get_secret_value() for k, v in spec.headers.items()}
+        self._headers |= {"Content-Type": "application/json", "User-Agent": f"vigil/{__version__}"}
         self._target = f"agent {mask_url(spec.endpoint)}"
 
     async def send(self, project_id: str, request_id: str, body: bytes, attempt: int) -> None:
         """Raises DeliveryError: retryable for 5xx, 408/425/429, timeouts and connection errors."""
-        headers = {
-            **self._headers,
-            "Content-Type": "application/json",
-            "X-Project-ID": project_id,
-            "X-Request-ID": request_id,
-            "X-Vigil-Attempt": str(attempt),
-            "User-Agent": f"vigil/{__version__}",
-        }
+        headers = self._headers.copy()
+        headers["X-Project-ID"] = project_id
+        headers["X-Request-ID"] = request_id
+        headers["X-Vigil-Attempt"] = str(attempt)
         await self._client.post(
             self._spec.endpoint,
             content=body,

@@ -69,3 +69,22 @@ async def test_an_expired_request_is_replaced(bus: Bus) -> None:
     msg = await asyncio.wait_for(waiting, 5)
     await stream.stop()
     assert msg.data == b"m0"
+
+
+async def test_a_request_the_server_never_ends_is_replaced_after_its_expiry(bus: Bus) -> None:
+    requests: list[float] = []
+
+    async def swallow(msg: object) -> None:  # hears the request, never answers it
+        requests.append(asyncio.get_running_loop().time())
+
+    await bus.nc.subscribe("test.lost.requests", cb=swallow)
+    stream = PullStream(bus.nc, "UNUSED", "unused", expires_s=0.1)
+    stream._subject = "test.lost.requests"  # as if the server lost every request
+    await stream.start()
+    waiting = asyncio.create_task(stream.next(free=2))
+    await asyncio.sleep(2.5)
+    waiting.cancel()
+    await stream.stop()
+    # given up a second after each expiry, then asked again
+    assert 2 <= len(requests) <= 3
+    assert 1.0 < requests[1] - requests[0] < 1.5

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
+from collections import deque
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -37,16 +37,21 @@ class PullStream:
         self._expires_s = expires_s
         self._inbox = nc.new_inbox()
         self._sub: Subscription | None = None
-        self._arrived: asyncio.Queue[Msg] = asyncio.Queue()
+        self._expires_ns = int(expires_s * 1_000_000_000)
+        self._arrived: deque[Msg] = deque()
         self._waiting = 0
         """Messages the open request may still bring (0: no request open)."""
         self._deadline = 0.0
         self._wakeup: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(self._inbox, cb=self._on_message)
 
     async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         sub, self._sub = self._sub, None
         if sub is not None:
             with contextlib.suppress(Exception):
@@ -55,40 +60,43 @@ class PullStream:
     @property
     def ready(self) -> bool:
         """Whether a message has arrived that `next` would return at once."""
-        return not self._arrived.empty()
+        return bool(self._arrived)
 
     async def next(self, free: int) -> Msg:
         """The next message, for a worker that has `free` slots (this message's included)."""
-        loop = asyncio.get_running_loop()
-        while self._arrived.empty():
+        while not self._arrived:
             if self._waiting == 0 or time.monotonic() > self._deadline:
                 await self._request(free)
-            # a future and a timer, not `wait_for`, which makes a task per wait
-            self._wakeup = wakeup = loop.create_future()
-            timer = loop.call_later(max(0.01, self._deadline - time.monotonic()), self._wake)
+            # a future, not `wait_for`, which makes a task per wait; the request's timer wakes
+            # it should the request be lost
+            self._wakeup = wakeup = asyncio.get_running_loop().create_future()
             try:
                 await wakeup
             finally:
-                timer.cancel()
                 self._wakeup = None
-        return self._arrived.get_nowait()
+        return self._arrived.popleft()
 
     def _wake(self) -> None:
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
 
     async def _request(self, batch: int) -> None:
-        expires_ns = int(self._expires_s * 1_000_000_000)
-        payload = json.dumps({"batch": batch, "expires": expires_ns}).encode()
+        payload = b'{"batch":%d,"expires":%d}' % (batch, self._expires_ns)
         self._waiting = batch
         self._deadline = time.monotonic() + self._expires_s + _GIVE_UP_AFTER_S
+        if self._timer is not None:
+            self._timer.cancel()
+        # one timer per request, not one per wait: a wait outlasts the request only if it is lost
+        self._timer = asyncio.get_running_loop().call_later(
+            self._expires_s + _GIVE_UP_AFTER_S + 0.01, self._wake
+        )
         await self._nc.publish(self._subject, payload, reply=self._inbox)
 
     async def _on_message(self, msg: Msg) -> None:
         status = msg.headers.get(_STATUS) if msg.headers else None
         if status is None:
             self._waiting = max(0, self._waiting - 1)
-            self._arrived.put_nowait(msg)
+            self._arrived.append(msg)
         elif status != "100":  # not a heartbeat: the request is over (408 expired, 409 ...)
             self._waiting = 0
         self._wake()

@@ -88,8 +88,11 @@ class BatchLedger:
         return attempts
 
     def status(self, request_id: str, status: str, attempts: int, error: str | None = None) -> None:
+        # with updates queued already, the writer has its timer (or a flush) for them: no wake-up
+        first = not self._statuses
         self._statuses[request_id] = (status, attempts, error)
-        self._wake()
+        if first:
+            self._wake()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():

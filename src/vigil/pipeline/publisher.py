@@ -6,17 +6,20 @@ bus refuses batches, or `max_inflight` wait to be published, routing is held bac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Mapping
-from typing import Protocol
+from collections import deque
+from collections.abc import Coroutine, Mapping
+from functools import partial
+from typing import Any, Protocol
 
 import orjson
 from prometheus_client import Counter, Histogram
 
 from vigil.bus.acks import AckGroups
-from vigil.bus.client import Bus
+from vigil.bus.client import Bus, to_vigil_error
 from vigil.bus.topology import ConsumerSpec, batches_subject
 from vigil.errors import MessageTooLarge
 from vigil.pipeline.batcher import Batch, Ticket
@@ -43,24 +46,51 @@ class Lane(Protocol):
 
 
 class BatchPublisher:
-    def __init__(self, bus: Bus, lanes: Mapping[tuple[str, str], Lane], *, max_inflight: int) -> None:
-        """`lanes`: the router's, by (project, pipeline), read when a batch is published."""
+    """Batches emitted during one step of the router are published by one task, each with a
+    callback on its acknowledgement, not a task waiting for it: a batch's publication costs its
+    message and a future. A batch the bus refuses (or does not acknowledge in time) gets a task
+    of its own that retries it."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        lanes: Mapping[tuple[str, str], Lane],
+        *,
+        max_inflight: int,
+        ack_timeout_s: float = 10.0,
+    ) -> None:
+        """`lanes`: the router's, by (project, pipeline), read when a batch is published;
+        `ack_timeout_s`: how long a publication waits for the bus's acknowledgement before it is
+        published again (under the same message id: the bus keeps one copy)."""
         self._bus = bus
+        self._ack_timeout_s = ack_timeout_s
         self._lanes = lanes
         self._max_inflight = max_inflight
         self._counters: dict[str, tuple[Counter, Counter]] = {}
         # a message whose records are all published is acknowledged with others (see AckGroups);
         # small groups, so the consumer's window of unacknowledged messages stays open
         self._acks = AckGroups(most=min(8, max(1, bus.settings.router_max_pending // 4)))
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._queued: deque[Batch] = deque()
+        self._sender: asyncio.Task[None] | None = None
+        self._retrying: set[asyncio.Task[None]] = set()
+        self._unpublished = 0
+        """Batches emitted and not yet published (nor given back)."""
         self._room = asyncio.Event()
+        self._idle = asyncio.Event()
         self._hold_until = 0.0
         self._last_warning = 0.0
 
-    async def close(self) -> None:
-        """Let the batches being published finish (up to 10 s), and send the acks that wait."""
-        if self._inflight:
-            await asyncio.wait(self._inflight, timeout=10)
+    async def close(self, grace_s: float = 10.0) -> None:
+        """Let the batches being published finish (up to `grace_s`), and send the acks that wait.
+        Batches the bus still refuses then are given up: their records messages, never
+        acknowledged, come again (to this process's successor), rather than being retried
+        against a bus that is closing."""
+        if self._unpublished > 0:
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout=grace_s)
+        for task in list(self._retrying):
+            task.cancel()
         await self._acks.close()
 
     async def wait_for_room(self) -> None:
@@ -69,7 +99,7 @@ class BatchPublisher:
             hold = self._hold_until - time.monotonic()
             if hold > 0:
                 await asyncio.sleep(hold)
-            elif len(self._inflight) >= self._max_inflight:
+            elif self._unpublished >= self._max_inflight:
                 self._room.clear()
                 await self._room.wait()
             else:
@@ -83,20 +113,104 @@ class BatchPublisher:
         counters[0].inc(len(batch.records))
         counters[1].inc(batch.represented)
         BATCH_SIZE.observe(len(batch.records))
-        task = asyncio.create_task(self._publish(batch))
-        self._inflight.add(task)
-        task.add_done_callback(self._published)
-
-    def _published(self, task: asyncio.Task[None]) -> None:
-        self._inflight.discard(task)
-        if len(self._inflight) < self._max_inflight:
-            self._room.set()
+        self._unpublished += 1
+        self._queued.append(batch)
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_queued())
 
     def max_batch_bytes(self, pipeline: ActivePipeline) -> int:
         """The pipeline's byte cap, within what the bus takes in one message."""
         return min(pipeline.spec.batch.max_bytes, self._bus.settings.max_message_bytes - ENVELOPE_BYTES)
 
-    async def _publish(self, batch: Batch) -> None:
+    async def _send_queued(self) -> None:
+        try:
+            while self._queued:
+                batch = self._queued.popleft()
+                try:
+                    await self._send(batch)
+                except Exception:  # not the bus's: the records messages come again
+                    log.exception("batch not published", extra={"pipeline": batch.pipeline})
+                    self._settled()
+        finally:
+            self._sender = None
+
+    async def _send(self, batch: Batch) -> None:
+        """The batch's first attempt: its acknowledgement settles it (see `_sent`)."""
+        lane = self._lanes.get((batch.project_id, batch.pipeline))
+        payload = batch.payload()
+        data = orjson.dumps(payload)
+        limit = self._bus.settings.max_message_bytes - ENVELOPE_BYTES
+        if lane is not None:
+            limit = self.max_batch_bytes(lane.pipeline)
+        if len(data) > limit:
+            self._retry(self._publish_parts(batch, limit))
+            return
+        try:
+            if lane is not None:
+                if lane.consumer is None:
+                    lane.consumer = agent_consumer(self._bus.topology, lane.pipeline)
+                await self._bus.ensure_consumer(lane.consumer)
+            future = await self._bus.publication(
+                batches_subject(batch.project_id, batch.pipeline),
+                data,
+                msg_id=payload["request_id"],
+                ack_timeout_s=self._ack_timeout_s,
+            )
+        except Exception as exc:
+            self._failed(batch, len(data), exc)
+            return
+        future.add_done_callback(partial(self._sent, batch, len(data)))
+
+    def _sent(self, batch: Batch, size: int, future: asyncio.Future[None]) -> None:
+        if future.cancelled():  # the bus was shut down: the records messages come again
+            self._settled()
+            return
+        exc = future.exception()
+        if exc is None:
+            self._published(batch)
+            self._settled()
+        else:
+            self._failed(batch, size, exc)
+
+    def _failed(self, batch: Batch, size: int, exc: BaseException) -> None:
+        error = to_vigil_error(exc) if isinstance(exc, Exception) else exc
+        if isinstance(error, MessageTooLarge):
+            # the bus takes less than it said (an external server's own limit): never retried
+            # as it is, and never a reason to pause other pipelines
+            self._retry(self._publish_parts(batch, max(size // 2, 4096)))
+        elif isinstance(error, Exception):
+            self._retry(self._publish(batch, error=error))
+        else:
+            self._settled()
+
+    def _retry(self, attempts: Coroutine[Any, Any, None]) -> None:
+        """The batch is published by a task of its own, and settled when it ends."""
+        task = asyncio.create_task(attempts)
+        self._retrying.add(task)
+        task.add_done_callback(self._retried)
+
+    def _retried(self, task: asyncio.Task[None]) -> None:
+        self._retrying.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("batch not published", exc_info=task.exception())
+        self._settled()
+
+    def _settled(self) -> None:
+        self._unpublished -= 1
+        if self._unpublished < self._max_inflight:
+            self._room.set()
+        if self._unpublished == 0:
+            self._idle.set()
+
+    def _published(self, batch: Batch) -> None:
+        for ticket, count in _tickets(batch).items():
+            ticket.pending -= count
+            if ticket.pending == 0 and not ticket.failed and ticket.msg is not None:
+                self._acks.ack(ticket.msg)
+
+    async def _publish(self, batch: Batch, *, error: Exception | None = None) -> None:
+        """Publish the batch and wait for its acknowledgement, retrying while the bus refuses it;
+        `error`: why an earlier attempt failed (the first retry then waits)."""
         lane = self._lanes.get((batch.project_id, batch.pipeline))
         payload = batch.payload()
         data = orjson.dumps(payload)
@@ -108,13 +222,21 @@ class BatchPublisher:
             return
         delay = 0.2
         for _ in range(12):
+            if error is not None:
+                self._hold(delay, batch, error)
+                await _keep_alive(batch)
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 5.0)
             try:
                 if lane is not None:
                     if lane.consumer is None:
                         lane.consumer = agent_consumer(self._bus.topology, lane.pipeline)
                     await self._bus.ensure_consumer(lane.consumer)
                 await self._bus.publish(
-                    batches_subject(batch.project_id, batch.pipeline), data, msg_id=payload["request_id"]
+                    batches_subject(batch.project_id, batch.pipeline),
+                    data,
+                    msg_id=payload["request_id"],
+                    ack_timeout_s=self._ack_timeout_s,
                 )
                 break
             except MessageTooLarge:
@@ -123,17 +245,11 @@ class BatchPublisher:
                 await self._publish_parts(batch, max(len(data) // 2, 4096))
                 return
             except Exception as exc:
-                self._hold(delay, batch, exc)
-                await _keep_alive(batch)
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, 5.0)
+                error = exc
         else:
             await _give_back(batch)
             return
-        for ticket, count in _tickets(batch).items():
-            ticket.pending -= count
-            if ticket.pending == 0 and not ticket.failed and ticket.msg is not None:
-                self._acks.ack(ticket.msg)
+        self._published(batch)
 
     async def _publish_parts(self, batch: Batch, max_bytes: int) -> None:
         parts = split_batch(batch, max_bytes)

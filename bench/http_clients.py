@@ -218,7 +218,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated, of " + ", ".join(CLIENTS))
+    parser.add_argument(
+        "--clients", default=",".join(CLIENTS), help="comma-separated, of " + ", ".join(CLIENTS)
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     clients = [name for name in args.clients.split(",") if name]

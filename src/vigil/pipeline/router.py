@@ -291,7 +291,9 @@ class Router:
                             lane.batcher.add(offered, ticket, index, _approx_bytes(offered))
                             continue
                         # _approx_bytes of a routed record: its body is a string, its attributes dicts
-                        size = len(item["body"]) + 48 * (len(item["attributes"]) + len(item["resourceAttributes"]))
+                        size = len(item["body"]) + 48 * (
+                            len(item["attributes"]) + len(item["resourceAttributes"])
+                        )
                         lane.batcher.add(item, ticket, index, size + 320)
                     if index % _YIELD_EVERY_RECORDS == _YIELD_EVERY_RECORDS - 1:
                         await self._yield()

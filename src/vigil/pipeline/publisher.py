@@ -134,26 +134,35 @@ class BatchPublisher:
         finally:
             self._sender = None
 
-    async def _send(self, batch: Batch) -> None:
-        """The batch's first attempt: its acknowledgement settles it (see `_sent`)."""
+    def _encoded(self, batch: Batch) -> tuple[Lane | None, str, bytes, int]:
+        """The batch's lane, message id, message, and the byte cap the message must keep to."""
         lane = self._lanes.get((batch.project_id, batch.pipeline))
         payload = batch.payload()
-        data = orjson.dumps(payload)
-        limit = self._bus.settings.max_message_bytes - ENVELOPE_BYTES
-        if lane is not None:
+        if lane is None:
+            limit = self._bus.settings.max_message_bytes - ENVELOPE_BYTES
+        else:
             limit = self.max_batch_bytes(lane.pipeline)
+        return lane, str(payload["request_id"]), orjson.dumps(payload), limit
+
+    async def _consumer_ready(self, lane: Lane | None) -> None:
+        """The agents' consumer exists before the first batch for them is published."""
+        if lane is not None:
+            if lane.consumer is None:
+                lane.consumer = agent_consumer(self._bus.topology, lane.pipeline)
+            await self._bus.ensure_consumer(lane.consumer)
+
+    async def _send(self, batch: Batch) -> None:
+        """The batch's first attempt: its acknowledgement settles it (see `_sent`)."""
+        lane, msg_id, data, limit = self._encoded(batch)
         if len(data) > limit:
             self._retry(self._publish_parts(batch, limit))
             return
         try:
-            if lane is not None:
-                if lane.consumer is None:
-                    lane.consumer = agent_consumer(self._bus.topology, lane.pipeline)
-                await self._bus.ensure_consumer(lane.consumer)
+            await self._consumer_ready(lane)
             future = await self._bus.publication(
                 batches_subject(batch.project_id, batch.pipeline),
                 data,
-                msg_id=payload["request_id"],
+                msg_id=msg_id,
                 ack_timeout_s=self._ack_timeout_s,
             )
         except Exception as exc:
@@ -211,12 +220,7 @@ class BatchPublisher:
     async def _publish(self, batch: Batch, *, error: Exception | None = None) -> None:
         """Publish the batch and wait for its acknowledgement, retrying while the bus refuses it;
         `error`: why an earlier attempt failed (the first retry then waits)."""
-        lane = self._lanes.get((batch.project_id, batch.pipeline))
-        payload = batch.payload()
-        data = orjson.dumps(payload)
-        limit = self._bus.settings.max_message_bytes - ENVELOPE_BYTES
-        if lane is not None:
-            limit = self.max_batch_bytes(lane.pipeline)
+        lane, msg_id, data, limit = self._encoded(batch)
         if len(data) > limit:
             await self._publish_parts(batch, limit)
             return
@@ -228,14 +232,11 @@ class BatchPublisher:
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, 5.0)
             try:
-                if lane is not None:
-                    if lane.consumer is None:
-                        lane.consumer = agent_consumer(self._bus.topology, lane.pipeline)
-                    await self._bus.ensure_consumer(lane.consumer)
+                await self._consumer_ready(lane)
                 await self._bus.publish(
                     batches_subject(batch.project_id, batch.pipeline),
                     data,
-                    msg_id=payload["request_id"],
+                    msg_id=msg_id,
                     ack_timeout_s=self._ack_timeout_s,
                 )
                 break

@@ -29,6 +29,7 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from prometheus_client import Counter
 
 from vigil.bus.client import Bus, next_fetch
@@ -74,15 +75,29 @@ class _Lane:
     dedupe: Deduplicator | None
     consumer: ConsumerSpec | None = None
     """The agents' consumer of the pipeline's batches, made once per configuration."""
+    closed: bool = False
+    """Set when a configuration change replaced or removed the lane."""
 
     def matches(self, pipeline: ActivePipeline) -> bool:
         spec, mine = pipeline.spec, self.pipeline.spec
         return (spec.batch, spec.dedupe) == (mine.batch, mine.dedupe)
 
     def close(self) -> None:
+        self.closed = True
         if self.dedupe is not None:
             self.dedupe.close_all()
         self.batcher.flush()
+
+
+@dataclass(slots=True)
+class _Route:
+    min_severity: int | None
+    """The minimum severity when it is the filter's only condition on a record, else None."""
+    accepts_record: Callable[[LogRecord, int], bool]
+    redact_record: Callable[[FlatRecord], FlatRecord] | None
+    pipeline: ActivePipeline
+    lane: _Lane | None = None
+    """Looked up when a record first takes this route, and again once that lane is closed."""
 
 
 class Router:
@@ -109,8 +124,6 @@ class Router:
         self._lane_of: dict[int, tuple[ActivePipeline, _Lane]] = {}
         """`_lane`'s answers by the pipeline object (id, the object kept to check it), until the
         configuration changes: a lookup per routed record without building and hashing a key."""
-        self._config_changes = 0
-        """Counts configuration changes: `_route` looks its lanes up again after one."""
         self._publisher = BatchPublisher(bus, self._lanes, max_inflight=max_inflight_batches)
         self._tasks: list[asyncio.Task[None]] = []
         self._slice_started = 0.0
@@ -146,7 +159,6 @@ class Router:
         await self._publisher.close()
 
     async def _on_config(self) -> None:
-        self._config_changes += 1
         self._lane_of.clear()
         wanted = {(p.project_id, p.name): p for p in self._config.all_pipelines()}
         for key, lane in list(self._lanes.items()):
@@ -266,14 +278,14 @@ class Router:
                     match: TemplateMatch | None = None
                     first_item: FlatRecord | None = None
                     for route in routes:
-                        min_severity, accepts_record, redact_record, lane, lane_made, _ = route
-                        if min_severity is not None:
-                            if severity < min_severity:
+                        if route.min_severity is not None:
+                            if severity < route.min_severity:
                                 continue
-                        elif not accepts_record(record, severity):
+                        elif not route.accepts_record(record, severity):
                             continue
                         if flat is None:
                             flat = flatten_view(record, resource_attributes, received, severity)
+                        redact_record = route.redact_record
                         item = redact_record(flat) if redact_record is not None else dict(flat)
                         if template is None:
                             miner = miner or await self._templates.miner(project_id)
@@ -281,16 +293,16 @@ class Router:
                             template = (match.template_id, match.template)
                             first_item = item
                         item["template_id"], item["template"] = template
-                        if lane_made != self._config_changes:  # none yet, or lanes changed while awaiting
-                            lane = route[3] = self._lane(route[5])
-                            route[4] = self._config_changes
+                        lane = route.lane
+                        if lane is None or lane.closed:  # none yet, or replaced while this step awaited
+                            lane = route.lane = self._lane(route.pipeline)
                         if lane.dedupe is not None:
                             offered = lane.dedupe.offer(item, context.service)
-                            if offered is None:
-                                continue
-                            lane.batcher.add(offered, ticket, index, _approx_bytes(offered))
+                            if offered is not None:
+                                lane.batcher.add(offered, ticket, index, _approx_bytes(offered))
                             continue
-                        # _approx_bytes of a routed record: its body is a string, its attributes dicts
+                        # `_approx_bytes` without its checks: a flat log record's body is a string
+                        # and its attributes are dicts (a call per routed record costs as much)
                         size = len(item["body"]) + 48 * (
                             len(item["attributes"]) + len(item["resourceAttributes"])
                         )
@@ -363,20 +375,15 @@ class Router:
             await msg.ack()
 
     @staticmethod
-    def _routes(candidates: list[ActivePipeline]) -> list[list[Any]]:
-        """Per pipeline, what routing a record to it takes, looked up once per resource: the
-        minimum severity when that is its filter's only condition on a record (else None), its
-        filter, its redaction, its lane with the `_config_changes` it was looked up at (None and
-        -1 until a record takes it), and the pipeline."""
+    def _routes(candidates: list[ActivePipeline]) -> list[_Route]:
+        """What routing a record to each pipeline takes, looked up once per resource."""
         return [
-            [
-                p.filter.only_min_severity,
-                p.filter.accepts_record,
-                p.redactor.redact_record if p.redactor else None,
-                None,
-                -1,
-                p,
-            ]
+            _Route(
+                min_severity=p.filter.only_min_severity,
+                accepts_record=p.filter.accepts_record,
+                redact_record=p.redactor.redact_record if p.redactor else None,
+                pipeline=p,
+            )
             for p in candidates
         ]
 

@@ -255,6 +255,7 @@ def main() -> None:
         "--concurrency", type=int, default=None, help="the agent's concurrency (default: Vigil's)"
     )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--profile", type=Path, help="a file for py-spy's raw stacks of `vigil up`")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vigil-bench-latency-") as tmp:
         result = run(
@@ -265,6 +266,7 @@ def main() -> None:
             max_wait_ms=args.max_wait_ms,
             max_records=args.max_records,
             concurrency=args.concurrency,
+            profile=args.profile,
         )
     if args.json:
         print(json.dumps(asdict(result)))

@@ -74,6 +74,7 @@ async def test_a_stalled_event_loop_sheds_new_exports() -> None:
     gate = admission(target_delay_s=0.05)
     await gate.start()
     try:
+        held = asyncio.create_task(export(gate, 1.0))  # under load: an export in progress
         await asyncio.sleep(0.06)
 
         time.sleep(0.3)  # noqa: ASYNC251 - the loop is stalled, as by a long synchronous step
@@ -82,5 +83,49 @@ async def test_a_stalled_event_loop_sheds_new_exports() -> None:
         with pytest.raises(Backpressure):
             async with gate.admit():
                 pass
+        held.cancel()
+    finally:
+        await gate.shutdown()
+
+
+def idle_gate() -> Admission:
+    """Idle after 50 ms without an export; then sampled only every 10 s."""
+    settings = AdmissionSettings(target_delay_s=0.05, adjust_every_s=0.001)
+    return Admission(settings, max_inflight_bytes=1000, idle_after_s=0.05, idle_sample_every_s=10.0)
+
+
+async def test_an_idle_loop_is_sampled_rarely_and_an_export_makes_it_sampled_often_again() -> None:
+    gate = idle_gate()
+    await gate.start()
+    try:
+        await asyncio.sleep(0.3)
+        assert gate.sampling_idle and gate.samples == 0
+        held = asyncio.create_task(export(gate, 0.5))
+        await asyncio.sleep(0.3)
+        assert not gate.sampling_idle and gate.samples >= 4
+        await held
+        await asyncio.sleep(0.2)
+        idle_since = gate.samples
+        await asyncio.sleep(0.3)
+        assert gate.sampling_idle and gate.samples == idle_since
+    finally:
+        await gate.shutdown()
+
+
+async def test_a_stall_after_an_idle_spell_is_seen_at_the_fast_rate() -> None:
+    gate = idle_gate()
+    await gate.start()
+    try:
+        await asyncio.sleep(0.2)
+        assert gate.sampling_idle
+        held = asyncio.create_task(export(gate, 1.0))
+        await asyncio.sleep(0.01)
+        time.sleep(0.3)  # noqa: ASYNC251 - the loop is stalled, as by a long synchronous step
+        await asyncio.sleep(0.06)
+        assert gate.loop_lag_s > 0.05  # not 10 s later, at the idle rate
+        with pytest.raises(Backpressure):
+            async with gate.admit():
+                pass
+        held.cancel()
     finally:
         await gate.shutdown()

@@ -31,7 +31,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client import Counter, Gauge
 
-from vigil.bus.client import Bus
+from vigil.bus.client import Bus, next_fetch
 from vigil.bus.topology import incidents_subject
 from vigil.detect.archive import EvidenceArchive
 from vigil.detect.baselines import BaselineConfig, BaselineStore
@@ -166,13 +166,17 @@ class Detector:
             await self._signals([signal])
 
     async def _consume(self, subscription: Any, facts_of: Any, source: str) -> None:
+        messages: list[Msg] = []
         while True:
             try:
-                messages: list[Msg] = await subscription.fetch(64, timeout=1.0)
+                size, wait_s = next_fetch(messages, 64)
+                messages = await subscription.fetch(size, timeout=wait_s)
             except (TimeoutError, NatsTimeout):
+                messages = []
                 continue
             except Exception:
                 log.exception("detector fetch failed", extra={"source": source})
+                messages = []
                 await asyncio.sleep(1.0)
                 continue
             for msg in messages:

@@ -12,6 +12,10 @@ Two bounds, both answered with 429 and `Retry-After` (which OTLP exporters honou
   progress is capped by a limit that adapts (additive increase, multiplicative decrease) to keep
   their time to an answer under `target_delay_s`, and to keep the event loop's own lag under it.
   Exports over the limit are refused at once, which costs almost nothing.
+
+The loop's lag is sampled every `SAMPLE_EVERY_S` while exports arrive. Once none has come for
+`IDLE_AFTER_S`, every `IDLE_SAMPLE_EVERY_S` (an idle process should hardly wake), and the next
+export to arrive restores the fast rate at once.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ JSON_DECODE_FACTOR = 8
 """Python objects made from OTLP/JSON take several times the text's size while it is parsed."""
 PROTOBUF_DECODE_FACTOR = 2
 """The parsed message and the bus messages cut from it."""
+SAMPLE_EVERY_S = 0.05
+IDLE_AFTER_S = 5.0
+IDLE_SAMPLE_EVERY_S = 1.0
 
 
 class AdmissionSettings(BaseModel):
@@ -99,9 +106,22 @@ class _Window:
 
 class Admission:
     def __init__(
-        self, settings: AdmissionSettings, *, max_inflight_bytes: int, pressure: Pressure | None = None
+        self,
+        settings: AdmissionSettings,
+        *,
+        max_inflight_bytes: int,
+        pressure: Pressure | None = None,
+        sample_every_s: float = SAMPLE_EVERY_S,
+        idle_after_s: float = IDLE_AFTER_S,
+        idle_sample_every_s: float = IDLE_SAMPLE_EVERY_S,
     ) -> None:
         self._settings = settings
+        self._sample_every_s = sample_every_s
+        self._idle_after_s = idle_after_s
+        self._idle_sample_every_s = idle_sample_every_s
+        self._last_arrival = -idle_after_s
+        self._arrival: asyncio.Future[bool] | None = None
+        """Set while the sampler waits at the idle rate: the next export wakes it."""
         self.pressure = pressure or Pressure()
         self._max_bytes = max_inflight_bytes
         self.inflight_bytes = 0
@@ -110,6 +130,8 @@ class Admission:
             min(max(settings.initial_concurrency, settings.min_concurrency), settings.max_concurrency)
         )
         self.loop_lag_s = 0.0
+        self.samples = 0
+        """Of the loop's lag, since start."""
         self._window = _Window(time.monotonic())
         self._sampler: asyncio.Task[None] | None = None
         CONCURRENCY_LIMIT.set(self.limit)
@@ -135,13 +157,17 @@ class Admission:
     @contextlib.asynccontextmanager
     async def admit(self) -> AsyncIterator[MemoryClaim]:
         """Hold one place among the exports in progress, or refuse at once."""
+        started = time.monotonic()
+        self._last_arrival = started
+        arrival = self._arrival
+        if arrival is not None and not arrival.done():
+            arrival.set_result(True)
         if self.inflight >= int(self.limit) or self.loop_lag_s > self._settings.target_delay_s:
             raise Backpressure("ingest is saturated; retry later", retry_after=1.0)
         self.inflight += 1
         window = self._window
         window.peak_inflight = max(window.peak_inflight, self.inflight)
         claim = MemoryClaim(self)
-        started = time.monotonic()
         try:
             yield claim
         finally:
@@ -169,14 +195,42 @@ class Admission:
             self.limit = min(float(s.max_concurrency), self.limit + max(1.0, self.limit * 0.05))
         CONCURRENCY_LIMIT.set(self.limit)
 
-    async def _sample_loop_lag(self, every_s: float = 0.05) -> None:
+    @property
+    def sampling_idle(self) -> bool:
+        """Whether the loop's lag is sampled at the idle rate (no export for a while)."""
+        return not self.inflight and time.monotonic() - self._last_arrival >= self._idle_after_s
+
+    async def _sample_loop_lag(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            expected = loop.time() + every_s
-            await asyncio.sleep(every_s)
+            if self.sampling_idle:
+                expected = loop.time() + self._idle_sample_every_s
+                if await self._idle_wait(loop):
+                    continue  # an export arrived: sample at the fast rate from now
+            else:
+                expected = loop.time() + self._sample_every_s
+                await asyncio.sleep(self._sample_every_s)
             lag = max(0.0, loop.time() - expected)
+            self.samples += 1
             # rises at once, decays over a few samples: one long stall is reacted to quickly
             self.loop_lag_s = lag if lag > self.loop_lag_s else self.loop_lag_s * 0.7 + lag * 0.3
             LOOP_LAG.set(self.loop_lag_s)
             if self.inflight and self.loop_lag_s > self._settings.target_delay_s * 0.1:
                 self.pressure.hold_for(self._settings.adjust_every_s * 4)
+
+    async def _idle_wait(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Wait the idle period or until an export arrives (True); a future and a timer rather
+        than `wait_for` on an event, which would make a task per wait."""
+        arrival: asyncio.Future[bool] = loop.create_future()
+        self._arrival = arrival
+        timer = loop.call_later(self._idle_sample_every_s, _resolve, arrival)
+        try:
+            return await arrival
+        finally:
+            timer.cancel()
+            self._arrival = None
+
+
+def _resolve(future: asyncio.Future[bool]) -> None:
+    if not future.done():
+        future.set_result(False)

@@ -16,7 +16,7 @@ import orjson
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 
-from vigil.bus.client import Bus
+from vigil.bus.client import Bus, next_fetch
 from vigil.bus.topology import DELIVERIES_STREAM, deliveries_subject, sink_consumer_name
 from vigil.errors import DeliveryError
 from vigil.outbound_policy import OutboundPolicy, outbound_client
@@ -51,15 +51,19 @@ class SinkRouter:
 
     async def _run(self, subscription: object) -> None:
         fetch = subscription.fetch  # type: ignore[attr-defined]
+        messages: list[Msg] = []
         while True:
             try:
-                messages: list[Msg] = await fetch(32, timeout=1.0)
+                size, wait_s = next_fetch(messages, 32)
+                messages = await fetch(size, timeout=wait_s)
             except (TimeoutError, NatsTimeout):
+                messages = []
                 continue
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("sink router fetch failed")
+                messages = []
                 await asyncio.sleep(0.5)
                 continue
             for msg in messages:

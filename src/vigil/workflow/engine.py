@@ -9,8 +9,9 @@ A workflow is started directly on the main event loop by the process that stores
 first: with several processes on one PostgreSQL, DBOS runs a workflow only in the process whose
 start created its row (the others' starts of the same id return it), and recovers a process's
 unfinished workflows when that executor starts again. (Workflows were once started through a DBOS
-queue, polled every `QUEUE_POLL_S`: the queue is still served, for what was enqueued then; starting
-directly spares each alert the enqueue, the wait for the poll and the dequeue.) DBOS runs recovered async
+queue: the queue is still served, every `IDLE_QUEUE_POLL_S`, for what was enqueued then; starting
+directly spares each alert the enqueue, the wait for the poll and the dequeue. Pasted logs'
+investigations are started directly too.) DBOS runs recovered async
 workflows on an event loop of its own; the steps reach Vigil's database and clients, which belong
 to the main event loop, through `Services.call`.
 """
@@ -48,9 +49,17 @@ WORKFLOW_VERSION = "1"
 """Raise when the workflow's steps change in a way recorded progress cannot be replayed on."""
 APPROVAL_TOPIC = "approval"
 QUEUE_POLL_S = 2.0
-"""How often each process looks for queued workflows (only those enqueued by an older Vigil)."""
-BACKGROUND_JOBS_S = 10.0
+"""How often DBOS's internal queue is polled for `RECOVERY_WINDOW_S` after the engine starts: it
+holds the workflows DBOS recovers then (those a crash or stop interrupted)."""
+RECOVERY_WINDOW_S = 60.0
+IDLE_QUEUE_POLL_S = 30.0
+"""How often both queues are polled otherwise: Vigil enqueues nothing on them. The internal queue
+only gets what an operator resumes with DBOS's tools, Vigil's own queue only what an older Vigil
+enqueued; each poll is a few SQLite transactions of milliseconds of CPU."""
+BACKGROUND_JOBS_S = 60.0
 """How often DBOS's background jobs (delayed workflows, timeouts: none in Vigil) run."""
+SCHEDULES_POLL_S = 300.0
+"""How often DBOS looks for workflow schedules (Vigil has none)."""
 POOL_SIZE = 1
 """DBOS's connections to its SQLite database. Its transactions all take the write lock first, so a
 second connection only waits in SQLite's busy handler, which sleeps in steps of up to 100 ms,
@@ -124,21 +133,29 @@ def _dbos_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _slow_idle_polls(dbos: DBOS) -> None:
     """DBOS's threads poll its database whether or not there is work, each poll a transaction of a
-    few milliseconds of CPU. Two of them, every second, poll for what Vigil hardly or never gives
-    them: the internal queue holds only workflows recovered after a crash (polled as often as
-    Vigil's own queue then), and the background jobs start delayed workflows and cancel timed-out
-    ones (Vigil has neither). Both are settings DBOS does not expose: left as they are when a DBOS
+    few milliseconds of CPU. Some, every second, poll for what Vigil hardly or never gives them:
+    the internal queue holds workflows recovered after a crash (polled every `QUEUE_POLL_S` while
+    they are, for `RECOVERY_WINDOW_S` after launch), the background jobs start delayed workflows and cancel
+    timed-out ones, and the schedules are polled every second for a minute after launch (Vigil
+    has none of these). These are settings DBOS does not expose: left as they are when a DBOS
     release changes them."""
-    from dbos import _workflow_commands
+    from dbos import _scheduler, _workflow_commands
 
     if getattr(_workflow_commands, "_BACKGROUND_JOBS_INTERVAL_SEC", None) == 1.0:
         _workflow_commands._BACKGROUND_JOBS_INTERVAL_SEC = BACKGROUND_JOBS_S
+    if getattr(_scheduler, "_STARTUP_FAST_POLL_DURATION_SEC", None) == 60.0:
+        _scheduler._STARTUP_FAST_POLL_DURATION_SEC = 0.0
+    _pace_internal_queue(dbos, QUEUE_POLL_S)
+
+
+def _pace_internal_queue(dbos: DBOS, every_s: float) -> None:
+    """Its worker reads the interval before each wait: a change applies after the current one."""
     registry = getattr(dbos, "_registry", None)
     internal = getattr(registry, "get_internal_queue", None)
     if internal is not None:
         queue = internal()
-        if getattr(queue, "_polling_interval_sec", None) == 1.0:
-            queue._polling_interval_sec = QUEUE_POLL_S
+        if isinstance(getattr(queue, "_polling_interval_sec", None), float):
+            queue._polling_interval_sec = every_s
 
 
 def dbos_sqlite_engine(url: str) -> sqlalchemy.Engine:
@@ -187,6 +204,7 @@ class WorkflowEngine:
         self._sqlite_engine: sqlalchemy.Engine | None = None
         self._running = False
         self._queue: Queue | None = None
+        self._slow_down: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         global _services
@@ -209,6 +227,7 @@ class WorkflowEngine:
             # one version across restarts and upgrades: DBOS recovers only its own version's work
             "application_version": WORKFLOW_VERSION,
             "executor_id": self._executor_id,
+            "scheduler_polling_interval_sec": SCHEDULES_POLL_S,
         }
         if self._url.startswith("sqlite"):
             self._sqlite_engine = dbos_sqlite_engine(self._url)
@@ -216,7 +235,11 @@ class WorkflowEngine:
         dbos = DBOS(config=config)
         _slow_idle_polls(dbos)
         await asyncio.to_thread(DBOS.launch)
-        self._queue = await DBOS.register_queue_async(QUEUE_NAME, polling_interval_sec=QUEUE_POLL_S)
+        # recovery enqueued at launch: polled promptly while it may still wait, rarely after
+        self._slow_down = asyncio.get_running_loop().call_later(
+            RECOVERY_WINDOW_S, _pace_internal_queue, dbos, IDLE_QUEUE_POLL_S
+        )
+        self._queue = await DBOS.register_queue_async(QUEUE_NAME, polling_interval_sec=IDLE_QUEUE_POLL_S)
         self._running = True
         self._flow = flow
         log.info("workflow engine started", extra={"system_database": self._url.split("://")[0]})
@@ -226,6 +249,8 @@ class WorkflowEngine:
         if not self._running:
             return
         self._running = False
+        if self._slow_down is not None:
+            self._slow_down.cancel()
         loop = asyncio.get_running_loop()
         # DBOS made its own pool this loop's default executor and shuts it down with itself: the
         # rest of Vigil (still flushing) must already be on a pool of its own by then
@@ -256,10 +281,10 @@ class WorkflowEngine:
         return workflow_id
 
     async def start_investigation(self, workflow_id: str) -> str:
-        """Start the investigation of pasted logs whose workflow row `workflow_id` is."""
-        assert self._queue is not None
+        """Start the investigation of pasted logs whose workflow row `workflow_id` is, directly
+        (not through the queue, which is polled rarely)."""
         with SetWorkflowID(workflow_id):
-            await self._queue.enqueue_async(self._flow.investigate, workflow_id)
+            await DBOS.start_workflow_async(self._flow.investigate, workflow_id)
         return workflow_id
 
     async def wake(self, workflow_id: str, decision: str) -> None:

@@ -192,6 +192,23 @@ async def test_a_connection_the_server_closed_while_idle_is_not_used() -> None:
     assert server.connections == 2
 
 
+async def test_a_request_on_a_kept_connection_closed_unanswered_goes_once_more_on_a_new_one() -> None:
+    client = pool()
+    try:
+        async with ScriptedServer(OK, None, OK) as server:
+            await post(client, server.url())
+            answer = await post(client, server.url())  # its first connection closes unanswered
+            assert answer.status == 200 and server.connections == 2 and len(server.requests) == 3
+            server.answers = [None]
+            fresh = pool()
+            with pytest.raises(AnswerError, match="closed before an answer"):
+                await post(fresh, server.url())  # a new connection closed unanswered: no repeat
+            fresh.close()
+    finally:
+        client.close()
+    assert server.connections == 3 and len(server.requests) == 4
+
+
 async def test_at_most_the_pools_limit_of_exchanges_at_once() -> None:
     client = pool(most=1)
     try:

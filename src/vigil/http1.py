@@ -41,6 +41,11 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 class AnswerError(ConnectionError):
     """The connection failed or closed before a whole answer came (retryable)."""
 
+    def __init__(self, message: str, *, unanswered: bool = False) -> None:
+        super().__init__(message)
+        self.unanswered = unanswered
+        """Closed before any byte of an answer came."""
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:
@@ -72,6 +77,8 @@ class _Connection(asyncio.Protocol):
         self._drain = 0
         self._head = bytearray()
         self._received = 0
+        self._parser_started = False
+        """Whether a byte of the answer to the exchange under way has come."""
 
     def begin(self, waiter: asyncio.Future[Answer], limit: int, drain: int) -> None:
         self._waiter = waiter
@@ -79,6 +86,7 @@ class _Connection(asyncio.Protocol):
         self._status = self._received = 0
         self._head.clear()
         self.reusable = False
+        self._parser_started = False
 
     def close(self) -> None:
         self.closed = True
@@ -94,9 +102,12 @@ class _Connection(asyncio.Protocol):
             # an answer whose end is the connection's end: its status line has come whole
             self._finish()
         else:
-            self._fail(AnswerError(f"the connection closed before an answer came{_cause(exc)}"))
+            unanswered = self._status == 0 and not self._parser_started
+            message = f"the connection closed before an answer came{_cause(exc)}"
+            self._fail(AnswerError(message, unanswered=unanswered))
 
     def data_received(self, data: bytes) -> None:
+        self._parser_started = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -179,28 +190,49 @@ class Http1Pool:
             await slots.acquire()
         try:
             connection = self._take(origin, loop.time())
-            if connection is None:
-                async with asyncio.timeout_at(deadline):
-                    connection = await self._connect(origin)
-            waiter: asyncio.Future[Answer] = loop.create_future()
-            connection.begin(waiter, limit, drain)
-            timer = loop.call_at(deadline, _expire, waiter)
-            try:
-                assert connection.transport is not None
-                connection.transport.write(head + body)
-                answer = await waiter
-            except BaseException:
-                connection.close()  # an exchange left in an unknown state is not continued
-                raise
-            finally:
-                timer.cancel()
-            if connection.reusable and not connection.closed and not self._closed:
-                self._put(origin, connection, loop)
-            else:
-                connection.close()
-            return answer
+            if connection is not None:
+                try:
+                    return await self._exchange(origin, connection, head + body, limit, drain, deadline)
+                except AnswerError as exc:
+                    if not exc.unanswered:
+                        raise
+                    # A kept-alive connection the server closed as the request went out (its idle
+                    # timeout): sent once more on a new connection. The request may have been
+                    # taken; deliveries are at least once, and the agent protocol's request id
+                    # names a repeat.
+            async with asyncio.timeout_at(deadline):
+                connection = await self._connect(origin)
+            return await self._exchange(origin, connection, head + body, limit, drain, deadline)
         finally:
             slots.release()
+
+    async def _exchange(
+        self,
+        origin: _Origin,
+        connection: _Connection,
+        request: bytes,
+        limit: int,
+        drain: int,
+        deadline: float,
+    ) -> Answer:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Answer] = loop.create_future()
+        connection.begin(waiter, limit, drain)
+        timer = loop.call_at(deadline, _expire, waiter)
+        try:
+            assert connection.transport is not None
+            connection.transport.write(request)
+            answer = await waiter
+        except BaseException:
+            connection.close()  # an exchange left in an unknown state is not continued
+            raise
+        finally:
+            timer.cancel()
+        if connection.reusable and not connection.closed and not self._closed:
+            self._put(origin, connection, loop)
+        else:
+            connection.close()
+        return answer
 
     def close(self) -> None:
         self._closed = True

@@ -8,9 +8,11 @@ the answer read). What is measured is this process's CPU time per request:
 - httpx: `httpx.AsyncClient.stream` as `vigil.outbound.post` used it before;
 - aiohttp: `aiohttp.ClientSession.post`, plainly used;
 - vigil: `vigil.agents.http.HttpAgent.send` over `vigil.outbound.Outbound`, the path a delivered
-  batch takes (its headers, the outbound policy, the classification of the answer);
-- minimal: a hand-written HTTP/1.1 client (one `asyncio.Protocol` per connection, the request
-  written in one call, httptools parsing the answer): the floor of what a client can cost here.
+  batch takes (`vigil.http1`, with the agent's headers, the outbound policy and the
+  classification of the answer);
+- minimal: the same exchange with nothing else (one `asyncio.Protocol` per connection, the
+  request written in one call, httptools parsing the answer): the floor of what a client can
+  cost here.
 
 Usage::
 

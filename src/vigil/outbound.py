@@ -17,6 +17,7 @@ from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from vigil.errors import DeliveryError
+from vigil.http1 import Http1Pool
 from vigil.outbound_policy import OutboundPolicy, OutboundRefused
 
 ERROR_BODY_BYTES = 256
@@ -90,14 +91,12 @@ async def _read_head(response: httpx.Response, limit: int) -> bytes:
 
 
 class Outbound:
-    """The HTTP client of batch deliveries: one aiohttp session (a keep-alive pool per host),
-    every connection checked against the outbound policy.
-
-    Measured on the same load (bench/http_clients.py), it costs about a seventh of the CPU per
-    POST of `httpx.AsyncClient`, which made up a third of `vigil up`'s CPU at 2,000 records/s.
-    As with `outbound_client`: redirects are not followed, no cookies are kept, no proxy is used,
-    and a host name is resolved by the client itself, every address it resolves to checked, and
-    one of those addresses connected to (`_GuardedResolver`); a URL's IP address is checked
+    """The HTTP client of deliveries. POSTs, which every delivered batch makes, go over
+    `vigil.http1`'s kept-alive connections; other requests over one aiohttp session (a
+    keep-alive pool per host). Either way every connection is checked against the outbound
+    policy: redirects are not followed, no cookies are kept, no proxy is used, and a host name is
+    resolved by the client itself, every address it resolves to checked, and one of those
+    addresses connected to (`_GuardedResolver` for aiohttp); a URL's IP address is checked
     before its first request.
     """
 
@@ -107,6 +106,7 @@ class Outbound:
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[str, URL] = {}
         self._allowed: dict[tuple[str, int], tuple[int, int]] = {}
+        self._posts = Http1Pool(self._policy, max_connections=max_connections)
 
     def _client(self) -> aiohttp.ClientSession:
         # created on first use, inside the event loop that uses it
@@ -129,6 +129,7 @@ class Outbound:
         return parsed
 
     async def aclose(self) -> None:
+        self._posts.close()
         session, self._session = self._session, None
         if session is not None:
             await session.close()
@@ -160,28 +161,29 @@ class Outbound:
     ) -> None:
         """POST once; return on 2xx, raise a classified `DeliveryError` otherwise (as `post`).
 
-        Every batch takes this path, so it is kept lean: no context managers of its own, the
-        response released by hand (as `async with` would) and a short body read in one call."""
+        Every batch takes this path, so it goes over `vigil.http1`'s kept-alive connections
+        rather than aiohttp's general request machinery."""
         try:
-            target_url = self._url(url)
-            self._check_literal(target_url)
-            # aiohttp's own total timeout bounds the whole exchange, the answer's body included
-            response = await self._client().post(
-                target_url, data=content, headers=headers, allow_redirects=False, timeout=_timeout(timeout_s)
+            answer = await self._posts.post(
+                self._url(url),
+                content,
+                headers,
+                timeout_s=timeout_s,
+                limit=ERROR_BODY_BYTES,
+                drain=_DRAIN_BYTES,
             )
-            try:
-                status = response.status
-                if 200 <= status < 300:
-                    await _read_head_aiohttp(response, _DRAIN_BYTES)
-                    return
-                snippet = (await _read_head_aiohttp(response, ERROR_BODY_BYTES)).decode("utf-8", "replace")
-            finally:
-                response.release()
         except OutboundRefused as exc:
             raise _refused(target, exc) from None
-        except _CLASSIFIED as exc:
-            raise _classified_error(exc, target, timeout_s) from exc
-        snippet = snippet.strip()
+        except TimeoutError as exc:
+            raise DeliveryError(f"{target}: no answer within {timeout_s:g}s", retryable=True) from exc
+        except ValueError as exc:
+            raise DeliveryError(f"{target}: cannot post: {exc}", retryable=False) from exc
+        except OSError as exc:
+            raise DeliveryError(f"{target}: {type(exc).__name__}: {exc}", retryable=True) from exc
+        status = answer.status
+        if 200 <= status < 300:
+            return
+        snippet = answer.head.decode("utf-8", "replace").strip()
         detail = f": {snippet}" if snippet else ""
         raise DeliveryError(
             f"{target}: HTTP {status}{detail}", retryable=is_retryable_status(status), status=status

@@ -52,13 +52,13 @@ HeaderName = Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$"
 """An HTTP field name (RFC 9110 token)."""
 HEADER_VALUE_MAX = 4096
 MAX_HEADERS = 50
-_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "host", "connection", "te", "upgrade"})
+FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "host", "connection", "te", "upgrade"})
 
 
 def check_headers(headers: dict[str, str]) -> None:
     """Extra request headers must not change how the request is framed or split into two."""
     for name, value in headers.items():
-        if name.lower() in _FRAMING_HEADERS:
+        if name.lower() in FRAMING_HEADERS:
             raise ValueError(f"header {name!r} is set by Vigil and cannot be configured")
         if len(value) > HEADER_VALUE_MAX:
             raise ValueError(f"header {name!r} is longer than {HEADER_VALUE_MAX} characters")

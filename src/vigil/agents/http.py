@@ -7,14 +7,18 @@ from vigil.masking import mask_url
 from vigil.outbound import Outbound
 from vigil.specs import AgentSpec
 
+_OWN_HEADERS = frozenset({"content-type", "user-agent", "x-project-id", "x-request-id", "x-vigil-attempt"})
+
 
 class HttpAgent:
     def __init__(self, spec: AgentSpec, client: Outbound) -> None:
         self._spec = spec
         self._client = client
-        # built once: a delivery copies it and sets only the headers that vary per batch (aiohttp
-        # lets the later of two names differing in case win, so Vigil's own replace configured ones)
-        self._headers = {k: v.get_secret_value() for k, v in spec.headers.items()}
+        # built once: a delivery copies it and sets only the headers that vary per batch; Vigil's
+        # own headers replace configured ones of the same name, whatever their case
+        self._headers = {
+            k: v.get_secret_value() for k, v in spec.headers.items() if k.lower() not in _OWN_HEADERS
+        }
         self._headers |= {"Content-Type": "application/json", "User-Agent": f"vigil/{__version__}"}
         self._target = f"agent {mask_url(spec.endpoint)}"
 

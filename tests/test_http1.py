@@ -20,57 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from yarl import URL
 
+from tests.doubles.raw_http import ScriptedServer
 from vigil.http1 import Answer, AnswerError, Http1Pool
 from vigil.outbound_policy import OutboundPolicy, OutboundRefused
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 BODY = b'[{"body":"card declined"}]'
-
-
-class ScriptedServer:
-    """Reads each request whole (head and Content-Length body) and writes the next scripted
-    answer (the last one again once the others are used), closing the connection after an
-    HTTP/1.0 answer; `None` closes it instead of answering. It counts connections and keeps
-    requests."""
-
-    def __init__(self, *answers: bytes | None, tls: ssl.SSLContext | None = None) -> None:
-        self.answers = list(answers)
-        self.tls = tls
-        self.connections = 0
-        self.requests: list[bytes] = []
-
-    async def __aenter__(self) -> ScriptedServer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        self._server.close()
-
-    def url(self, path: str = "/process?x=1", *, host: str = "127.0.0.1") -> URL:
-        return URL(f"{'https' if self.tls else 'http'}://{host}:{self.port}{path}")
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                )
-                self.requests.append(head + await reader.readexactly(length))
-                answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-                if answer is None:
-                    break
-                writer.write(answer)
-                await writer.drain()
-                if answer.startswith(b"HTTP/1.0"):  # its body runs to the connection's end
-                    break
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        writer.close()
 
 
 def pool(policy: OutboundPolicy | None = None, **kwargs: float) -> Http1Pool:

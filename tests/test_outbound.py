@@ -3,12 +3,11 @@ as with `post`, redirects are not followed, the outbound policy is applied when 
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
 import pytest
 
 from tests.doubles.agent import AgentServer
+from tests.doubles.raw_http import ScriptedServer
 from tests.process import free_port
 from vigil.errors import DeliveryError
 from vigil.outbound import ERROR_BODY_BYTES, Outbound
@@ -106,42 +105,6 @@ async def test_an_address_allowed_once_is_checked_again_when_the_policy_changes(
         assert len(agent.requests) == 1
 
 
-class _RawAgent:
-    """An HTTP/1.1 server written by hand, so an answer can arrive in pieces; it counts connections."""
-
-    def __init__(self, answer: list[bytes]) -> None:
-        self.answer = answer
-        self.connections = 0
-        self.requests = 0
-
-    async def __aenter__(self) -> str:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}/process"
-
-    async def __aexit__(self, *_: object) -> None:
-        self._server.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                )
-                await reader.readexactly(length)
-                self.requests += 1
-                for piece in self.answer:
-                    writer.write(piece)
-                    await writer.drain()
-                    await asyncio.sleep(0.05)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-
-
 def _chunked(status: str, *pieces: bytes) -> list[bytes]:
     chunks = [b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces]
     return [f"HTTP/1.1 {status}\r\nTransfer-Encoding: chunked\r\n\r\n".encode(), *chunks, b"0\r\n\r\n"]
@@ -150,13 +113,19 @@ def _chunked(status: str, *pieces: bytes) -> list[bytes]:
 async def test_an_answer_that_arrives_in_pieces_is_read_to_its_end_or_the_cap() -> None:
     client = Outbound()
     try:
-        async with _RawAgent(_chunked("503 Service Unavailable", b"busy, ", b"come back later")) as url:
+        async with ScriptedServer(
+            _chunked("503 Service Unavailable", b"busy, ", b"come back later")
+        ) as server:
             with pytest.raises(DeliveryError) as pieces:
-                await client.post(url, content=BATCH, headers=HEADERS, timeout_s=5, target="agent")
+                await client.post(
+                    str(server.url()), content=BATCH, headers=HEADERS, timeout_s=5, target="agent"
+                )
         long_body = _chunked("500 Internal Server Error", b"a" * 200, b"b" * 200, b"c" * 200)
-        async with _RawAgent(long_body) as url:
+        async with ScriptedServer(long_body) as server:
             with pytest.raises(DeliveryError) as capped:
-                await client.post(url, content=BATCH, headers=HEADERS, timeout_s=5, target="agent")
+                await client.post(
+                    str(server.url()), content=BATCH, headers=HEADERS, timeout_s=5, target="agent"
+                )
     finally:
         await client.aclose()
     assert str(pieces.value) == "agent: HTTP 503: busy, come back later" and pieces.value.retryable
@@ -165,14 +134,15 @@ async def test_an_answer_that_arrives_in_pieces_is_read_to_its_end_or_the_cap() 
 
 async def test_a_connection_is_reused_after_answers_read_whole_or_in_pieces() -> None:
     client = Outbound()
-    server = _RawAgent(_chunked("200 OK", b'{"status":', b'"ok"}'))
+    server = ScriptedServer(_chunked("200 OK", b'{"status":', b'"ok"}'))
     try:
-        async with server as url:
+        async with server:
+            url = str(server.url())
             for _ in range(3):
                 await client.post(url, content=BATCH, headers=HEADERS, timeout_s=5, target="agent")
-            server.answer = [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]
+            server.answers = [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]
             for _ in range(3):
                 await client.post(url, content=BATCH, headers=HEADERS, timeout_s=5, target="agent")
     finally:
         await client.aclose()
-    assert server.requests == 6 and server.connections == 1
+    assert len(server.requests) == 6 and server.connections == 1

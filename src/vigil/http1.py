@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ipaddress
 import re
 import socket
 import ssl
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 import httptools
 from yarl import URL
 
-from vigil.outbound_policy import OutboundPolicy
+from vigil.outbound_policy import OutboundPolicy, ip_address_in
 from vigil.specs import FRAMING_HEADERS
 
 IDLE_S = 15.0
@@ -328,12 +327,12 @@ class Http1Pool:
         nothing changes between the check and the connection."""
         loop = asyncio.get_running_loop()
         version = self._policy.version
-        literal = _ip_address(origin.host)
+        literal = ip_address_in(origin.host)
         if literal is not None:
             addresses = [(literal, origin.host)]
         else:
             found = await loop.getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
-            addresses = [(a, str(info[4][0])) for info in found if (a := _ip_address(str(info[4][0])))]
+            addresses = [(a, str(info[4][0])) for info in found if (a := ip_address_in(str(info[4][0])))]
             if not addresses:
                 raise AnswerError(f"{origin.host} resolved to no address")
         self._policy.check(origin.host, origin.port, [address for address, _ in addresses])
@@ -359,13 +358,3 @@ class Http1Pool:
         if self._tls is None:
             self._tls = ssl.create_default_context()
         return self._tls
-
-
-def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        address = ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address

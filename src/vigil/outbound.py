@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import ipaddress
 import socket
 from collections.abc import Iterator, Mapping
 
@@ -18,7 +17,7 @@ from yarl import URL
 
 from vigil.errors import DeliveryError
 from vigil.http1 import Http1Pool
-from vigil.outbound_policy import OutboundPolicy, OutboundRefused
+from vigil.outbound_policy import OutboundPolicy, OutboundRefused, ip_address_in
 
 ERROR_BODY_BYTES = 256
 """How much of a failed answer goes into the error: enough for Slack's `invalid_blocks`, never a page
@@ -149,7 +148,7 @@ class Outbound:
         version = self._policy.version
         if self._allowed.get(key) == version:
             return
-        address = _ip_address(host) if host[:1].isdigit() or ":" in host else None
+        address = ip_address_in(host) if host[:1].isdigit() or ":" in host else None
         if address is not None:
             self._policy.check(host, url.port or 0, [address])
         if len(self._allowed) >= _URLS_KEPT:
@@ -256,22 +255,12 @@ class _GuardedResolver(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         found = await self._inner.resolve(host, port, family)
-        addresses = [a for a in (_ip_address(str(r["host"])) for r in found) if a is not None]
+        addresses = [a for a in (ip_address_in(str(r["host"])) for r in found) if a is not None]
         self._policy.check(host, port, addresses)
         return found
 
     async def close(self) -> None:
         await self._inner.close()
-
-
-def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        address = ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
 
 
 async def _read_head_aiohttp(response: aiohttp.ClientResponse, limit: int) -> bytes:

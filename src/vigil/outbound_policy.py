@@ -96,7 +96,9 @@ class _Pattern:
         return host == self.host
 
 
-def _address(text: str) -> IPAddress | None:
+def ip_address_in(text: str) -> IPAddress | None:
+    """The IP address a host or socket address text is (brackets, zone and IPv4-mapping undone),
+    or None when it is a name."""
     try:
         address = ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
     except ValueError:
@@ -114,7 +116,7 @@ def _numeric_form(host: str) -> IPAddress | None:
         infos = socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
         return None
-    return _address(str(infos[0][4][0])) if infos else None
+    return ip_address_in(str(infos[0][4][0])) if infos else None
 
 
 def _normal_host(host: str) -> str:
@@ -144,7 +146,7 @@ class OutboundPolicy:
     def add_own_hosts(self, hosts: Iterable[str]) -> None:
         """Listening addresses: a specific one counts as this host's, like loopback."""
         for host in hosts:
-            address = _address(host)
+            address = ip_address_in(host)
             if address is not None and not address.is_unspecified:
                 self.own_hosts.add(address)
 
@@ -152,7 +154,7 @@ class OutboundPolicy:
         """The bus's URLs (comma-separated): those on this host are Vigil's own ports too."""
         for url in urls.split(","):
             parts = urlsplit(url.strip())
-            address = _address(parts.hostname or "")
+            address = ip_address_in(parts.hostname or "")
             local = parts.hostname in LOCAL_NAMES or (address is not None and address.is_loopback)
             with contextlib.suppress(ValueError):
                 if local and parts.port:
@@ -166,7 +168,7 @@ class OutboundPolicy:
             port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
         except ValueError as exc:
             raise OutboundRefused(f"invalid port in URL: {exc}") from None
-        literal = _address(host) or _numeric_form(host)
+        literal = ip_address_in(host) or _numeric_form(host)
         if literal is not None:
             addresses: list[IPAddress] = [literal]
         elif host in LOCAL_NAMES or host.endswith(".localhost"):
@@ -192,7 +194,7 @@ class OutboundPolicy:
         allow list that names networks only is not applied yet.
         """
         host = _normal_host(host)
-        where = f"{host}:{port}" if _address(host) is None else f"{_bracket(host)}:{port}"
+        where = f"{host}:{port}" if ip_address_in(host) is None else f"{_bracket(host)}:{port}"
         shown = ", ".join(str(a) for a in addresses if str(a) != host)
         resolved_to = f" (resolved to {shown})" if shown and resolved else ""
         for pattern in self._deny:
@@ -271,7 +273,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 async def _resolve(host: str, port: int, timeout_s: float | None) -> list[IPAddress]:
-    literal = _address(host)
+    literal = ip_address_in(host)
     if literal is not None:
         return [literal]
     try:
@@ -283,7 +285,7 @@ async def _resolve(host: str, port: int, timeout_s: float | None) -> list[IPAddr
         raise httpcore.ConnectError(f"resolving {host}: {exc}") from exc
     found: list[IPAddress] = []
     for *_, sockaddr in infos:
-        address = _address(str(sockaddr[0]))
+        address = ip_address_in(str(sockaddr[0]))
         if address is not None and address not in found:
             found.append(address)
     if not found:

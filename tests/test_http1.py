@@ -134,7 +134,7 @@ async def test_idle_connections_are_closed_after_the_idle_time() -> None:
     assert server.connections == 2
 
 
-async def test_a_connection_the_server_closed_while_idle_is_not_used() -> None:
+async def test_an_answer_with_connection_close_ends_its_connection() -> None:
     client = pool()
     try:
         async with ScriptedServer(

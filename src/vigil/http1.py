@@ -163,7 +163,9 @@ class Http1Pool:
         self._slots: asyncio.Semaphore | None = None
         self._sweep: asyncio.TimerHandle | None = None
         self._tls: ssl.SSLContext | None = None
-        self._origins: dict[URL, tuple[_Origin, bytes]] = {}
+        self._origins: dict[URL, tuple[_Origin, bytes, bool]] = {}
+        """By URL: its origin, the request's start up to the Content-Length value, and whether the
+        URL holds credentials."""
         self._names: set[str] = set()
         """Header names seen valid."""
         self._closed = False
@@ -174,9 +176,8 @@ class Http1Pool:
         """POST `body` and return the status with the answer's first `limit` bytes. An answer longer
         than `drain` is not read further. Raises ValueError for a URL or header this cannot send,
         `OutboundRefused`, TimeoutError, or `AnswerError` (OSError) when no whole answer came."""
-        origin, start = self._origin(url)
-        fields = self._fields(headers, url.user is not None or url.password is not None)
-        head = b"%s%d\r\n%s\r\n" % (start, len(body), fields)
+        origin, start, credentials = self._origin(url)
+        request = b"%s%d\r\n%s\r\n%s" % (start, len(body), self._fields(headers, credentials), body)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         if self._slots is None:
@@ -191,7 +192,7 @@ class Http1Pool:
             connection = self._take(origin, loop.time())
             if connection is not None:
                 try:
-                    return await self._exchange(origin, connection, head + body, limit, drain, deadline)
+                    return await self._exchange(origin, connection, request, limit, drain, deadline)
                 except AnswerError as exc:
                     if not exc.unanswered:
                         raise
@@ -201,7 +202,7 @@ class Http1Pool:
                     # names a repeat.
             async with asyncio.timeout_at(deadline):
                 connection = await self._connect(origin)
-            return await self._exchange(origin, connection, head + body, limit, drain, deadline)
+            return await self._exchange(origin, connection, request, limit, drain, deadline)
         finally:
             slots.release()
 
@@ -243,8 +244,8 @@ class Http1Pool:
                 connection.close()
         self._idle.clear()
 
-    def _origin(self, url: URL) -> tuple[_Origin, bytes]:
-        """The origin and the request's start up to the Content-Length value, made once per URL."""
+    def _origin(self, url: URL) -> tuple[_Origin, bytes, bool]:
+        """What `_origins` keeps for `url`, made on its first POST."""
         found = self._origins.get(url)
         if found is not None:
             return found
@@ -260,14 +261,15 @@ class Http1Pool:
             authority = f"{authority}:{port}"
         target = url.raw_path_qs or "/"
         start = f"POST {target} HTTP/1.1\r\nHost: {authority}\r\n".encode("ascii")
-        if url.user is not None or url.password is not None:
+        credentials = url.user is not None or url.password is not None
+        if credentials:
             # as aiohttp sends a URL's credentials: Basic, Latin-1
             pair = f"{url.user or ''}:{url.password or ''}".encode("latin-1")
             start += b"Authorization: Basic %s\r\n" % base64.b64encode(pair)
         start += b"Content-Length: "
         if len(self._origins) >= 1024:
             self._origins.clear()
-        found = self._origins[url] = (_Origin(tls, host, port), start)
+        found = self._origins[url] = (_Origin(tls, host, port), start, credentials)
         return found
 
     def _fields(self, headers: Mapping[str, str], credentials: bool) -> bytes:

@@ -216,31 +216,24 @@ class Outbound:
                 return response.status, await _read_head_aiohttp(response, ERROR_BODY_BYTES)
 
 
-_CLASSIFIED = (TimeoutError, aiohttp.ClientError, ValueError)
-"""What a request can fail with besides `OutboundRefused`; anything else is a bug and propagates."""
-
-
 @contextlib.contextmanager
 def _classified(target: str, timeout_s: float) -> Iterator[None]:
-    """A request's failures as `DeliveryError`s: retryable or not, named by `target`."""
+    """A request's failures as `DeliveryError`s: retryable or not, named by `target`; anything
+    else is a bug and propagates."""
     try:
         yield
     except OutboundRefused as exc:
         raise _refused(target, exc) from None
-    except _CLASSIFIED as exc:
-        raise _classified_error(exc, target, timeout_s) from exc
+    except TimeoutError as exc:
+        raise DeliveryError(f"{target}: no answer within {timeout_s:g}s", retryable=True) from exc
+    except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError, ValueError) as exc:
+        raise DeliveryError(f"{target}: unsupported URL: {exc}", retryable=False) from exc
+    except aiohttp.ClientError as exc:
+        raise DeliveryError(f"{target}: {type(exc).__name__}: {exc}", retryable=True) from exc
 
 
 def _refused(target: str, exc: OutboundRefused) -> DeliveryError:
     return DeliveryError(f"{target}: refused by the outbound policy: {exc}", retryable=False)
-
-
-def _classified_error(exc: Exception, target: str, timeout_s: float) -> DeliveryError:
-    if isinstance(exc, TimeoutError):
-        return DeliveryError(f"{target}: no answer within {timeout_s:g}s", retryable=True)
-    if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError, ValueError)):
-        return DeliveryError(f"{target}: unsupported URL: {exc}", retryable=False)
-    return DeliveryError(f"{target}: {type(exc).__name__}: {exc}", retryable=True)
 
 
 class _GuardedResolver(AbstractResolver):

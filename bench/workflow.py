@@ -38,6 +38,8 @@ from servers import ADMIN_TOKEN, REPO, VigilProcess
 
 sys.path.insert(0, str(REPO))
 from tests.doubles.alerts import alertmanager_alert, alertmanager_notification
+from vigil.workflow.engine import SQLITE_WAKE_POLL_S
+from vigil.workflow.flow import APPROVAL_POLL_S
 
 MiB = 1024 * 1024
 STORM_NOTIFICATIONS = 1000
@@ -573,11 +575,11 @@ included), not only the waiting workflows' objects; the process went from {memor
 for the connection to `workflows.db`). With all of them waiting and nothing sent, over
 {IDLE_S:.0f} s: CPU (cores) {_cores(memory["idle_cores"])}; DBOS recorded **{memory["idle_checkpoints_per_s"]:,.0f} steps/s** (`operation_outputs`
 rows, kept for good): each waiting workflow reads its approval as a step, then waits for a wake-up
-for at most `APPROVAL_POLL_S` = 5 s (`vigil.workflow.flow`), and each wait is recorded too: 1,000
-waiting workflows keep the process busy, and new alerts wait behind them. In one run on 2026-12-06
-with `APPROVAL_POLL_S` set to 300 s in the process (an experiment: the decision's wake-up still ends
-a wait at once), the 1,000 were sent in 112 s and all waited after 121 s, RSS grew 98 MiB, the
-process had 222 threads, and while they waited it used 0.24 cores and DBOS recorded no steps. Databases: {", ".join(f"{name} {size / MiB:,.1f} MiB" for name, size in sorted(memory["db_bytes"].items()))}.
+for at most `APPROVAL_POLL_S` = {APPROVAL_POLL_S:.0f} s (`vigil.workflow.flow`), and each wait is recorded too. An answer
+given in this process wakes its workflow at once; on SQLite, DBOS also looks for a message to each waiting
+workflow every `SQLITE_WAKE_POLL_S` = {SQLITE_WAKE_POLL_S:.0f} s (`vigil.workflow.engine`), one transaction per
+waiting workflow (DBOS's own default, every second, took 1,000 transactions a second here, about half a core, on
+the one connection every workflow's checkpoints need, so new alerts waited behind them). Databases: {", ".join(f"{name} {size / MiB:,.1f} MiB" for name, size in sorted(memory["db_bytes"].items()))}.
 Load average before / after: {_load(memory["load_before"])}, {_load(memory["load_after"])}.
 """
     return section, targets

@@ -11,13 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
+from dbos._dbos import _get_dbos_instance
 
-from tests.conftest import ADMIN_TOKEN, VigilHandle
+from tests.conftest import ADMIN_TOKEN, VigilHandle, make_settings, running
 from tests.doubles.alerts import alertmanager_alert, alertmanager_notification, resolved
 from tests.doubles.github_server import GitHubServer
 from tests.doubles.kubernetes_server import KubernetesServer
 from tests.doubles.webhook_receiver import WebhookReceiver
 from tests.process import VigilProcess
+from vigil.workflow import engine, flow
 
 TOKEN = "k8s-test-token"
 
@@ -192,6 +194,38 @@ async def test_supervised_waits_for_approval_then_acts(vigil: VigilHandle, k8s: 
         await vigil.api.get(f"/api/v1/projects/{project_id}/audit", params={"kind": "approval"})
     ).json()
     assert [(d["actor"], d["detail"]["decision"]) for d in decisions] == [("ana@example.com", "approved")]
+
+
+async def test_an_approval_answered_here_wakes_its_workflow_without_the_listener_poll(
+    tmp_path: Path, k8s: KubernetesServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DBOS's SQLite listener would first look for the message 300 s after it starts waiting, and
+    # the workflow reads its approval by itself only every APPROVAL_POLL_S (300 s): an action within
+    # 20 s of the answer comes from the engine's own wake-up
+    monkeypatch.setattr(engine, "SQLITE_WAKE_POLL_S", 300.0)
+    assert flow.APPROVAL_POLL_S >= 300
+    async with running(make_settings(tmp_path / "vigil")) as vigil:
+        system_db = _get_dbos_instance()._sys_db
+        assert system_db._notification_listener_polling_interval_sec == 300.0
+        project_id, key = await configure(vigil, k8s)
+        incident_id = await fire(vigil, project_id, key, alert("supervised"))
+        waiting = await workflow_of(vigil, project_id, incident_id, "waiting_approval")
+        deadline = asyncio.get_running_loop().time() + 20
+        while not system_db.notifications_map.snapshot():  # its recv is set up
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.05)
+        [pending] = (
+            await vigil.api.get(f"/api/v1/projects/{project_id}/approvals", params={"status": "pending"})
+        ).json()
+        assert pending["workflow_id"] == waiting["id"]
+        approved = await vigil.api.post(
+            f"/api/v1/projects/{project_id}/approvals/{pending['id']}/approve", json={"by": "ana@example.com"}
+        )
+        assert approved.status_code == 200, approved.text
+        deadline = asyncio.get_running_loop().time() + 20
+        while k8s.restarts("shop", "checkout") == 0:
+            assert asyncio.get_running_loop().time() < deadline, "the approval did not wake its workflow"
+            await asyncio.sleep(0.1)
 
 
 async def test_a_rejected_approval_escalates_without_acting(

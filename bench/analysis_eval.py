@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 import tempfile
@@ -243,7 +242,9 @@ def main() -> None:
     args = parser.parse_args()
     as_json = args.json
     result = asyncio.run(_main(as_json, args.only))
-    print(json.dumps(result if as_json else result["summary"], indent=1))
+    from output import print_json  # the script's directory: imported as `bench.analysis_eval` by tests too
+
+    print_json(result if as_json else result["summary"], indent=1)
 
 
 if __name__ == "__main__":

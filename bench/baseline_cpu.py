@@ -11,12 +11,12 @@ To compare two trees, run it with each one's sources first on the path, one afte
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
 
 import orjson
+from output import print_json
 
 import vigil
 from vigil.detect.baselines import BaselineStore
@@ -67,7 +67,7 @@ def main() -> None:
         "state_bytes_per_endpoint": round(len(state) / ENDPOINTS),
         "save_ms_per_1000_endpoints": round(save * 1e3, 1),
     }
-    print(json.dumps(result))
+    print_json(result)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -32,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from agent import AgentThread
 from loadgen import BodySource, HttpConnection
+from output import print_json
 from procstat import CpuWindow, children, load_average
 from profile_summary import Profiler
 from servers import VigilProcess
@@ -175,7 +175,7 @@ def main() -> None:
             profile=args.profile,
         )
     if args.json:
-        print(json.dumps(asdict(result)))
+        print_json(asdict(result))
     else:
         for key, value in asdict(result).items():
             print(f"{key:>20}: {value}")

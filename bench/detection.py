@@ -60,6 +60,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from output import print_json
 from procstat import CpuWindow, load_average
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -908,11 +909,11 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     if args.memory_child:
         result = asyncio.run(memory_child(args.memory_child, args.history, args.requests, args.tracemalloc))
-        print(json.dumps(result))
+        print_json(result)
         return
     with tempfile.TemporaryDirectory(prefix="vigil-bench-detect-") as tmp:
         out = run(QUICK if args.quick else Plan(), Path(tmp), e2e=not args.no_e2e)
-    print(json.dumps(out, indent=None if args.json else 1))
+    print_json(out, indent=None if args.json else 1)
 
 
 if __name__ == "__main__":

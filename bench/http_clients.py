@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -40,6 +39,7 @@ import uvloop
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from output import print_json
 from servers import free_port
 
 from vigil.agents.http import HttpAgent
@@ -262,7 +262,7 @@ def main() -> None:
         "clients": list(best.values()),
     }
     if args.json:
-        print(json.dumps(out))
+        print_json(out)
     else:
         for result in best.values():
             print(

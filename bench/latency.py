@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import sys
@@ -31,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from agent import SENT_KEY, RecordingAgent
 from loadgen import HttpConnection, build_export, percentile
+from output import print_json
 from procstat import CpuWindow
 from profile_summary import Profiler
 from servers import VigilProcess
@@ -269,7 +269,7 @@ def main() -> None:
             profile=args.profile,
         )
     if args.json:
-        print(json.dumps(asdict(result)))
+        print_json(asdict(result))
     else:
         for key, value in asdict(result).items():
             print(f"{key:>20}: {value}")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import socket
@@ -47,6 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import contextlib
 
+from output import print_json
 from procstat import CpuWindow, rss_bytes
 
 SERVICES = 20
@@ -431,7 +431,7 @@ def main() -> None:
         )
     )
     if args.json:
-        print(json.dumps(asdict(result)))
+        print_json(asdict(result))
         return
     out: dict[str, Any] = asdict(result)
     out.pop("rss_samples")

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import json
 import logging
 import os
 import sys
@@ -41,6 +40,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from loadgen import BodySource
+from output import print_json
 from procstat import CpuWindow, peak_rss_bytes
 from prometheus_client import REGISTRY
 
@@ -213,7 +213,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     out = asyncio.run(main_async(args.messages, args.case))
     if args.json:
-        print(json.dumps(out))
+        print_json(out)
         return
     for case in out["cases"]:
         print(

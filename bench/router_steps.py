@@ -16,7 +16,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -27,6 +26,7 @@ import orjson
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from loadgen import BodySource
+from output import print_json
 
 from vigil.pipeline.batcher import Batch, Ticket
 from vigil.pipeline.filters import RecordFilter, ResourceContext
@@ -132,7 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     out = measure(args.messages, args.repeat)
     if args.json:
-        print(json.dumps(out))
+        print_json(out)
         return
     for step, us in out["us_per_record"].items():
         print(f"{step:>9}: {us:6.2f} µs/record")

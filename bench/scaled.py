@@ -53,6 +53,8 @@ from servers import VigilProcess as SingleProcess
 
 sys.path.insert(0, str(REPO))
 
+from output import print_json
+
 from tests.cluster import NatsCluster
 from tests.conftest import ADMIN_TOKEN
 from tests.process import VigilProcess
@@ -389,7 +391,7 @@ def main() -> None:
     plan = Plan(clients=args.clients, duration_s=args.duration, warmup_s=args.warmup)
     with tempfile.TemporaryDirectory(prefix="vigil-scaled-") as tmp:
         result = run(plan, Path(tmp))
-    print(json.dumps(result, indent=None if args.json else 1))
+    print_json(result, indent=None if args.json else 1)
 
 
 if __name__ == "__main__":

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import random
 import sys
 import time
 from typing import Any
+
+from output import print_json
 
 from vigil.detect.baselines import BaselineConfig, BaselineStore
 from vigil.detect.signals import SignalKind, detect
@@ -153,7 +154,7 @@ def main() -> None:
         results[key] = run(BaselineConfig(detector_extreme_after=after), endpoints, args.windows)
         print(key, results[key], file=sys.stderr, flush=True)
     if args.json:
-        print(json.dumps(results, indent=2))
+        print_json(results, indent=2)
 
 
 if __name__ == "__main__":

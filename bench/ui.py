@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy
+from output import print_json
 from servers import ADMIN_TOKEN, REPO, VigilProcess
 
 from vigil.store.models import AuditEntry, Batch, DeadLetter, IncidentRow, Output
@@ -220,10 +221,9 @@ the last 24 hours only.
 
 
 if __name__ == "__main__":
-    import json
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="vigil-bench-ui-") as name:
         result = run(Path(name))
-    print(json.dumps(result, indent=1))
+    print_json(result, indent=1)
     print(render(result)[0])

@@ -17,7 +17,8 @@ e. scaled      separate services on a three-node NATS cluster (1 and 2 replicas)
                incidents (in-process, and end to end through `vigil up`), and its memory per
                1,000 active endpoints (bench/detection.py; section i of the page)
    saturation  16 and 32 concurrent exporters at default limits: time to every answer, 429s,
-               throughput (bench/saturation.py; section j)
+               throughput against reference runs at the ingest scenario's client count made
+               alternately with them (bench/saturation.py; section j)
    analysis    the rules engine's analysis of scripted fault scenarios sent as telemetry: root
                cause, runbook, citations, "don't know", precision at 0.7 (bench/analysis_eval.py;
                section n)
@@ -498,7 +499,11 @@ def main() -> None:
                 results["detection"] = scenario_detection(args.quick)
             elif name == "saturation":
                 results["saturation"] = saturation.run(
-                    loadgen, work, duration_s=plan.ingest_s, warmup_s=plan.warmup_s
+                    loadgen,
+                    work,
+                    duration_s=plan.ingest_s,
+                    warmup_s=plan.warmup_s,
+                    reference_clients=plan.ingest_clients,
                 )
             elif name == "workflow":
                 results["workflow"] = workflow.run(work)

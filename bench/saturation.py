@@ -163,7 +163,7 @@ def render(
                     f"throughput at saturation, {run_['clients']} exporters",
                     f"≥ {TARGET_THROUGHPUT_RATIO}x the mean of the {len(neighbours)} reference runs "
                     f"({reference_clients} clients) just before and after it",
-                    f"{load['records_per_s']:,.0f}/s vs {reference_rate:,.0f}/s ({ratio:.2f}x{versus_ingest})",
+                    f"{load['records_per_s']:,.0f}/s vs {reference_rate:,.0f}/s ({ratio:.3f}x{versus_ingest})",
                     ratio >= TARGET_THROUGHPUT_RATIO,
                 )
             )

@@ -59,8 +59,8 @@ def test_throughput_is_compared_with_the_mean_of_the_neighbouring_reference_runs
     assert set(rows) == {"throughput at saturation, 16 exporters", "throughput at saturation, 32 exporters"}
     target, measured, met = rows["throughput at saturation, 16 exporters"]
     assert "mean of the 2 reference runs (8 clients) just before and after it" in target
-    assert measured.startswith("480,000/s vs 550,000/s (0.87x; 0.69x the ingest scenario's 700,000/s)")
+    assert measured.startswith("480,000/s vs 550,000/s (0.873x; 0.69x the ingest scenario's 700,000/s)")
     assert not met
     target, measured, met = rows["throughput at saturation, 32 exporters"]
-    assert measured.startswith("560,000/s vs 570,000/s (0.98x")  # its own neighbours, not the first reference
+    assert measured.startswith("560,000/s vs 570,000/s (0.982x")  # its own neighbours, not the first reference
     assert met

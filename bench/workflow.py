@@ -566,7 +566,7 @@ about {act["vigil_cpu_ms_per_alert"] * ACT_ALERTS / 1000:.1f} CPU seconds before
 per alert.
 
 **3. Memory per 1,000 open workflows.** After 10 warm-up workflows, {memory["workflows"]:,} supervised alerts (each its own
-fingerprint) from {MEMORY_SENDERS} senders, sent in {memory["sent_s"]:.1f} s ({memory["workflows"] / memory["sent_s"]:.1f} alerts/s: the sends slow down as waiting workflows accumulate, see below); all {memory["workflows"]:,} workflows waited for approval
+fingerprint) from {MEMORY_SENDERS} senders, sent in {memory["sent_s"]:.1f} s ({memory["workflows"] / memory["sent_s"]:.1f} alerts/s: each alert opens an incident and a workflow of its own, which analyses and plans before it waits); all {memory["workflows"]:,} workflows waited for approval
 {memory["all_waiting_s"]:.1f} s after the first was sent. `vigil up`'s RSS: {memory["rss_before"] / MiB:,.0f} MiB before, {memory["rss_after"] / MiB:,.0f} MiB 5 s after
 all waited ({memory["rss_after_idle"] / MiB:,.0f} MiB 10 s later): **{grown / MiB * 1000 / memory["workflows"]:,.1f} MiB per 1,000 open workflows** (peak
 {memory["vigil_peak_rss"] / MiB:,.0f} MiB). The RSS counts what the process kept after opening them (allocator arenas
@@ -578,8 +578,8 @@ rows, kept for good): each waiting workflow reads its approval as a step, then w
 for at most `APPROVAL_POLL_S` = {APPROVAL_POLL_S:.0f} s (`vigil.workflow.flow`), and each wait is recorded too. An answer
 given in this process wakes its workflow at once; on SQLite, DBOS also looks for a message to each waiting
 workflow every `SQLITE_WAKE_POLL_S` = {SQLITE_WAKE_POLL_S:.0f} s (`vigil.workflow.engine`), one transaction per
-waiting workflow (DBOS's own default, every second, took 1,000 transactions a second here, about half a core, on
-the one connection every workflow's checkpoints need, so new alerts waited behind them). Databases: {", ".join(f"{name} {size / MiB:,.1f} MiB" for name, size in sorted(memory["db_bytes"].items()))}.
+waiting workflow. (At DBOS's default of every second, a full run earlier on 2026-12-07 on this machine sent
+the 1,000 alerts in 31.1 s, 32 alerts/s, and used 0.05 cores with all of them waiting.) Databases: {", ".join(f"{name} {size / MiB:,.1f} MiB" for name, size in sorted(memory["db_bytes"].items()))}.
 Load average before / after: {_load(memory["load_before"])}, {_load(memory["load_after"])}.
 """
     return section, targets

@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,7 +63,7 @@ from agent import AgentThread
 from loadgen import BodySource
 from procstat import children, load_average, peak_rss_bytes, wait_quiet
 from report import describe_machine, render, splice
-from servers import REPO, BaselineProcess, VigilProcess, free_port
+from servers import REPO, BaselineProcess, VigilProcess, discard, free_port
 
 from vigil.bus.server import managed_nats_url
 
@@ -296,12 +295,6 @@ def ingest_with_pipeline(plan: Plan, tmp: Path, workers: int = 0) -> dict[str, A
         vigil.stop()
         discard(vigil.data_dir)
     return result
-
-
-def discard(data_dir: Path) -> None:
-    """A run's data directory, deleted once the run is over: the next run then does not share the
-    disk with the kernel writing this one's bus files back (about 2.5 GB per ingest run)."""
-    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def pipeline_workers(vigil: VigilProcess) -> list[int]:
